@@ -1,0 +1,1 @@
+//! Fixture base images (a static busybox rootfs) made offline.

@@ -1,0 +1,6 @@
+//! Test support: real registries on 127.0.0.1 (plain, TLS, htpasswd, token), a token issuer, a fault-injecting proxy, fixture images.
+//!
+//! (Design notes to come as the crate is built.)
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+pub mod busybox;

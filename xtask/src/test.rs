@@ -1,0 +1,19 @@
+//! `cargo xtask test`: installs the real components the tests need (when
+//! missing), then runs the whole test suite.
+
+use crate::util::{cargo, run as run_cmd, workspace_root};
+use std::process::Command;
+
+pub fn run_all() -> anyhow::Result<()> {
+    run_cmd(Command::new("bash").arg(workspace_root().join(".ci/install-deps")))?;
+    run_cmd(cargo().args(["test", "--workspace", "--locked"]))?;
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.is_empty(),
+        "xtask test takes no arguments, got {args:?}"
+    );
+    run_all()
+}
