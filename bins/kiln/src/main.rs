@@ -5,6 +5,7 @@
 //! `executor` (kaniko's `/kaniko/executor`), the binary behaves as
 //! `kiln build`.
 
+mod cli;
 mod parse_cmd;
 
 use std::process::ExitCode;
