@@ -1,5 +1,23 @@
-//! The build engine: context, stage graph, steps, RUN, snapshots to layers, outputs.
+//! The build engine: build context, stage graph, one step per instruction, RUN
+//! isolation, snapshots to layers, and outputs (push, OCI layout, docker-archive,
+//! digest files).
 //!
-//! (Design notes to come as the crate is built.)
+//! Entry point: [`build`] with [`BuildOptions`] (one field per kaniko executor flag)
+//! and a [`BuildObserver`] receiving [`BuildEvent`]s for log lines and progress.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod engine;
+mod error;
+mod events;
+mod options;
+mod outcome;
+
+pub use engine::build;
+pub use error::BuildError;
+pub use events::{BuildEvent, BuildObserver, NoopObserver, OutputStream, StepId, Transfer};
+pub use options::{
+    BuildOptions, CacheOptions, ClientCert, Compression, ContextSource, DockerfileSource,
+    Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
+};
+pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings};

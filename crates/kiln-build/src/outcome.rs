@@ -1,0 +1,48 @@
+//! What a successful build returns.
+
+use std::time::Duration;
+
+/// The result of a successful build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutcome {
+    /// Manifest digest of the final image (`sha256:…`).
+    pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Total size: manifest + config + all layers (compressed), in bytes.
+    pub size: u64,
+    /// The final image's layers, base first.
+    pub layers: Vec<LayerSummary>,
+    /// Destinations pushed to, with the reference written to the digest files.
+    pub pushed: Vec<String>,
+    /// Time spent in each phase.
+    pub timings: PhaseTimings,
+}
+
+/// One layer of the final image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSummary {
+    /// Compressed digest.
+    pub digest: String,
+    /// Uncompressed digest (the config's diff_id).
+    pub diff_id: String,
+    /// Compressed size in bytes.
+    pub size: u64,
+    /// Layer media type.
+    pub media_type: String,
+}
+
+/// Wall time per phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhaseTimings {
+    /// Loading the context and the Dockerfile.
+    pub prepare: Duration,
+    /// Pulling base images.
+    pub pull: Duration,
+    /// Executing steps (including snapshots and layer encoding).
+    pub build: Duration,
+    /// Writing local outputs (OCI layout, tar, digest files).
+    pub export: Duration,
+    /// Pushing to destinations.
+    pub push: Duration,
+}
