@@ -1,6 +1,15 @@
-//! Test support: real registries on 127.0.0.1 (plain, TLS, htpasswd, token), a token issuer, a fault-injecting proxy, fixture images.
+//! Test support: real registries on 127.0.0.1 (plain, TLS, htpasswd, token), a token
+//! issuer, a fault-injecting proxy, fixture images.
 //!
 //! (Design notes to come as the crate is built.)
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod busybox;
+pub mod htpasswd;
+pub mod ports;
+pub mod registry;
+pub mod tls;
+pub mod tools;
+
+pub use registry::{Registry, RegistryBuilder};
+pub use tls::{CertFiles, RegistryTls, TestCa};

@@ -1,0 +1,35 @@
+//! Locating the external programs the testkit drives; missing ones panic loudly.
+
+use std::path::{Path, PathBuf};
+
+/// Returns the path of a required tool, or panics saying how to install it.
+///
+/// Tests must never skip silently when a real component is missing.
+pub fn require(path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_file() {
+        return p.to_path_buf();
+    }
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or(path);
+    panic!("needs {name} ({path} not found): run .ci/install-deps");
+}
+
+/// `/usr/bin/docker-registry` (Debian's distribution 2.8).
+pub fn docker_registry() -> PathBuf {
+    require("/usr/bin/docker-registry")
+}
+
+/// `/usr/bin/skopeo`.
+pub fn skopeo() -> PathBuf {
+    require("/usr/bin/skopeo")
+}
+
+/// `/usr/bin/busybox` (busybox-static).
+pub fn busybox() -> PathBuf {
+    require("/usr/bin/busybox")
+}
+
+/// `/usr/bin/openssl` (used only to generate RSA keys, which ring cannot).
+pub fn openssl() -> PathBuf {
+    require("/usr/bin/openssl")
+}
