@@ -2,14 +2,23 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod canonical_json;
+pub mod config;
 pub mod descriptor;
 pub mod digest;
+pub mod index;
+pub mod manifest;
 pub mod media_type;
 pub mod platform;
+mod serde_util;
 
+pub use config::{ContainerConfig, ExtraFields, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{ANNOTATION_REF_NAME, Descriptor};
 pub use digest::{
     Digest, DigestAlgorithm, DigestError, DigestWriter, Hasher, Sha256Hasher, VerifyingReader,
 };
+pub use index::Index;
+pub use manifest::{DocumentError, Manifest};
 pub use media_type::{LayerCompression, MediaType};
 pub use platform::{Platform, PlatformError};
+pub use serde_util::EmptyObject;
