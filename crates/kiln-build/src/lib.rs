@@ -7,11 +7,21 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+#[allow(dead_code)] // used by the engine being wired in
+mod archive;
+#[allow(dead_code)] // used by the engine being wired in
+mod context;
+#[allow(dead_code)] // used by the engine being wired in
+mod dockerignore;
 mod engine;
 mod error;
 mod events;
+#[allow(dead_code)] // used by the engine being wired in
+mod glob;
 mod options;
 mod outcome;
+#[cfg(test)]
+mod test_support;
 
 pub use engine::build;
 pub use error::BuildError;
