@@ -8,8 +8,11 @@ pub mod busybox;
 pub mod htpasswd;
 pub mod ports;
 pub mod registry;
+mod server;
 pub mod tls;
+pub mod token;
 pub mod tools;
 
 pub use registry::{Registry, RegistryBuilder};
 pub use tls::{CertFiles, RegistryTls, TestCa};
+pub use token::{TokenIssuer, TokenIssuerBuilder, TokenUser};

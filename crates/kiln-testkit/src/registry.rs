@@ -27,6 +27,13 @@ pub(crate) enum AuthMode {
         username: String,
         password: String,
     },
+    /// `auth.token`: clients fetch a JWT from `realm`.
+    Token {
+        realm: String,
+        service: String,
+        issuer: String,
+        rootcertbundle: PathBuf,
+    },
 }
 
 /// TLS files for `http.tls`.
@@ -278,6 +285,20 @@ fn render_config(port: u16, storage: &Path, tls: Option<&TlsFiles>, auth: &AuthM
                 p(file)
             ));
         }
+        AuthMode::Token {
+            realm,
+            service,
+            issuer,
+            rootcertbundle,
+        } => {
+            out.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                q(realm),
+                q(service),
+                q(issuer),
+                p(rootcertbundle)
+            ));
+        }
     }
     out
 }
@@ -299,6 +320,18 @@ impl RegistryBuilder {
             file,
             username: username.to_owned(),
             password: password.to_owned(),
+        };
+        self
+    }
+
+    /// Require bearer tokens from `issuer` (`auth.token` with its realm, service,
+    /// issuer name and root certificate bundle).
+    pub fn token(mut self, issuer: &crate::token::TokenIssuer) -> RegistryBuilder {
+        self.auth = AuthMode::Token {
+            realm: issuer.realm().to_owned(),
+            service: issuer.service().to_owned(),
+            issuer: issuer.issuer().to_owned(),
+            rootcertbundle: issuer.root_cert_bundle().to_path_buf(),
         };
         self
     }
