@@ -168,7 +168,7 @@ pub fn libtrust_key_id(spki_der: &[u8]) -> String {
 fn base32(input: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     assert!(
-        input.len() % 5 == 0,
+        input.len().is_multiple_of(5),
         "base32 input length must be a multiple of 5"
     );
     let mut out = String::with_capacity(input.len() / 5 * 8);
