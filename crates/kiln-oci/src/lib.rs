@@ -10,6 +10,7 @@ pub mod index;
 pub mod manifest;
 pub mod media_type;
 pub mod platform;
+pub mod reference;
 mod serde_util;
 
 pub use config::{ContainerConfig, ExtraFields, Healthcheck, History, ImageConfig, RootFs};
@@ -21,4 +22,5 @@ pub use index::Index;
 pub use manifest::{DocumentError, Manifest};
 pub use media_type::{LayerCompression, MediaType};
 pub use platform::{Platform, PlatformError};
+pub use reference::{Reference, ReferenceError, registry_api_host};
 pub use serde_util::EmptyObject;
