@@ -6,6 +6,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod busybox;
 pub mod htpasswd;
+pub mod image;
 pub mod ports;
 pub mod registry;
 mod server;
@@ -13,6 +14,7 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use image::{FixtureImage, FixtureLayer};
 pub use registry::{Registry, RegistryBuilder};
 pub use tls::{CertFiles, RegistryTls, TestCa};
 pub use token::{TokenIssuer, TokenIssuerBuilder, TokenUser};
