@@ -12,6 +12,8 @@ mod archive;
 #[allow(dead_code)] // used by the engine being wired in
 mod context;
 #[allow(dead_code)] // used by the engine being wired in
+mod copy;
+#[allow(dead_code)] // used by the engine being wired in
 mod dockerignore;
 mod engine;
 mod error;
@@ -20,6 +22,10 @@ mod events;
 mod glob;
 mod options;
 mod outcome;
+#[allow(dead_code)] // used by the engine being wired in
+mod owner;
+#[allow(dead_code)] // used by the engine being wired in
+mod rootfs_path;
 #[cfg(test)]
 mod test_support;
 
