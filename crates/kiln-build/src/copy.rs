@@ -298,10 +298,8 @@ fn source_entry(
     let meta = fs_err::symlink_metadata(host).map_err(|e| e.to_string())?;
     let mut md = metadata_of(&meta, copy_owner(request, tree));
     let ft = meta.file_type();
-    if let Some(chmod) = &request.chmod {
-        if !ft.is_symlink() {
-            md.mode = chmod.apply(md.mode, ft.is_dir());
-        }
+    if let Some(chmod) = request.chmod.as_ref().filter(|_| !ft.is_symlink()) {
+        md.mode = chmod.apply(md.mode, ft.is_dir());
     }
     Ok(if ft.is_symlink() {
         let target = fs_err::read_link(host).map_err(|e| e.to_string())?;

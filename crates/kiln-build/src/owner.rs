@@ -65,7 +65,7 @@ pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<Owner, String> {
     Ok(Owner { uid, gid })
 }
 
-fn lookup<'a>(file: Option<&'a str>, pick: impl Fn(&[&str]) -> bool) -> Option<Vec<&'a str>> {
+fn lookup(file: Option<&str>, pick: impl Fn(&[&str]) -> bool) -> Option<Vec<&str>> {
     file?
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
