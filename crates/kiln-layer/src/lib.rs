@@ -4,11 +4,19 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod encode;
 pub mod entry;
+pub mod error;
 pub mod order;
+pub mod pgzip;
+mod tar_header;
+pub mod tar_writer;
 
+pub use encode::{Compression, EncodeOptions, EncodedLayer, encode_layer, encode_layer_to_path};
 pub use entry::{
     Entry, EntryKind, FileSource, InvalidPath, LayerPath, Metadata, OPAQUE_MARKER, Timestamp,
     WHITEOUT_PREFIX,
 };
+pub use error::{Error, Result};
 pub use order::{compare_entries, sort_entries};
+pub use tar_writer::{TarOptions, write_tar};
