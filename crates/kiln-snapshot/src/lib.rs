@@ -3,3 +3,22 @@
 //! (Design notes to come as the crate is built.)
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod attrs;
+mod changeset;
+mod diff;
+mod error;
+mod ignore;
+mod mode;
+pub mod mountinfo;
+mod record;
+pub mod stat;
+mod tree;
+mod walk;
+
+pub use changeset::ChangeSet;
+pub use error::{Error, Result};
+pub use ignore::{DEFAULT_KANIKO_DIR, IgnoreList};
+pub use mode::{SnapshotMode, UnknownSnapshotMode};
+pub use tree::Snapshot;
+pub use walk::WalkSnapshotter;
