@@ -194,18 +194,31 @@ impl FixtureImage {
         repo_tag: &str,
         credentials: Option<(&str, &str)>,
     ) -> Result<(), CopyError> {
+        let cert_dir = registry.tls().map(|t| t.cert_dir());
+        self.push_to_host(&registry.host_port(), cert_dir, repo_tag, credentials)
+    }
+
+    /// Pushes to `host_port` (a registry or a [`crate::FaultProxy`]): HTTPS trusting
+    /// the CA in `cert_dir` when given, else plain HTTP.
+    pub fn push_to_host(
+        &self,
+        host_port: &str,
+        cert_dir: Option<&Path>,
+        repo_tag: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<(), CopyError> {
         let layout = tempfile::Builder::new()
             .prefix("kiln-fixture-oci-")
             .tempdir()
             .expect("creating OCI layout dir");
         self.write_oci_layout(layout.path(), "fixture");
         let source = format!("oci:{}:fixture", layout.path().display());
-        let dest = format!("docker://{}/{repo_tag}", registry.host_port());
+        let dest = format!("docker://{host_port}/{repo_tag}");
         let mut cmd = Command::new(tools::skopeo());
         cmd.args(["copy", "--quiet", "--preserve-digests"]);
-        match registry.tls() {
-            Some(tls) => {
-                cmd.arg("--dest-cert-dir").arg(tls.cert_dir());
+        match cert_dir {
+            Some(dir) => {
+                cmd.arg("--dest-cert-dir").arg(dir);
             }
             None => {
                 cmd.arg("--dest-tls-verify=false");

@@ -8,6 +8,7 @@ pub mod busybox;
 pub mod htpasswd;
 pub mod image;
 pub mod ports;
+pub mod proxy;
 pub mod registry;
 mod server;
 pub mod tls;
@@ -15,6 +16,7 @@ pub mod token;
 pub mod tools;
 
 pub use image::{FixtureImage, FixtureLayer};
+pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use registry::{Registry, RegistryBuilder};
 pub use tls::{CertFiles, RegistryTls, TestCa};
 pub use token::{TokenIssuer, TokenIssuerBuilder, TokenUser};

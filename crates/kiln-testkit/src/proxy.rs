@@ -1,0 +1,442 @@
+//! A fault-injecting HTTP/1.1 proxy in front of a plain-HTTP registry.
+//!
+//! It forwards every request unchanged (the `Host` header too, so the registry's
+//! `Location` headers point back at the proxy) and injects faults in order: the first N
+//! connections are closed before any byte is read; the first N requests matching a rule
+//! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
+//! responses have their body cut after K bytes and the connection aborted. It counts
+//! connections and requests and records each request's outcome.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::server::BackgroundServer;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Which requests a rule applies to (all, when both are `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMatch {
+    /// HTTP method, e.g. `PUT`.
+    pub method: Option<String>,
+    /// A substring of the request path, e.g. `/manifests/` or `/blobs/uploads/`.
+    pub path_contains: Option<String>,
+}
+
+impl RequestMatch {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
+}
+
+/// Answer the first `count` matching requests with `status` instead of forwarding them.
+#[derive(Debug, Clone)]
+pub struct FailRule {
+    /// Status to answer (500, 502, 503, 429, ...).
+    pub status: u16,
+    /// How many matching requests to fail.
+    pub count: usize,
+    /// `Retry-After` header value, if any (e.g. `"1"`).
+    pub retry_after: Option<String>,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl FailRule {
+    /// Fails the first `count` requests with `status`.
+    pub fn status(status: u16, count: usize) -> FailRule {
+        FailRule {
+            status,
+            count,
+            retry_after: None,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, value: &str) -> FailRule {
+        self.retry_after = Some(value.to_owned());
+        self
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> FailRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
+/// Cut the body of the first `count` matching responses after `keep_bytes` bytes.
+#[derive(Debug, Clone)]
+pub struct TruncateRule {
+    /// How many matching responses to truncate.
+    pub count: usize,
+    /// Bytes of body delivered before the connection is aborted.
+    pub keep_bytes: usize,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl TruncateRule {
+    /// Truncates the first `count` responses after `keep_bytes`.
+    pub fn first(count: usize, keep_bytes: usize) -> TruncateRule {
+        TruncateRule {
+            count,
+            keep_bytes,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> TruncateRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
+/// The faults to inject.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Close the first N connections right after accepting them.
+    pub drop_connections: usize,
+    /// Canned error answers, checked in order.
+    pub fail: Vec<FailRule>,
+    /// Truncated bodies.
+    pub truncate: Vec<TruncateRule>,
+}
+
+impl Faults {
+    /// No faults: a transparent, counting proxy.
+    pub fn none() -> Faults {
+        Faults::default()
+    }
+
+    /// Close the first `n` connections.
+    pub fn drop_connections(mut self, n: usize) -> Faults {
+        self.drop_connections = n;
+        self
+    }
+
+    /// Add a failing rule.
+    pub fn fail(mut self, rule: FailRule) -> Faults {
+        self.fail.push(rule);
+        self
+    }
+
+    /// Add a truncating rule.
+    pub fn truncate(mut self, rule: TruncateRule) -> Faults {
+        self.truncate.push(rule);
+        self
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Status sent to the client (502 when the upstream could not be reached).
+    pub status: u16,
+    /// `None` when forwarded untouched, else `"fail"` or `"truncate"`.
+    pub fault: Option<&'static str>,
+}
+
+struct ProxyState {
+    upstream: String,
+    connections: AtomicUsize,
+    drop_remaining: AtomicUsize,
+    fail_remaining: Vec<AtomicUsize>,
+    truncate_remaining: Vec<AtomicUsize>,
+    faults: Faults,
+    requests: Mutex<Vec<ProxiedRequest>>,
+}
+
+/// A running proxy; stops on [`FaultProxy::stop`] or drop.
+pub struct FaultProxy {
+    port: u16,
+    state: Arc<ProxyState>,
+    server: Option<BackgroundServer>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("port", &self.port)
+            .field("upstream", &self.state.upstream)
+            .finish()
+    }
+}
+
+impl FaultProxy {
+    /// A proxy in front of a plain-HTTP registry.
+    pub fn in_front_of(registry: &crate::Registry, faults: Faults) -> FaultProxy {
+        assert!(
+            !registry.is_tls(),
+            "FaultProxy forwards plain HTTP only; start the registry without TLS"
+        );
+        FaultProxy::start(&registry.host_port(), faults)
+    }
+
+    /// A proxy on a free 127.0.0.1 port forwarding to `upstream` (`host:port`, plain HTTP).
+    pub fn start(upstream: &str, faults: Faults) -> FaultProxy {
+        let (listener, port) = crate::server::bind_free();
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_owned(),
+            connections: AtomicUsize::new(0),
+            drop_remaining: AtomicUsize::new(faults.drop_connections),
+            fail_remaining: faults
+                .fail
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            truncate_remaining: faults
+                .truncate
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            faults,
+            requests: Mutex::new(Vec::new()),
+        });
+        let served = state.clone();
+        let server = BackgroundServer::spawn("kiln-fault-proxy", async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            accept_loop(listener, served).await;
+        });
+        FaultProxy {
+            port,
+            state,
+            server: Some(server),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy (use it as the registry host in references).
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Connections accepted so far (dropped ones included).
+    pub fn connection_count(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests received so far (failed and truncated ones included).
+    pub fn request_count(&self) -> usize {
+        self.state.requests.lock().expect("lock").len()
+    }
+
+    /// Every request, in order of completion of its response head.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        self.state.requests.lock().expect("lock").clone()
+    }
+
+    /// Stops listening; later connections are refused.
+    pub fn stop(&mut self) {
+        self.server.take();
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
+    let client: Client<HttpConnector, Incoming> =
+        Client::builder(TokioExecutor::new()).build_http();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        if take_one(&state.drop_remaining) {
+            drop(stream);
+            continue;
+        }
+        let state = state.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(proxy_one(&state, &client, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Decrements a counter if positive; true when a fault should be injected.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+async fn proxy_one(
+    state: &ProxyState,
+    client: &Client<HttpConnector, Incoming>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "/".to_owned());
+    let record = |status: u16, fault: Option<&'static str>| {
+        state.requests.lock().expect("lock").push(ProxiedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            status,
+            fault,
+        });
+    };
+    for (rule, remaining) in state.faults.fail.iter().zip(&state.fail_remaining) {
+        if rule.matching.matches(&method, req.uri().path()) && take_one(remaining) {
+            let mut response = Response::builder()
+                .status(rule.status)
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            if let Some(after) = &rule.retry_after {
+                response = response.header(hyper::header::RETRY_AFTER, after.as_str());
+            }
+            let body = format!(
+                r#"{{"errors":[{{"code":"UNKNOWN","message":"injected by kiln-testkit proxy","detail":{}}}]}}"#,
+                rule.status
+            );
+            record(rule.status, Some("fail"));
+            return response.body(full(body)).expect("response");
+        }
+    }
+    let truncate = state
+        .faults
+        .truncate
+        .iter()
+        .zip(&state.truncate_remaining)
+        .find(|(rule, remaining)| {
+            rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
+        })
+        .map(|(rule, _)| rule.keep_bytes);
+    let (mut parts, body) = req.into_parts();
+    let uri = format!("http://{}{path}", state.upstream);
+    parts.uri = match uri.parse() {
+        Ok(uri) => uri,
+        Err(_) => {
+            record(400, None);
+            return Response::builder()
+                .status(400)
+                .body(full("bad request URI".to_owned()))
+                .expect("response");
+        }
+    };
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let (parts, body) = response.into_parts();
+            let body = match truncate {
+                Some(keep) => {
+                    record(status, Some("truncate"));
+                    Truncated {
+                        inner: body,
+                        remaining: keep,
+                        abort: None,
+                    }
+                    .boxed()
+                }
+                None => {
+                    record(status, None);
+                    body.map_err(|e| Box::new(e) as BoxError).boxed()
+                }
+            };
+            Response::from_parts(parts, body)
+        }
+        Err(e) => {
+            record(502, None);
+            Response::builder()
+                .status(502)
+                .body(full(format!("upstream {}: {e}", state.upstream)))
+                .expect("response")
+        }
+    }
+}
+
+fn full(text: String) -> ProxyBody {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Passes `remaining` bytes of the body through, then fails, so the server aborts the
+/// connection short of the announced `Content-Length`. The failure waits a moment so
+/// the head and the kept bytes are flushed to the client first.
+struct Truncated {
+    inner: Incoming,
+    remaining: usize,
+    abort: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Body for Truncated {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(abort) = &mut this.abort {
+            return match abort.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err("body truncated by kiln-testkit proxy".into())))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    if data.len() >= this.remaining {
+                        data.truncate(this.remaining);
+                        this.abort = Some(Box::pin(tokio::time::sleep(
+                            std::time::Duration::from_millis(100),
+                        )));
+                    }
+                    this.remaining -= data.len();
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
