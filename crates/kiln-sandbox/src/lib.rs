@@ -1,5 +1,64 @@
-//! RUN isolation: chroot (namespaces) and in-place modes, user resolution, process cleanup.
+//! RUN isolation for kiln: runs one Dockerfile RUN command in a stage's root filesystem.
 //!
-//! (Design notes to come as the crate is built.)
+//! # Two roots, one engine
+//!
+//! * **chroot mode** ([`Mode::Chroot`]): the root is the stage's private rootfs directory.
+//!   A forked supervisor enters new mount, pid, ipc and uts namespaces (plus a user
+//!   namespace mapping the caller to root when kiln is not root, plus a network namespace
+//!   with only `lo` for `--network=none`), and forks the command process, pid 1 of the new
+//!   pid namespace. That process binds the rootfs onto itself, mounts `/proc` (with Docker's
+//!   masked and read-only paths), a tmpfs `/dev` (null, zero, full, random, urandom, tty
+//!   bind-mounted from the host, devpts `newinstance`, shm), a read-only `/sys`, the host's
+//!   `/etc/resolv.conf` and `/etc/hosts` read-only and the extra mounts, then pivot_root's
+//!   into the rootfs (chroot if pivot_root is refused), detaches the host root and drops
+//!   capabilities to Docker's default set. When the command exits, the kernel kills whatever
+//!   it left in its pid namespace.
+//! * **in-place mode** ([`Mode::InPlace`], kaniko's model): the root is `/` of the disposable
+//!   container kiln runs in. The command runs directly, in its own session, under a
+//!   supervisor that is a child subreaper and kills every leftover descendant. It needs no
+//!   CAP_SYS_ADMIN and no user namespaces. kiln enters it only inside its own image
+//!   ([`KILN_CONTAINER_MARKER`]) or when told the container is disposable.
+//! * **auto** ([`Isolation::Auto`]) probes namespaces in a forked child
+//!   ([`probe_namespaces`]) and chooses; [`Sandbox::reason`] says why.
+//!
+//! # Invariants
+//!
+//! * Nothing of the host is reachable from a chroot-mode command: all paths inside the
+//!   rootfs (mount targets, WORKDIR, /etc/passwd) are resolved with `openat2`
+//!   `RESOLVE_IN_ROOT`, so a symlink in an image cannot point a mount or a write outside it,
+//!   and the host root is detached after pivot_root.
+//! * The rootfs is left as the command left it: mount targets kiln had to create (`/proc`,
+//!   `/dev`, `/sys`, `/etc/resolv.conf`, `/etc/hosts`, extra mount targets) are removed
+//!   afterwards and their parents' mtimes restored (see [`RunOutcome`]).
+//! * No process the command started survives [`Sandbox::run`].
+//! * Between fork and exec only raw system calls on data prepared before the fork run, so
+//!   the crate is safe to call from a multi-threaded (tokio) process.
+//!
+//! USER resolution follows Docker ([`resolve_user_from`]); the environment gets Docker's
+//! `PATH` and `HOME` defaults; WORKDIR is created owned by the user. The crate is
+//! synchronous: [`Sandbox::run`] blocks until the command and its leftovers are gone.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod caps;
+mod child;
+mod chroot;
+mod env;
+mod error;
+mod inplace;
+mod output;
+mod plan;
+mod rootpath;
+mod sandbox;
+mod spec;
+mod supervise;
+mod user;
+mod workdir;
+
+pub use env::command_env;
+pub use error::SandboxError;
+pub use sandbox::{
+    Isolation, KILN_CONTAINER_MARKER, Mode, Sandbox, SandboxOptions, decide, probe_namespaces,
+};
+pub use spec::{DEFAULT_PATH, Mount, Network, OutputSink, RunOutcome, RunSpec, Stream};
+pub use user::{ExecUser, resolve_user_from};

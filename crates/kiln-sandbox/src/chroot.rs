@@ -1,0 +1,434 @@
+//! Chroot mode, parent side: resolves the user, creates WORKDIR and missing mount targets
+//! inside the rootfs, and prepares the namespace and mount plan the child executes.
+//!
+//! The child, pid 1 of a new pid namespace in new mount/ipc/uts (and user, net) namespaces,
+//! binds the rootfs onto itself, mounts /proc (with Docker's masked and read-only paths), a
+//! tmpfs /dev with bind-mounted host devices, devpts and shm, a read-only /sys, the host's
+//! resolv.conf and hosts read-only, the extra mounts, then pivot_root's into the rootfs,
+//! detaches the host root and drops capabilities to Docker's default set.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::SandboxError;
+use crate::caps;
+use crate::env::{command_env, exec_candidates};
+use crate::plan::{ChrootPlan, ExecPlan, Op, Plan, Source};
+use crate::rootpath::{CreatedTargets, Ensured, Root, TargetKind, cstring, rel_cstring};
+use crate::spec::{Mount, Network, RunSpec};
+use crate::user::resolve_user;
+
+/// A plan ready to fork, with what must be undone afterwards.
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
+    pub(crate) op_descriptions: Vec<String>,
+    pub(crate) created: CreatedTargets,
+    pub(crate) created_workdir: Vec<PathBuf>,
+}
+
+/// /proc entries Docker hides behind /dev/null.
+const MASKED_PROC_FILES: [&str; 4] = ["kcore", "keys", "timer_list", "sched_debug"];
+/// /proc entries Docker makes read-only.
+const READONLY_PROC_PATHS: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
+/// Device nodes bind-mounted from the host into the sandbox's /dev.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Host files bind-mounted read-only, never left in the rootfs.
+const HOST_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
+
+fn c(s: &str) -> CString {
+    // Only used on constants and formatted strings without NUL.
+    CString::new(s).unwrap_or_default()
+}
+
+struct OpsBuilder<'a> {
+    root: &'a Root,
+    created: &'a mut CreatedTargets,
+    ops: Vec<Op>,
+    descriptions: Vec<String>,
+}
+
+impl OpsBuilder<'_> {
+    fn push(&mut self, op: Op, description: String) {
+        self.ops.push(op);
+        self.descriptions.push(description);
+    }
+
+    fn ensure(&mut self, target: &Path, kind: TargetKind) -> Result<Ensured, SandboxError> {
+        let mut paths = Vec::new();
+        self.root
+            .ensure(target, kind, 0o755, None, Some(self.created), &mut paths)
+            .map_err(|source| SandboxError::Io {
+                action: "create mount target",
+                path: self.root.display(target),
+                source,
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mount(
+        &mut self,
+        source: Source,
+        target: &str,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+        readonly: bool,
+        optional: bool,
+        what: String,
+    ) {
+        self.push(
+            Op::Mount {
+                source,
+                target: rel_cstring(Path::new(target)),
+                fstype: fstype.map(c),
+                flags,
+                data: data.map(c),
+                readonly,
+                optional,
+            },
+            what,
+        );
+    }
+
+    fn standard(&mut self, userns: bool) -> Result<(), SandboxError> {
+        if self.ensure(Path::new("/proc"), TargetKind::Dir)? == Ensured::Present {
+            let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            self.mount(
+                Source::Name(c("proc")),
+                "/proc",
+                Some("proc"),
+                nosuid_nodev_noexec,
+                None,
+                false,
+                false,
+                "mount proc on /proc".into(),
+            );
+            for f in MASKED_PROC_FILES {
+                let t = format!("/proc/{f}");
+                self.mount(
+                    Source::Host(c("/dev/null")),
+                    &t,
+                    None,
+                    libc::MS_BIND,
+                    None,
+                    false,
+                    true,
+                    format!("mask {t}"),
+                );
+            }
+            for p in READONLY_PROC_PATHS {
+                let t = format!("/proc/{p}");
+                self.mount(
+                    Source::Target,
+                    &t,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                    true,
+                    true,
+                    format!("make {t} read-only"),
+                );
+            }
+        } else {
+            return Err(SandboxError::InvalidSpec(
+                "/proc in the rootfs is a dangling symlink".into(),
+            ));
+        }
+        if self.ensure(Path::new("/dev"), TargetKind::Dir)? != Ensured::Present {
+            return Err(SandboxError::InvalidSpec(
+                "/dev in the rootfs is a dangling symlink".into(),
+            ));
+        }
+        self.mount(
+            Source::Name(c("tmpfs")),
+            "/dev",
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+            false,
+            false,
+            "mount a tmpfs on /dev".into(),
+        );
+        for d in DEVICES {
+            self.push(
+                Op::Touch {
+                    parent: c("dev"),
+                    name: c(d),
+                    mode: 0o666,
+                },
+                format!("create /dev/{d}"),
+            );
+            let host = format!("/dev/{d}");
+            self.mount(
+                Source::Host(c(&host)),
+                &host,
+                None,
+                libc::MS_BIND,
+                None,
+                false,
+                d == "tty",
+                format!("bind the host's {host}"),
+            );
+        }
+        self.push(
+            Op::Mkdir {
+                parent: c("dev"),
+                name: c("pts"),
+                mode: 0o755,
+            },
+            "create /dev/pts".into(),
+        );
+        let pts_data = if userns {
+            "newinstance,ptmxmode=0666,mode=0620"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        };
+        self.mount(
+            Source::Name(c("devpts")),
+            "/dev/pts",
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(pts_data),
+            false,
+            false,
+            "mount devpts on /dev/pts".into(),
+        );
+        self.push(
+            Op::Mkdir {
+                parent: c("dev"),
+                name: c("shm"),
+                mode: 0o1777,
+            },
+            "create /dev/shm".into(),
+        );
+        self.mount(
+            Source::Name(c("shm")),
+            "/dev/shm",
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=1777,size=65536k"),
+            false,
+            false,
+            "mount a tmpfs on /dev/shm".into(),
+        );
+        for (name, target) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            self.push(
+                Op::Symlink {
+                    parent: c("dev"),
+                    name: c(name),
+                    target: c(target),
+                },
+                format!("create the /dev/{name} symlink"),
+            );
+        }
+        if self.ensure(Path::new("/sys"), TargetKind::Dir)? != Ensured::Present {
+            return Err(SandboxError::InvalidSpec(
+                "/sys in the rootfs is a dangling symlink".into(),
+            ));
+        }
+        self.push(
+            Op::Sysfs { target: c("sys") },
+            "mount a read-only /sys".into(),
+        );
+        for host in HOST_FILES {
+            if !Path::new(host).exists() {
+                tracing::debug!(
+                    file = host,
+                    "the host has no such file; not providing it to RUN"
+                );
+                continue;
+            }
+            match self.ensure(Path::new(host), TargetKind::File) {
+                Ok(Ensured::Present) => {
+                    self.mount(
+                        Source::Host(c(host)),
+                        host,
+                        None,
+                        libc::MS_BIND,
+                        None,
+                        true,
+                        false,
+                        format!("bind the host's {host} read-only"),
+                    );
+                }
+                Ok(Ensured::DanglingSymlink(at)) => {
+                    tracing::debug!(file = host, symlink = %at.display(), "dangling symlink in the rootfs; not providing the host's file");
+                }
+                Err(e) => {
+                    tracing::warn!(file = host, error = %e, "cannot provide the host's file to RUN")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn extra(&mut self, mount: &Mount) -> Result<(), SandboxError> {
+        let target = mount.target();
+        if !target.is_absolute() {
+            return Err(SandboxError::InvalidSpec(format!(
+                "mount target {} is not absolute",
+                target.display()
+            )));
+        }
+        let (kind, source_desc) = match mount {
+            Mount::Bind { source, .. } => {
+                let meta = fs_err::metadata(source).map_err(|e| SandboxError::Io {
+                    action: "inspect bind mount source",
+                    path: source.clone(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                })?;
+                (
+                    if meta.is_dir() {
+                        TargetKind::Dir
+                    } else {
+                        TargetKind::File
+                    },
+                    source.display().to_string(),
+                )
+            }
+            Mount::Tmpfs { .. } => (TargetKind::Dir, "tmpfs".to_owned()),
+        };
+        if let Ensured::DanglingSymlink(at) = self.ensure(target, kind)? {
+            return Err(SandboxError::InvalidSpec(format!(
+                "mount target {}: {} is a symlink to a missing path",
+                target.display(),
+                at.display()
+            )));
+        }
+        let t = target.to_string_lossy().into_owned();
+        match mount {
+            Mount::Bind {
+                source, readonly, ..
+            } => {
+                let src = cstring(source.as_os_str().as_bytes(), "bind mount source")?;
+                let ro = if *readonly { " read-only" } else { "" };
+                self.mount(
+                    Source::Host(src),
+                    &t,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                    *readonly,
+                    false,
+                    format!("bind {source_desc} onto {t}{ro}"),
+                );
+            }
+            Mount::Tmpfs { size, mode, .. } => {
+                let data = match size {
+                    Some(s) => format!("mode={mode:o},size={s}"),
+                    None => format!("mode={mode:o}"),
+                };
+                self.mount(
+                    Source::Name(c("tmpfs")),
+                    &t,
+                    Some("tmpfs"),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    Some(&data),
+                    false,
+                    false,
+                    format!("mount a tmpfs on {t}"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prepares a chroot-mode run of `spec`. `userns`: map the (unprivileged) caller to root in a
+/// new user namespace.
+pub(crate) fn prepare(spec: &RunSpec, userns: bool) -> Result<Prepared, SandboxError> {
+    let root = Root::open(&spec.root)?;
+    let user = resolve_user(&root, &spec.user)?;
+    if userns && (user.uid != 0 || user.gid != 0) {
+        return Err(SandboxError::User {
+            user: spec.user.clone(),
+            reason: format!(
+                "uid {} gid {} cannot be used: kiln runs unprivileged, so its user namespace maps only root",
+                user.uid, user.gid
+            ),
+        });
+    }
+    let created_workdir = crate::workdir::ensure(&root, &spec.cwd, &user)?;
+    let env = command_env(&spec.env, &user.home);
+    let argv0 = spec
+        .argv
+        .first()
+        .ok_or_else(|| SandboxError::InvalidSpec("empty command".into()))?;
+    let exec = ExecPlan::new(
+        &spec.argv,
+        &env,
+        exec_candidates(argv0, &env),
+        &crate::rootpath::clean_abs(&spec.cwd),
+        user.uid,
+        user.gid,
+        &user.groups,
+        userns,
+    )?;
+    let mut created = CreatedTargets::default();
+    let mut builder = OpsBuilder {
+        root: &root,
+        created: &mut created,
+        ops: Vec::new(),
+        descriptions: Vec::new(),
+    };
+    let built = builder
+        .standard(userns)
+        .and_then(|()| spec.mounts.iter().try_for_each(|m| builder.extra(m)));
+    let (ops, op_descriptions) = (builder.ops, builder.descriptions);
+    if let Err(e) = built {
+        created.remove_all()?;
+        return Err(e);
+    }
+    let setup = namespace_setup(&root, spec.network, spec.hostname.as_deref(), userns, ops)?;
+    Ok(Prepared {
+        plan: Plan::Chroot {
+            setup,
+            exec: Some(exec),
+        },
+        op_descriptions,
+        created,
+        created_workdir,
+    })
+}
+
+/// The namespace part of a chroot plan.
+pub(crate) fn namespace_setup(
+    root: &Root,
+    network: Network,
+    hostname: Option<&str>,
+    userns: bool,
+    ops: Vec<Op>,
+) -> Result<ChrootPlan, SandboxError> {
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if userns {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    if network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let id_maps = userns.then(|| {
+        // SAFETY: trivial getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        (c(&format!("0 {uid} 1\n")), c(&format!("0 {gid} 1\n")))
+    });
+    let hostname = hostname
+        .map(|h| cstring(h.as_bytes(), "hostname"))
+        .transpose()?;
+    Ok(ChrootPlan {
+        root: cstring(root.path().as_os_str().as_bytes(), "root path")?,
+        unshare_flags: flags,
+        id_maps,
+        hostname,
+        loopback_up: network == Network::None,
+        ops,
+        last_cap: caps::last_cap(),
+    })
+}

@@ -1,0 +1,285 @@
+//! Choosing the isolation mode (probe, marker, explicit flag) and running steps with it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::SandboxError;
+use crate::chroot::{self, Prepared};
+use crate::inplace;
+use crate::plan::{Op, Plan, Source, Step};
+use crate::rootpath::Root;
+use crate::spec::{Network, OutputSink, RunOutcome, RunSpec};
+use crate::supervise::{Ended, describe_step, run_plan};
+
+/// The file whose presence tells kiln it runs in its own, disposable container image, where
+/// in-place mode may change `/`. kiln's image creates it; nothing else should.
+pub const KILN_CONTAINER_MARKER: &str = "/kaniko/.kiln-container";
+
+/// The isolation the caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Chroot mode where namespaces work, in-place mode in kiln's container where they do
+    /// not, an error elsewhere.
+    #[default]
+    Auto,
+    /// Always chroot mode.
+    Chroot,
+    /// Always in-place mode (only in a disposable container).
+    InPlace,
+}
+
+/// How a [`Sandbox`] is chosen.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// The requested isolation.
+    pub isolation: Isolation,
+    /// The user states explicitly that kiln runs in a disposable container, so in-place mode
+    /// may change `/` even without [`KILN_CONTAINER_MARKER`].
+    pub disposable_container: bool,
+}
+
+/// The isolation a [`Sandbox`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Namespaces + pivot_root into the stage's rootfs directory.
+    Chroot {
+        /// A user namespace maps the unprivileged caller to root.
+        user_namespace: bool,
+    },
+    /// Commands run directly in `/` of kiln's container.
+    InPlace,
+}
+
+/// Runs RUN steps with the chosen isolation. Cheap to share; `run` may be called from
+/// several threads at once.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    mode: Mode,
+    reason: String,
+}
+
+/// Checks that chroot mode can work here: in a forked child, create the namespaces (a user
+/// namespace when not root), make mounts private, mount a tmpfs and a proc in a scratch dir
+/// and pivot_root into it. Returns why not on failure.
+pub fn probe_namespaces() -> Result<(), String> {
+    let userns = !is_root();
+    let dir = scratch_dir()
+        .map_err(|e| format!("cannot create a scratch directory for the probe: {e}"))?;
+    let result = (|| {
+        for sub in ["proc", "dev"] {
+            fs_err::create_dir(dir.join(sub)).map_err(|e| e.to_string())?;
+        }
+        let root = Root::open(&dir).map_err(|e| e.to_string())?;
+        let ops = vec![
+            Op::Mount {
+                source: Source::Name(c"proc".to_owned()),
+                target: c"proc".to_owned(),
+                fstype: Some(c"proc".to_owned()),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: None,
+                readonly: false,
+                optional: false,
+            },
+            Op::Mount {
+                source: Source::Name(c"tmpfs".to_owned()),
+                target: c"dev".to_owned(),
+                fstype: Some(c"tmpfs".to_owned()),
+                flags: libc::MS_NOSUID,
+                data: None,
+                readonly: false,
+                optional: false,
+            },
+        ];
+        let descriptions = vec!["mount proc".to_owned(), "mount a tmpfs".to_owned()];
+        let setup = chroot::namespace_setup(&root, Network::Default, None, userns, ops)
+            .map_err(|e| e.to_string())?;
+        let plan = Plan::Chroot { setup, exec: None };
+        let mut ignore = |_: crate::Stream, _: &[u8]| {};
+        match run_plan(&plan, &mut ignore).map_err(|e| e.to_string())? {
+            Ended::Exited(0) => Ok(()),
+            Ended::Exited(code) => Err(format!("the probe exited with code {code}")),
+            Ended::Signaled(sig) => Err(format!("the probe was killed by signal {sig}")),
+            Ended::SetupFailed { step, errno } => Err(format!(
+                "{}: {}",
+                describe_step(step, &descriptions),
+                io::Error::from_raw_os_error(errno)
+            )),
+        }
+    })();
+    for sub in ["proc", "dev"] {
+        let _ = std::fs::remove_dir(dir.join(sub));
+    }
+    let _ = std::fs::remove_dir(&dir);
+    result
+}
+
+fn is_root() -> bool {
+    // SAFETY: trivial getter.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn scratch_dir() -> io::Result<PathBuf> {
+    let template = std::env::temp_dir().join("kiln-sandbox-probe-XXXXXX");
+    let mut bytes = std::os::unix::ffi::OsStrExt::as_bytes(template.as_os_str()).to_vec();
+    bytes.push(0);
+    // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own.
+    let p = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    bytes.pop();
+    Ok(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
+    ))
+}
+
+/// The decision of [`Sandbox::new`] from its inputs: the probe result, whether the marker
+/// file exists, and the options. Returns the mode and why it was chosen.
+pub fn decide(
+    options: &SandboxOptions,
+    probe: Result<(), String>,
+    marker_present: bool,
+) -> Result<(Mode, String), SandboxError> {
+    let userns = !is_root();
+    let chroot = Mode::Chroot {
+        user_namespace: userns,
+    };
+    let ns = if userns {
+        "mount/pid/ipc/uts and user namespaces"
+    } else {
+        "mount/pid/ipc/uts namespaces"
+    };
+    let disposable_because = if marker_present {
+        Some(format!(
+            "kiln's container marker {KILN_CONTAINER_MARKER} is present"
+        ))
+    } else if options.disposable_container {
+        Some("the container was declared disposable explicitly".to_owned())
+    } else {
+        None
+    };
+    let refusal = format!(
+        "in-place mode runs RUN commands directly in / and changes this machine; kiln does that only \
+         inside its own container image (marker file {KILN_CONTAINER_MARKER}) or when the container is \
+         explicitly declared disposable"
+    );
+    match (options.isolation, probe) {
+        (Isolation::Chroot, Ok(())) => Ok((chroot, format!("chroot mode requested; {ns} work"))),
+        (Isolation::Chroot, Err(why)) => Err(SandboxError::NoIsolation(format!(
+            "chroot mode was requested but {ns} are not available: {why}"
+        ))),
+        (Isolation::InPlace, _) => match disposable_because {
+            Some(because) => Ok((
+                Mode::InPlace,
+                format!("in-place mode requested and {because}"),
+            )),
+            None => Err(SandboxError::InPlaceRefused(refusal)),
+        },
+        (Isolation::Auto, Ok(())) => Ok((chroot, format!("chroot mode: {ns} work here"))),
+        (Isolation::Auto, Err(why)) => match disposable_because {
+            Some(because) => Ok((
+                Mode::InPlace,
+                format!("in-place mode: namespaces are not available ({why}) and {because}"),
+            )),
+            None => Err(SandboxError::NoIsolation(format!(
+                "namespaces are not available ({why}), so chroot mode cannot work, and {refusal}; \
+                 allow namespaces (CAP_SYS_ADMIN or user namespaces), or run kiln in its own image"
+            ))),
+        },
+    }
+}
+
+impl Sandbox {
+    /// Chooses the mode: probes namespaces (except for an explicit in-place request) and
+    /// looks for [`KILN_CONTAINER_MARKER`]. The reason is for the log (info level).
+    pub fn new(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let probe = match options.isolation {
+            Isolation::InPlace => Err("not probed: in-place mode requested".to_owned()),
+            _ => probe_namespaces(),
+        };
+        let marker = Path::new(KILN_CONTAINER_MARKER).exists();
+        let (mode, reason) = decide(options, probe, marker)?;
+        tracing::debug!(?mode, %reason, "RUN isolation chosen");
+        Ok(Sandbox { mode, reason })
+    }
+
+    /// The chosen mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Why this mode was chosen, in one sentence.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Runs one step, streaming its output to `sink`. A command that exits non-zero or is
+    /// killed is an error carrying the exit code (or signal) and the command. Every process
+    /// the command left behind is killed before this returns; mount targets kiln created are
+    /// removed.
+    pub fn run(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+    ) -> Result<RunOutcome, SandboxError> {
+        let command = spec.command_line();
+        let prepared = match self.mode {
+            Mode::Chroot { user_namespace } => {
+                let mut spec = spec.clone();
+                spec.root = fs_err::canonicalize(&spec.root).map_err(|e| SandboxError::Io {
+                    action: "resolve the rootfs directory",
+                    path: spec.root.clone(),
+                    source: io::Error::new(e.kind(), e.to_string()),
+                })?;
+                chroot::prepare(&spec, user_namespace)?
+            }
+            Mode::InPlace => inplace::prepare(spec)?,
+        };
+        let Prepared {
+            plan,
+            op_descriptions,
+            created,
+            created_workdir,
+        } = prepared;
+        tracing::debug!(%command, mode = ?self.mode, "running RUN step");
+        let ended = run_plan(&plan, sink);
+        let created_mount_targets = created.paths();
+        let kept_mount_targets = created.remove_all()?;
+        let outcome = RunOutcome {
+            created_mount_targets,
+            kept_mount_targets,
+            created_workdir,
+        };
+        match ended? {
+            Ended::Exited(0) => Ok(outcome),
+            Ended::Exited(code) => Err(SandboxError::CommandFailed { command, code }),
+            Ended::Signaled(signal) => Err(SandboxError::CommandKilled { command, signal }),
+            Ended::SetupFailed { step, errno } => {
+                let mut step_text = describe_step(step, &op_descriptions);
+                let source = if step == Step::Exec as u32 {
+                    let argv0 = spec
+                        .argv
+                        .first()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    step_text = format!("{step_text} {argv0}");
+                    if errno == libc::ENOENT {
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "executable file not found in $PATH",
+                        )
+                    } else {
+                        io::Error::from_raw_os_error(errno)
+                    }
+                } else {
+                    io::Error::from_raw_os_error(errno)
+                };
+                Err(SandboxError::Setup {
+                    command,
+                    step: step_text,
+                    source,
+                })
+            }
+        }
+    }
+}

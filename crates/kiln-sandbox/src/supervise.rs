@@ -1,0 +1,114 @@
+//! The parent's side of a run: pipes, fork of the supervisor, output streaming, the report
+//! records, and turning them into a result.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::SandboxError;
+use crate::child::{self, ChildFds, KIND_FAILED, KIND_STATUS, REPORT_LEN};
+use crate::output;
+use crate::plan::{OP_BASE, Plan, Step};
+use crate::spec::OutputSink;
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are new descriptors owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// How the command process ended, or where setup failed.
+pub(crate) enum Ended {
+    Exited(i32),
+    Signaled(i32),
+    SetupFailed { step: u32, errno: i32 },
+}
+
+/// Forks the supervisor for `plan`, streams output to `sink`, waits for everything to end.
+pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, SandboxError> {
+    let io_err = |action: &'static str| {
+        move |source: io::Error| SandboxError::Io {
+            action,
+            path: "(pipe)".into(),
+            source,
+        }
+    };
+    let (out_r, out_w) = pipe().map_err(io_err("create output pipe"))?;
+    let (err_r, err_w) = pipe().map_err(io_err("create output pipe"))?;
+    let (rep_r, rep_w) = pipe().map_err(io_err("create report pipe"))?;
+    let fds = ChildFds {
+        stdout_w: out_w.as_raw_fd(),
+        stderr_w: err_w.as_raw_fd(),
+        report_w: rep_w.as_raw_fd(),
+    };
+    // SAFETY: the child only runs `child::supervisor`, which makes raw system calls on data
+    // prepared before the fork and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io_err("fork the sandbox supervisor")(
+            io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        child::supervisor(plan, &fds);
+    }
+    drop((out_w, err_w, rep_w));
+    let pumped = output::pump(out_r, err_r, sink);
+    let mut reports = Vec::new();
+    let read = std::fs::File::from(rep_r).read_to_end(&mut reports);
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(io_err("wait for the sandbox supervisor")(e));
+        }
+    }
+    pumped.map_err(io_err("read the command's output"))?;
+    read.map_err(io_err("read the sandbox report"))?;
+    let mut ended = None;
+    for rec in reports.chunks_exact(REPORT_LEN) {
+        let kind = u32::from_ne_bytes(rec[0..4].try_into().unwrap_or_default());
+        let step = u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default());
+        let value = i32::from_ne_bytes(rec[8..12].try_into().unwrap_or_default());
+        match kind {
+            // The first failure is the cause; a command process that failed to exec also
+            // exits 127 afterwards, which must not hide it.
+            KIND_FAILED => return Ok(Ended::SetupFailed { step, errno: value }),
+            KIND_STATUS => {
+                ended = Some(if libc::WIFSIGNALED(value) {
+                    Ended::Signaled(libc::WTERMSIG(value))
+                } else {
+                    Ended::Exited(libc::WEXITSTATUS(value))
+                })
+            }
+            _ => {}
+        }
+    }
+    ended.ok_or_else(|| SandboxError::Io {
+        action: "supervise the command",
+        path: "(sandbox)".into(),
+        source: io::Error::other(format!(
+            "the supervisor ended without a report (wait status {status:#x})"
+        )),
+    })
+}
+
+/// The description of a failed step, given the descriptions of the plan's operations.
+pub(crate) fn describe_step(step: u32, op_descriptions: &[String]) -> String {
+    if step >= OP_BASE {
+        op_descriptions
+            .get((step - OP_BASE) as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("operation {step}"))
+    } else {
+        Step::from_u32(step).map_or_else(|| format!("step {step}"), |s| s.describe().to_owned())
+    }
+}
