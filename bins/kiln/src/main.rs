@@ -2,30 +2,66 @@
 //! colours and exit codes; everything else lives in the library crates.
 //!
 //! Subcommands are dispatched by the first argument. Installed as
-//! `executor` (kaniko's `/kaniko/executor`), the binary behaves as
-//! `kiln build`.
+//! `executor` (kaniko's `/kaniko/executor`), or called with flags and no
+//! subcommand, the binary behaves as `kiln build`.
 
 mod cli;
+mod executor;
+mod logging;
 mod parse_cmd;
 
+use std::path::Path;
 use std::process::ExitCode;
+
+const USAGE: &str = "usage: kiln <command> [flags]
+
+commands:
+  build FLAGS      build an image (kaniko executor flags; see docs/kaniko-compat.md)
+  parse FILE       print a Dockerfile's parse tree, or its errors
+  version          print kiln's version
+
+Installed as `executor`, kiln takes the build flags directly, like kaniko.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let rest = &args[1..];
+    let program = args
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let rest = &args[1.min(args.len())..];
+    if program == "executor" {
+        return match rest.first().map(String::as_str) {
+            Some("version") => version(),
+            _ => executor::run(rest),
+        };
+    }
     match rest.first().map(String::as_str) {
+        Some("build") => executor::run(&rest[1..]),
         Some("parse") => parse_cmd::run(&rest[1..]),
-        Some("version") | Some("--version") => {
-            println!("kiln {}", env!("CARGO_PKG_VERSION"));
+        Some("version") | Some("--version") => version(),
+        Some("help") | Some("--help") | Some("-h") => {
+            println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some(flag) if flag.starts_with('-') => executor::run(rest),
         Some(other) => {
-            eprintln!("kiln: unknown command {other:?}");
+            eprintln!("kiln: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
         }
         None => {
-            eprintln!("usage: kiln <parse|version> ...");
+            eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn version() -> ExitCode {
+    println!("kiln {}", env!("CARGO_PKG_VERSION"));
+    ExitCode::SUCCESS
 }

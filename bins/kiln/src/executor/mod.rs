@@ -1,0 +1,51 @@
+//! The kaniko-compatible executor: `kiln build FLAGS` or `executor FLAGS`.
+//! Exit codes: 0 success, 1 build error, 2 usage error.
+
+mod options;
+mod report;
+
+use crate::cli::executor_flags;
+use std::process::ExitCode;
+
+pub fn run(args: &[String]) -> ExitCode {
+    let parsed = match executor_flags::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    crate::logging::init(&parsed.verbosity, &parsed.log_format, parsed.log_timestamp);
+    for flag in &parsed.ignored {
+        tracing::debug!("{flag}: accepted for kaniko compatibility; it has no effect in kiln");
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let options = match options::build_options(&parsed, &env) {
+        Ok(options) => options,
+        Err(message) => return usage_error(&message),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reporter = report::Reporter::new(&parsed.log_format);
+    match runtime.block_on(kiln_build::build(&options, &reporter)) {
+        Ok(outcome) => {
+            reporter.summary(&outcome);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("build failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("Error: {message}");
+    eprintln!("Run 'kiln build --help' or see docs/kaniko-compat.md for the flags.");
+    ExitCode::from(2)
+}
