@@ -138,7 +138,10 @@ fn reads_back_what_we_wrote_and_verifies_every_blob() {
         .unwrap()
         .read_to_end(&mut layer)
         .unwrap();
-    assert_eq!(layer, image.layers[0].tar);
+    assert!(
+        layer == image.layers[0].tar,
+        "layer content read back differs"
+    );
 }
 
 #[test]

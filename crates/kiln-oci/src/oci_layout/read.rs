@@ -128,16 +128,7 @@ impl OciLayout {
         let mut bytes = Vec::with_capacity(descriptor.size as usize);
         self.open_blob(descriptor)?
             .read_to_end(&mut bytes)
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::InvalidData => LayoutError::BlobMismatch {
-                    path: self.blob_path(descriptor),
-                    reason: source.to_string(),
-                },
-                _ => LayoutError::Io {
-                    doing: format!("reading {}", self.blob_path(descriptor).display()),
-                    source,
-                },
-            })?;
+            .map_err(|source| self.read_error(descriptor, source))?;
         Ok(bytes)
     }
 
@@ -255,14 +246,28 @@ impl OciLayout {
         let mut total = 0;
         for layer in &image.manifest.layers {
             let mut reader = self.open_blob(layer)?;
-            total += io::copy(&mut reader, &mut io::sink()).map_err(|source| {
-                LayoutError::BlobMismatch {
-                    path: self.blob_path(layer),
-                    reason: source.to_string(),
-                }
-            })?;
+            total += io::copy(&mut reader, &mut io::sink())
+                .map_err(|source| self.read_error(layer, source))?;
         }
         Ok(total)
+    }
+}
+
+impl OciLayout {
+    /// A content mismatch reported by [`VerifyingReader`] becomes `BlobMismatch`;
+    /// anything else is an I/O error naming the blob.
+    fn read_error(&self, descriptor: &Descriptor, source: io::Error) -> LayoutError {
+        let path = self.blob_path(descriptor);
+        match source.kind() {
+            io::ErrorKind::InvalidData => LayoutError::BlobMismatch {
+                path,
+                reason: source.to_string(),
+            },
+            _ => LayoutError::Io {
+                doing: format!("reading {}", path.display()),
+                source,
+            },
+        }
     }
 }
 
