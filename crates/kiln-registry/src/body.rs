@@ -1,0 +1,91 @@
+//! Request bodies that can be sent again (for retries): nothing, bytes in memory (manifests,
+//! configs, token forms), or a byte range of a file streamed from disk in 1 MiB chunks by a
+//! blocking reader thread, so a blob is never whole in memory.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+
+/// The body type of every request kiln sends.
+pub(crate) type HyperBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+const CHUNK: usize = 1 << 20;
+/// Chunks read ahead of the network (bounded memory: QUEUE × CHUNK per upload).
+const QUEUE: usize = 4;
+
+/// Where a request body comes from; cloned and re-opened for every attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum RequestBody {
+    Empty,
+    Bytes(Bytes),
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl RequestBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            RequestBody::Empty => 0,
+            RequestBody::Bytes(b) => b.len() as u64,
+            RequestBody::File { len, .. } => *len,
+        }
+    }
+
+    /// Opens the body for one attempt. I/O errors name the file.
+    pub async fn open(&self) -> std::io::Result<HyperBody> {
+        match self {
+            RequestBody::Empty => Ok(Empty::new().map_err(|never| match never {}).boxed_unsync()),
+            RequestBody::Bytes(b) => Ok(Full::new(b.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync()),
+            RequestBody::File { path, offset, len } => open_file_body(path, *offset, *len).await,
+        }
+    }
+}
+
+async fn open_file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<HyperBody> {
+    let p = path.to_path_buf();
+    let mut file = tokio::task::spawn_blocking(move || -> std::io::Result<fs_err::File> {
+        let mut f = fs_err::File::open(&p)?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            let item = match file.read_exact(&mut buf) {
+                Ok(()) => Ok(Bytes::from(buf)),
+                Err(e) => Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "reading {} ({} bytes from offset {offset}): {e}",
+                        p.display(),
+                        len
+                    ),
+                )),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return; // request dropped, or error delivered
+            }
+            remaining -= want as u64;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item.map(Frame::data), rx))
+    });
+    Ok(StreamBody::new(stream).boxed_unsync())
+}

@@ -1,0 +1,141 @@
+//! The client: one [`Endpoint`] (session) per registry and transport settings, shared by
+//! clones, so tokens and connections are reused across pulls and pushes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use http::HeaderValue;
+
+use crate::error::{Ctx, Error, ErrorKind};
+use crate::foreign::ForeignClients;
+use crate::options::{Direction, RegistryOptions, api_host};
+use crate::session::{Endpoint, EndpointConfig};
+use crate::transport::build_client;
+
+/// A repository on a registry: `registry` as references name it (`docker.io`,
+/// `127.0.0.1:5000`), `repository` the path (`library/alpine`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoRef {
+    pub registry: String,
+    pub repository: String,
+}
+
+impl RepoRef {
+    pub fn new(registry: &str, repository: &str) -> RepoRef {
+        RepoRef {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for RepoRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
+}
+
+/// A tag or a digest within a repository.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ManifestRef {
+    Tag(String),
+    Digest(kiln_oci::Digest),
+}
+
+impl fmt::Display for ManifestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestRef::Tag(t) => write!(f, "{t}"),
+            ManifestRef::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+type EndpointKey = (String, bool, bool);
+
+struct Inner {
+    options: RegistryOptions,
+    endpoints: Mutex<BTreeMap<EndpointKey, Arc<Endpoint>>>,
+    foreign: Arc<ForeignClients>,
+}
+
+/// An OCI distribution client. Cheap to clone; clones share sessions and token caches.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(options: RegistryOptions) -> Client {
+        let foreign = Arc::new(ForeignClients::new(options.tls.clone()));
+        Client {
+            inner: Arc::new(Inner {
+                options,
+                endpoints: Mutex::new(BTreeMap::new()),
+                foreign,
+            }),
+        }
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.inner.options
+    }
+
+    /// The session for `registry` used in direction `dir` (created on first use).
+    pub(crate) fn endpoint(
+        &self,
+        registry: &str,
+        dir: Direction,
+        ctx: &Ctx,
+    ) -> Result<Arc<Endpoint>, Error> {
+        let o = &self.inner.options;
+        let allow_http = o.allow_plain_http(registry, dir);
+        let skip_verify = o.skip_verify(registry, dir);
+        let key = (registry.to_string(), allow_http, skip_verify);
+        let mut map = self
+            .inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(ep) = map.get(&key) {
+            return Ok(ep.clone());
+        }
+        let tls = o
+            .tls
+            .client_config(registry, skip_verify)
+            .map_err(|reason| {
+                ctx.err(ErrorKind::Tls {
+                    url: registry.to_string(),
+                    reason,
+                })
+            })?;
+        let credential = o
+            .credentials
+            .credential(registry)
+            .map_err(|m| ctx.err(ErrorKind::Credentials(m)))?;
+        let user_agent = HeaderValue::from_str(&o.user_agent)
+            .unwrap_or_else(|_| HeaderValue::from_static("kiln"));
+        let ep = Arc::new(Endpoint::new(EndpointConfig {
+            registry: registry.to_string(),
+            host: api_host(registry).to_string(),
+            allow_plain_http: allow_http,
+            client: build_client(tls),
+            credential,
+            retry: o.retry.clone(),
+            user_agent,
+            tls: o.tls.clone(),
+            foreign: self.inner.foreign.clone(),
+        }));
+        map.insert(key, ep.clone());
+        Ok(ep)
+    }
+}

@@ -1,0 +1,169 @@
+//! Streaming a blob to disk: frames are coalesced into 1 MiB buffers and handed to a
+//! blocking writer thread that hashes and writes them into `DEST.partial`; the file is
+//! renamed to `DEST` only when size and digest match. Memory stays bounded (a few MiB)
+//! whatever the blob size.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use http::Response;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use kiln_oci::{Descriptor, Digest, Hasher};
+
+use crate::error::{Ctx, Error, ErrorKind};
+use crate::transport::{BODY_IDLE_TIMEOUT, chain};
+
+const BUFFER: usize = 1 << 20;
+const QUEUE: usize = 4;
+
+/// Writes the body of `resp` to `dest`, verified against `expected`.
+pub(crate) async fn body_to_file(
+    ctx: &Ctx,
+    resp: Response<Incoming>,
+    expected: &Descriptor,
+    dest: &Path,
+) -> Result<(), Error> {
+    let partial = partial_path(dest);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+    let algorithm = expected.digest.algorithm();
+    let writer_path = partial.clone();
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(Digest, u64)> {
+        let mut file = fs_err::File::create(&writer_path)?;
+        let mut hasher = Hasher::new(algorithm);
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        file.flush()?;
+        Ok((hasher.finish(), written))
+    });
+
+    let streamed = stream_body(ctx, resp.into_body(), expected.size, &tx).await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| ctx.err(ErrorKind::Invalid(format!("blob writer task: {e}"))));
+    let outcome = match (streamed, written) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(Err(io))) => Err(ctx.io("writing", &partial, io)),
+        (Ok(()), Ok(Ok((digest, size)))) => {
+            if size != expected.size {
+                Err(ctx.err(ErrorKind::SizeMismatch {
+                    expected: expected.size,
+                    actual: size,
+                }))
+            } else if digest != expected.digest {
+                Err(ctx.err(ErrorKind::DigestMismatch {
+                    expected: expected.digest.to_string(),
+                    actual: digest.to_string(),
+                }))
+            } else {
+                fs_err::tokio::rename(&partial, dest)
+                    .await
+                    .map_err(|e| ctx.io("renaming", &partial, e))
+            }
+        }
+    };
+    if outcome.is_err() {
+        let _ = fs_err::tokio::remove_file(&partial).await;
+    }
+    outcome
+}
+
+async fn stream_body(
+    ctx: &Ctx,
+    mut body: Incoming,
+    limit: u64,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<(), Error> {
+    let mut buf = BytesMut::with_capacity(BUFFER);
+    let mut received = 0u64;
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => {
+                return Err(ctx.err(ErrorKind::Timeout {
+                    url: "blob body".into(),
+                    secs: BODY_IDLE_TIMEOUT.as_secs(),
+                }));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ctx.err(ErrorKind::Transfer {
+                    url: "blob body".into(),
+                    reason: chain(&e),
+                }));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        if received > limit {
+            return Err(ctx.err(ErrorKind::SizeMismatch {
+                expected: limit,
+                actual: received,
+            }));
+        }
+        buf.extend_from_slice(&data);
+        if buf.len() >= BUFFER && tx.send(buf.split().freeze()).await.is_err() {
+            return Ok(()); // the writer stopped: its error is reported
+        }
+    }
+    if !buf.is_empty() {
+        let _ = tx.send(buf.freeze()).await;
+    }
+    Ok(())
+}
+
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+/// Reads a whole (small) blob into memory, verified; `limit` bounds its size.
+pub(crate) async fn body_to_bytes(
+    ctx: &Ctx,
+    resp: Response<Incoming>,
+    expected: &Descriptor,
+    limit: u64,
+) -> Result<Bytes, Error> {
+    if expected.size > limit {
+        return Err(ctx.err(ErrorKind::Invalid(format!(
+            "blob of {} bytes is over the {limit}-byte limit for in-memory blobs",
+            expected.size
+        ))));
+    }
+    let bytes = crate::session::read_limited(resp.into_body(), expected.size as usize)
+        .await
+        .map_err(|reason| {
+            ctx.err(ErrorKind::Transfer {
+                url: "blob body".into(),
+                reason,
+            })
+        })?;
+    if bytes.len() as u64 != expected.size {
+        return Err(ctx.err(ErrorKind::SizeMismatch {
+            expected: expected.size,
+            actual: bytes.len() as u64,
+        }));
+    }
+    if !expected.digest.matches(&bytes) {
+        let mut h = Hasher::new(expected.digest.algorithm());
+        h.update(&bytes);
+        return Err(ctx.err(ErrorKind::DigestMismatch {
+            expected: expected.digest.to_string(),
+            actual: h.finish().to_string(),
+        }));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,155 @@
+//! One HTTP exchange: the hyper client (HTTP/1.1, plain or rustls, connection pool), a
+//! timeout for bodiless requests, and the classification of transport failures into
+//! connect / TLS (unknown authority) / transfer errors. No header value is ever logged.
+
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::body::HyperBody;
+use crate::error::{Ctx, Error, ErrorKind, display_url};
+use crate::providers::TlsProvider;
+
+pub(crate) type HttpClient = LegacyClient<HttpsConnector<HttpConnector>, HyperBody>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on waiting for the response head of a request without a body.
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound on a silence while reading a response body.
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A pooled HTTP/1.1 client able to speak `http://` and `https://` with `tls`.
+/// (HTTP/1.1 only: parallel blobs go over parallel connections, which is faster for large
+/// transfers than h2 streams sharing one connection's flow-control window.)
+pub(crate) fn build_client(tls: rustls::ClientConfig) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    LegacyClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(https)
+}
+
+/// Sends one request. `timeout` bounds the wait for the response head.
+pub(crate) async fn send(
+    client: &HttpClient,
+    req: Request<HyperBody>,
+    timeout: Option<Duration>,
+    ctx: &Ctx,
+    tls: &dyn TlsProvider,
+) -> Result<Response<Incoming>, Error> {
+    let url_text = req
+        .uri()
+        .to_string()
+        .parse::<url::Url>()
+        .map(|u| display_url(&u))
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let fut = client.request(req);
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(ctx.err(ErrorKind::Timeout {
+                    url: url_text,
+                    secs: t.as_secs(),
+                }));
+            }
+        },
+        None => fut.await,
+    };
+    match result {
+        Ok(resp) => {
+            tracing::debug!(
+                %method,
+                url = %url_text,
+                status = resp.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "registry request"
+            );
+            Ok(resp)
+        }
+        Err(e) => {
+            tracing::debug!(%method, url = %url_text, error = %chain(&e), "registry request failed");
+            Err(classify(&e, url_text, ctx, tls))
+        }
+    }
+}
+
+fn classify(
+    e: &hyper_util::client::legacy::Error,
+    url: String,
+    ctx: &Ctx,
+    tls: &dyn TlsProvider,
+) -> Error {
+    if let Some(rustls_err) = find_rustls_error(e) {
+        use rustls::{CertificateError, Error as RE};
+        return match rustls_err {
+            RE::InvalidCertificate(CertificateError::UnknownIssuer)
+            | RE::InvalidCertificate(CertificateError::BadSignature) => {
+                ctx.err(ErrorKind::UnknownAuthority {
+                    message: tls.unknown_authority_message(&ctx.registry),
+                })
+            }
+            other => ctx.err(ErrorKind::Tls {
+                url,
+                reason: other.to_string(),
+            }),
+        };
+    }
+    let reason = chain(e);
+    if e.is_connect() {
+        ctx.err(ErrorKind::Connect { url, reason })
+    } else {
+        ctx.err(ErrorKind::Transfer { url, reason })
+    }
+}
+
+/// Finds a rustls error in a source chain; io::Error wrappers are looked through with
+/// `get_ref` (their `source()` skips the wrapped error itself).
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(r);
+            }
+            cur = Some(inner);
+            continue;
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The error and its sources, joined by ": ".
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}

@@ -1,0 +1,155 @@
+//! The blob upload state machine: `POST` starts a session (or a mount answers 202 with
+//! one), then either one `PUT ?digest=` with the whole blob (monolithic) or `PATCH`es with
+//! `Content-Range` followed by an empty `PUT ?digest=` (chunked). Every answer's
+//! `Location` (relative or absolute) is where the next request goes. A failed attempt is
+//! restarted from a fresh `POST`, since a half-received request leaves the session in an
+//! unknown state.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, Response, StatusCode};
+use hyper::body::Incoming;
+use kiln_oci::{Descriptor, Digest};
+use url::Url;
+
+use crate::body::RequestBody;
+use crate::challenge::Scope;
+use crate::error::{Ctx, Error, ErrorKind};
+use crate::session::{Endpoint, Req, Target, drain};
+
+/// Where a blob's bytes come from; re-read for every attempt.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    File(PathBuf),
+    Bytes(Bytes),
+}
+
+impl BlobSource {
+    pub(crate) fn range(&self, offset: u64, len: u64) -> RequestBody {
+        match self {
+            BlobSource::File(path) => RequestBody::File {
+                path: path.clone(),
+                offset,
+                len,
+            },
+            BlobSource::Bytes(b) => {
+                RequestBody::Bytes(b.slice(offset as usize..(offset + len) as usize))
+            }
+        }
+    }
+}
+
+/// The upload URL a session answer points to.
+pub(crate) fn location(ctx: &Ctx, resp: &Response<Incoming>, base: &Url) -> Result<Url, Error> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ctx.protocol(format!(
+                "HTTP {} without a Location header",
+                resp.status().as_u16()
+            ))
+        })?;
+    base.join(loc)
+        .map_err(|e| ctx.protocol(format!("bad upload Location: {e}")))
+}
+
+/// Starts an upload session (`POST …/blobs/uploads/`).
+pub(crate) async fn start(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    repository: &str,
+    scopes: &[Scope],
+) -> Result<Url, Error> {
+    let req = Req::new(
+        Method::POST,
+        Target::Path(format!("v2/{repository}/blobs/uploads/")),
+        scopes.to_vec(),
+        &[StatusCode::ACCEPTED],
+    );
+    let resp = ep.call(ctx, &req).await?;
+    let base = ep
+        .base_url(ctx)
+        .await?
+        .join(&format!("v2/{repository}/blobs/uploads/"))
+        .map_err(|e| ctx.protocol(e.to_string()))?;
+    let url = location(ctx, &resp, &base)?;
+    drain(resp).await;
+    Ok(url)
+}
+
+/// Uploads `source` into the session at `url`; `chunk` splits it into PATCHes.
+pub(crate) async fn send(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    mut url: Url,
+    descriptor: &Descriptor,
+    source: &BlobSource,
+    chunk: Option<u64>,
+    scopes: &[Scope],
+) -> Result<(), Error> {
+    let size = descriptor.size;
+    let octets = HeaderValue::from_static("application/octet-stream");
+    let final_body = match chunk {
+        Some(chunk) if chunk > 0 && size > chunk => {
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1))
+                    .map_err(|e| ctx.protocol(e.to_string()))?;
+                let req = Req::new(
+                    Method::PATCH,
+                    Target::Url(url.clone()),
+                    scopes.to_vec(),
+                    &[StatusCode::ACCEPTED],
+                )
+                .header(CONTENT_TYPE, octets.clone())
+                .header(CONTENT_RANGE, range)
+                .body(source.range(offset, len));
+                let resp = ep.call(ctx, &req).await?;
+                url = location(ctx, &resp, &url)?;
+                drain(resp).await;
+                offset += len;
+            }
+            RequestBody::Empty
+        }
+        _ => source.range(0, size),
+    };
+    url.query_pairs_mut()
+        .append_pair("digest", &descriptor.digest.to_string());
+    let req = Req::new(
+        Method::PUT,
+        Target::Url(url),
+        scopes.to_vec(),
+        &[StatusCode::CREATED, StatusCode::NO_CONTENT],
+    )
+    .header(CONTENT_TYPE, octets)
+    .body(final_body);
+    let resp = ep.call(ctx, &req).await?;
+    check_digest_header(ctx, &resp, &descriptor.digest)?;
+    drain(resp).await;
+    Ok(())
+}
+
+/// Checks `Docker-Content-Digest`, when the registry sent one.
+pub(crate) fn check_digest_header(
+    ctx: &Ctx,
+    resp: &Response<Incoming>,
+    expected: &Digest,
+) -> Result<(), Error> {
+    if let Some(v) = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        && v != expected.to_string()
+    {
+        return Err(ctx.err(ErrorKind::DigestMismatch {
+            expected: expected.to_string(),
+            actual: v.to_string(),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Shared helpers for the registry tests: clients for testkit registries, images made of
+//! pseudo-random layers written to temp files, and checks.
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kiln_oci::{Descriptor, Digest, Manifest, MediaType};
+use kiln_registry::{
+    Anonymous, BlobSource, BlobToPush, Client, Credential, CredentialProvider, ImageToPush,
+    ManifestRef, PushTarget, RegistryOptions, RepoRef, RetryPolicy, StaticCredentials, TlsProvider,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// TLS for tests: the testkit CA (if any) as the only root; skip-verify honoured.
+pub struct TestTls {
+    pub ca_der: Option<Vec<u8>>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsProvider for TestTls {
+    fn client_config(
+        &self,
+        _registry: &str,
+        skip_verify: bool,
+    ) -> Result<rustls::ClientConfig, String> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        if skip_verify {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify))
+                .with_no_client_auth());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(der) = &self.ca_der {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+
+    fn unknown_authority_message(&self, registry: &str) -> String {
+        format!("the certificate of registry {registry} is signed by an unknown authority")
+    }
+}
+
+#[derive(Debug)]
+struct NoVerify;
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Options for a testkit registry: plain HTTP allowed for `host` when `plain`, the CA
+/// trusted when given, fast retries.
+pub fn options(
+    host: &str,
+    plain: bool,
+    ca_der: Option<Vec<u8>>,
+    credential: Option<Credential>,
+) -> RegistryOptions {
+    let mut entries = std::collections::BTreeMap::new();
+    if let Some(c) = credential {
+        entries.insert(host.to_string(), c);
+    }
+    let credentials: Arc<dyn CredentialProvider> = Arc::new(StaticCredentials {
+        entries,
+        fallback: Anonymous,
+    });
+    let mut o = RegistryOptions::new(credentials, Arc::new(TestTls { ca_der }));
+    if plain {
+        o.insecure_registries.insert(host.to_string());
+    }
+    o.retry = RetryPolicy {
+        max_attempts: 5,
+        initial_backoff: std::time::Duration::from_millis(50),
+        max_backoff: std::time::Duration::from_millis(400),
+        max_retry_after: std::time::Duration::from_secs(2),
+    };
+    o
+}
+
+pub fn plain_client(host: &str) -> Client {
+    Client::new(options(host, true, None, None))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so tests need no RNG crate.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// An image whose layers are files in `dir`.
+pub struct TestImage {
+    pub image: ImageToPush,
+    pub config: Vec<u8>,
+    pub layers: Vec<(Descriptor, PathBuf)>,
+    pub manifest: Manifest,
+    pub digest: Digest,
+}
+
+/// Builds an image with layers of the given sizes (pseudo-random content) for
+/// `architecture`, layers written to `dir`.
+pub fn test_image(dir: &Path, sizes: &[usize], seed: u64, architecture: &str) -> TestImage {
+    let mut layers = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let data = pseudo_random(*size, seed * 1000 + i as u64);
+        let desc = Descriptor::for_bytes(MediaType::OciLayerGzip, &data);
+        let path = dir.join(format!("layer-{seed}-{i}"));
+        fs_err::write(&path, &data).unwrap();
+        layers.push((desc, path));
+    }
+    let diff_ids: Vec<String> = layers.iter().map(|(d, _)| d.digest.to_string()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": architecture,
+        "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_desc = Descriptor::for_bytes(MediaType::OciConfig, &config);
+    let manifest = Manifest::new_oci(
+        config_desc.clone(),
+        layers.iter().map(|(d, _)| d.clone()).collect(),
+    );
+    let (mdesc, mbytes) = manifest.to_blob().unwrap();
+    let mut blobs = vec![BlobToPush {
+        descriptor: config_desc,
+        source: BlobSource::Bytes(Bytes::from(config.clone())),
+        mount_from: None,
+    }];
+    blobs.extend(layers.iter().map(|(d, p)| BlobToPush {
+        descriptor: d.clone(),
+        source: BlobSource::File(p.clone()),
+        mount_from: None,
+    }));
+    TestImage {
+        image: ImageToPush {
+            manifest: Bytes::from(mbytes),
+            media_type: MediaType::OciManifest,
+            blobs,
+        },
+        config,
+        layers,
+        manifest,
+        digest: mdesc.digest,
+    }
+}
+
+pub fn target(host: &str, repository: &str, tag: &str) -> PushTarget {
+    PushTarget {
+        repo: RepoRef::new(host, repository),
+        reference: ManifestRef::Tag(tag.to_string()),
+    }
+}
+
+/// Pulls `repo:tag` with `client` and checks manifest, config and every layer byte for
+/// byte against `img`.
+pub async fn assert_pulls_back(
+    client: &Client,
+    repo: &RepoRef,
+    tag: &str,
+    img: &TestImage,
+    scratch: &Path,
+) {
+    let pulled = client
+        .pull_manifest(
+            repo,
+            &ManifestRef::Tag(tag.to_string()),
+            &kiln_oci::Platform::new("linux", "amd64"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pull {repo}:{tag}: {e}"));
+    assert_eq!(&pulled.manifest_bytes[..], &img.image.manifest[..]);
+    assert_eq!(pulled.descriptor.digest, img.digest);
+    assert_eq!(&pulled.config[..], &img.config[..]);
+    for (i, (desc, original)) in img.layers.iter().enumerate() {
+        let dest = scratch.join(format!("pulled-{tag}-{i}"));
+        client
+            .fetch_blob(&pulled.source, desc, &dest)
+            .await
+            .unwrap_or_else(|e| panic!("fetch layer {i}: {e}"));
+        assert_eq!(
+            fs_err::read(&dest).unwrap(),
+            fs_err::read(original).unwrap(),
+            "layer {i} differs"
+        );
+    }
+}
+
+/// `skopeo inspect --raw` (or `--config --raw`) of `docker://REF`.
+pub fn skopeo_inspect(reference: &str, config: bool, extra: &[&str]) -> Vec<u8> {
+    let mut cmd = std::process::Command::new(kiln_testkit::tools::skopeo());
+    cmd.arg("inspect").args(extra);
+    if config {
+        cmd.arg("--config");
+    }
+    cmd.arg("--raw").arg(format!("docker://{reference}"));
+    let out = cmd.output().expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
