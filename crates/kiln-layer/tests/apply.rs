@@ -1,0 +1,359 @@
+//! Applying layers: same tree as GNU tar, OCI whiteout semantics, digest checks.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+
+use common::rawtar::RawTar;
+use common::{describe_tree, meta, p, run_ok};
+use kiln_layer::{
+    ApplyOptions, Compression, EncodeOptions, Entry, EntryKind, Error, Expected, apply_layer,
+    encode_layer,
+};
+use kiln_oci::{Digest, LayerCompression};
+
+fn rich_entries(dir: &std::path::Path) -> Vec<Entry> {
+    let src = dir.join("src.bin");
+    std::fs::write(&src, vec![7u8; 200_000]).unwrap();
+    let mut caps = meta(0o755, 0, 0);
+    caps.xattrs
+        .insert(OsString::from("user.kiln"), b"yes".to_vec());
+    let mut d = meta(0o2775, 10, 20);
+    d.mtime.sec = 1_234_567_890;
+    vec![
+        Entry::dir(p("usr"), meta(0o755, 0, 0)),
+        Entry::dir(p("usr/bin"), d),
+        Entry::file(p("usr/bin/tool"), &src, caps),
+        Entry::bytes(p("usr/bin/suid"), &b"s"[..], meta(0o4755, 0, 0)),
+        Entry::hardlink(p("usr/bin/tool2"), p("usr/bin/tool"), meta(0o755, 0, 0)),
+        Entry::symlink(p("bin"), "usr/bin", meta(0o777, 0, 0)),
+        Entry::dir(p("tmp"), meta(0o1777, 0, 0)),
+        Entry::bytes(p("home/u/f"), &b"owned"[..], meta(0o600, 1000, 1000)),
+        Entry {
+            path: p("dev/null"),
+            kind: EntryKind::CharDevice { major: 1, minor: 3 },
+            meta: meta(0o666, 0, 0),
+        },
+        Entry {
+            path: p("dev/loop0"),
+            kind: EntryKind::BlockDevice { major: 7, minor: 0 },
+            meta: meta(0o660, 0, 6),
+        },
+        Entry {
+            path: p("run/fifo"),
+            kind: EntryKind::Fifo,
+            meta: meta(0o644, 0, 0),
+        },
+        Entry::bytes(
+            p(format!("long/{}", "n".repeat(180))),
+            &b"l"[..],
+            meta(0o644, 0, 0),
+        ),
+        Entry::bytes(p("caf\u{e9}"), &b"u"[..], meta(0o644, 0, 0)),
+    ]
+}
+
+#[test]
+fn applied_tree_matches_gnu_tar_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (encoded, blob) = encode_layer(
+        rich_entries(dir.path()),
+        &EncodeOptions {
+            compression: Compression::Gzip { level: 6 },
+            ..Default::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let blob_path = dir.path().join("layer.tar.gz");
+    std::fs::write(&blob_path, &blob).unwrap();
+
+    let ours = dir.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let expected = Expected {
+        digest: Some(encoded.digest.clone()),
+        size: Some(encoded.size),
+        diff_id: Some(encoded.diff_id.clone()),
+    };
+    let applied = apply_layer(
+        &blob[..],
+        "test-layer",
+        expected,
+        &ours,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(applied.measured.compression, LayerCompression::Gzip);
+    assert_eq!(applied.measured.diff_id, encoded.diff_id);
+    assert_eq!(applied.stats.bytes, 200_000 + 1 + 5 + 1 + 1);
+
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    run_ok(
+        "tar",
+        &[
+            "-xzf",
+            blob_path.to_str().unwrap(),
+            "-C",
+            theirs.to_str().unwrap(),
+            "--same-owner",
+            "--same-permissions",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+        ],
+        None,
+    );
+    let (a, b) = (describe_tree(&ours), describe_tree(&theirs));
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 18, "{a:#?}");
+    // spot checks that do not rely on GNU tar
+    let tool = std::fs::metadata(ours.join("usr/bin/tool")).unwrap();
+    assert_eq!(
+        tool.ino(),
+        std::fs::metadata(ours.join("usr/bin/tool2")).unwrap().ino()
+    );
+    assert_eq!(
+        xattr::get(ours.join("usr/bin/tool"), "user.kiln")
+            .unwrap()
+            .as_deref(),
+        Some(&b"yes"[..])
+    );
+    let bin = std::fs::metadata(ours.join("usr/bin")).unwrap();
+    assert_eq!(
+        (bin.mode() & 0o7777, bin.uid(), bin.gid(), bin.mtime()),
+        (0o2775, 10, 20, 1_234_567_890)
+    );
+    assert_eq!(
+        std::fs::metadata(ours.join("usr/bin/suid")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+}
+
+fn apply_raw(tar: &[u8], root: &std::path::Path) -> Result<kiln_layer::Applied, Error> {
+    apply_layer(
+        tar,
+        "raw-layer",
+        Expected::default(),
+        root,
+        &ApplyOptions::default(),
+    )
+}
+
+fn names(root: &std::path::Path) -> Vec<String> {
+    describe_tree(root).into_keys().collect()
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_hide_lower_layers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lower = RawTar::default()
+        .dir(b"a/")
+        .file(b"a/keep", b"1")
+        .file(b"a/gone", b"2")
+        .dir(b"a/sub/")
+        .file(b"a/sub/deep", b"3")
+        .dir(b"o/")
+        .file(b"o/old", b"4")
+        .dir(b"o/d/")
+        .file(b"o/d/old2", b"5")
+        .file(b"top", b"6")
+        .finish();
+    apply_raw(&lower, root).unwrap();
+    let upper = RawTar::default()
+        .dir(b"a/")
+        .file(b"a/.wh.gone", b"")
+        .file(b"a/.wh.sub", b"")
+        .file(b"a/new", b"7")
+        .file(b"a/.wh.new", b"") // same layer: must not remove a/new
+        .dir(b"o/")
+        .file(b"o/.wh..wh..opq", b"")
+        .dir(b"o/d/")
+        .file(b"o/d/fresh", b"8")
+        .file(b".wh.top", b"")
+        .file(b".wh.never-existed", b"")
+        .finish();
+    let applied = apply_raw(&upper, root).unwrap();
+    assert_eq!(applied.stats.whiteouts, 6);
+    assert_eq!(
+        names(root),
+        ["a", "a/keep", "a/new", "o", "o/d", "o/d/fresh"]
+    );
+}
+
+#[test]
+fn opaque_marker_after_the_new_content_still_keeps_the_new_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    apply_raw(
+        &RawTar::default()
+            .dir(b"o/")
+            .file(b"o/old", b"x")
+            .dir(b"o/s/")
+            .file(b"o/s/old", b"y")
+            .finish(),
+        root,
+    )
+    .unwrap();
+    apply_raw(
+        &RawTar::default()
+            .dir(b"o/s/")
+            .file(b"o/s/new", b"z")
+            .file(b"o/.wh..wh..opq", b"")
+            .finish(),
+        root,
+    )
+    .unwrap();
+    assert_eq!(names(root), ["o", "o/s", "o/s/new"]);
+}
+
+#[test]
+fn replacing_kinds_removes_what_was_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    apply_raw(
+        &RawTar::default()
+            .dir(b"d/")
+            .file(b"d/x", b"1")
+            .file(b"f", b"2")
+            .symlink(b"s", b"f")
+            .finish(),
+        root,
+    )
+    .unwrap();
+    apply_raw(
+        &RawTar::default()
+            .file(b"d", b"now a file")
+            .dir(b"f/")
+            .file(b"s", b"now a file too")
+            .finish(),
+        root,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(root.join("d")).unwrap(), b"now a file");
+    assert!(std::fs::symlink_metadata(root.join("f")).unwrap().is_dir());
+    assert!(std::fs::symlink_metadata(root.join("s")).unwrap().is_file());
+}
+
+#[test]
+fn symlinked_parents_resolve_inside_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // merged-/usr style base, then a layer that writes through `bin/`
+    apply_raw(
+        &RawTar::default()
+            .dir(b"usr/bin/")
+            .symlink(b"bin", b"/usr/bin")
+            .finish(),
+        root,
+    )
+    .unwrap();
+    apply_raw(&RawTar::default().file(b"bin/tool", b"t").finish(), root).unwrap();
+    assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), b"t");
+    assert!(
+        std::fs::symlink_metadata(root.join("bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn compression_is_detected_from_magic_bytes_not_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for compression in [
+        Compression::None,
+        Compression::Gzip { level: 1 },
+        Compression::Zstd { level: 1 },
+    ] {
+        let (encoded, blob) = encode_layer(
+            rich_entries(dir.path()),
+            &EncodeOptions {
+                compression,
+                ..Default::default()
+            },
+            Vec::new(),
+        )
+        .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let applied = apply_layer(
+            &blob[..],
+            "blob",
+            Expected::default(),
+            root.path(),
+            &ApplyOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(applied.measured.compression, compression.kind());
+        assert_eq!(applied.measured.digest, encoded.digest);
+        assert_eq!(applied.measured.size, encoded.size);
+        assert_eq!(applied.measured.diff_id, encoded.diff_id);
+    }
+}
+
+#[test]
+fn digest_mismatches_and_corruption_are_errors_naming_the_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let (encoded, blob) = encode_layer(
+        rich_entries(dir.path()),
+        &EncodeOptions {
+            compression: Compression::Zstd { level: 3 },
+            ..Default::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let wrong = Digest::sha256_of(b"something else");
+    let cases = [
+        (
+            Expected {
+                digest: Some(wrong.clone()),
+                ..Default::default()
+            },
+            "compressed digest mismatch",
+        ),
+        (
+            Expected {
+                diff_id: Some(wrong.clone()),
+                ..Default::default()
+            },
+            "diff_id mismatch",
+        ),
+        (
+            Expected {
+                size: Some(encoded.size + 1),
+                ..Default::default()
+            },
+            "size mismatch",
+        ),
+    ];
+    for (expected, needle) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let err = apply_layer(
+            &blob[..],
+            "sha256:feedface",
+            expected,
+            root.path(),
+            &ApplyOptions::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sha256:feedface") && text.contains(needle),
+            "{text}"
+        );
+    }
+    // truncated compressed stream
+    let root = tempfile::tempdir().unwrap();
+    let err = apply_layer(
+        &blob[..blob.len() / 2],
+        "truncated.tar.zst",
+        Expected::default(),
+        root.path(),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("truncated.tar.zst"), "{err}");
+}
