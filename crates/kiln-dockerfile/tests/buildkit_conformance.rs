@@ -2,24 +2,15 @@
 //! negative cases, line numbers, and the shell lexer tables.
 #![allow(clippy::print_stderr)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use common::conformance_dir;
+
 use kiln_dockerfile::shell::Lexer;
 use kiln_dockerfile::syntax::{dump, parse_syntax};
-
-fn conformance_dir() -> PathBuf {
-    let dir = match std::env::var_os("KILN_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    };
-    assert!(
-        dir.join("buildkit").is_dir(),
-        "needs the conformance data at {} (set KILN_CONFORMANCE_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn bk() -> PathBuf {
     conformance_dir().join("buildkit/frontend/dockerfile")

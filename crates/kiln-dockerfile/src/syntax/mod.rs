@@ -10,8 +10,8 @@ mod split;
 
 pub use directives::Directives;
 pub use dump::{dump, go_quote};
-pub use heredoc::{Heredoc, chomp_heredoc};
-pub use parser::parse_syntax;
+pub use heredoc::{Heredoc, chomp_heredoc, parse_heredoc_word};
+pub use parser::{parse_syntax, parse_syntax_collect};
 
 use crate::diagnostic::{Diagnostic, Span};
 

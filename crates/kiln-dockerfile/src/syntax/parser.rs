@@ -16,6 +16,17 @@ const MAX_LINE: usize = 65535;
 /// nodes. Per-instruction errors do not stop parsing: every error is
 /// returned. An unterminated heredoc or an over-long line ends parsing.
 pub fn parse_syntax(file: &str, bytes: &[u8]) -> Result<SyntaxTree, Diagnostics> {
+    let (tree, errors) = parse_syntax_collect(file, bytes);
+    if errors.is_empty() {
+        Ok(tree)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`parse_syntax`] but returns what could be parsed next to the
+/// errors, so that later layers can report their own errors too.
+pub fn parse_syntax_collect(file: &str, bytes: &[u8]) -> (SyntaxTree, Diagnostics) {
     let text = String::from_utf8_lossy(bytes);
     let mut p = Parser {
         file,
@@ -34,14 +45,12 @@ pub fn parse_syntax(file: &str, bytes: &[u8]) -> Result<SyntaxTree, Diagnostics>
             "file with no instructions",
         ));
     }
-    if !p.errors.is_empty() {
-        return Err(p.errors);
-    }
-    Ok(SyntaxTree {
+    let tree = SyntaxTree {
         directives: p.directives.directives,
         nodes,
         warnings: p.warnings,
-    })
+    };
+    (tree, p.errors)
 }
 
 /// Lines with their terminator kept (heredoc bodies need it).
