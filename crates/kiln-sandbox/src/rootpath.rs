@@ -37,6 +37,8 @@ struct CreatedEntry {
     kind: TargetKind,
     path: PathBuf,
     parent_times: [libc::timespec; 2],
+    /// The parent's mtime once all targets exist, just before the run ([`CreatedTargets::seal`]).
+    sealed_mtime: Option<(i64, i64)>,
 }
 
 /// Entries created under a root, removed in reverse order by [`CreatedTargets::remove_all`].
@@ -244,6 +246,7 @@ impl Root {
                                     TargetKind::File
                                 },
                                 path: prefix.clone(),
+                                sealed_mtime: None,
                                 parent_times: [
                                     libc::timespec {
                                         tv_sec: parent_st.st_atime,
@@ -339,12 +342,33 @@ impl CreatedTargets {
         self.entries.iter().map(|e| e.path.clone()).collect()
     }
 
+    /// Records the parents' modification times once every target exists, just before the
+    /// command runs, so that [`CreatedTargets::remove_all`] can tell whether the command
+    /// changed a parent directory itself.
+    pub(crate) fn seal(&mut self) {
+        for entry in &mut self.entries {
+            entry.sealed_mtime = fstat(entry.parent.as_raw_fd())
+                .ok()
+                .map(|st| (st.st_mtime, st.st_mtime_nsec));
+        }
+    }
+
     /// Removes every created entry, deepest first, and restores the access and modification
-    /// times of their parents. Returns the paths that could not be removed because they are
-    /// no longer empty.
+    /// times of the parents the command did not change itself. Returns the paths that could
+    /// not be removed because they are no longer empty.
     pub(crate) fn remove_all(self) -> Result<Vec<PathBuf>, crate::SandboxError> {
+        let untouched: Vec<bool> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let now = fstat(e.parent.as_raw_fd())
+                    .ok()
+                    .map(|st| (st.st_mtime, st.st_mtime_nsec));
+                now.is_some() && now == e.sealed_mtime
+            })
+            .collect();
         let mut kept = Vec::new();
-        for entry in self.entries.into_iter().rev() {
+        for (entry, untouched) in self.entries.into_iter().zip(untouched).rev() {
             let flags = if entry.kind == TargetKind::Dir {
                 libc::AT_REMOVEDIR
             } else {
@@ -368,6 +392,9 @@ impl CreatedTargets {
                         });
                     }
                 }
+            }
+            if !untouched {
+                continue;
             }
             let proc_path = fd_proc_path(entry.parent.as_raw_fd());
             let c = CString::new(proc_path.as_os_str().as_bytes()).unwrap_or_default();

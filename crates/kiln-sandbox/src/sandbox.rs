@@ -238,9 +238,10 @@ impl Sandbox {
         let Prepared {
             plan,
             op_descriptions,
-            created,
+            mut created,
             created_workdir,
         } = prepared;
+        created.seal();
         tracing::debug!(%command, mode = ?self.mode, "running RUN step");
         let ended = run_plan(&plan, sink);
         let created_mount_targets = created.paths();
