@@ -361,12 +361,20 @@ impl Reference {
     }
 
     /// The short name Docker shows: `busybox`, `user/app`, `quay.io/x/y`.
+    ///
+    /// Unlike Docker, a Hub repository whose first component would read as a registry
+    /// (`docker.io/a.b/c`) keeps its `docker.io/` prefix, so the short form always
+    /// parses back to the same reference.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DOCKER_HUB {
-            match self.repository.strip_prefix(OFFICIAL_PREFIX) {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
-                _ => self.repository.clone(),
-            }
+        if self.registry != DOCKER_HUB {
+            return self.name();
+        }
+        let short = match self.repository.strip_prefix(OFFICIAL_PREFIX) {
+            Some(rest) if !rest.contains('/') => rest,
+            _ => &self.repository,
+        };
+        if split_registry(short).0 == DOCKER_HUB {
+            short.to_owned()
         } else {
             self.name()
         }
@@ -514,6 +522,10 @@ mod tests {
                 .unwrap()
                 .familiar_name(),
             "library/a/b"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/a.b/c").unwrap().familiar(),
+            "docker.io/a.b/c:latest"
         );
         let local = Reference::parse("localhost:5000/x").unwrap();
         assert_eq!(local.familiar(), "localhost:5000/x:latest");
