@@ -1,5 +1,39 @@
-//! Registry credentials and TLS material: docker config.json, credential helpers, CA bundles, client certs.
+//! Registry credentials and TLS material: docker config.json, credential helpers, CA
+//! bundles, client certs.
 //!
-//! (Design notes to come as the crate is built.)
+//! Two independent halves, both synchronous (no tokio):
+//!
+//! - [`Keychain`] answers "what do I present to registry R?" with a [`Credential`].
+//!   It reads Docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`), podman's
+//!   `auth.json` (`$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`) and
+//!   GitLab's `$DOCKER_AUTH_CONFIG`, and runs `docker-credential-*` helpers with a
+//!   timeout. Every environment lookup goes through an [`Environment`], so embedders
+//!   and tests pass their own.
+//! - [`TlsConfigs`] answers "which rustls `ClientConfig` for registry R?": system roots +
+//!   `$SSL_CERT_FILE` + `$SSL_CERT_DIR` + a per-registry CA, an optional client
+//!   certificate, or skip-verify. [`tls::diagnose`] turns a handshake failure into an
+//!   error that names the registry and says how to trust its CA.
+//!
+//! Secrets live in [`Secret`], whose `Debug`/`Display` print `<redacted>`; errors carry
+//! paths, registry names, line:column, never a secret value.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod credential;
+mod docker_config;
+mod env;
+mod error;
+mod helper;
+mod keychain;
+pub mod registry_key;
+mod secret;
+pub mod tls;
+
+pub use credential::Credential;
+pub use docker_config::{ConfigAnswer, DockerConfig};
+pub use env::{Environment, MapEnvironment, ProcessEnvironment};
+pub use error::AuthError;
+pub use helper::find_helper;
+pub use keychain::{Keychain, KeychainOptions};
+pub use secret::Secret;
+pub use tls::{ClientCertificate, TlsConfigs, TlsError, TlsOptions};
