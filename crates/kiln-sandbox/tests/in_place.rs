@@ -1,0 +1,312 @@
+//! In-place mode gives the same trees as chroot mode.
+//!
+//! The same RUN steps run (1) in chroot mode on one copy of a busybox rootfs and (2) in
+//! in-place mode on another copy, from inside a "default container" this test makes: the
+//! test binary re-executes itself under `unshare --mount --pid --fork`, pivots into the
+//! copy and drops every capability Docker does not grant by default (CAP_SYS_ADMIN among
+//! them), then uses in-place mode with `/` as the root. The resulting trees must be equal
+//! (type, mode, owner, content, symlink target, link count). Needs root, as in CI.
+
+mod common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{busybox_rootfs, run_scenario, sh, tree, tree_diff};
+use kiln_sandbox::{Isolation, Mode, Mount, Sandbox, SandboxError, SandboxOptions};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--inner") {
+        inner(Path::new(&args[2]));
+    } else {
+        orchestrate();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {} failed",
+        from.display(),
+        to.display()
+    );
+}
+
+fn orchestrate() {
+    common::require_root_and_busybox();
+    let unshare = Path::new("/usr/bin/unshare");
+    assert!(
+        unshare.exists(),
+        "needs {} (util-linux): install with .ci/install-deps",
+        unshare.display()
+    );
+    let base = tempfile::tempdir().unwrap();
+    busybox_rootfs(base.path());
+    for d in ["proc", "dev", "sys"] {
+        std::fs::create_dir(base.path().join(d)).unwrap();
+    }
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    copy_tree(base.path(), a.path());
+    copy_tree(base.path(), b.path());
+
+    let chroot = Sandbox::new(&SandboxOptions {
+        isolation: Isolation::Chroot,
+        disposable_container: false,
+    })
+    .unwrap();
+    let chroot_lines = run_scenario(&chroot, a.path());
+
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(unshare)
+        .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+        .arg(&exe)
+        .arg("--inner")
+        .arg(b.path())
+        .output()
+        .unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the in-place run inside the test container failed: {}",
+        out.status
+    );
+    let in_place_lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("LINE ").map(str::to_owned))
+        .collect();
+
+    // The scenario did what it says (so that equal trees are not equally broken).
+    let ta = tree(a.path());
+    let entry = |p: &str| {
+        ta.get(&PathBuf::from(p))
+            .unwrap_or_else(|| panic!("{p} missing in the chroot-mode tree"))
+    };
+    assert_eq!(entry("root/b.txt").content, b"hello\n");
+    assert_eq!(entry("root/b.txt").nlink, 2);
+    assert!(!ta.contains_key(&PathBuf::from("etc/motd")));
+    assert_eq!(
+        (entry("opt/x").mode, entry("opt/x").uid, entry("opt/x").gid),
+        (0o750, 1000, 10)
+    );
+    assert_eq!(
+        (entry("home/user/work").uid, entry("home/user/work").gid),
+        (1000, 1000)
+    );
+    assert_eq!(
+        (
+            entry("tmp/d/e/f").mode,
+            entry("tmp/d/e/f").uid,
+            entry("tmp/d/e/f").gid
+        ),
+        (0o4755, 1000, 10)
+    );
+    assert_eq!(entry("tmp/umask.txt").content, b"0022\n");
+    assert_eq!(entry("srv/pwd.txt").content, b"/srv/new\n");
+    assert_eq!(entry("srv/fifo").kind, "other");
+    assert!(
+        !ta.contains_key(&PathBuf::from("etc/resolv.conf"))
+            && !ta.contains_key(&PathBuf::from("etc/hosts"))
+    );
+
+    assert_eq!(
+        chroot_lines, in_place_lines,
+        "the steps printed different output in the two modes"
+    );
+    let diff = tree_diff(&ta, &tree(b.path()), false);
+    assert!(
+        diff.is_empty(),
+        "chroot mode and in-place mode left different trees:\n{}",
+        diff.join("\n")
+    );
+    eprintln!(
+        "in_place: chroot and in-place trees are equal ({} entries)",
+        ta.len()
+    );
+}
+
+fn check(rc: libc::c_int, what: &str) {
+    assert!(rc >= 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+/// Makes this process (pid 1 of new pid + mount namespaces) a default Docker-like container
+/// rooted at `root`.
+fn enter_container(root: &Path) {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+    let null = std::ptr::null();
+    // SAFETY: plain mount-namespace setup calls with valid C strings.
+    unsafe {
+        check(
+            libc::mount(
+                c(root).as_ptr(),
+                c(root).as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                null.cast(),
+            ),
+            "bind root",
+        );
+        check(
+            libc::mount(
+                c"proc".as_ptr(),
+                c(&root.join("proc")).as_ptr(),
+                c"proc".as_ptr(),
+                0,
+                null.cast(),
+            ),
+            "mount proc",
+        );
+        check(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                c(&root.join("dev")).as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                null.cast(),
+            ),
+            "mount /dev",
+        );
+        for d in ["null", "zero", "urandom"] {
+            let target = root.join("dev").join(d);
+            std::fs::write(&target, b"").unwrap();
+            let host = PathBuf::from("/dev").join(d);
+            check(
+                libc::mount(
+                    c(&host).as_ptr(),
+                    c(&target).as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    null.cast(),
+                ),
+                "bind device",
+            );
+        }
+        check(libc::chdir(c(root).as_ptr()), "chdir root");
+        check(
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int,
+            "pivot_root",
+        );
+        check(
+            libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            "detach old root",
+        );
+        check(libc::chdir(c"/".as_ptr()), "chdir /");
+    }
+    let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kiln_sandbox::caps::drop_to_default(last_cap).expect("drop capabilities");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    let bnd = u64::from_str_radix(bnd, 16).unwrap();
+    assert_eq!(
+        bnd & (1 << kiln_sandbox::caps::CAP_SYS_ADMIN),
+        0,
+        "CAP_SYS_ADMIN still present"
+    );
+}
+
+fn inner(root: &Path) {
+    // SAFETY: trivial getter.
+    assert_eq!(
+        unsafe { libc::getpid() },
+        1,
+        "the inner test must be pid 1 of its own namespace"
+    );
+    enter_container(root);
+
+    // Without CAP_SYS_ADMIN namespaces are out: chroot mode is refused, auto needs the
+    // container to be known as disposable, and then picks in-place mode.
+    let probe = kiln_sandbox::probe_namespaces();
+    assert!(
+        probe.is_err(),
+        "namespaces unexpectedly work without CAP_SYS_ADMIN"
+    );
+    let chroot = Sandbox::new(&SandboxOptions {
+        isolation: Isolation::Chroot,
+        disposable_container: false,
+    });
+    assert!(
+        matches!(chroot, Err(SandboxError::NoIsolation(_))),
+        "{chroot:?}"
+    );
+    let auto = Sandbox::new(&SandboxOptions {
+        isolation: Isolation::Auto,
+        disposable_container: false,
+    });
+    let err = auto.unwrap_err().to_string();
+    assert!(err.contains(kiln_sandbox::KILN_CONTAINER_MARKER), "{err}");
+    let sb = Sandbox::new(&SandboxOptions {
+        isolation: Isolation::Auto,
+        disposable_container: true,
+    })
+    .unwrap();
+    assert_eq!(sb.mode(), Mode::InPlace);
+    assert!(
+        sb.reason().contains("disposable") && sb.reason().contains("namespaces"),
+        "{}",
+        sb.reason()
+    );
+
+    for line in run_scenario(&sb, Path::new("/")) {
+        println!("LINE {line}");
+    }
+
+    // In-place specifics: leftovers (even in their own session) are killed, signals are
+    // reported, mounts are refused.
+    let mut out = common::Collected::default();
+    sb.run(
+        &sh(
+            Path::new("/"),
+            "setsid sleep 97541 & (sleep 97542 &); sleep 97543 & echo started",
+        ),
+        &mut out.sink(),
+    )
+    .unwrap();
+    assert_eq!(out.stdout(), ["started"]);
+    for arg in ["97541", "97542", "97543"] {
+        assert!(
+            common::processes_with_arg(arg).is_empty(),
+            "sleep {arg} survived an in-place RUN"
+        );
+    }
+    let killed = sb.run(
+        &sh(Path::new("/"), "kill -9 $$"),
+        &mut |_: kiln_sandbox::Stream, _: &[u8]| {},
+    );
+    assert!(
+        matches!(killed, Err(SandboxError::CommandKilled { signal: 9, .. })),
+        "{killed:?}"
+    );
+    let failed = sb.run(
+        &sh(Path::new("/"), "exit 42"),
+        &mut |_: kiln_sandbox::Stream, _: &[u8]| {},
+    );
+    assert_eq!(failed.unwrap_err().exit_code(), Some(42));
+    let mut spec = sh(Path::new("/"), "true");
+    spec.mounts = vec![Mount::Tmpfs {
+        target: "/x".into(),
+        size: None,
+        mode: 0o755,
+    }];
+    let refused = sb.run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {});
+    assert!(
+        matches!(refused, Err(SandboxError::InvalidSpec(_))),
+        "{refused:?}"
+    );
+}
