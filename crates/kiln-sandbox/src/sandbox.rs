@@ -284,3 +284,71 @@ impl Sandbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(isolation: Isolation, disposable_container: bool) -> SandboxOptions {
+        SandboxOptions {
+            isolation,
+            disposable_container,
+        }
+    }
+
+    #[test]
+    fn auto_prefers_chroot_when_the_probe_works() {
+        let (mode, reason) = decide(&opts(Isolation::Auto, true), Ok(()), true).unwrap();
+        assert!(matches!(mode, Mode::Chroot { .. }));
+        assert!(reason.contains("namespaces"), "{reason}");
+    }
+
+    #[test]
+    fn auto_falls_back_to_in_place_only_in_a_known_disposable_container() {
+        let probe = || Err("unshare: Operation not permitted".to_owned());
+        let (mode, reason) = decide(&opts(Isolation::Auto, false), probe(), true).unwrap();
+        assert_eq!(mode, Mode::InPlace);
+        assert!(
+            reason.contains(KILN_CONTAINER_MARKER) && reason.contains("Operation not permitted"),
+            "{reason}"
+        );
+        let (mode, reason) = decide(&opts(Isolation::Auto, true), probe(), false).unwrap();
+        assert_eq!(mode, Mode::InPlace);
+        assert!(reason.contains("explicitly"), "{reason}");
+        let err = decide(&opts(Isolation::Auto, false), probe(), false).unwrap_err();
+        assert!(matches!(err, SandboxError::NoIsolation(_)));
+        let msg = err.to_string();
+        assert!(
+            msg.contains(KILN_CONTAINER_MARKER) && msg.contains("Operation not permitted"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn explicit_requests_are_honoured_or_refused_with_the_reason() {
+        let err = decide(
+            &opts(Isolation::Chroot, true),
+            Err("no userns".into()),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SandboxError::NoIsolation(ref m) if m.contains("no userns")),
+            "{err}"
+        );
+        let err = decide(&opts(Isolation::InPlace, false), Ok(()), false).unwrap_err();
+        assert!(matches!(err, SandboxError::InPlaceRefused(_)), "{err}");
+        assert_eq!(
+            decide(&opts(Isolation::InPlace, false), Ok(()), true)
+                .unwrap()
+                .0,
+            Mode::InPlace
+        );
+        assert_eq!(
+            decide(&opts(Isolation::InPlace, true), Ok(()), false)
+                .unwrap()
+                .0,
+            Mode::InPlace
+        );
+    }
+}

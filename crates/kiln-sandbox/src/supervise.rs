@@ -20,6 +20,41 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Kills and reaps the supervisor if the parent leaves early (a panicking sink, an I/O
+/// error); its death takes the command with it (parent-death signal).
+struct SupervisorGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl SupervisorGuard {
+    fn wait(&mut self) -> io::Result<i32> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                self.reaped = true;
+                return Ok(status);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for SupervisorGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: killing our own child, then reaping it.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = self.wait();
+        }
+    }
+}
+
 /// How the command process ended, or where setup failed.
 pub(crate) enum Ended {
     Exited(i32),
@@ -56,21 +91,13 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
         child::supervisor(plan, &fds);
     }
     drop((out_w, err_w, rep_w));
+    let mut guard = SupervisorGuard { pid, reaped: false };
     let pumped = output::pump(out_r, err_r, sink);
     let mut reports = Vec::new();
     let read = std::fs::File::from(rep_r).read_to_end(&mut reports);
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(io_err("wait for the sandbox supervisor")(e));
-        }
-    }
+    let status = guard
+        .wait()
+        .map_err(io_err("wait for the sandbox supervisor"))?;
     pumped.map_err(io_err("read the command's output"))?;
     read.map_err(io_err("read the sandbox report"))?;
     let mut ended = None;
