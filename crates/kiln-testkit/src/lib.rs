@@ -1,7 +1,27 @@
 //! Test support: real registries on 127.0.0.1 (plain, TLS, htpasswd, token), a token
 //! issuer, a fault-injecting proxy, fixture images.
 //!
-//! (Design notes to come as the crate is built.)
+//! Everything here drives real components, never mocks:
+//!
+//! - [`Registry`] runs Debian's `docker-registry` (distribution 2.8) as a child process
+//!   on a free 127.0.0.1 port, in a temp dir, with its log kept in a file; the child is
+//!   killed by PID and the dir removed on drop. [`RegistryBuilder`] combines TLS
+//!   ([`RegistryTls`], optionally requiring client certificates), htpasswd (bcrypt) and
+//!   token auth ([`TokenIssuer`]).
+//! - [`TestCa`] (rcgen) issues server and client certificates.
+//! - [`TokenIssuer`] is a small hyper server acting as GitLab's JWT realm (GET with
+//!   Basic or anonymous, OAuth2 POST), signing ES256/RS256 tokens with ring, `x5c` or
+//!   libtrust `kid` headers, with per-user allowed actions and a request log.
+//! - [`FaultProxy`] forwards to a plain registry and injects faults (dropped
+//!   connections, 500/429 answers, truncated bodies) while counting requests.
+//! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
+//!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
+//!   `skopeo copy`.
+//!
+//! Servers run on their own thread with a current-thread tokio runtime, so the API is
+//! synchronous and works from plain `#[test]`s and `#[tokio::test]`s alike.
+//! Functions panic with a clear message when something cannot be set up ("needs
+//! docker-registry: run .ci/install-deps"): a test that cannot run must fail loudly.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod busybox;

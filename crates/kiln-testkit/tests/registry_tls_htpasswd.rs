@@ -91,3 +91,28 @@ fn htpasswd_registry_checks_bcrypt_credentials() {
     assert_eq!(curl(&["-u", "alice:s3cret", &url]).1, "200");
     assert_eq!(registry.htpasswd_credentials(), Some(("alice", "s3cret")));
 }
+
+#[test]
+fn tls_and_htpasswd_combine() {
+    let registry = Registry::builder()
+        .tls(RegistryTls::generate())
+        .htpasswd("bob", "pw")
+        .start();
+    let url = format!("{}/v2/", registry.url());
+    let ca = registry
+        .tls()
+        .expect("tls")
+        .ca_pem_path()
+        .to_str()
+        .expect("utf8")
+        .to_owned();
+    assert_eq!(curl(&["--cacert", &ca, &url]), (0, "401".to_owned()));
+    assert_eq!(
+        curl(&["--cacert", &ca, "-u", "bob:pw", &url]),
+        (0, "200".to_owned())
+    );
+    let image = kiln_testkit::FixtureImage::busybox();
+    image
+        .push(&registry, "b/busybox:1", Some(("bob", "pw")))
+        .expect("skopeo push over TLS with htpasswd");
+}

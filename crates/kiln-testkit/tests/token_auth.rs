@@ -193,3 +193,26 @@ fn expired_tokens_are_rejected() {
         "401"
     );
 }
+
+/// The servers own their runtimes, so they start and stop inside a tokio test too.
+#[tokio::test]
+async fn issuer_and_proxy_start_and_stop_inside_a_tokio_runtime() {
+    let issuer = TokenIssuer::builder().user("ci", "pw", "pull").start();
+    let registry = Registry::builder().token(&issuer).start();
+    let proxy = kiln_testkit::FaultProxy::in_front_of(
+        &Registry::start_plain(),
+        kiln_testkit::Faults::none(),
+    );
+    let url = format!(
+        "{}?service={}&scope=repository:a:pull",
+        issuer.realm(),
+        issuer.service()
+    );
+    let (status, _, _) = tokio::task::spawn_blocking(move || curl(&["-u", "ci:pw", &url]))
+        .await
+        .expect("join");
+    assert_eq!(status, "200");
+    drop(proxy);
+    drop(registry);
+    drop(issuer);
+}
