@@ -7,6 +7,8 @@
 //! - `scenario gitlab`: the GitLab CI job, emulated end to end.
 
 mod bench;
+mod image;
+mod scenario;
 mod test;
 mod util;
 
@@ -16,7 +18,11 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("image") => image::run(rest),
+        Some("scenario") => scenario::run(rest),
+        // Internal: pid 1 of the emulated container (see scenario/container.rs).
+        Some("__container") => scenario::enter_container(rest.first().map_or("", String::as_str)),
         Some(cmd) => anyhow::bail!("xtask: unknown command {cmd:?}"),
-        None => anyhow::bail!("usage: cargo xtask <test|bench> [args]"),
+        None => anyhow::bail!("usage: cargo xtask <test|bench|image|scenario> [args]"),
     }
 }

@@ -1,0 +1,316 @@
+//! `cargo xtask scenario gitlab`: the job from GitLab's "Building images with
+//! kaniko and GitLab CI/CD" page, run in kiln's debug image exactly as a
+//! runner would, against a registry shaped like GitLab's (HTTPS with its own
+//! CA, token auth whose issuer takes CI_REGISTRY_USER/CI_REGISTRY_PASSWORD).
+//!
+//! Cases:
+//! 1. with the CA line: pushed as $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG, pulled
+//!    back with skopeo, files and config as the Dockerfile says, nothing
+//!    from /builds, /kaniko or /busybox in it;
+//! 2. without the CA line: fails naming the registry and the unknown
+//!    authority, pushes nothing;
+//! 3. wrong password: fails with an authentication error, pushes nothing;
+//! 4. multi-stage with RUN steps and a second destination tag.
+
+mod container;
+mod verify;
+
+pub use container::enter as enter_container;
+
+use anyhow::{Context, Result, bail, ensure};
+use kiln_testkit::{FixtureImage, Registry, RegistryTls, TestCa, TokenIssuer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const USER: &str = "gitlab-ci-token";
+const PASSWORD: &str = "job-token-secret-4711";
+const PROJECT_DIR: &str = "/builds/group/project";
+
+/// The job's script lines, verbatim from GitLab's page.
+const SCRIPT: &[&str] = &[
+    "mkdir -p /kaniko/.docker",
+    r#"echo "{\"auths\":{\"$CI_REGISTRY\":{\"username\":\"$CI_REGISTRY_USER\",\"password\":\"$CI_REGISTRY_PASSWORD\"}}}" > /kaniko/.docker/config.json"#,
+    "/kaniko/executor --context $CI_PROJECT_DIR --dockerfile $CI_PROJECT_DIR/Dockerfile --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG",
+];
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("gitlab") => gitlab(),
+        _ => bail!("usage: cargo xtask scenario gitlab"),
+    }
+}
+
+/// One check of the scenario.
+type Case = fn(&Env) -> Result<()>;
+
+struct Env {
+    registry: Registry,
+    _issuer: TokenIssuer,
+    ca_pem: String,
+    debug_layout: PathBuf,
+    work: tempfile::TempDir,
+}
+
+fn gitlab() -> Result<()> {
+    let images = crate::image::build(None)?;
+    let ca = Arc::new(TestCa::new("GitLab-like registry CA"));
+    let issuer = TokenIssuer::builder()
+        .user(USER, PASSWORD, "pull,push")
+        .tls(RegistryTls::with_ca(ca.clone()))
+        .start();
+    let registry = Registry::builder()
+        .tls(RegistryTls::with_ca(ca.clone()))
+        .token(&issuer)
+        .start();
+    FixtureImage::busybox()
+        .push(&registry, "group/base:1", Some((USER, PASSWORD)))
+        .map_err(|e| anyhow::anyhow!("pushing the base image: {e}"))?;
+    let env = Env {
+        ca_pem: ca.pem(),
+        registry,
+        _issuer: issuer,
+        debug_layout: images.debug,
+        work: tempfile::Builder::new().prefix("kiln-gitlab-").tempdir()?,
+    };
+
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    let cases: [(&str, Case); 4] = [
+        ("push with the CA line", case_push_with_ca),
+        ("no CA line", case_without_ca),
+        ("wrong password", case_wrong_password),
+        ("multi-stage, two tags", case_multi_stage),
+    ];
+    for (name, case) in cases {
+        match case(&env) {
+            Ok(()) => {
+                eprintln!("scenario gitlab: {name}: ok");
+                passed += 1;
+            }
+            Err(e) => {
+                eprintln!("scenario gitlab: {name}: FAILED: {e:#}");
+                failed.push(name);
+            }
+        }
+    }
+    println!("scenario gitlab: {passed} passed, {} failed", failed.len());
+    ensure!(failed.is_empty(), "scenario gitlab failed: {failed:?}");
+    Ok(())
+}
+
+/// What one run of the job needs.
+struct Job<'a> {
+    name: &'a str,
+    dockerfile: String,
+    files: &'a [(&'a str, &'a str)],
+    with_ca: bool,
+    password: &'a str,
+    extra_script: &'a [&'a str],
+    tag: &'a str,
+}
+
+struct JobResult {
+    success: bool,
+    output: String,
+}
+
+fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
+    let dir = env.work.path().join(job.name);
+    let bundle = dir.join("bundle");
+    let project = dir.join("project");
+    fs_err::create_dir_all(&project)?;
+    fs_err::write(project.join("Dockerfile"), &job.dockerfile)?;
+    for (path, content) in job.files {
+        let p = project.join(path);
+        fs_err::create_dir_all(p.parent().expect("file in a dir"))?;
+        fs_err::write(p, content)?;
+    }
+    let image_env = verify::unpack_layout(&env.debug_layout, &bundle)?;
+
+    let host = env.registry.host_port();
+    let mut job_env = image_env;
+    for (k, v) in [
+        ("CI", "true".to_string()),
+        ("GITLAB_CI", "true".to_string()),
+        ("CI_REGISTRY", host.clone()),
+        ("CI_REGISTRY_USER", USER.to_string()),
+        ("CI_REGISTRY_PASSWORD", job.password.to_string()),
+        ("CI_REGISTRY_IMAGE", format!("{host}/group/project")),
+        ("CI_COMMIT_TAG", job.tag.to_string()),
+        ("CI_PROJECT_DIR", PROJECT_DIR.to_string()),
+    ] {
+        job_env.retain(|(name, _)| name != k);
+        job_env.push((k.to_string(), v));
+    }
+
+    let mut lines: Vec<String> = Vec::new();
+    if job.with_ca {
+        // before_script, as GitLab's page shows it: the PEM text inline.
+        lines.push(format!(
+            "echo \"{}\" >> /kaniko/ssl/certs/additional-ca-cert-bundle.crt",
+            env.ca_pem.trim_end()
+        ));
+    }
+    lines.extend(SCRIPT.iter().map(|l| l.to_string()));
+    lines.extend(job.extra_script.iter().map(|l| l.to_string()));
+    let script = format!("set -e\n{}\n", lines.join("\n"));
+
+    let (status, output) = container::run(&container::ContainerSpec {
+        rootfs: bundle.join("rootfs"),
+        binds: vec![(project, PROJECT_DIR.to_string())],
+        env: job_env,
+        cwd: PROJECT_DIR.to_string(),
+        argv: vec!["/busybox/sh".into(), "-c".into(), script],
+    })?;
+    fs_err::write(dir.join("job.log"), &output)?;
+    ensure!(
+        !output.contains(PASSWORD) && !output.contains("wrong-password-123"),
+        "the job log shows the registry password:\n{output}"
+    );
+    Ok(JobResult {
+        success: status.success(),
+        output,
+    })
+}
+
+fn simple_dockerfile(env: &Env) -> String {
+    format!(
+        "FROM {}/group/base:1\n\
+         COPY app.txt /app/app.txt\n\
+         ENV GREETING=hello\n\
+         RUN echo built > /app/built.txt\n\
+         CMD [\"cat\", \"/app/app.txt\"]\n",
+        env.registry.host_port()
+    )
+}
+
+fn case_push_with_ca(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "with-ca",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "hello from the project\n")],
+        with_ca: true,
+        password: PASSWORD,
+        extra_script: &[],
+        tag: "v1.0.0",
+    };
+    let result = run_job(env, &job)?;
+    ensure!(result.success, "the job failed:\n{}", result.output);
+    let image = verify::pull(&env.registry, "group/project:v1.0.0", (USER, PASSWORD))?;
+    image.expect_file("app/app.txt", "hello from the project\n")?;
+    image.expect_file("app/built.txt", "built\n")?;
+    image.expect_file("bin/busybox", None)?;
+    image.expect_env("GREETING=hello")?;
+    image.expect_cmd(&["cat", "/app/app.txt"])?;
+    for leaked in ["builds", "kaniko", "busybox"] {
+        image.expect_absent(leaked)?;
+    }
+    Ok(())
+}
+
+fn case_without_ca(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "without-ca",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "x\n")],
+        with_ca: false,
+        password: PASSWORD,
+        extra_script: &[],
+        tag: "no-ca",
+    };
+    let result = run_job(env, &job)?;
+    ensure!(!result.success, "the job succeeded without the CA");
+    let host = env.registry.host_port();
+    ensure!(
+        result.output.contains(&host) && result.output.contains("unknown authority"),
+        "the error must name {host} and the unknown certificate authority:\n{}",
+        result.output
+    );
+    verify::expect_no_tag(&env.registry, "group/project:no-ca", (USER, PASSWORD))
+}
+
+fn case_wrong_password(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "wrong-password",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "x\n")],
+        with_ca: true,
+        password: "wrong-password-123",
+        extra_script: &[],
+        tag: "bad-auth",
+    };
+    let result = run_job(env, &job)?;
+    ensure!(!result.success, "the job succeeded with a wrong password");
+    let lower = result.output.to_lowercase();
+    ensure!(
+        lower.contains("unauthorized") || lower.contains("authentication"),
+        "the error must say authentication failed:\n{}",
+        result.output
+    );
+    verify::expect_no_tag(&env.registry, "group/project:bad-auth", (USER, PASSWORD))
+}
+
+fn case_multi_stage(env: &Env) -> Result<()> {
+    let host = env.registry.host_port();
+    let job = Job {
+        name: "multi-stage",
+        dockerfile: format!(
+            "FROM {host}/group/base:1 AS builder\n\
+             WORKDIR /src\n\
+             COPY main.txt .\n\
+             RUN mkdir -p /out && tr a-z A-Z < main.txt > /out/program && chmod 755 /out/program\n\
+             FROM {host}/group/base:1\n\
+             COPY --from=builder /out/program /usr/local/bin/program\n\
+             RUN adduser -D -u 1000 app && chown app /usr/local/bin/program\n\
+             USER app\n\
+             LABEL org.example.stage=final\n"
+        ),
+        files: &[("main.txt", "compiled program\n")],
+        with_ca: true,
+        password: PASSWORD,
+        extra_script: &[
+            "/kaniko/executor --context $CI_PROJECT_DIR --dockerfile $CI_PROJECT_DIR/Dockerfile --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG --destination $CI_REGISTRY_IMAGE:latest",
+        ],
+        tag: "v2.0.0",
+    };
+    let result = run_job(env, &job)?;
+    ensure!(result.success, "the job failed:\n{}", result.output);
+    let tagged = verify::pull(&env.registry, "group/project:v2.0.0", (USER, PASSWORD))?;
+    let latest = verify::pull(&env.registry, "group/project:latest", (USER, PASSWORD))?;
+    ensure!(
+        tagged.digest == latest.digest,
+        "the two destinations differ: {} vs {}",
+        tagged.digest,
+        latest.digest
+    );
+    tagged.expect_file("usr/local/bin/program", "COMPILED PROGRAM\n")?;
+    tagged.expect_owner("usr/local/bin/program", 1000)?;
+    tagged.expect_user("app")?;
+    tagged.expect_absent("src")?;
+    for leaked in ["builds", "kaniko", "busybox"] {
+        tagged.expect_absent(leaked)?;
+    }
+    Ok(())
+}
+
+/// Makes `path` a string for command lines.
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Runs skopeo with the registry's CA and credentials.
+fn skopeo(registry: &Registry, creds: (&str, &str), args: &[&str]) -> Result<std::process::Output> {
+    let cert_dir = registry
+        .tls()
+        .context("the scenario registry uses TLS")?
+        .cert_dir();
+    Command::new("skopeo")
+        .args(args)
+        .arg("--cert-dir")
+        .arg(cert_dir)
+        .arg("--creds")
+        .arg(format!("{}:{}", creds.0, creds.1))
+        .output()
+        .context("running skopeo")
+}
