@@ -293,3 +293,38 @@ fn unreadable_material_names_the_file() {
         "{text}"
     );
 }
+
+#[test]
+fn certificate_for_another_name_is_reported_as_such() {
+    let registry = tls_registry();
+    let ca = registry
+        .tls()
+        .expect("tls")
+        .ca_pem_path()
+        .to_str()
+        .expect("utf8")
+        .to_owned();
+    let configs = configs(
+        TlsOptions::default(),
+        &MapEnvironment::new().with("SSL_CERT_FILE", ca),
+    );
+    let config = configs.client_config("kiln.invalid").expect("config");
+    let name = ServerName::try_from("kiln.invalid").expect("DNS name");
+    let conn = rustls::ClientConnection::new(config, name).expect("connection");
+    let sock = TcpStream::connect(registry.host_port()).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let err = tls
+        .write_all(b"GET /v2/ HTTP/1.1\r\n\r\n")
+        .and_then(|()| tls.flush())
+        .and_then(|()| {
+            let mut buf = [0u8; 1];
+            tls.read(&mut buf).map(|_| ())
+        });
+    let err = err.expect_err("name mismatch");
+    let explained = tls::diagnose("kiln.invalid", &err).expect("explained");
+    assert!(
+        matches!(explained, TlsError::WrongName { .. }),
+        "{explained}"
+    );
+    assert!(explained.to_string().contains("kiln.invalid"));
+}
