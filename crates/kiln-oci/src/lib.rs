@@ -1,4 +1,38 @@
-//! Image data model: digests, media types, descriptors, platforms (more to come).
+//! The image data model of kiln, and the two on-disk image formats.
+//!
+//! # What is here
+//!
+//! - **Identifiers**: [`Digest`] (validated `sha256:<hex>`, plus the streaming
+//!   [`DigestWriter`], [`Sha256Hasher`] and [`VerifyingReader`]), [`MediaType`]
+//!   (known OCI/Docker types as variants, anything else kept verbatim),
+//!   [`Reference`] (Docker's parsing and `docker.io` normalisation) and [`Platform`]
+//!   (containerd's normalisation and matching, arm/arm64 variants included).
+//! - **Documents**: [`Descriptor`], [`Manifest`] (OCI and Docker v2s2), [`Index`] (OCI
+//!   index and Docker manifest list) and [`ImageConfig`] (a superset of the OCI and
+//!   Docker image configs). Every document type keeps the fields it does not model in
+//!   an `extra` map and writes them back, so reading and rewriting a base image's
+//!   config loses nothing; `Option` separates "absent" from "empty".
+//! - **Canonical JSON** ([`canonical_json`]): the one writer for every byte kiln
+//!   digests. Struct fields in the Go structs' order, maps sorted (every map is a
+//!   `BTreeMap`), no whitespace, Go's HTML-safe escaping. The same value always gives
+//!   the same bytes, and documents written by Go tools re-serialise byte for byte.
+//! - **Formats**: the OCI image layout ([`OciLayoutWriter`], [`OciLayout`]) and
+//!   docker-archive, the `docker save` tarball ([`DockerArchiveWriter`],
+//!   [`DockerArchive`]).
+//!
+//! # Design rules
+//!
+//! - Synchronous and policy-free: no tokio, no network, no printing (tracing events
+//!   only). Callers decide where images come from and go to.
+//! - Blobs stream. Layers pass through a hasher into a temporary file (or a tar
+//!   entry) and are never held whole in memory; only JSON documents (capped at
+//!   [`oci_layout::MAX_DOCUMENT_SIZE`]) are.
+//! - Nothing read is trusted: every blob read from a layout is checked against its
+//!   descriptor's digest and size ([`VerifyingReader`] fails at end of stream), and
+//!   docker-archive layers against their diff IDs; archive member names are confined
+//!   to the archive.
+//! - Errors are `thiserror` enums that say what was being done, to which file, and
+//!   name the offending part (the tag of a reference, the variant of a platform).
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -21,7 +55,8 @@ pub use digest::{
     Digest, DigestAlgorithm, DigestError, DigestWriter, Hasher, Sha256Hasher, VerifyingReader,
 };
 pub use docker_archive::{
-    ArchiveError, ArchiveLayout, ArchiveManifestEntry, DockerArchive, DockerArchiveWriter,
+    ArchiveError, ArchiveLayerBlob, ArchiveLayerReader, ArchiveLayout, ArchiveManifestEntry,
+    DockerArchive, DockerArchiveWriter,
 };
 pub use index::Index;
 pub use manifest::{DocumentError, Manifest};

@@ -8,11 +8,22 @@ use std::path::Path;
 
 use common::{TestImage, skopeo, test_image};
 use kiln_oci::{
-    ArchiveLayout, DockerArchive, DockerArchiveWriter, LayerCompression, OciLayout,
-    OciLayoutWriter, Reference,
+    ArchiveLayerBlob, ArchiveLayout, DockerArchive, DockerArchiveWriter, LayerCompression,
+    OciLayout, OciLayoutWriter, Reference,
 };
 
 fn write_archive(path: &Path, layout: ArchiveLayout, images: &[(&TestImage, &[&str])]) {
+    write_archive_with(path, layout, images, false);
+}
+
+/// Writes an archive; with `compressed`, layers are stored as the image's blobs
+/// (one of them gzip), as go-containerregistry and kaniko do.
+fn write_archive_with(
+    path: &Path,
+    layout: ArchiveLayout,
+    images: &[(&TestImage, &[&str])],
+    compressed: bool,
+) {
     let file = std::fs::File::create(path).unwrap();
     let mut writer = DockerArchiveWriter::new(file, layout);
     for (image, tags) in images {
@@ -24,7 +35,19 @@ fn write_archive(path: &Path, layout: ArchiveLayout, images: &[(&TestImage, &[&s
                     .iter()
                     .find(|l| &l.diff_id == diff_id)
                     .expect("layer asked for is in the image");
-                Ok((io::Cursor::new(layer.tar.clone()), layer.tar.len() as u64))
+                Ok(if compressed {
+                    ArchiveLayerBlob {
+                        reader: io::Cursor::new(layer.blob.clone()),
+                        size: layer.descriptor.size,
+                        digest: layer.descriptor.digest.clone(),
+                    }
+                } else {
+                    ArchiveLayerBlob::uncompressed(
+                        io::Cursor::new(layer.tar.clone()),
+                        layer.tar.len() as u64,
+                        diff_id,
+                    )
+                })
             })
             .unwrap();
     }
@@ -36,10 +59,10 @@ fn read_layers(archive: &DockerArchive, tag: Option<&str>) -> Vec<Vec<u8>> {
     let (config, _) = archive.read_config(image).unwrap();
     (0..image.layers.len())
         .map(|index| {
-            let (mut reader, size) = archive.open_layer(image, &config, index).unwrap();
+            let mut reader = archive.open_layer(image, &config, index).unwrap();
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).unwrap();
-            assert_eq!(bytes.len() as u64, size);
+            assert_eq!(bytes.len() as u64, reader.size());
             bytes
         })
         .collect()
@@ -194,10 +217,14 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     let file = std::fs::File::create(work.path().join("bad.tar")).unwrap();
     let mut writer = DockerArchiveWriter::new(file, ArchiveLayout::Blobs);
     let error = writer
-        .add_image(&image.config_bytes, &[], |_| {
+        .add_image(&image.config_bytes, &[], |diff_id| {
             let wrong = common::layer_tar(&[("evil", b"not the layer")]);
             let size = wrong.len() as u64;
-            Ok((io::Cursor::new(wrong), size))
+            Ok(ArchiveLayerBlob::uncompressed(
+                io::Cursor::new(wrong),
+                size,
+                diff_id,
+            ))
         })
         .unwrap_err()
         .to_string();
@@ -217,7 +244,56 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     let archive = DockerArchive::open(&path).unwrap();
     let entry = archive.image(Some("kiln/x:y")).unwrap();
     let (config, _) = archive.read_config(entry).unwrap();
-    let (mut reader, _) = archive.open_layer(entry, &config, 0).unwrap();
+    let mut reader = archive.open_layer(entry, &config, 0).unwrap();
+    assert!(reader.is_verified());
     let error = reader.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+}
+
+#[test]
+fn archives_with_compressed_layers_are_written_read_and_accepted_by_skopeo() {
+    let work = tempfile::tempdir().unwrap();
+    let image = test_image("compressed");
+    let path = work.path().join("compressed.tar");
+    write_archive_with(
+        &path,
+        ArchiveLayout::Blobs,
+        &[(&image, &["kiln/c:1"])],
+        true,
+    );
+
+    let archive = DockerArchive::open(&path).unwrap();
+    let entry = archive.image(Some("kiln/c:1")).unwrap();
+    assert_eq!(
+        entry.layers[1],
+        format!("blobs/sha256/{}", image.layers[1].descriptor.digest.hex())
+    );
+    let (config, _) = archive.read_config(entry).unwrap();
+    let mut plain = archive.open_layer(entry, &config, 0).unwrap();
+    assert_eq!(plain.compression(), LayerCompression::None);
+    assert!(plain.is_verified());
+    plain.read_to_end(&mut Vec::new()).unwrap();
+    let mut gzipped = archive.open_layer(entry, &config, 1).unwrap();
+    assert_eq!(gzipped.compression(), LayerCompression::Gzip);
+    assert!(!gzipped.is_verified());
+    let mut stored = Vec::new();
+    gzipped.read_to_end(&mut stored).unwrap();
+    assert!(stored == image.layers[1].blob);
+
+    let oci = work.path().join("oci");
+    skopeo(
+        work.path(),
+        &[
+            "copy",
+            &format!("docker-archive:{}", path.display()),
+            &format!("oci:{}:c", oci.display()),
+        ],
+    );
+    let copied = OciLayout::open(&oci).unwrap();
+    let resolved = copied.image(Some("c"), None).unwrap();
+    assert_eq!(
+        resolved.config.rootfs.diff_ids,
+        image.config.rootfs.diff_ids
+    );
+    copied.verify_layers(&resolved).unwrap();
 }

@@ -5,8 +5,8 @@
 use std::io::{self, Read};
 
 use kiln_oci::{
-    ArchiveLayout, Descriptor, DockerArchive, DockerArchiveWriter, History, ImageConfig, MediaType,
-    OciLayout, OciLayoutWriter, Platform, Sha256Hasher,
+    ArchiveLayerBlob, ArchiveLayout, Descriptor, DockerArchive, DockerArchiveWriter, History,
+    ImageConfig, MediaType, OciLayout, OciLayoutWriter, Platform, Sha256Hasher,
 };
 
 const BLOB_SIZE: u64 = 192 * 1024 * 1024;
@@ -86,13 +86,19 @@ fn large_blobs_stream_through_layouts_and_archives_in_bounded_memory() {
         ArchiveLayout::Blobs,
     );
     archive
-        .add_image(&config_bytes, &[], |_| Ok((payload(BLOB_SIZE), BLOB_SIZE)))
+        .add_image(&config_bytes, &[], |diff_id| {
+            Ok(ArchiveLayerBlob::uncompressed(
+                payload(BLOB_SIZE),
+                BLOB_SIZE,
+                diff_id,
+            ))
+        })
         .unwrap();
     archive.finish().unwrap();
     let archive = DockerArchive::open(&archive_path).unwrap();
     let entry = archive.image(None).unwrap();
     let (config, _) = archive.read_config(entry).unwrap();
-    let (mut layer, _) = archive.open_layer(entry, &config, 0).unwrap();
+    let mut layer = archive.open_layer(entry, &config, 0).unwrap();
     assert_eq!(io::copy(&mut layer, &mut io::sink()).unwrap(), BLOB_SIZE);
 
     let growth = peak_rss_kib().saturating_sub(before);

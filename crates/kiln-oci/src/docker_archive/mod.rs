@@ -22,8 +22,8 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-pub use read::DockerArchive;
-pub use write::{ArchiveLayout, DockerArchiveWriter};
+pub use read::{ArchiveLayerReader, DockerArchive, MemberReader};
+pub use write::{ArchiveLayerBlob, ArchiveLayout, DockerArchiveWriter};
 
 use crate::manifest::DocumentError;
 

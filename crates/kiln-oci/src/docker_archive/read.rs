@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::ImageConfig;
 use crate::digest::VerifyingReader;
 use crate::manifest::DocumentError;
+use crate::media_type::LayerCompression;
 use crate::oci_layout::MAX_DOCUMENT_SIZE;
 use crate::reference::Reference;
 
@@ -31,6 +32,56 @@ pub struct DockerArchive {
 
 /// A reader over one archive member.
 pub type MemberReader = io::Take<io::BufReader<fs_err::File>>;
+
+/// A layer blob read from a docker-archive.
+pub struct ArchiveLayerReader {
+    inner: LayerInner,
+    size: u64,
+    compression: LayerCompression,
+}
+
+enum LayerInner {
+    Verified(Box<VerifyingReader<MemberReader>>),
+    Raw(MemberReader),
+}
+
+impl ArchiveLayerReader {
+    /// Size of the stored blob.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Compression detected from the blob's first bytes.
+    pub fn compression(&self) -> LayerCompression {
+        self.compression
+    }
+
+    /// Whether the content is checked against the diff ID while it is read (true for
+    /// uncompressed layers).
+    pub fn is_verified(&self) -> bool {
+        matches!(self.inner, LayerInner::Verified(_))
+    }
+}
+
+impl Read for ArchiveLayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            LayerInner::Verified(reader) => reader.read(buf),
+            LayerInner::Raw(reader) => reader.read(buf),
+        }
+    }
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
 
 /// Normalises a member name: no leading `./` or `/`, no `.`, `..` resolved; `None` if
 /// it climbs above the archive root.
@@ -176,14 +227,17 @@ impl DockerArchive {
         Ok((config, bytes))
     }
 
-    /// Opens layer `index` (base first) of `image`, verified against its diff ID in
-    /// `config` while it streams (the reader fails at its end on a mismatch).
+    /// Opens layer `index` (base first) of `image`. The compression is detected from
+    /// the content (magic bytes), never trusted from names. An uncompressed layer is
+    /// verified against its diff ID in `config` while it streams (the reader fails at
+    /// its end on a mismatch); a compressed one cannot be checked here: whoever
+    /// decompresses it must compare the result with the diff ID.
     pub fn open_layer(
         &self,
         image: &ArchiveManifestEntry,
         config: &ImageConfig,
         index: usize,
-    ) -> Result<(VerifyingReader<MemberReader>, u64), ArchiveError> {
+    ) -> Result<ArchiveLayerReader, ArchiveError> {
         let (Some(name), Some(diff_id)) =
             (image.layers.get(index), config.rootfs.diff_ids.get(index))
         else {
@@ -192,11 +246,31 @@ impl DockerArchive {
                 count: image.layers.len().min(config.rootfs.diff_ids.len()),
             });
         };
-        let (reader, size) = self.open_member(name)?;
-        Ok((
-            VerifyingReader::new(reader, diff_id.clone(), Some(size)),
+        let mut magic = [0u8; 4];
+        let (mut peek, size) = self.open_member(name)?;
+        let peeked = read_up_to(&mut peek, &mut magic).map_err(io_error(format!(
+            "reading {name} from {}",
+            self.path.display()
+        )))?;
+        let compression = match &magic[..peeked] {
+            [0x1f, 0x8b, ..] => LayerCompression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd] => LayerCompression::Zstd,
+            _ => LayerCompression::None,
+        };
+        let (reader, _) = self.open_member(name)?;
+        let inner = match compression {
+            LayerCompression::None => LayerInner::Verified(Box::new(VerifyingReader::new(
+                reader,
+                diff_id.clone(),
+                Some(size),
+            ))),
+            _ => LayerInner::Raw(reader),
+        };
+        Ok(ArchiveLayerReader {
+            inner,
             size,
-        ))
+            compression,
+        })
     }
 
     /// Opens any member by name (links followed); returns it with its size.

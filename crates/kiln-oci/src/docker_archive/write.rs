@@ -31,6 +31,30 @@ pub struct DockerArchiveWriter<W: Write> {
     entries: Vec<ArchiveManifestEntry>,
     repositories: BTreeMap<String, BTreeMap<String, String>>,
     written: BTreeSet<String>,
+    layer_names: BTreeMap<Digest, String>,
+}
+
+/// One layer as stored in the archive.
+pub struct ArchiveLayerBlob<R> {
+    /// The bytes to store: the uncompressed tar (what `docker save` writes), or a
+    /// gzip/zstd-compressed tar (what go-containerregistry's tarballs hold; `docker
+    /// load` and skopeo detect the compression).
+    pub reader: R,
+    /// Their exact length.
+    pub size: u64,
+    /// Their sha256: the diff ID when uncompressed, the compressed digest otherwise.
+    pub digest: Digest,
+}
+
+impl<R> ArchiveLayerBlob<R> {
+    /// An uncompressed layer tar (its digest is its diff ID).
+    pub fn uncompressed(reader: R, size: u64, diff_id: &Digest) -> ArchiveLayerBlob<R> {
+        ArchiveLayerBlob {
+            reader,
+            size,
+            digest: diff_id.clone(),
+        }
+    }
 }
 
 impl<W: Write> DockerArchiveWriter<W> {
@@ -44,18 +68,20 @@ impl<W: Write> DockerArchiveWriter<W> {
             entries: Vec::new(),
             repositories: BTreeMap::new(),
             written: BTreeSet::new(),
+            layer_names: BTreeMap::new(),
         }
     }
 
     /// Adds one image: its config (exact bytes), the tags it is saved under, and a
-    /// function that opens each layer's uncompressed tar given its diff ID (layers are
-    /// opened one at a time, in `rootfs.diff_ids` order) and returns it with its size.
-    /// Each layer is checked against its diff ID while it streams.
+    /// function that opens each layer given its diff ID (layers are opened one at a
+    /// time, in `rootfs.diff_ids` order, and a layer shared with an earlier image is
+    /// not opened again). Each blob is checked against its declared digest and size
+    /// while it streams.
     pub fn add_image<R: Read>(
         &mut self,
         config_bytes: &[u8],
         repo_tags: &[Reference],
-        mut open_layer: impl FnMut(&Digest) -> io::Result<(R, u64)>,
+        mut open_layer: impl FnMut(&Digest) -> io::Result<ArchiveLayerBlob<R>>,
     ) -> Result<(), ArchiveError> {
         let config =
             ImageConfig::from_slice(config_bytes).map_err(|source| ArchiveError::Document {
@@ -72,20 +98,22 @@ impl<W: Write> DockerArchiveWriter<W> {
 
         let mut layer_names = Vec::with_capacity(config.rootfs.diff_ids.len());
         for diff_id in &config.rootfs.diff_ids {
-            let name = match self.layout {
-                ArchiveLayout::Blobs => blob_name(diff_id),
-                ArchiveLayout::Legacy => format!("{}/layer.tar", diff_id.hex()),
-            };
-            if !self.written.contains(&name) {
-                let (reader, size) =
-                    open_layer(diff_id).map_err(io_error(format!("opening layer {diff_id}")))?;
-                if self.layout == ArchiveLayout::Legacy {
-                    self.append_dir(&format!("{}/", diff_id.hex()))?;
-                }
-                let verified = VerifyingReader::new(reader, diff_id.clone(), Some(size));
-                self.append_stream(&name, verified, size)?;
-                tracing::debug!(%diff_id, size, "added layer to docker-archive");
+            if let Some(name) = self.layer_names.get(diff_id) {
+                layer_names.push(name.clone());
+                continue;
             }
+            let blob = open_layer(diff_id).map_err(io_error(format!("opening layer {diff_id}")))?;
+            let name = match self.layout {
+                ArchiveLayout::Blobs => blob_name(&blob.digest),
+                ArchiveLayout::Legacy => {
+                    self.append_dir(&format!("{}/", diff_id.hex()))?;
+                    format!("{}/layer.tar", diff_id.hex())
+                }
+            };
+            let verified = VerifyingReader::new(blob.reader, blob.digest.clone(), Some(blob.size));
+            self.append_stream(&name, verified, blob.size)?;
+            tracing::debug!(%diff_id, blob = %blob.digest, size = blob.size, "added layer to docker-archive");
+            self.layer_names.insert(diff_id.clone(), name.clone());
             layer_names.push(name);
         }
 
