@@ -69,18 +69,22 @@ impl OpsBuilder<'_> {
     fn mount(
         &mut self,
         source: Source,
-        target: &str,
+        target: impl AsRef<Path>,
         fstype: Option<&str>,
         flags: libc::c_ulong,
         data: Option<&str>,
         readonly: bool,
         optional: bool,
         what: String,
-    ) {
+    ) -> Result<(), SandboxError> {
+        let target = target.as_ref();
+        let target = rel_cstring(target).map_err(|e| {
+            SandboxError::InvalidSpec(format!("mount target {}: {e}", target.display()))
+        })?;
         self.push(
             Op::Mount {
                 source,
-                target: rel_cstring(Path::new(target)),
+                target,
                 fstype: fstype.map(c),
                 flags,
                 data: data.map(c),
@@ -89,6 +93,7 @@ impl OpsBuilder<'_> {
             },
             what,
         );
+        Ok(())
     }
 
     fn standard(&mut self, userns: bool) -> Result<(), SandboxError> {
@@ -103,7 +108,7 @@ impl OpsBuilder<'_> {
                 false,
                 false,
                 "mount proc on /proc".into(),
-            );
+            )?;
             for f in MASKED_PROC_FILES {
                 let t = format!("/proc/{f}");
                 self.mount(
@@ -115,7 +120,7 @@ impl OpsBuilder<'_> {
                     false,
                     true,
                     format!("mask {t}"),
-                );
+                )?;
             }
             for p in READONLY_PROC_PATHS {
                 let t = format!("/proc/{p}");
@@ -128,7 +133,7 @@ impl OpsBuilder<'_> {
                     true,
                     true,
                     format!("make {t} read-only"),
-                );
+                )?;
             }
         } else {
             return Err(SandboxError::InvalidSpec(
@@ -149,7 +154,7 @@ impl OpsBuilder<'_> {
             false,
             false,
             "mount a tmpfs on /dev".into(),
-        );
+        )?;
         for d in DEVICES {
             self.push(
                 Op::Touch {
@@ -169,7 +174,7 @@ impl OpsBuilder<'_> {
                 false,
                 d == "tty",
                 format!("bind the host's {host}"),
-            );
+            )?;
         }
         self.push(
             Op::Mkdir {
@@ -193,7 +198,7 @@ impl OpsBuilder<'_> {
             false,
             false,
             "mount devpts on /dev/pts".into(),
-        );
+        )?;
         self.push(
             Op::Mkdir {
                 parent: c("dev"),
@@ -211,7 +216,7 @@ impl OpsBuilder<'_> {
             false,
             false,
             "mount a tmpfs on /dev/shm".into(),
-        );
+        )?;
         for (name, target) in [
             ("ptmx", "pts/ptmx"),
             ("fd", "/proc/self/fd"),
@@ -256,7 +261,7 @@ impl OpsBuilder<'_> {
                         true,
                         false,
                         format!("bind the host's {host} read-only"),
-                    );
+                    )?;
                 }
                 Ok(Ensured::DanglingSymlink(at)) => {
                     tracing::debug!(file = host, symlink = %at.display(), "dangling symlink in the rootfs; not providing the host's file");
@@ -302,7 +307,7 @@ impl OpsBuilder<'_> {
                 at.display()
             )));
         }
-        let t = target.to_string_lossy().into_owned();
+        let t = target.display().to_string();
         match mount {
             Mount::Bind {
                 source, readonly, ..
@@ -311,14 +316,14 @@ impl OpsBuilder<'_> {
                 let ro = if *readonly { " read-only" } else { "" };
                 self.mount(
                     Source::Host(src),
-                    &t,
+                    target,
                     None,
                     libc::MS_BIND | libc::MS_REC,
                     None,
                     *readonly,
                     false,
                     format!("bind {source_desc} onto {t}{ro}"),
-                );
+                )?;
             }
             Mount::Tmpfs { size, mode, .. } => {
                 let data = match size {
@@ -327,14 +332,14 @@ impl OpsBuilder<'_> {
                 };
                 self.mount(
                     Source::Name(c("tmpfs")),
-                    &t,
+                    target,
                     Some("tmpfs"),
                     libc::MS_NOSUID | libc::MS_NODEV,
                     Some(&data),
                     false,
                     false,
                     format!("mount a tmpfs on {t}"),
-                );
+                )?;
             }
         }
         Ok(())

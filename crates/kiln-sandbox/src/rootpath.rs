@@ -64,7 +64,7 @@ pub(crate) fn clean_abs(path: &Path) -> PathBuf {
 }
 
 /// The path relative to the root, as given to openat2 (`.` for the root itself).
-pub(crate) fn rel_cstring(path: &Path) -> CString {
+pub(crate) fn rel_cstring(path: &Path) -> io::Result<CString> {
     let cleaned = clean_abs(path);
     let rel = cleaned.strip_prefix("/").unwrap_or(&cleaned);
     let bytes = if rel.as_os_str().is_empty() {
@@ -72,8 +72,8 @@ pub(crate) fn rel_cstring(path: &Path) -> CString {
     } else {
         rel.as_os_str().as_bytes()
     };
-    // A PathBuf built from components cannot contain NUL unless the input did.
-    CString::new(bytes).unwrap_or_else(|_| c".".to_owned())
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 pub(crate) fn cstring(bytes: &[u8], what: &str) -> Result<CString, crate::SandboxError> {
@@ -169,7 +169,7 @@ impl Root {
     /// Reads a whole file inside the root; `Ok(None)` when it does not exist.
     pub(crate) fn read_file(&self, inner: &Path) -> io::Result<Option<Vec<u8>>> {
         use std::io::Read;
-        match openat2_in_root(self.fd.as_raw_fd(), &rel_cstring(inner), libc::O_RDONLY) {
+        match openat2_in_root(self.fd.as_raw_fd(), &rel_cstring(inner)?, libc::O_RDONLY) {
             Ok(fd) => {
                 let mut file = std::fs::File::from(fd);
                 let mut buf = Vec::new();
@@ -219,7 +219,7 @@ impl Root {
             prefix.push(comp);
             let want_dir = !last || kind == TargetKind::Dir;
             let current =
-                match openat2_in_root(self.fd.as_raw_fd(), &rel_cstring(&prefix), libc::O_PATH) {
+                match openat2_in_root(self.fd.as_raw_fd(), &rel_cstring(&prefix)?, libc::O_PATH) {
                     Ok(fd) => fd,
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                         let name = CString::new(comp.as_bytes()).map_err(|_| {
@@ -233,7 +233,7 @@ impl Root {
                         created_paths.push(prefix.clone());
                         let fd = openat2_in_root(
                             self.fd.as_raw_fd(),
-                            &rel_cstring(&prefix),
+                            &rel_cstring(&prefix)?,
                             libc::O_PATH,
                         )?;
                         if let Some(rec) = record.as_deref_mut() {
