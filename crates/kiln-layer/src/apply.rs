@@ -3,7 +3,7 @@
 //! Entry names are normalised first: leading `/` and `.` components are
 //! dropped (the layer is rooted at the rootfs), a `..` component anywhere is
 //! refused. The parent directory of every entry is then resolved inside the
-//! root by [`crate::rootfs::Root::resolve_dir`] (symlinks followed *as if the
+//! root by `rootfs::Root::resolve_dir` (symlinks followed *as if the
 //! rootfs were `/`*), and the entry itself is created with `*at` calls
 //! relative to that parent's descriptor, never following a symlink in its
 //! own name. Hardlink targets are resolved the same way and linked with

@@ -119,13 +119,23 @@ pub fn encode_layer<W: Write>(
     sink: W,
 ) -> Result<(EncodedLayer, W)> {
     options.compression.validate()?;
+    if options.compression == Compression::None {
+        // The blob is the tar: one hash gives both digests.
+        let mut tar = DigestWriter::new(sink);
+        write_tar(entries, &options.tar, &mut tar)?;
+        let (sink, digest, size) = tar.finish().map_err(Error::Sink)?;
+        let encoded = EncodedLayer {
+            diff_id: digest.clone(),
+            digest,
+            size,
+            uncompressed_size: size,
+            media_type: options.compression.oci_media_type(),
+        };
+        return Ok((encoded, sink));
+    }
     let blob = DigestWriter::new(sink);
     let (blob, diff_id, uncompressed_size) = match options.compression {
-        Compression::None => {
-            let mut tar = DigestWriter::new(blob);
-            write_tar(entries, &options.tar, &mut tar)?;
-            tar.finish().map_err(Error::Sink)?
-        }
+        Compression::None => unreachable!("handled above"),
         Compression::Gzip { level } => {
             let gz = ParallelGzEncoder::new(blob, level, threads(options), DEFAULT_BLOCK_SIZE);
             let mut tar = DigestWriter::new(gz);

@@ -1,6 +1,53 @@
-//! Layer codec: tar writer from a change set, gzip/zstd, one-pass digests, safe layer applier.
+//! Layer codec: tar writer from a change set, gzip/zstd, one-pass digests,
+//! safe layer applier.
 //!
-//! (Design notes to come as the crate is built.)
+//! # Writing a layer
+//!
+//! A layer to write is a list of [`Entry`] values (the *change set*): a
+//! [`LayerPath`] (relative, raw bytes), an [`EntryKind`] (file read from disk
+//! or from memory, directory, symlink, hardlink, device, fifo, whiteout,
+//! opaque-directory marker) and [`Metadata`] (full mode, ids, names, mtime,
+//! xattrs). [`encode_layer`] turns it into a blob in one streaming pass:
+//!
+//! ```text
+//! entries --sort--> tar writer --> sha256 (diff_id) --> gzip|zstd|none --> sha256+count --> sink
+//! ```
+//!
+//! - Order ([`order`]): component-wise byte order, so parents precede
+//!   children; inside a directory the opaque marker first, then whiteouts,
+//!   then the rest (the OCI image spec's recommendation).
+//! - Headers ([`tar_writer`]): ustar, plus a PAX header whenever a field does
+//!   not fit (long or non-ASCII names and link targets, ids, sizes of 8 GiB
+//!   and more, xattrs as `SCHILY.xattr.*`), as Go's `archive/tar` does.
+//!   Mtimes are whole seconds, optionally clamped to `SOURCE_DATE_EPOCH`.
+//! - gzip ([`pgzip`]): pigz's technique on worker threads, fixed 512 KiB
+//!   blocks with the previous 32 KiB as dictionary, so the bytes do not
+//!   depend on the thread count. zstd runs libzstd's multithreaded mode
+//!   (always with >= 1 worker, whose output is independent of the count).
+//! - Memory is bounded: file contents stream through a 256 KiB buffer and
+//!   at most `2 * threads + 1` gzip blocks are in flight, whatever the layer
+//!   size (tested: a 2 GiB layer peaks under 9 MiB RSS).
+//!
+//! # Reading and applying a layer
+//!
+//! [`DecodedLayer`] detects the compression from magic bytes (never from a
+//! media type) and measures the blob digest, size and diff_id as it streams;
+//! [`DecodedLayer::finish`] compares them with the [`Expected`] values.
+//! [`apply_layer`] extracts onto a rootfs directory with OCI whiteout and
+//! opaque-directory semantics (applied to lower layers only), hardlinks,
+//! owners, modes, mtimes and xattrs.
+//!
+//! **Architecture invariant: applying never writes outside the root.** Entry
+//! names with `..` are refused, absolute names are taken relative to the
+//! root, and every parent directory is resolved one component at a time
+//! from a descriptor of the root with `O_NOFOLLOW`, symlinks being followed
+//! *as if the root were `/`* (an absolute target restarts at the root, `..`
+//! stops there). The entry itself is created with `*at` calls relative to
+//! its parent's descriptor and never through a symlink. The tar crate is
+//! used only to parse headers, never to unpack.
+//!
+//! No tokio, no printing: errors are [`Error`] values naming the blob, the
+//! entry or the file and what was being done; progress goes to `tracing`.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

@@ -4,7 +4,7 @@
 //! not mixed with entries for the same path, hardlinks pointing at files of
 //! the same change set), sorts it into layer order ([`crate::order`]), makes
 //! the first member of each hardlink group carry the content, and writes
-//! ustar/PAX headers ([`crate::tar_header`]) followed by file contents read
+//! ustar/PAX headers (module `tar_header`) followed by file contents read
 //! in bounded chunks. Output is a pure function of the entries, their source
 //! contents and [`TarOptions`].
 

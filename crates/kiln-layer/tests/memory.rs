@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{meta, p};
-use kiln_layer::{ApplyOptions, Compression, EncodeOptions, Entry, Expected, apply_layer, encode_layer};
+use kiln_layer::{
+    ApplyOptions, Compression, EncodeOptions, Entry, Expected, apply_layer, encode_layer,
+};
 
 const CHILD_ENV: &str = "KILN_LAYER_MEMORY_CHILD_REPORT";
 const SIZE: u64 = 2 << 30;
@@ -29,14 +31,29 @@ fn vm_hwm_kib() -> u64 {
 fn child(report: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("sparse");
-    std::fs::File::create(&source).unwrap().set_len(SIZE).unwrap();
-    let entries = || vec![Entry::dir(p("data"), meta(0o755, 0, 0)), Entry::file(p("data/big"), &source, meta(0o644, 0, 0))];
+    std::fs::File::create(&source)
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    let entries = || {
+        vec![
+            Entry::dir(p("data"), meta(0o755, 0, 0)),
+            Entry::file(p("data/big"), &source, meta(0o644, 0, 0)),
+        ]
+    };
 
-    let plain = EncodeOptions { compression: Compression::None, ..Default::default() };
+    let plain = EncodeOptions {
+        compression: Compression::None,
+        ..Default::default()
+    };
     let (encoded, _) = encode_layer(entries(), &plain, std::io::sink()).unwrap();
     assert!(encoded.size > SIZE);
 
-    let gzip = EncodeOptions { compression: Compression::Gzip { level: 1 }, threads: Some(2), ..Default::default() };
+    let gzip = EncodeOptions {
+        compression: Compression::Gzip { level: 1 },
+        threads: Some(2),
+        ..Default::default()
+    };
     let blob_path = dir.path().join("layer.tar.gz");
     let file = std::fs::File::create(&blob_path).unwrap();
     let (gz, _) = encode_layer(entries(), &gzip, std::io::BufWriter::new(file)).unwrap();
@@ -45,10 +62,18 @@ fn child(report: &Path) {
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let blob = std::io::BufReader::new(std::fs::File::open(&blob_path).unwrap());
-    let expected = Expected { digest: Some(gz.digest.clone()), size: Some(gz.size), diff_id: Some(gz.diff_id.clone()) };
-    let applied = apply_layer(blob, "big-layer", expected, &root, &ApplyOptions::default()).unwrap();
+    let expected = Expected {
+        digest: Some(gz.digest.clone()),
+        size: Some(gz.size),
+        diff_id: Some(gz.diff_id.clone()),
+    };
+    let applied =
+        apply_layer(blob, "big-layer", expected, &root, &ApplyOptions::default()).unwrap();
     assert_eq!(applied.stats.bytes, SIZE);
-    assert_eq!(std::fs::metadata(root.join("data/big")).unwrap().len(), SIZE);
+    assert_eq!(
+        std::fs::metadata(root.join("data/big")).unwrap().len(),
+        SIZE
+    );
     std::fs::write(report, vm_hwm_kib().to_string()).unwrap();
 }
 
@@ -61,11 +86,21 @@ fn two_gib_layer_encodes_and_applies_within_64_mib_peak_rss() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("vmhwm");
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "two_gib_layer_encodes_and_applies_within_64_mib_peak_rss", "--test-threads=1"])
+        .args([
+            "--exact",
+            "two_gib_layer_encodes_and_applies_within_64_mib_peak_rss",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &report)
         .status()
         .unwrap();
     assert!(status.success(), "child failed: {status}");
-    let peak_kib: u64 = std::fs::read_to_string(&report).expect("child report").parse().unwrap();
-    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB for a 2 GiB layer");
+    let peak_kib: u64 = std::fs::read_to_string(&report)
+        .expect("child report")
+        .parse()
+        .unwrap();
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB for a 2 GiB layer"
+    );
 }

@@ -1,0 +1,161 @@
+//! A generated tree of mixed files shared by the benches: many small
+//! text-like files, some large text-like files, some incompressible ones.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use kiln_layer::{Entry, LayerPath, Metadata, Timestamp};
+
+/// xorshift64*: fast, deterministic.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "layer",
+    "image",
+    "container",
+    "build",
+    "registry",
+    "manifest",
+    "digest",
+    "config",
+    "static",
+    "void",
+    "return",
+    "int",
+    "char",
+    "struct",
+    "include",
+    "define",
+    "if",
+    "else",
+    "for",
+    "while",
+    "function",
+    "package",
+    "import",
+    "export",
+    "class",
+    "public",
+    "private",
+    "error",
+    "value",
+    "string",
+    "bytes",
+    "0x1f8b",
+    "usr/lib/x86_64-linux-gnu",
+    "libc.so.6",
+];
+
+fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    while out.len() < len {
+        let r = rng.next();
+        out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if r >> 60 == 0 { b'\n' } else { b' ' });
+        if r >> 56 == 1 {
+            out.extend_from_slice(format!("{:x}", r).as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn random(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes the tree (~500 MB) into `root`; returns its byte count.
+pub fn generate(root: &Path) -> u64 {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut total = 0u64;
+    for d in 0..200 {
+        let dir = root.join(format!("pkg{d:03}/lib"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            let len = 512 + (rng.next() % 16_000) as usize;
+            let data = if f % 10 == 9 {
+                random(&mut rng, len)
+            } else {
+                text(&mut rng, len)
+            };
+            std::fs::write(dir.join(format!("file{f:03}.txt")), &data).unwrap();
+            total += len as u64;
+        }
+    }
+    let big = root.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..10 {
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(big.join(format!("blob{i}"))).unwrap());
+        for _ in 0..34 {
+            let chunk = if i >= 8 {
+                random(&mut rng, 1 << 20)
+            } else {
+                text(&mut rng, 1 << 20)
+            };
+            file.write_all(&chunk).unwrap();
+            total += chunk.len() as u64;
+        }
+    }
+    total
+}
+
+/// The change set of everything below `root`, with on-disk metadata.
+pub fn entries(root: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let md = std::fs::symlink_metadata(&path).unwrap();
+            let rel = LayerPath::from_os(path.strip_prefix(root).unwrap()).unwrap();
+            let meta = Metadata {
+                mode: md.mode() & 0o7777,
+                uid: u64::from(md.uid()),
+                gid: u64::from(md.gid()),
+                mtime: Timestamp::from_secs(md.mtime()),
+                ..Metadata::default()
+            };
+            if md.is_dir() {
+                stack.push(path.clone());
+                out.push(Entry::dir(rel, meta));
+            } else {
+                out.push(Entry::file(rel, &path, meta));
+            }
+        }
+    }
+    out
+}
+
+/// Runs a shell pipeline and returns its wall time in seconds.
+pub fn time_shell(script: &str) -> f64 {
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "{script} failed");
+    start.elapsed().as_secs_f64()
+}
+
+pub fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
