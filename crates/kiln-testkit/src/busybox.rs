@@ -99,8 +99,14 @@ pub fn entries() -> BTreeMap<String, Entry> {
 
 /// The busybox rootfs as an uncompressed, deterministic tar (about 2 MB).
 pub fn rootfs_tar() -> Vec<u8> {
+    tar_from_entries(&entries())
+}
+
+/// A deterministic uncompressed tar of `entries` (paths relative, in key order), every
+/// entry with mtime [`FIXTURE_MTIME`]. Use it to make extra fixture layers.
+pub fn tar_from_entries(entries: &BTreeMap<String, Entry>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    for (path, entry) in entries() {
+    for (path, entry) in entries.iter().map(|(p, e)| (p.clone(), e.clone())) {
         let mut header = tar::Header::new_ustar();
         header.set_mtime(FIXTURE_MTIME);
         header.set_uid(0);

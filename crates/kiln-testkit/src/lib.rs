@@ -14,6 +14,8 @@
 //!   libtrust `kid` headers, with per-user allowed actions and a request log.
 //! - [`FaultProxy`] forwards to a plain registry and injects faults (dropped
 //!   connections, 500/429 answers, truncated bodies) while counting requests.
+//! - [`GitLabLike`] is GitLab's shape in one call: TLS registry + TLS realm, one CA,
+//!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
 //!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
 //!   `skopeo copy`.
@@ -25,6 +27,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod busybox;
+pub mod gitlab;
 pub mod htpasswd;
 pub mod image;
 pub mod ports;
@@ -35,6 +38,7 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use registry::{Registry, RegistryBuilder};

@@ -76,6 +76,18 @@ impl Registry {
         Registry::builder().start()
     }
 
+    /// Starts an HTTPS registry with a fresh CA (see [`Registry::tls`] for its files).
+    pub fn start_tls() -> Registry {
+        Registry::builder()
+            .tls(crate::tls::RegistryTls::generate())
+            .start()
+    }
+
+    /// Starts a plain-HTTP registry requiring `username`/`password` (htpasswd, bcrypt).
+    pub fn start_htpasswd(username: &str, password: &str) -> Registry {
+        Registry::builder().htpasswd(username, password).start()
+    }
+
     /// A builder for TLS / htpasswd / token combinations.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::default()

@@ -179,3 +179,41 @@ fn skopeo_pushes_to_tls_token_registry_only_with_creds_and_ca() {
             .any(|s| s.contains("group/app") && s.contains("push"))
     }));
 }
+
+#[test]
+fn gitlab_like_registry_accepts_its_ci_credentials() {
+    let gitlab = kiln_testkit::GitLabLike::start();
+    let image = FixtureImage::busybox();
+    let (user, password) = gitlab.credentials();
+    image
+        .push(
+            &gitlab.registry,
+            "group/project/app:ci",
+            Some((user, password)),
+        )
+        .expect("push as the CI job");
+    let config: serde_json::Value =
+        serde_json::from_str(&gitlab.docker_config_json()).expect("json");
+    assert!(config["auths"][gitlab.ci_registry()]["auth"].is_string());
+    // A layer made from custom entries is deterministic too.
+    let mut entries = std::collections::BTreeMap::new();
+    entries.insert(
+        "app".to_owned(),
+        busybox::Entry::Dir {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+    );
+    entries.insert(
+        "app/hello.txt".to_owned(),
+        busybox::Entry::File {
+            data: b"hello\n".to_vec(),
+            mode: 0o644,
+        },
+    );
+    assert_eq!(
+        busybox::tar_from_entries(&entries),
+        busybox::tar_from_entries(&entries)
+    );
+}

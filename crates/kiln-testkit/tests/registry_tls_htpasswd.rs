@@ -20,7 +20,7 @@ fn curl(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn tls_registry_is_trusted_only_with_its_ca() {
-    let registry = Registry::builder().tls(RegistryTls::generate()).start();
+    let registry = Registry::start_tls();
     let url = format!("{}/v2/", registry.url());
     assert!(url.starts_with("https://127.0.0.1:"));
     let (code, _) = curl(&[&url]);
@@ -84,7 +84,7 @@ fn client_certificates_are_required_when_asked() {
 
 #[test]
 fn htpasswd_registry_checks_bcrypt_credentials() {
-    let registry = Registry::builder().htpasswd("alice", "s3cret").start();
+    let registry = Registry::start_htpasswd("alice", "s3cret");
     let url = format!("{}/v2/", registry.url());
     assert_eq!(curl(&[&url]).1, "401");
     assert_eq!(curl(&["-u", "alice:wrong", &url]).1, "401");
