@@ -8,7 +8,7 @@
 //! push `REF` and `REF:debug`-style tags (the debug tag is REF's tag with a
 //! `-debug` suffix, or `debug` when REF has no tag).
 
-use crate::util::{cargo, run as run_cmd, workspace_root};
+use crate::util::{cargo, run as run_cmd, target_dir, workspace_root};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,7 +38,7 @@ pub fn run(args: &[String]) -> Result<()> {
 pub fn build(push: Option<&str>) -> Result<Images> {
     let root = workspace_root();
     let kiln = static_kiln()?;
-    let out = root.join("target/images");
+    let out = target_dir().join("images");
     let context = out.join("context");
     prepare_context(&context, &kiln)?;
     let work = out.join("work");
@@ -98,7 +98,7 @@ pub fn static_kiln() -> Result<PathBuf> {
             ])
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
-    let binary = workspace_root().join(format!("target/{triple}/release/kiln"));
+    let binary = target_dir().join(format!("{triple}/release/kiln"));
     let ldd = Command::new("ldd").arg(&binary).output()?;
     let text =
         String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);

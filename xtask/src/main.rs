@@ -1,5 +1,6 @@
 //! Project chores, run as `cargo xtask <command>`:
 //!
+//! - `demo`: kiln's main job: the bundled example built offline into an OCI layout.
 //! - `test`: everything CI checks after fmt and clippy (the README's test command).
 //! - `conformance`: kiln against buildah on the kaniko corpus and our fixtures.
 //! - `bench`: every benchmark, each printing figures next to its baseline.
@@ -7,6 +8,7 @@
 //! - `scenario gitlab`: the GitLab CI job, emulated end to end.
 
 mod bench;
+mod demo;
 mod image;
 mod scenario;
 mod test;
@@ -18,11 +20,12 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("demo") => demo::run(rest),
         Some("image") => image::run(rest),
         Some("scenario") => scenario::run(rest),
         // Internal: pid 1 of the emulated container (see scenario/container.rs).
         Some("__container") => scenario::enter_container(rest.first().map_or("", String::as_str)),
         Some(cmd) => anyhow::bail!("xtask: unknown command {cmd:?}"),
-        None => anyhow::bail!("usage: cargo xtask <test|bench|image|scenario> [args]"),
+        None => anyhow::bail!("usage: cargo xtask <demo|test|bench|image|scenario> [args]"),
     }
 }

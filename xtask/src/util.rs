@@ -25,3 +25,10 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}

@@ -15,7 +15,8 @@
 mod container;
 mod verify;
 
-pub use container::enter as enter_container;
+pub use container::{ContainerSpec, enter as enter_container, run as run_container};
+pub use verify::unpack_layout;
 
 use anyhow::{Context, Result, bail, ensure};
 use kiln_testkit::{FixtureImage, Registry, RegistryTls, TestCa, TokenIssuer};
@@ -156,7 +157,7 @@ fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
     lines.extend(job.extra_script.iter().map(|l| l.to_string()));
     let script = format!("set -e\n{}\n", lines.join("\n"));
 
-    let (status, output) = container::run(&container::ContainerSpec {
+    let (status, output) = run_container(&ContainerSpec {
         rootfs: bundle.join("rootfs"),
         binds: vec![(project, PROJECT_DIR.to_string())],
         env: job_env,
