@@ -17,7 +17,7 @@ impl Vars for BTreeMap<String, String> {
     }
 }
 
-impl Vars for [(String, String)] {
+impl Vars for Vec<(String, String)> {
     fn lookup(&self, name: &str) -> Option<&str> {
         self.iter()
             .rev()
@@ -113,6 +113,7 @@ impl Lexer {
             raw_escapes: self.raw_escapes,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         };
         let raw = sw.raw_escapes;
         match sw.process_stop_on(None, raw) {
@@ -177,7 +178,10 @@ struct ShellWord<'a> {
     raw_escapes: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    depth: usize,
 }
+
+const MAX_NESTING: usize = 64;
 
 type R<T> = Result<T, String>;
 
@@ -386,7 +390,20 @@ impl ShellWord<'_> {
         name
     }
 
+    /// `${...}` nesting is limited so that no input exhausts the stack.
     fn process_dollar(&mut self) -> R<String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "syntax error: more than {MAX_NESTING} nested ${{...}} expressions"
+            ));
+        }
+        self.depth += 1;
+        let r = self.process_dollar_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn process_dollar_inner(&mut self) -> R<String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.process_name();

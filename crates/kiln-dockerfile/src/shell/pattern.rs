@@ -12,6 +12,11 @@ enum Tok {
     Lit(char),
 }
 
+struct Memo {
+    failed: Vec<bool>,
+    width: usize,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Pattern {
     toks: Vec<Tok>,
@@ -51,75 +56,87 @@ impl Pattern {
         Pattern { toks }
     }
 
-    /// End of the preferred match of the pattern starting at `start`.
-    fn match_at(&self, s: &[char], start: usize, greedy: bool) -> Option<usize> {
+    /// A failure memo for matching against `s`: whether the tokens from `ti`
+    /// can match at `si` does not depend on where the match started, so one
+    /// memo serves every start position (linear, not quadratic, per start).
+    fn memo(&self, s: &[char]) -> Memo {
         let width = s.len() + 1;
-        let mut failed = vec![false; (self.toks.len() + 1) * width];
-        self.m(0, start, s, greedy, &mut failed, width)
+        Memo {
+            failed: vec![false; (self.toks.len() + 1) * width],
+            width,
+        }
     }
 
-    fn m(
-        &self,
-        ti: usize,
-        si: usize,
-        s: &[char],
-        greedy: bool,
-        failed: &mut [bool],
-        width: usize,
-    ) -> Option<usize> {
-        if ti == self.toks.len() {
-            return Some(si);
+    /// End of the preferred match of the pattern starting at `start`:
+    /// backtracking over `*` choices (longest first when greedy, shortest
+    /// first otherwise), iterative so that no pattern can exhaust the stack.
+    fn match_at(&self, s: &[char], start: usize, greedy: bool, memo: &mut Memo) -> Option<usize> {
+        struct Choice {
+            ti: usize,
+            si: usize,
+            next: usize,
+            max: usize,
         }
-        let key = ti * width + si;
-        if failed[key] {
-            return None;
-        }
-        let r = match self.toks[ti] {
-            Tok::Lit(c) => {
-                if s.get(si) == Some(&c) {
-                    self.m(ti + 1, si + 1, s, greedy, failed, width)
-                } else {
-                    None
+        let n = self.toks.len();
+        let mut stack: Vec<Choice> = Vec::new();
+        let (mut ti, mut si) = (0, start);
+        loop {
+            // Advance until the pattern ends or a token fails.
+            let failed_at = loop {
+                if ti == n {
+                    return Some(si);
                 }
-            }
-            Tok::Any => match s.get(si) {
-                Some(&c) if c != '\n' => self.m(ti + 1, si + 1, s, greedy, failed, width),
-                _ => None,
-            },
-            Tok::Star => {
-                let mut max = si;
-                while max < s.len() && s[max] != '\n' {
-                    max += 1;
+                let key = ti * memo.width + si;
+                if memo.failed[key] {
+                    break None;
                 }
-                let mut found = None;
-                if greedy {
-                    for k in (si..=max).rev() {
-                        if let Some(e) = self.m(ti + 1, k, s, greedy, failed, width) {
-                            found = Some(e);
-                            break;
+                match self.toks[ti] {
+                    Tok::Lit(c) if s.get(si) == Some(&c) => {}
+                    Tok::Any if s.get(si).is_some_and(|&c| c != '\n') => {}
+                    Tok::Star => {
+                        let mut max = si;
+                        while max < s.len() && s[max] != '\n' {
+                            max += 1;
                         }
+                        let (first, next) = if greedy { (max, max) } else { (si, si) };
+                        stack.push(Choice { ti, si, next, max });
+                        ti += 1;
+                        si = first;
+                        continue;
                     }
-                } else {
-                    for k in si..=max {
-                        if let Some(e) = self.m(ti + 1, k, s, greedy, failed, width) {
-                            found = Some(e);
-                            break;
-                        }
-                    }
+                    _ => break Some(key),
                 }
-                found
+                ti += 1;
+                si += 1;
+            };
+            if let Some(key) = failed_at {
+                memo.failed[key] = true;
             }
-        };
-        if r.is_none() {
-            failed[key] = true;
+            // Backtrack to the innermost `*` with an untried length.
+            loop {
+                let top = stack.last_mut()?;
+                let more = if greedy {
+                    (top.next > top.si).then(|| top.next - 1)
+                } else {
+                    (top.next < top.max).then(|| top.next + 1)
+                };
+                if let Some(k) = more {
+                    top.next = k;
+                    ti = top.ti + 1;
+                    si = k;
+                    break;
+                }
+                memo.failed[top.ti * memo.width + top.si] = true;
+                stack.pop();
+            }
         }
-        r
     }
 
     /// `${V#p}` / `${V##p}`: removes the matched prefix.
     pub(crate) fn trim_prefix(&self, value: &str, greedy: bool) -> String {
         let s: Vec<char> = value.chars().collect();
-        match self.match_at(&s, 0, greedy) {
+        let mut memo = self.memo(&s);
+        match self.match_at(&s, 0, greedy, &mut memo) {
             Some(end) => s[end..].iter().collect(),
             None => value.to_string(),
         }
@@ -130,22 +147,24 @@ impl Pattern {
     pub(crate) fn trim_suffix(&self, value: &str, greedy: bool) -> String {
         let rev: Vec<char> = value.chars().rev().collect();
         let pat = self.reversed();
-        match pat.match_at(&rev, 0, greedy) {
+        let mut memo = pat.memo(&rev);
+        match pat.match_at(&rev, 0, greedy, &mut memo) {
             Some(end) => rev[end..].iter().rev().collect(),
             None => value.to_string(),
         }
     }
 
-    fn find(&self, s: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=s.len()).find_map(|start| self.match_at(s, start, true).map(|e| (start, e)))
+    fn find(&self, s: &[char], from: usize, memo: &mut Memo) -> Option<(usize, usize)> {
+        (from..=s.len()).find_map(|start| self.match_at(s, start, true, memo).map(|e| (start, e)))
     }
 
     /// `${V/p/r}` (first match) and `${V//p/r}` (all matches, with Go's rules
     /// for empty matches).
     pub(crate) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
         let s: Vec<char> = value.chars().collect();
+        let mut memo = self.memo(&s);
         if !all {
-            return match self.find(&s, 0) {
+            return match self.find(&s, 0, &mut memo) {
                 Some((a, b)) => {
                     let mut out: String = s[..a].iter().collect();
                     out.push_str(replacement);
@@ -160,7 +179,7 @@ impl Pattern {
         let mut search = 0usize;
         let mut first = true;
         while search <= s.len() {
-            let Some((a, b)) = self.find(&s, search) else {
+            let Some((a, b)) = self.find(&s, search, &mut memo) else {
                 break;
             };
             out.extend(&s[last_end..a]);
