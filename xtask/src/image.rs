@@ -123,6 +123,8 @@ fn prepare_context(context: &Path, kiln: &Path) -> Result<()> {
         context.join("kiln-container"),
         "This file marks kiln's own disposable container image.\n",
     )?;
+    fs_err::create_dir_all(context.join("bin"))?;
+    std::os::unix::fs::symlink("/busybox/sh", context.join("bin/sh"))?;
     let busybox_dir = context.join("busybox");
     fs_err::create_dir_all(&busybox_dir)?;
     let busybox = Path::new("/usr/bin/busybox");
