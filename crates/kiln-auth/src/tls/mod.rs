@@ -78,12 +78,20 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 /// Finds the value for `registry` in a per-registry map: exact `host:port` first, then
 /// the bare host.
 fn per_registry<'a, T>(map: &'a BTreeMap<String, T>, registry: &str) -> Option<&'a T> {
+    matching_key(map.keys(), registry).and_then(|k| map.get(k))
+}
+
+/// The key naming `registry`: exact `host:port` first (case-insensitive), then the host.
+fn matching_key<'a>(
+    keys: impl Iterator<Item = &'a String> + Clone,
+    registry: &str,
+) -> Option<&'a String> {
     let registry = registry.to_ascii_lowercase();
     let host = host_of(&registry);
-    map.iter()
-        .find(|(k, _)| k.to_ascii_lowercase() == registry)
-        .or_else(|| map.iter().find(|(k, _)| k.to_ascii_lowercase() == host))
-        .map(|(_, v)| v)
+    let mut exact = keys.clone().filter(|k| k.to_ascii_lowercase() == registry);
+    exact
+        .next()
+        .or_else(|| keys.into_iter().find(|k| k.to_ascii_lowercase() == host))
 }
 
 /// `host` of `host:port` (IPv6 literals in brackets kept whole).
