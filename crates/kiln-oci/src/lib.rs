@@ -16,6 +16,9 @@
 //!   digests. Struct fields in the Go structs' order, maps sorted (every map is a
 //!   `BTreeMap`), no whitespace, Go's HTML-safe escaping. The same value always gives
 //!   the same bytes, and documents written by Go tools re-serialise byte for byte.
+//! - [`ImageDocument`] tells a manifest from an index (body `mediaType`, then the
+//!   `Content-Type` header, then the JSON's shape); [`timestamp`] formats `created`
+//!   times exactly as Go does.
 //! - **Formats**: the OCI image layout ([`OciLayoutWriter`], [`OciLayout`]) and
 //!   docker-archive, the `docker save` tarball ([`DockerArchiveWriter`],
 //!   [`DockerArchive`]).
@@ -41,6 +44,7 @@ pub mod config;
 pub mod descriptor;
 pub mod digest;
 pub mod docker_archive;
+pub mod document;
 pub mod index;
 pub mod manifest;
 pub mod media_type;
@@ -48,6 +52,7 @@ pub mod oci_layout;
 pub mod platform;
 pub mod reference;
 mod serde_util;
+pub mod timestamp;
 
 pub use config::{ContainerConfig, ExtraFields, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{ANNOTATION_REF_NAME, Descriptor};
@@ -58,6 +63,7 @@ pub use docker_archive::{
     ArchiveError, ArchiveLayerBlob, ArchiveLayerReader, ArchiveLayout, ArchiveManifestEntry,
     DockerArchive, DockerArchiveWriter,
 };
+pub use document::ImageDocument;
 pub use index::Index;
 pub use manifest::{DocumentError, Manifest};
 pub use media_type::{LayerCompression, MediaType};
@@ -65,3 +71,4 @@ pub use oci_layout::{LayoutError, LayoutImage, OciLayout, OciLayoutWriter};
 pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError, registry_api_host};
 pub use serde_util::EmptyObject;
+pub use timestamp::{rfc3339_from_system_time, rfc3339_utc};

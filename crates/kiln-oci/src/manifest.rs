@@ -30,6 +30,14 @@ pub enum DocumentError {
         /// The declared version.
         version: u32,
     },
+    /// Neither a manifest nor an index.
+    #[error(
+        "not an image manifest or index: mediaType {media_type:?}, and neither `config` nor `manifests` is present"
+    )]
+    NotAnImageDocument {
+        /// The declared media type, if any.
+        media_type: Option<String>,
+    },
     /// `mediaType` says something else than the expected kind of document.
     #[error("{kind} declares mediaType {media_type}, which is not one of the {kind} media types")]
     WrongMediaType {

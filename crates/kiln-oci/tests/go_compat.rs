@@ -1,5 +1,6 @@
 //! The canonical JSON writer against documents written by Go programs (umoci), and
-//! reference parsing against the FROM lines of kaniko's integration Dockerfiles.
+//! reference parsing against the FROM lines of kaniko's integration Dockerfiles, and
+//! timestamps against GNU date.
 
 mod common;
 
@@ -179,4 +180,27 @@ fn every_literal_from_reference_in_kanikos_dockerfiles_parses() {
         "only {parsed} FROM references found in {} files",
         files.len()
     );
+}
+
+#[test]
+fn created_timestamps_agree_with_gnu_date() {
+    let seconds: [i64; 8] = [
+        0,
+        -1,
+        951_782_400,
+        1_700_000_000,
+        -2_208_988_800,
+        4_102_444_799,
+        253_402_300_799,
+        1_234_567_890,
+    ];
+    for value in seconds {
+        let output = Command::new("date")
+            .args(["-u", "-d", &format!("@{value}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .expect("running date(1) from coreutils");
+        assert!(output.status.success());
+        let expected = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(kiln_oci::rfc3339_utc(value, 0), expected.trim(), "{value}");
+    }
 }

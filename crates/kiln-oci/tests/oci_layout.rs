@@ -172,7 +172,7 @@ fn tampered_or_missing_blobs_and_unknown_names_are_reported() {
     let error = layout.image(Some("v1"), None).unwrap_err();
     assert!(matches!(error, LayoutError::MissingBlob { .. }), "{error}");
 
-    let mut writer = OciLayoutWriter::create(work.path().join("other")).unwrap();
+    let writer = OciLayoutWriter::create(work.path().join("other")).unwrap();
     let error = writer.write_manifest(&image.manifest).unwrap_err();
     assert!(
         error.to_string().contains("is not in the layout"),

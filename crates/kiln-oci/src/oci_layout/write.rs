@@ -20,6 +20,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Opening an existing layout keeps its `index.json` entries; adding an image under a
 /// name that is already present moves the name to the new image (like `skopeo copy`).
 /// Nothing is visible in `index.json` until [`OciLayoutWriter::finish`].
+///
+/// Blob writes take `&self` and may run from several threads at once (each goes to
+/// its own temporary file); one writer per layout directory at a time, since
+/// `finish` replaces `index.json`.
 #[derive(Debug)]
 pub struct OciLayoutWriter {
     root: PathBuf,
@@ -61,7 +65,7 @@ impl OciLayoutWriter {
     }
 
     /// Streams `reader` into the blob store; returns its digest and size.
-    pub fn write_blob(&mut self, reader: impl Read) -> Result<(Digest, u64), LayoutError> {
+    pub fn write_blob(&self, reader: impl Read) -> Result<(Digest, u64), LayoutError> {
         let dir = self.root.join("blobs").join("sha256");
         let temp = dir.join(format!(
             ".tmp-{}-{}",
@@ -85,7 +89,7 @@ impl OciLayoutWriter {
     /// Streams `reader` into the blob store and checks it against `expected`
     /// (digest and size); a mismatching blob is not kept.
     pub fn write_blob_expecting(
-        &mut self,
+        &self,
         reader: impl Read,
         expected: &Descriptor,
     ) -> Result<(), LayoutError> {
@@ -105,19 +109,19 @@ impl OciLayoutWriter {
     }
 
     /// Streams a file into the blob store.
-    pub fn write_blob_from_file(&mut self, path: &Path) -> Result<(Digest, u64), LayoutError> {
+    pub fn write_blob_from_file(&self, path: &Path) -> Result<(Digest, u64), LayoutError> {
         let file = fs_err::File::open(path).map_err(io_error("opening a blob to copy"))?;
         self.write_blob(file)
     }
 
     /// Stores small in-memory bytes (JSON documents).
-    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<Digest, LayoutError> {
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest, LayoutError> {
         Ok(self.write_blob(bytes)?.0)
     }
 
     /// Writes `manifest` (canonical JSON) after checking that its config and layers are
     /// already in the layout; returns its descriptor. Not added to `index.json`.
-    pub fn write_manifest(&mut self, manifest: &Manifest) -> Result<Descriptor, LayoutError> {
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<Descriptor, LayoutError> {
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if !self.blob_path(&descriptor.digest).is_file() {
                 return Err(LayoutError::MissingBlob {
@@ -138,7 +142,7 @@ impl OciLayoutWriter {
 
     /// Writes `index` (canonical JSON, e.g. a multi-platform image) after checking that
     /// the manifests it lists are in the layout; returns its descriptor.
-    pub fn write_index(&mut self, index: &Index) -> Result<Descriptor, LayoutError> {
+    pub fn write_index(&self, index: &Index) -> Result<Descriptor, LayoutError> {
         for descriptor in &index.manifests {
             if !self.blob_path(&descriptor.digest).is_file() {
                 return Err(LayoutError::MissingBlob {
