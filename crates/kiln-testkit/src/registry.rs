@@ -195,7 +195,7 @@ impl RegistryBuilder {
                         config_path.display()
                     )
                 });
-            match wait_ready(&mut child, port, tls_files.is_some()) {
+            match wait_ready(&mut child, port, tls_files.is_some(), &log_path) {
                 Ok(()) => {
                     return Registry {
                         child,
@@ -225,10 +225,12 @@ impl RegistryBuilder {
     }
 }
 
-/// Polls until the registry answers (plain: any HTTP response to `GET /v2/`; TLS: the
-/// port accepts connections), or the child exits, or the timeout passes.
-fn wait_ready(child: &mut Child, port: u16, tls: bool) -> Result<(), String> {
+/// Polls until the registry has logged that it listens on our port (so the port is
+/// its, not another process's) and answers (plain: any HTTP response to `GET /v2/`;
+/// TLS: the port accepts connections), or the child exits, or the timeout passes.
+fn wait_ready(child: &mut Child, port: u16, tls: bool, log_path: &Path) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let listening = format!("listening on 127.0.0.1:{port}");
     loop {
         if let Some(status) = child
             .try_wait()
@@ -236,7 +238,8 @@ fn wait_ready(child: &mut Child, port: u16, tls: bool) -> Result<(), String> {
         {
             return Err(format!("exited early with {status}"));
         }
-        if probe(port, tls) {
+        let logged = std::fs::read_to_string(log_path).is_ok_and(|log| log.contains(&listening));
+        if logged && probe(port, tls) {
             return Ok(());
         }
         if Instant::now() > deadline {
