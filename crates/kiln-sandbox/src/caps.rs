@@ -53,10 +53,22 @@ struct CapData {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// `CAP_SYS_CHROOT`, dropped too when the sandbox had to fall back from pivot_root to chroot
+/// (a chroot can be escaped with it).
+pub const CAP_SYS_CHROOT: u32 = 18;
+
 /// Reduces the calling thread's capabilities to [`DEFAULT_CONTAINER_CAPS`]: bounding set,
 /// ambient set, then effective/permitted/inheritable. Returns the errno of a failure.
 pub fn drop_to_default(last_cap: u32) -> Result<(), i32> {
-    let mask = default_mask();
+    drop_to(last_cap, default_mask())
+}
+
+/// Like [`drop_to_default`] without `CAP_SYS_CHROOT`.
+pub(crate) fn drop_to_default_without_chroot(last_cap: u32) -> Result<(), i32> {
+    drop_to(last_cap, default_mask() & !(1u64 << CAP_SYS_CHROOT))
+}
+
+fn drop_to(last_cap: u32, mask: u64) -> Result<(), i32> {
     for cap in 0..=last_cap.min(63) {
         if mask & (1u64 << cap) == 0 {
             // SAFETY: prctl with integer arguments.

@@ -100,18 +100,16 @@ fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// Remounts the mount at `rel` read-only, keeping the flags the kernel locks
-/// (nosuid, nodev, noexec, atime flags), which a user namespace may not clear.
-fn remount_readonly(rootfd: RawFd, rel: &std::ffi::CStr) -> Result<(), i32> {
-    let fd = open_in_root(rootfd, rel, libc::O_PATH)?;
+/// Remounts the bind mount at `fd` adding `extra` flags, keeping the flags it has (the
+/// kernel locks nosuid, nodev, noexec, read-only and atime flags in a user namespace).
+fn remount_bind_fd(fd: RawFd, extra: libc::c_ulong) -> Result<(), i32> {
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd and out pointer.
     if unsafe { libc::fstatvfs(fd, &mut vfs) } < 0 {
-        let e = errno();
-        close(fd);
-        return Err(e);
+        return Err(errno());
     }
-    let keep = (libc::MS_NOSUID
+    let keep = (libc::MS_RDONLY
+        | libc::MS_NOSUID
         | libc::MS_NODEV
         | libc::MS_NOEXEC
         | libc::MS_NOATIME
@@ -119,19 +117,25 @@ fn remount_readonly(rootfd: RawFd, rel: &std::ffi::CStr) -> Result<(), i32> {
         | libc::MS_RELATIME)
         & vfs.f_flag as libc::c_ulong;
     let path = FdPath::new(fd);
-    // SAFETY: valid NUL-terminated strings; null source/fstype/data are allowed for a remount.
+    // SAFETY: valid NUL-terminated path; null source/fstype/data are allowed for a remount.
     let rc = unsafe {
         libc::mount(
             std::ptr::null(),
             path.as_ptr(),
             std::ptr::null(),
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+            libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
             std::ptr::null(),
         )
     };
-    let e = errno();
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Remounts the mount at `rel` (re-resolved, so the new top mount) read-only.
+fn remount_readonly(rootfd: RawFd, rel: &std::ffi::CStr) -> Result<(), i32> {
+    let fd = open_in_root(rootfd, rel, libc::O_PATH)?;
+    let r = remount_bind_fd(fd, libc::MS_RDONLY);
     close(fd);
-    if rc < 0 { Err(e) } else { Ok(()) }
+    r
 }
 
 fn opt_ptr(c: &Option<std::ffi::CString>) -> *const libc::c_char {
@@ -391,6 +395,12 @@ fn chroot_command(setup: &ChrootPlan, exec: Option<&ExecPlan>, report_fd: RawFd)
         if rootfd < 0 {
             fail_step(Step::OpenRoot);
         }
+        // No device node in the rootfs can be opened (mknod still works and is captured, as
+        // in Docker, whose device cgroup has the same effect): a root command must not reach
+        // the host's disks or memory through a node it creates.
+        if let Err(e) = remount_bind_fd(rootfd, libc::MS_NODEV) {
+            fail(report_fd, Step::BindRoot as u32, e);
+        }
         for (i, op) in setup.ops.iter().enumerate() {
             if let Err(e) = do_op(rootfd, op) {
                 fail(report_fd, OP_BASE + i as u32, e);
@@ -399,7 +409,8 @@ fn chroot_command(setup: &ChrootPlan, exec: Option<&ExecPlan>, report_fd: RawFd)
         if libc::fchdir(rootfd) < 0 {
             fail_step(Step::PivotRoot);
         }
-        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0 {
+        let pivoted = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0;
+        if pivoted {
             if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0 {
                 fail_step(Step::DetachOldRoot);
             }
@@ -410,7 +421,12 @@ fn chroot_command(setup: &ChrootPlan, exec: Option<&ExecPlan>, report_fd: RawFd)
             fail_step(Step::PivotRoot);
         }
         close(rootfd);
-        if let Err(e) = caps::drop_to_default(setup.last_cap) {
+        let dropped = if pivoted {
+            caps::drop_to_default(setup.last_cap)
+        } else {
+            caps::drop_to_default_without_chroot(setup.last_cap)
+        };
+        if let Err(e) = dropped {
             fail(report_fd, Step::DropCaps as u32, e);
         }
         match exec {

@@ -149,7 +149,7 @@ impl OpsBuilder<'_> {
             Source::Name(c("tmpfs")),
             "/dev",
             Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
             false,
             false,
@@ -172,7 +172,7 @@ impl OpsBuilder<'_> {
                 libc::MS_BIND,
                 None,
                 false,
-                d == "tty",
+                true,
                 format!("bind the host's {host}"),
             )?;
         }

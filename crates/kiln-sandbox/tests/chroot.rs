@@ -252,6 +252,25 @@ fn the_host_filesystem_is_unreachable() {
 }
 
 #[test]
+fn device_nodes_the_command_creates_cannot_be_opened() {
+    let (sb, root) = (sandbox(), rootfs());
+    // A node for /dev/zero (char 1:5) made in the rootfs or in the sandbox's /dev cannot be
+    // opened (the same node would be a host disk for 8:0); the provided /dev/zero works.
+    let script = "mknod /z c 1 5 && echo made; head -c 4 /z 2>/dev/null | wc -c; \
+                  mknod /dev/z c 1 5 && head -c 4 /dev/z 2>/dev/null | wc -c; head -c 4 /dev/zero | wc -c";
+    assert_eq!(
+        stdout_of(&sb, &sh(root.path(), script)),
+        ["made", "0", "0", "4"]
+    );
+    let meta = std::fs::symlink_metadata(root.path().join("z")).unwrap();
+    assert_eq!(
+        meta.rdev(),
+        libc::makedev(1, 5),
+        "the node is part of what the command did"
+    );
+}
+
+#[test]
 fn proc_dev_and_sys_are_provided() {
     let (sb, root) = (sandbox(), rootfs());
     let script = "echo $$; ls /dev | sort | tr '\\n' ' '; echo; echo x > /dev/null && echo null-ok; \
