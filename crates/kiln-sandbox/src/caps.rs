@@ -23,7 +23,12 @@ pub const DEFAULT_CONTAINER_CAPS: [u32; 14] = [
 /// `CAP_SYS_ADMIN`, what chroot mode needs and a default container lacks.
 pub const CAP_SYS_ADMIN: u32 = 21;
 
-fn default_mask() -> u64 {
+/// `CAP_NET_RAW`, dropped when a root command shares the host's network namespace (it
+/// would let it sniff the host's traffic through packet sockets).
+pub const CAP_NET_RAW: u32 = 13;
+
+/// [`DEFAULT_CONTAINER_CAPS`] as a bit mask.
+pub fn default_mask() -> u64 {
     DEFAULT_CONTAINER_CAPS
         .iter()
         .fold(0u64, |m, c| m | (1u64 << c))
@@ -63,12 +68,9 @@ pub fn drop_to_default(last_cap: u32) -> Result<(), i32> {
     drop_to(last_cap, default_mask())
 }
 
-/// Like [`drop_to_default`] without `CAP_SYS_CHROOT`.
-pub(crate) fn drop_to_default_without_chroot(last_cap: u32) -> Result<(), i32> {
-    drop_to(last_cap, default_mask() & !(1u64 << CAP_SYS_CHROOT))
-}
-
-fn drop_to(last_cap: u32, mask: u64) -> Result<(), i32> {
+/// Reduces the calling thread's capabilities to those in `mask` (bit n = capability n),
+/// without allocating. Returns the errno of a failure.
+pub(crate) fn drop_to(last_cap: u32, mask: u64) -> Result<(), i32> {
     for cap in 0..=last_cap.min(63) {
         if mask & (1u64 << cap) == 0 {
             // SAFETY: prctl with integer arguments.

@@ -421,11 +421,12 @@ fn chroot_command(setup: &ChrootPlan, exec: Option<&ExecPlan>, report_fd: RawFd)
             fail_step(Step::PivotRoot);
         }
         close(rootfd);
-        let dropped = if pivoted {
-            caps::drop_to_default(setup.last_cap)
+        let mask = if pivoted {
+            setup.cap_mask
         } else {
-            caps::drop_to_default_without_chroot(setup.last_cap)
+            setup.cap_mask & !(1u64 << caps::CAP_SYS_CHROOT)
         };
+        let dropped = caps::drop_to(setup.last_cap, mask);
         if let Err(e) = dropped {
             fail(report_fd, Step::DropCaps as u32, e);
         }

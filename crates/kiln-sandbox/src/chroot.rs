@@ -427,6 +427,12 @@ pub(crate) fn namespace_setup(
     let hostname = hostname
         .map(|h| cstring(h.as_bytes(), "hostname"))
         .transpose()?;
+    // Real root sharing the host's network namespace keeps no packet-socket access to it.
+    let cap_mask = if !userns && network != Network::None {
+        caps::default_mask() & !(1u64 << caps::CAP_NET_RAW)
+    } else {
+        caps::default_mask()
+    };
     Ok(ChrootPlan {
         root: cstring(root.path().as_os_str().as_bytes(), "root path")?,
         unshare_flags: flags,
@@ -435,5 +441,6 @@ pub(crate) fn namespace_setup(
         loopback_up: network == Network::None,
         ops,
         last_cap: caps::last_cap(),
+        cap_mask,
     })
 }

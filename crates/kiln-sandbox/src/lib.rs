@@ -25,8 +25,11 @@
 //!
 //! * Nothing of the host is reachable from a chroot-mode command: all paths inside the
 //!   rootfs (mount targets, WORKDIR, /etc/passwd) are resolved with `openat2`
-//!   `RESOLVE_IN_ROOT`, so a symlink in an image cannot point a mount or a write outside it,
-//!   and the host root is detached after pivot_root.
+//!   `RESOLVE_IN_ROOT`, so a symlink in an image cannot point a mount or a write outside it;
+//!   the host root is detached after pivot_root; the rootfs and /dev are `nodev`, so a
+//!   device node the command creates cannot be opened; CAP_SYS_ADMIN and the other
+//!   capabilities Docker does not grant are dropped (and CAP_NET_RAW when a root command
+//!   shares the host's network).
 //! * The rootfs is left as the command left it: mount targets kiln had to create (`/proc`,
 //!   `/dev`, `/sys`, `/etc/resolv.conf`, `/etc/hosts`, extra mount targets) are removed
 //!   afterwards and their parents' mtimes restored (see [`RunOutcome`]).

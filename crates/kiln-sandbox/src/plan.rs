@@ -217,6 +217,8 @@ pub(crate) struct ChrootPlan {
     pub(crate) loopback_up: bool,
     pub(crate) ops: Vec<Op>,
     pub(crate) last_cap: u32,
+    /// Capabilities the command keeps (bit n = capability n).
+    pub(crate) cap_mask: u64,
 }
 
 /// What the supervisor process runs.

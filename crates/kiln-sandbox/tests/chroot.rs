@@ -249,6 +249,17 @@ fn the_host_filesystem_is_unreachable() {
         0,
         "CAP_SYS_ADMIN still in the bounding set"
     );
+    assert_eq!(
+        bnd,
+        kiln_sandbox::caps::default_mask() & !(1 << kiln_sandbox::caps::CAP_NET_RAW),
+        "a root command sharing the host network keeps Docker's defaults minus CAP_NET_RAW"
+    );
+    // In its own network namespace the command keeps Docker's full default set.
+    let mut spec = sh(root.path(), "grep CapBnd /proc/self/status");
+    spec.network = Network::None;
+    let lines = stdout_of(&sb, &spec);
+    let bnd = u64::from_str_radix(lines[0].split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(bnd, kiln_sandbox::caps::default_mask());
 }
 
 #[test]
