@@ -15,9 +15,9 @@ use url::Url;
 use crate::body::RequestBody;
 use crate::challenge::{AuthScheme, Challenge, Scope, merge_scopes, scope_key};
 use crate::error::{Ctx, Error, ErrorKind, Operation, display_url};
-use crate::providers::Credential;
 use crate::session::{Endpoint, read_limited, status_error};
 use crate::transport::{self, HEAD_TIMEOUT};
+use kiln_auth::Credential;
 
 const TOKEN_BODY_LIMIT: usize = 1 << 20;
 /// Tokens without `expires_in` live 60 s (distribution's spec).
@@ -64,12 +64,14 @@ impl Endpoint {
         };
         match challenge.scheme {
             AuthScheme::Basic => Ok(match &self.cfg.credential {
-                Some(Credential::Basic { username, password }) => Some(basic(username, password)),
+                Some(Credential::Basic { username, password }) => {
+                    Some(basic(username, password.expose()))
+                }
                 _ => None,
             }),
             AuthScheme::Bearer => {
                 if let Some(Credential::RegistryToken(t)) = &self.cfg.credential {
-                    return Ok(Some(bearer(t)));
+                    return Ok(Some(bearer(t.expose())));
                 }
                 let wanted = merge_scopes(scopes);
                 let key = scope_key(&wanted);
@@ -86,10 +88,9 @@ impl Endpoint {
                     Some(r) => actx.repo(r),
                     None => actx,
                 };
+                // One attempt: the request needing the token is retried as a whole.
                 let got = self
-                    .cfg
-                    .retry
-                    .run(|_| self.fetch_token(&actx, &challenge, &all, refresh.as_deref()))
+                    .fetch_token(&actx, &challenge, &all, refresh.as_deref())
                     .await?;
                 let header = bearer(&got.token);
                 if got.refresh_token.is_some() {
@@ -125,7 +126,7 @@ impl Endpoint {
             .clone()
             .object(format!("token from {}", display_url(&realm)));
         let identity = match &self.cfg.credential {
-            Some(Credential::IdentityToken(t)) => Some(t.as_str()),
+            Some(Credential::IdentityToken(t)) => Some(t.expose()),
             _ => refresh,
         };
         if let Some(refresh_token) = identity {
@@ -154,7 +155,7 @@ impl Endpoint {
         }
         let basic_cred = match &self.cfg.credential {
             Some(Credential::Basic { username, password }) => {
-                Some((username.as_str(), password.as_str()))
+                Some((username.as_str(), password.expose()))
             }
             _ => None,
         };
@@ -172,7 +173,7 @@ impl Endpoint {
             )
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let client = self.cfg.foreign.client_for(&realm, ctx)?;
-        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx, &*self.cfg.tls).await?;
+        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
         match resp.status() {
             StatusCode::OK => parse_token(ctx, resp).await,
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED if basic_cred.is_some() => {
@@ -221,7 +222,7 @@ impl Endpoint {
             .body(body.open().await.map_err(|e| ctx.protocol(e.to_string()))?)
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let client = self.cfg.foreign.client_for(realm, ctx)?;
-        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx, &*self.cfg.tls).await?;
+        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(ctx, resp).await);
         }

@@ -122,6 +122,7 @@ impl Client {
             .credentials
             .credential(registry)
             .map_err(|m| ctx.err(ErrorKind::Credentials(m)))?;
+        let credential = (!credential.is_anonymous()).then_some(credential);
         let user_agent = HeaderValue::from_str(&o.user_agent)
             .unwrap_or_else(|_| HeaderValue::from_static("kiln"));
         let ep = Arc::new(Endpoint::new(EndpointConfig {
@@ -132,7 +133,6 @@ impl Client {
             credential,
             retry: o.retry.clone(),
             user_agent,
-            tls: o.tls.clone(),
             foreign: self.inner.foreign.clone(),
         }));
         map.insert(key, ep.clone());

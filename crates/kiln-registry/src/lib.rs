@@ -44,8 +44,9 @@ mod upload;
 
 pub use client::{Client, ManifestRef, RepoRef};
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
+pub use kiln_auth::{Credential, Secret};
 pub use options::{Direction, RegistryOptions};
-pub use providers::{Anonymous, Credential, CredentialProvider, StaticCredentials, TlsProvider};
+pub use providers::{Anonymous, AuthTls, CredentialProvider, StaticCredentials, TlsProvider};
 pub use pull::{CONFIG_LIMIT, ManifestDocument, PulledImage};
 pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget};
 pub use retry::RetryPolicy;

@@ -100,6 +100,17 @@ impl RegistryOptions {
         }
     }
 
+    /// Defaults with kiln-auth as the credential and TLS source.
+    pub fn with_kiln_auth(
+        keychain: kiln_auth::Keychain,
+        tls: kiln_auth::TlsConfigs,
+    ) -> RegistryOptions {
+        RegistryOptions::new(
+            Arc::new(keychain),
+            Arc::new(crate::providers::AuthTls::new(tls)),
+        )
+    }
+
     pub(crate) fn allow_plain_http(&self, registry: &str, dir: Direction) -> bool {
         let flag = match dir {
             Direction::Pull => self.insecure_pull,
@@ -184,9 +195,6 @@ mod tests {
     impl TlsProvider for NoTls {
         fn client_config(&self, _: &str, _: bool) -> Result<rustls::ClientConfig, String> {
             Err("unused".into())
-        }
-        fn unknown_authority_message(&self, r: &str) -> String {
-            r.to_string()
         }
     }
 

@@ -1,41 +1,19 @@
-//! Where credentials and TLS configuration come from. kiln-auth provides both (docker
-//! config, credential helpers, system roots, per-registry CAs); an embedder may inject its
-//! own.
+//! Where credentials and TLS configuration come from. kiln-auth's [`Keychain`] (docker
+//! config, credential helpers, `DOCKER_AUTH_CONFIG`) and [`TlsConfigs`] (system roots,
+//! `SSL_CERT_FILE`/`SSL_CERT_DIR`, per-registry CAs and client certificates) implement
+//! both traits; an embedder may inject its own.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 
-/// A credential for one registry. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// Username and password (or a CI job token as password): Basic auth, or Basic
-    /// credentials sent to the token realm.
-    Basic { username: String, password: String },
-    /// An identity (refresh) token: exchanged at the realm with an OAuth2
-    /// `grant_type=refresh_token` POST.
-    IdentityToken(String),
-    /// A registry token: sent as `Bearer` as is.
-    RegistryToken(String),
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credential::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
-            Credential::RegistryToken(_) => f.write_str("RegistryToken(<redacted>)"),
-        }
-    }
-}
+use kiln_auth::tls::SystemRoots;
+use kiln_auth::{Credential, Keychain, ProcessEnvironment, TlsConfigs, TlsOptions};
 
 /// Looks up the credential for a registry (`docker.io`, `host:port`).
 pub trait CredentialProvider: Send + Sync {
-    /// `Ok(None)`: anonymous. Errors are messages (a failing credential helper) and must
-    /// not contain secrets.
-    fn credential(&self, registry: &str) -> Result<Option<Credential>, String>;
+    /// Errors are messages (a failing credential helper) and must not contain secrets.
+    fn credential(&self, registry: &str) -> Result<Credential, String>;
 }
 
 /// Builds the rustls configuration for a registry host.
@@ -47,10 +25,12 @@ pub trait TlsProvider: Send + Sync {
         registry: &str,
         skip_verify: bool,
     ) -> Result<rustls::ClientConfig, String>;
+}
 
-    /// The message for a certificate signed by an unknown authority: names the registry
-    /// and says how to trust its CA.
-    fn unknown_authority_message(&self, registry: &str) -> String;
+impl CredentialProvider for Keychain {
+    fn credential(&self, registry: &str) -> Result<Credential, String> {
+        self.resolve(registry).map_err(|e| e.to_string())
+    }
 }
 
 /// No credentials anywhere: every registry is used anonymously.
@@ -58,14 +38,14 @@ pub trait TlsProvider: Send + Sync {
 pub struct Anonymous;
 
 impl CredentialProvider for Anonymous {
-    fn credential(&self, _registry: &str) -> Result<Option<Credential>, String> {
-        Ok(None)
+    fn credential(&self, _registry: &str) -> Result<Credential, String> {
+        Ok(Credential::Anonymous)
     }
 }
 
 /// Fixed credentials per registry, consulted before a fallback provider.
 pub struct StaticCredentials<F> {
-    pub entries: std::collections::BTreeMap<String, Credential>,
+    pub entries: BTreeMap<String, Credential>,
     pub fallback: F,
 }
 
@@ -78,10 +58,67 @@ impl<F> fmt::Debug for StaticCredentials<F> {
 }
 
 impl<F: CredentialProvider> CredentialProvider for StaticCredentials<F> {
-    fn credential(&self, registry: &str) -> Result<Option<Credential>, String> {
+    fn credential(&self, registry: &str) -> Result<Credential, String> {
         match self.entries.get(registry) {
-            Some(c) => Ok(Some(c.clone())),
+            Some(c) => Ok(c.clone()),
             None => self.fallback.credential(registry),
         }
+    }
+}
+
+/// kiln-auth's per-registry TLS configurations, plus skip-verify decided per direction
+/// (kaniko's `--skip-tls-verify` is for pushes, `--skip-tls-verify-pull` for pulls),
+/// which kiln-auth's per-registry set cannot express: such registries get a configuration
+/// from a second [`TlsConfigs`] that skips verification for them.
+pub struct AuthTls {
+    configs: TlsConfigs,
+    skipping: Mutex<BTreeMap<String, rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for AuthTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthTls")
+            .field("configs", &self.configs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthTls {
+    pub fn new(configs: TlsConfigs) -> AuthTls {
+        AuthTls {
+            configs,
+            skipping: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl TlsProvider for AuthTls {
+    fn client_config(
+        &self,
+        registry: &str,
+        skip_verify: bool,
+    ) -> Result<rustls::ClientConfig, String> {
+        if !skip_verify || self.configs.skips_verification(registry) {
+            return self
+                .configs
+                .client_config(registry)
+                .map(|c| (*c).clone())
+                .map_err(|e| e.to_string());
+        }
+        let mut cache = self.skipping.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(registry) {
+            return Ok(c.clone());
+        }
+        let options = TlsOptions {
+            system_roots: SystemRoots::Empty,
+            skip_verify: [registry.to_string()].into(),
+            ..TlsOptions::default()
+        };
+        let config = TlsConfigs::new(options, &ProcessEnvironment)
+            .and_then(|c| c.client_config(registry))
+            .map(|c| (*c).clone())
+            .map_err(|e| e.to_string())?;
+        cache.insert(registry.to_string(), config.clone());
+        Ok(config)
     }
 }

@@ -20,10 +20,9 @@ use crate::body::RequestBody;
 use crate::challenge::{AuthScheme, Challenge, Scope, parse_challenges};
 use crate::error::{Ctx, Error, ErrorKind, body_excerpt, parse_error_envelope};
 use crate::foreign::ForeignClients;
-use crate::providers::Credential;
-use crate::providers::TlsProvider;
 use crate::retry::{RetryPolicy, parse_retry_after};
 use crate::transport::{self, HEAD_TIMEOUT, HttpClient};
+use kiln_auth::Credential;
 
 const MAX_REDIRECTS: usize = 5;
 /// Error bodies are read up to this size.
@@ -89,7 +88,6 @@ pub(crate) struct EndpointConfig {
     pub credential: Option<Credential>,
     pub retry: RetryPolicy,
     pub user_agent: HeaderValue,
-    pub tls: Arc<dyn TlsProvider>,
     pub foreign: Arc<ForeignClients>,
 }
 
@@ -128,16 +126,9 @@ impl Endpoint {
                     self.cfg.host
                 )))
             })?;
+            // One attempt per scheme: every request is inside an operation-level retry.
             let is_last = i + 1 == schemes.len();
-            let policy = if is_last {
-                self.cfg.retry.clone()
-            } else {
-                RetryPolicy {
-                    max_attempts: 1,
-                    ..self.cfg.retry.clone()
-                }
-            };
-            match policy.run(|_| self.ping_once(ctx, &base)).await {
+            match self.ping_once(ctx, &base).await {
                 Ok(challenge) => {
                     tracing::debug!(registry = %self.cfg.registry, %scheme, auth = ?challenge.as_ref().map(|c| &c.scheme), "registry pinged");
                     self.auth.lock().await.challenge = challenge;
@@ -164,14 +155,7 @@ impl Endpoint {
                     .map_err(|e| ctx.protocol(e.to_string()))?,
             )
             .map_err(|e| ctx.protocol(e.to_string()))?;
-        let resp = transport::send(
-            &self.cfg.client,
-            req,
-            Some(HEAD_TIMEOUT),
-            ctx,
-            &*self.cfg.tls,
-        )
-        .await?;
+        let resp = transport::send(&self.cfg.client, req, Some(HEAD_TIMEOUT), ctx).await?;
         let status = resp.status();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(status_error(ctx, resp).await);
@@ -237,8 +221,7 @@ impl Endpoint {
                 .body(body)
                 .map_err(|e| ctx.protocol(format!("building request: {e}")))?;
             let timeout = (len == 0).then_some(HEAD_TIMEOUT);
-            let explainer = &*self.cfg.tls;
-            let resp = transport::send(&client, request, timeout, ctx, explainer).await?;
+            let resp = transport::send(&client, request, timeout, ctx).await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && same_origin && !rechallenged {
                 rechallenged = true;

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::body::HyperBody;
 use crate::error::{Ctx, Error, ErrorKind, display_url};
-use crate::providers::TlsProvider;
+use kiln_auth::TlsError;
 
 pub(crate) type HttpClient = LegacyClient<HttpsConnector<HttpConnector>, HyperBody>;
 
@@ -47,7 +47,6 @@ pub(crate) async fn send(
     req: Request<HyperBody>,
     timeout: Option<Duration>,
     ctx: &Ctx,
-    tls: &dyn TlsProvider,
 ) -> Result<Response<Incoming>, Error> {
     let url_text = req
         .uri()
@@ -83,29 +82,27 @@ pub(crate) async fn send(
         }
         Err(e) => {
             tracing::debug!(%method, url = %url_text, error = %chain(&e), "registry request failed");
-            Err(classify(&e, url_text, ctx, tls))
+            Err(classify(&e, url_text, ctx))
         }
     }
 }
 
-fn classify(
-    e: &hyper_util::client::legacy::Error,
-    url: String,
-    ctx: &Ctx,
-    tls: &dyn TlsProvider,
-) -> Error {
-    if let Some(rustls_err) = find_rustls_error(e) {
-        use rustls::{CertificateError, Error as RE};
-        return match rustls_err {
-            RE::InvalidCertificate(CertificateError::UnknownIssuer)
-            | RE::InvalidCertificate(CertificateError::BadSignature) => {
-                ctx.err(ErrorKind::UnknownAuthority {
-                    message: tls.unknown_authority_message(&ctx.registry),
-                })
+fn classify(e: &hyper_util::client::legacy::Error, url: String, ctx: &Ctx) -> Error {
+    if let Some(rustls_error) = find_rustls_error(e) {
+        return match kiln_auth::tls::explain(&ctx.registry, rustls_error) {
+            Some(TlsError::UnknownAuthority { .. }) => {
+                let message = kiln_auth::tls::explain(&ctx.registry, rustls_error)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                ctx.err(ErrorKind::UnknownAuthority { message })
             }
-            other => ctx.err(ErrorKind::Tls {
+            Some(other) => ctx.err(ErrorKind::Tls { url, reason: other.to_string() }),
+            None => ctx.err(ErrorKind::Tls {
                 url,
-                reason: other.to_string(),
+                reason: format!(
+                    "{rustls_error} (if {} serves plain HTTP, mark it insecure: --insecure-registry {})",
+                    ctx.registry, ctx.registry
+                ),
             }),
         };
     }
@@ -117,24 +114,22 @@ fn classify(
     }
 }
 
-/// Finds a rustls error in a source chain; io::Error wrappers are looked through with
-/// `get_ref` (their `source()` skips the wrapped error itself).
+/// Finds the rustls error in a source chain. `io::Error` wrappers are looked through with
+/// `get_ref` (their `source()` skips the wrapped error), repeatedly: hyper-util wraps
+/// tokio-rustls' io::Error in another io::Error.
 fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return Some(r);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
-                return Some(r);
-            }
-            cur = Some(inner);
-            continue;
-        }
-        cur = err.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }

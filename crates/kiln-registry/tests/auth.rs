@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use kiln_registry::{Client, Credential, ManifestRef, RepoRef};
+use kiln_registry::{Client, Credential, ManifestRef, RepoRef, Secret};
 use kiln_testkit::{Registry, TokenIssuer};
 
 fn basic(user: &str, password: &str) -> Option<Credential> {
@@ -55,7 +55,16 @@ async fn htpasswd_round_trip_and_wrong_password_pushes_nothing() {
         .unwrap_err();
     assert!(err.is_auth_failure(), "{err}");
 
-    let good = Client::new(options(&host, true, None, basic("kiln", "s3cret-pw")));
+    // The right password, found by kiln-auth in GitLab's DOCKER_AUTH_CONFIG.
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "kiln:s3cret-pw");
+    let env = kiln_auth::MapEnvironment::new().with(
+        "DOCKER_AUTH_CONFIG",
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    );
+    let keychain = kiln_auth::Keychain::load(&env, kiln_auth::KeychainOptions::default()).unwrap();
+    let mut opts = options(&host, true, None, None);
+    opts.credentials = std::sync::Arc::new(keychain);
+    let good = Client::new(opts);
     assert!(
         good.head_manifest(&repo, &ManifestRef::Tag("t".into()))
             .await
@@ -200,7 +209,7 @@ async fn identity_token_uses_the_oauth2_refresh_grant() {
         &host,
         true,
         None,
-        Some(Credential::IdentityToken(refresh)),
+        Some(Credential::IdentityToken(Secret::new(refresh))),
     ));
     client
         .push_image(&img.image, &[target(&host, "idt/app", "v1")])
@@ -244,7 +253,7 @@ async fn registry_token_is_sent_as_bearer() {
         &host,
         true,
         None,
-        Some(Credential::RegistryToken(token)),
+        Some(Credential::RegistryToken(Secret::new(token))),
     ));
     client
         .push_image(&img.image, &[target(&host, "rt/app", "v1")])

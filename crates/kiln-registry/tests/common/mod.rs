@@ -6,95 +6,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kiln_auth::tls::SystemRoots;
+use kiln_auth::{MapEnvironment, TlsConfigs, TlsOptions};
 use kiln_oci::{Descriptor, Digest, Manifest, MediaType};
 use kiln_registry::{
-    Anonymous, BlobSource, BlobToPush, Client, Credential, CredentialProvider, ImageToPush,
-    ManifestRef, PushTarget, RegistryOptions, RepoRef, RetryPolicy, StaticCredentials, TlsProvider,
+    Anonymous, AuthTls, BlobSource, BlobToPush, Client, Credential, CredentialProvider,
+    ImageToPush, ManifestRef, PushTarget, RegistryOptions, RepoRef, RetryPolicy, StaticCredentials,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// TLS for tests: the testkit CA (if any) as the only root; skip-verify honoured.
-pub struct TestTls {
-    pub ca_der: Option<Vec<u8>>,
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-impl TlsProvider for TestTls {
-    fn client_config(
-        &self,
-        _registry: &str,
-        skip_verify: bool,
-    ) -> Result<rustls::ClientConfig, String> {
-        let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
-        if skip_verify {
-            return Ok(builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify))
-                .with_no_client_auth());
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(der) = &self.ca_der {
-            roots
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+/// kiln-auth TLS for tests: no system roots, `ca` (a PEM file) trusted for `host`.
+pub fn tls_for(host: &str, ca: Option<&Path>) -> AuthTls {
+    let mut options = TlsOptions {
+        system_roots: SystemRoots::Empty,
+        ..TlsOptions::default()
+    };
+    if let Some(ca) = ca {
+        options
+            .registry_ca
+            .insert(host.to_string(), ca.to_path_buf());
     }
-
-    fn unknown_authority_message(&self, registry: &str) -> String {
-        format!("the certificate of registry {registry} is signed by an unknown authority")
-    }
-}
-
-#[derive(Debug)]
-struct NoVerify;
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    AuthTls::new(TlsConfigs::new(options, &MapEnvironment::new()).expect("TLS configs"))
 }
 
 /// Options for a testkit registry: plain HTTP allowed for `host` when `plain`, the CA
-/// trusted when given, fast retries.
+/// (PEM file) trusted when given, fast retries.
 pub fn options(
     host: &str,
     plain: bool,
-    ca_der: Option<Vec<u8>>,
+    ca: Option<&Path>,
     credential: Option<Credential>,
 ) -> RegistryOptions {
     let mut entries = std::collections::BTreeMap::new();
@@ -105,7 +44,7 @@ pub fn options(
         entries,
         fallback: Anonymous,
     });
-    let mut o = RegistryOptions::new(credentials, Arc::new(TestTls { ca_der }));
+    let mut o = RegistryOptions::new(credentials, Arc::new(tls_for(host, ca)));
     if plain {
         o.insecure_registries.insert(host.to_string());
     }
