@@ -97,11 +97,6 @@ impl IgnoreMatcher {
         Ok(IgnoreMatcher { patterns })
     }
 
-    /// Whether there are no patterns at all.
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
     /// Whether any pattern is a `!` re-include (then excluded directories must
     /// still be walked).
     pub fn has_exclusions(&self) -> bool {

@@ -1,17 +1,276 @@
-//! The build entry point.
+//! The build entry point: options -> context -> Dockerfile plan -> stages ->
+//! final image -> outputs. Nothing is pushed and no output file is written
+//! unless every stage succeeded.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use kiln_dockerfile::model::{Base as PlanBase, PlanOptions};
+use kiln_oci::Platform;
+
+use crate::blobs::BlobStore;
+use crate::context::BuildContext;
 use crate::error::BuildError;
-use crate::events::BuildObserver;
-use crate::options::BuildOptions;
-use crate::outcome::BuildOutcome;
+use crate::events::{BuildEvent, BuildObserver};
+use crate::image::{Format, ImageState};
+use crate::options::{BuildOptions, Compression, DockerfileSource};
+use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+use crate::output;
+use crate::stage::{Base, BuildEnv, StageOutput, StageRun, encode_options};
 
 /// Builds the image described by `options`, reporting progress to `observer`.
 pub async fn build(
     options: &BuildOptions,
     observer: &dyn BuildObserver,
 ) -> Result<BuildOutcome, BuildError> {
-    let _ = (options, observer);
-    Err(BuildError::NotYetSupported(
-        "the build engine is being written; this kiln cannot build images yet".into(),
-    ))
+    let mut timings = PhaseTimings::default();
+    let started = Instant::now();
+    check_options(options)?;
+
+    fs_err::create_dir_all(&options.kaniko_dir)
+        .map_err(|e| BuildError::io("creating kiln's work dir", &options.kaniko_dir, e))?;
+    let work = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&options.kaniko_dir)
+        .map_err(|e| BuildError::io("creating a build dir in", &options.kaniko_dir, e))?;
+    let blobs = BlobStore::open(options.kaniko_dir.join("blobs"))?;
+
+    let mut context = BuildContext::open(
+        &options.context,
+        options.context_sub_path.as_deref(),
+        work.path(),
+    )?;
+    let (dockerfile_name, dockerfile_path, bytes) = read_dockerfile(options, &context)?;
+    context.load_ignore(dockerfile_path.as_deref())?;
+    observer.event(&BuildEvent::ContextLoaded {
+        root: context.root().to_path_buf(),
+    });
+
+    let dockerfile =
+        kiln_dockerfile::parse(&dockerfile_name, &bytes).map_err(|d| BuildError::Dockerfile {
+            location: dockerfile_name.clone(),
+            message: d.to_string(),
+        })?;
+    let platform = match &options.custom_platform {
+        Some(p) => p
+            .parse::<Platform>()
+            .map_err(|e| BuildError::Options(format!("--custom-platform {p:?}: {e}")))?,
+        None => Platform::host(),
+    };
+    let plan_platform = kiln_dockerfile::Platform::new(
+        &platform.os,
+        &platform.architecture,
+        platform.variant.as_deref(),
+    );
+    let plan = dockerfile
+        .plan(&PlanOptions {
+            build_args: options.build_args.clone(),
+            target: options.target.clone(),
+            target_platform: plan_platform.clone(),
+            build_platform: kiln_dockerfile::Platform::host(),
+        })
+        .map_err(|d| BuildError::Dockerfile {
+            location: dockerfile_name.clone(),
+            message: d.to_string(),
+        })?;
+    if !plan.unused_build_args.is_empty() {
+        observer.event(&BuildEvent::Warning {
+            message: format!(
+                "build args were not consumed by any ARG: {}",
+                plan.unused_build_args.join(", ")
+            ),
+        });
+    }
+
+    let reproducible_epoch = options
+        .source_date_epoch
+        .or(options.reproducible.then_some(0));
+    let created_secs = reproducible_epoch.unwrap_or_else(crate::time::now_secs);
+    let env = BuildEnv {
+        options,
+        observer,
+        file: dockerfile_name.clone(),
+        plan: &plan,
+        context: &context,
+        blobs: &blobs,
+        work: work.path().to_path_buf(),
+        platform: platform.clone(),
+        created: crate::time::rfc3339(created_secs),
+        layer_epoch: reproducible_epoch,
+        encode: encode_options(options, reproducible_epoch),
+        sandbox: std::sync::OnceLock::new(),
+    };
+    timings.prepare = started.elapsed();
+
+    let registry = std::sync::OnceLock::new();
+    let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
+    let count = plan.stages.len();
+    for (position, stage) in plan.stages.iter().enumerate() {
+        let base = match &stage.base {
+            PlanBase::Scratch => Base::Scratch,
+            PlanBase::Stage(i) => Base::Stage(*i),
+            PlanBase::Image(reference) => {
+                let pull_start = Instant::now();
+                let client = registry_client(&registry, options)?;
+                let (image, digest) =
+                    crate::pull::pull_base(client, &blobs, reference, &platform, options, observer)
+                        .await
+                        .map_err(|reason| BuildError::Step {
+                            step: format!("[stage {}/{count}] STEP 1", position + 1),
+                            location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                            text: format!("FROM {reference}"),
+                            reason,
+                        })?;
+                timings.pull += pull_start.elapsed();
+                Base::Image {
+                    image: Box::new(image),
+                    digest,
+                }
+            }
+        };
+        let build_start = Instant::now();
+        let output = StageRun::new(&env, stage, &done, position + 1, count, base)?.run()?;
+        timings.build += build_start.elapsed();
+        done.insert(stage.index, output);
+    }
+    let target = plan.target().index;
+    let mut image = done
+        .remove(&target)
+        .map(|o| o.image)
+        .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))?;
+    drop(done);
+    finalize(&mut image, options, &env.created);
+
+    let export_start = Instant::now();
+    let written = output::write_image(&blobs, &image, options)?;
+    output::write_local_outputs(&blobs, &image, &written, options, &platform)?;
+    timings.export = export_start.elapsed();
+
+    let mut pushed = Vec::new();
+    if !options.no_push {
+        let push_start = Instant::now();
+        let client = registry_client(&registry, options)?;
+        pushed = output::push(client, &blobs, &image, &written, options, observer).await?;
+        timings.push = push_start.elapsed();
+    }
+    output::write_digest_files(&written.digest, &pushed, options)?;
+
+    if options.cleanup {
+        drop(work);
+    }
+    let layers = image
+        .manifest(written.config.clone())
+        .layers
+        .into_iter()
+        .zip(image.config.rootfs.diff_ids.iter())
+        .map(|(d, diff_id)| LayerSummary {
+            digest: d.digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size: d.size,
+            media_type: d.media_type.as_str().to_string(),
+        })
+        .collect::<Vec<_>>();
+    let size =
+        written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
+    Ok(BuildOutcome {
+        digest: written.digest.to_string(),
+        media_type: written.media_type.as_str().to_string(),
+        size,
+        layers,
+        pushed: pushed.iter().map(|p| p.to_string()).collect(),
+        timings,
+    })
+}
+
+fn registry_client<'a>(
+    cell: &'a std::sync::OnceLock<kiln_registry::Client>,
+    options: &BuildOptions,
+) -> Result<&'a kiln_registry::Client, BuildError> {
+    if let Some(c) = cell.get() {
+        return Ok(c);
+    }
+    let client = crate::registry_glue::client(options)?;
+    Ok(cell.get_or_init(|| client))
+}
+
+/// Rejects inconsistent options before any work is done.
+fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
+    if options.destinations.is_empty() && !options.no_push {
+        return Err(BuildError::Options(
+            "no --destination given: name one or more, or pass --no-push".into(),
+        ));
+    }
+    for d in &options.destinations {
+        kiln_oci::Reference::parse(d)
+            .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+    }
+    if let DockerfileSource::Url(url) = &options.dockerfile {
+        return Err(BuildError::NotYetSupported(format!(
+            "--dockerfile from a URL ({url}); download it into the context first"
+        )));
+    }
+    if options.tar_path.is_some() && !output::DOCKER_ARCHIVE_SUPPORTED {
+        return Err(BuildError::NotYetSupported(
+            "--tar-path (docker-archive output); use --oci-layout-path".into(),
+        ));
+    }
+    if options.cache.enabled {
+        return Err(BuildError::NotYetSupported(
+            "--cache (the registry layer cache is issue 8)".into(),
+        ));
+    }
+    if let Some(level) = options.compression_level {
+        let ok = match options.compression {
+            Compression::Gzip => (0..=9).contains(&level),
+            Compression::Zstd => (1..=22).contains(&level),
+        };
+        if !ok {
+            return Err(BuildError::Options(format!(
+                "--compression-level {level} is out of range for {:?}",
+                options.compression
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the Dockerfile: relative to the context root, or absolute.
+/// Returns (name for messages, path for the `.dockerignore` lookup, bytes).
+fn read_dockerfile(
+    options: &BuildOptions,
+    context: &BuildContext,
+) -> Result<(String, Option<PathBuf>, Vec<u8>), BuildError> {
+    let DockerfileSource::Path(path) = &options.dockerfile else {
+        return Err(BuildError::NotYetSupported("--dockerfile URL".into()));
+    };
+    let full = if path.is_absolute() {
+        path.clone()
+    } else {
+        context.root().join(path)
+    };
+    let bytes = fs_err::read(&full).map_err(|e| BuildError::Context {
+        path: full.clone(),
+        reason: match e.kind() {
+            std::io::ErrorKind::NotFound => "the Dockerfile does not exist".into(),
+            _ => format!("cannot read the Dockerfile: {e}"),
+        },
+    })?;
+    Ok((path.display().to_string(), Some(full), bytes))
+}
+
+/// Applies `--label`, the compression's manifest format and the final dates.
+fn finalize(image: &mut ImageState, options: &BuildOptions, created: &str) {
+    if !options.labels.is_empty() {
+        let config = image.config.container_config_mut();
+        let labels = config.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &options.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    if options.compression == Compression::Zstd {
+        // Docker schema 2 has no zstd layer type.
+        image.format = Format::Oci;
+    }
+    image.config.created = Some(created.to_string());
 }

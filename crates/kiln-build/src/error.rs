@@ -52,6 +52,20 @@ pub enum BuildError {
         /// Why it failed.
         reason: String,
     },
+    /// The Dockerfile is invalid (parse error, unknown stage, bad ARG use).
+    #[error("{location}: {message}")]
+    Dockerfile {
+        /// `file[:line]`.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Talking to a registry failed (the message names registry, repository and object).
+    #[error("{0}")]
+    Registry(String),
+    /// Writing an output (OCI layout, manifest) failed.
+    #[error("{0}")]
+    Output(String),
     /// A feature this version of kiln does not implement yet.
     #[error("not yet supported: {0}")]
     NotYetSupported(String),

@@ -68,10 +68,10 @@ pub enum Transfer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildEvent {
-    /// The build context was loaded.
+    /// The build context is ready (a tar context is unpacked) and its ignore file read.
     ContextLoaded {
-        /// Number of files and directories kept after `.dockerignore`.
-        entries: usize,
+        /// The directory COPY sources are relative to.
+        root: std::path::PathBuf,
     },
     /// A step starts. `text` is the instruction as written (unexpanded, so build-arg
     /// values and secrets never appear).

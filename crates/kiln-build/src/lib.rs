@@ -7,27 +7,30 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-#[allow(dead_code)] // used by the engine being wired in
+mod apply;
 mod archive;
-#[allow(dead_code)] // used by the engine being wired in
+mod blobs;
 mod context;
-#[allow(dead_code)] // used by the engine being wired in
 mod copy;
-#[allow(dead_code)] // used by the engine being wired in
 mod dockerignore;
 mod engine;
 mod error;
 mod events;
-#[allow(dead_code)] // used by the engine being wired in
 mod glob;
+mod image;
 mod options;
 mod outcome;
-#[allow(dead_code)] // used by the engine being wired in
+mod output;
 mod owner;
-#[allow(dead_code)] // used by the engine being wired in
+mod pull;
+mod registry_glue;
 mod rootfs_path;
+mod run;
+mod stage;
 #[cfg(test)]
 mod test_support;
+mod time;
+mod unpack;
 
 pub use engine::build;
 pub use error::BuildError;

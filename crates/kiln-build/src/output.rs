@@ -1,0 +1,208 @@
+//! Outputs of a build: config and manifest blobs, the OCI layout, pushes to
+//! every destination, and kaniko's three digest files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use kiln_oci::{Descriptor, Digest, Manifest, MediaType, OciLayoutWriter, Platform, Reference};
+use kiln_registry::{
+    BlobSource, BlobToPush, Client, ImageToPush, ManifestRef, PushTarget, RepoRef,
+};
+
+use crate::blobs::BlobStore;
+use crate::error::BuildError;
+use crate::events::{BuildEvent, BuildObserver};
+use crate::image::ImageState;
+use crate::options::BuildOptions;
+
+/// Whether `--tar-path` can be honoured (kiln-oci's docker-archive writer).
+pub const DOCKER_ARCHIVE_SUPPORTED: bool = false;
+
+/// The final image's documents, stored in the blob store.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Config descriptor.
+    pub config: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Manifest bytes as digested.
+    pub manifest_bytes: Vec<u8>,
+    /// Manifest size.
+    pub manifest_size: u64,
+    /// Manifest digest: the image digest.
+    pub digest: Digest,
+    /// Manifest media type.
+    pub media_type: MediaType,
+}
+
+/// Serialises config and manifest (with `--annotation`s) into the store.
+pub fn write_image(
+    blobs: &BlobStore,
+    image: &ImageState,
+    options: &BuildOptions,
+) -> Result<Written, BuildError> {
+    let (config, config_bytes) = image
+        .config
+        .to_blob(image.config_media_type())
+        .map_err(|e| BuildError::Output(format!("serialising the image config: {e}")))?;
+    blobs.insert_bytes(&config_bytes)?;
+    let mut manifest = image.manifest(config.clone());
+    if !options.annotations.is_empty() {
+        let annotations = manifest.annotations.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &options.annotations {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    let (descriptor, manifest_bytes) = manifest
+        .to_blob()
+        .map_err(|e| BuildError::Output(format!("serialising the manifest: {e}")))?;
+    blobs.insert_bytes(&manifest_bytes)?;
+    Ok(Written {
+        config,
+        manifest,
+        manifest_size: descriptor.size,
+        digest: descriptor.digest,
+        media_type: descriptor.media_type,
+        manifest_bytes,
+    })
+}
+
+/// `--oci-layout-path`: the image added to the layout (created if needed),
+/// named after the first destination's tag (or `latest`).
+pub fn write_local_outputs(
+    blobs: &BlobStore,
+    image: &ImageState,
+    written: &Written,
+    options: &BuildOptions,
+    platform: &Platform,
+) -> Result<(), BuildError> {
+    let Some(path) = &options.oci_layout_path else {
+        return Ok(());
+    };
+    let fail = |e: kiln_oci::LayoutError| {
+        BuildError::Output(format!("writing the OCI layout {}: {e}", path.display()))
+    };
+    let mut layout = OciLayoutWriter::create(path).map_err(fail)?;
+    layout
+        .write_blob_from_file(&blobs.path(&written.config.digest))
+        .map_err(fail)?;
+    for layer in &image.layers {
+        if !layout.blob_path(&layer.digest).is_file() {
+            layout
+                .write_blob_from_file(&blobs.path(&layer.digest))
+                .map_err(fail)?;
+        }
+    }
+    let tag = options
+        .destinations
+        .first()
+        .and_then(|d| Reference::parse(d).ok())
+        .and_then(|r| r.tag().map(str::to_string))
+        .unwrap_or_else(|| "latest".into());
+    layout
+        .add_image(&written.manifest, Some(&tag), Some(platform.clone()))
+        .map_err(fail)?;
+    layout.finish().map_err(fail)?;
+    Ok(())
+}
+
+/// Pushes to every destination; returns the references pushed, each `name:tag`.
+pub async fn push(
+    client: &Client,
+    blobs: &BlobStore,
+    image: &ImageState,
+    written: &Written,
+    options: &BuildOptions,
+    observer: &dyn BuildObserver,
+) -> Result<Vec<Reference>, BuildError> {
+    let mut targets = Vec::new();
+    let mut references = Vec::new();
+    for d in &options.destinations {
+        let r = Reference::parse(d)
+            .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+        targets.push(PushTarget {
+            repo: RepoRef::new(r.registry(), r.repository()),
+            reference: match (r.tag(), r.digest()) {
+                (Some(t), _) => ManifestRef::Tag(t.to_string()),
+                (None, Some(d)) => ManifestRef::Digest(d.clone()),
+                (None, None) => ManifestRef::Tag("latest".into()),
+            },
+        });
+        references.push(r);
+    }
+    let mut to_push = vec![BlobToPush {
+        descriptor: written.config.clone(),
+        source: BlobSource::File(blobs.path(&written.config.digest)),
+        mount_from: None,
+    }];
+    for layer in &written.manifest.layers {
+        to_push.push(BlobToPush {
+            descriptor: layer.clone(),
+            source: BlobSource::File(blobs.path(&layer.digest)),
+            mount_from: None,
+        });
+    }
+    let _ = image;
+    let request = ImageToPush {
+        manifest: written.manifest_bytes.clone().into(),
+        media_type: written.media_type.clone(),
+        blobs: to_push,
+    };
+    let outcome = client
+        .push_image(&request, &targets)
+        .await
+        .map_err(|e| BuildError::Registry(format!("pushing the image: {e}")))?;
+    for r in &references {
+        observer.event(&BuildEvent::Pushed {
+            destination: r.to_string(),
+            digest: outcome.digest.to_string(),
+        });
+    }
+    Ok(references)
+}
+
+/// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`.
+pub fn write_digest_files(
+    digest: &Digest,
+    pushed: &[Reference],
+    options: &BuildOptions,
+) -> Result<(), BuildError> {
+    if let Some(path) = &options.digest_file {
+        write_file(path, digest.to_string().as_bytes())?;
+    }
+    let destinations: Vec<Reference> = if pushed.is_empty() {
+        options
+            .destinations
+            .iter()
+            .filter_map(|d| Reference::parse(d).ok())
+            .collect()
+    } else {
+        pushed.to_vec()
+    };
+    if let Some(path) = &options.image_name_with_digest_file {
+        let mut text = String::new();
+        for r in &destinations {
+            text.push_str(&format!("{}@{digest}\n", r.name()));
+        }
+        write_file(path, text.as_bytes())?;
+    }
+    if let Some(path) = &options.image_name_tag_with_digest_file {
+        let mut text = String::new();
+        for r in &destinations {
+            text.push_str(&format!(
+                "{}:{}@{digest}\n",
+                r.name(),
+                r.tag().unwrap_or("latest")
+            ));
+        }
+        write_file(path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let mut file =
+        fs_err::File::create(path).map_err(|e| BuildError::io("writing a digest file", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| BuildError::io("writing a digest file", path, e))
+}

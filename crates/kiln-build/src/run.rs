@@ -1,0 +1,347 @@
+//! RUN: the command line (shell or exec form, heredocs), `--mount`
+//! (bind, cache, tmpfs, secret) and `--network`, executed through
+//! kiln-sandbox in the stage's rootfs. Secret values are written to a
+//! private file outside the rootfs, bind-mounted read-only, and never appear
+//! in a layer, the history, a log line or the cache key.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use kiln_dockerfile::instructions::{
+    CommandLine, Mount as MountSpec, MountKind, NetworkMode, RunCmd, SecurityMode,
+};
+use kiln_sandbox::{Mount, Network, RunSpec, Stream};
+
+use crate::events::{BuildEvent, OutputStream, StepId};
+use crate::options::SecretSource;
+use crate::stage::{BuildEnv, StageRun};
+
+/// A RUN ready to execute.
+pub struct RunStep {
+    spec: RunSpec,
+    /// History `created_by`.
+    pub created_by: String,
+    /// Cache key material (no secret values).
+    pub key_material: String,
+    /// Temporary host files to delete after the run (secrets, scripts, rw copies).
+    temp: Vec<PathBuf>,
+}
+
+impl RunStep {
+    /// Builds the sandbox spec from the instruction and the stage state.
+    pub fn prepare(
+        stage: &StageRun<'_, '_>,
+        cmd: &RunCmd,
+        line: u32,
+        root: &Path,
+    ) -> Result<RunStep, String> {
+        let ctx = stage.run_context();
+        let env = stage.build_env();
+        let tmp_dir = env.work.join("run-tmp");
+        fs_err::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
+        let mut temp = Vec::new();
+        let mut mounts = Vec::new();
+        let mut key_extra = Vec::new();
+
+        let mut argv: Vec<String> = match &cmd.command {
+            CommandLine::Exec(argv) => argv.clone(),
+            CommandLine::Shell(text) => {
+                let mut argv = ctx.shell.clone();
+                argv.push(text.clone());
+                argv
+            }
+        };
+        if let (CommandLine::Shell(text), Some(first)) = (&cmd.command, cmd.heredocs.first()) {
+            let marker = text
+                .trim()
+                .trim_start_matches("<<")
+                .trim_start_matches('-')
+                .trim_matches(['"', '\'']);
+            if marker == first.name && cmd.heredocs.len() == 1 {
+                // `RUN <<EOF` alone: the heredoc is the script.
+                let content = if first.chomp {
+                    kiln_dockerfile::syntax::chomp_heredoc(&first.content)
+                } else {
+                    first.content.clone()
+                };
+                if content.starts_with("#!") {
+                    let script = tmp_dir.join(format!("heredoc-{line}"));
+                    fs_err::write(&script, &content).map_err(|e| e.to_string())?;
+                    fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                        .map_err(|e| e.to_string())?;
+                    let target = PathBuf::from(format!("/.kiln-heredoc-{line}"));
+                    mounts.push(Mount::Bind {
+                        source: script.clone(),
+                        target: target.clone(),
+                        readonly: true,
+                    });
+                    temp.push(script);
+                    argv = vec![target.to_string_lossy().into_owned()];
+                } else {
+                    argv = ctx.shell.clone();
+                    argv.push(content);
+                }
+            } else {
+                // Heredocs inside a longer command: hand the shell the whole text.
+                let mut script = text.clone();
+                for doc in &cmd.heredocs {
+                    script.push('\n');
+                    script.push_str(&doc.content);
+                    script.push_str(&doc.name);
+                }
+                argv = ctx.shell.clone();
+                argv.push(script);
+            }
+        }
+
+        for mount in &cmd.mounts {
+            key_extra.push(mount_key_text(mount));
+            if let Some(m) = to_sandbox_mount(mount, stage, env, &tmp_dir, &mut temp)? {
+                mounts.push(m);
+            }
+        }
+        let network = match cmd.network {
+            None | Some(NetworkMode::Default) => Network::Default,
+            Some(NetworkMode::None) => Network::None,
+            Some(NetworkMode::Host) => Network::Host,
+        };
+        key_extra.push(format!("network={network:?}"));
+        if cmd.security == Some(SecurityMode::Insecure) {
+            return Err("RUN --security=insecure is not supported".into());
+        }
+
+        let arg_prefix = if ctx.args.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<String> = ctx.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("|{} {} ", ctx.args.len(), shown.join(" "))
+        };
+        let created_by = format!("RUN {arg_prefix}{} # buildkit", argv.join(" "));
+        let key_material = format!(
+            "{created_by}\n{:?}\n{}\n{}\n{}",
+            ctx.run_env,
+            ctx.user,
+            ctx.workdir,
+            key_extra.join("\n")
+        );
+        let mut spec = RunSpec::new(root, argv);
+        spec.env = ctx.run_env;
+        spec.cwd = PathBuf::from(&ctx.workdir);
+        spec.user = ctx.user.clone();
+        spec.mounts = mounts;
+        spec.network = network;
+        Ok(RunStep {
+            spec,
+            created_by,
+            key_material,
+            temp,
+        })
+    }
+
+    /// Runs the command, streaming its output as events.
+    pub fn execute(self, env: &BuildEnv<'_>, id: &StepId) -> Result<(), String> {
+        let sandbox = env
+            .sandbox
+            .get_or_init(|| {
+                let isolation = match env.options.isolation {
+                    crate::options::Isolation::Auto => kiln_sandbox::Isolation::Auto,
+                    crate::options::Isolation::Chroot => kiln_sandbox::Isolation::Chroot,
+                    crate::options::Isolation::InPlace => kiln_sandbox::Isolation::InPlace,
+                };
+                kiln_sandbox::Sandbox::new(&kiln_sandbox::SandboxOptions {
+                    isolation,
+                    disposable_container: false,
+                })
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| e.clone())?;
+        if sandbox.mode() == kiln_sandbox::Mode::InPlace {
+            return Err(
+                "in-place RUN isolation is not wired into the engine yet; use chroot isolation"
+                    .into(),
+            );
+        }
+        let observer = env.observer;
+        let mut sink = |stream: Stream, line: &[u8]| {
+            observer.event(&BuildEvent::RunOutput {
+                id: id.clone(),
+                stream: match stream {
+                    Stream::Stdout => OutputStream::Stdout,
+                    Stream::Stderr => OutputStream::Stderr,
+                },
+                line: String::from_utf8_lossy(line).into_owned(),
+            });
+        };
+        let result = sandbox.run(&self.spec, &mut sink);
+        for path in &self.temp {
+            let _ = if path.is_dir() {
+                fs_err::remove_dir_all(path)
+            } else {
+                fs_err::remove_file(path)
+            };
+        }
+        result.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Key text of a mount: what it is, never a secret's value.
+fn mount_key_text(m: &MountSpec) -> String {
+    format!(
+        "mount type={:?} target={:?} source={:?} from={:?} id={:?} ro={}",
+        m.kind, m.target, m.source, m.from, m.id, m.readonly
+    )
+}
+
+fn to_sandbox_mount(
+    m: &MountSpec,
+    stage: &StageRun<'_, '_>,
+    env: &BuildEnv<'_>,
+    tmp_dir: &Path,
+    temp: &mut Vec<PathBuf>,
+) -> Result<Option<Mount>, String> {
+    match m.kind {
+        MountKind::Bind => {
+            let target = m.target.clone().ok_or("--mount=type=bind needs a target")?;
+            let base = match &m.from {
+                None => env.context.root().to_path_buf(),
+                Some(name) => stage.stage_root(name).ok_or_else(|| {
+                    format!("--mount from={name}: not an earlier stage with a filesystem (images are not supported yet)")
+                })?,
+            };
+            let rel =
+                crate::rootfs_path::clean_abs(&format!("/{}", m.source.as_deref().unwrap_or("")));
+            let source = crate::rootfs_path::host_of(
+                &base,
+                &crate::rootfs_path::resolve_in_root(&base, &rel),
+            );
+            if std::fs::symlink_metadata(&source).is_err() {
+                return Err(format!("--mount source {rel} does not exist"));
+            }
+            let source = if m.readonly {
+                source
+            } else {
+                // Writes to a read-write bind mount are discarded: the command gets a copy,
+                // so the build context is never modified.
+                let copy = tmp_dir.join(format!("bind-{}", temp.len()));
+                if source.is_dir() {
+                    crate::stage::copy_tree(&source, &copy)?;
+                } else {
+                    fs_err::copy(&source, &copy).map_err(|e| e.to_string())?;
+                }
+                temp.push(copy.clone());
+                copy
+            };
+            Ok(Some(Mount::Bind {
+                source,
+                target: PathBuf::from(target),
+                readonly: m.readonly,
+            }))
+        }
+        MountKind::Cache => {
+            let target = m
+                .target
+                .clone()
+                .ok_or("--mount=type=cache needs a target")?;
+            let id = m.id.clone().unwrap_or_else(|| target.clone());
+            let name: String = id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let dir = env.options.kaniko_dir.join("cache-mounts").join(name);
+            if !dir.exists() {
+                fs_err::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                fs_err::set_permissions(
+                    &dir,
+                    std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                )
+                .map_err(|e| e.to_string())?;
+                if crate::archive::running_as_root() {
+                    std::os::unix::fs::lchown(
+                        &dir,
+                        Some(m.uid.unwrap_or(0)),
+                        Some(m.gid.unwrap_or(0)),
+                    )
+                    .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(Some(Mount::Bind {
+                source: dir,
+                target: PathBuf::from(target),
+                readonly: m.readonly,
+            }))
+        }
+        MountKind::Tmpfs => {
+            let target = m
+                .target
+                .clone()
+                .ok_or("--mount=type=tmpfs needs a target")?;
+            Ok(Some(Mount::Tmpfs {
+                target: PathBuf::from(target),
+                size: m.size,
+                mode: 0o1777,
+            }))
+        }
+        MountKind::Secret => {
+            let id = match (&m.id, &m.target) {
+                (Some(id), _) => id.clone(),
+                (None, Some(t)) => Path::new(t)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                (None, None) => return Err("--mount=type=secret needs an id or a target".into()),
+            };
+            let value = match env.options.secrets.get(&id) {
+                Some(SecretSource::File(path)) => fs_err::read(path)
+                    .map_err(|e| format!("secret {id:?}: reading its source file: {}", e.kind()))?,
+                Some(SecretSource::Env(var)) => std::env::var_os(var)
+                    .ok_or_else(|| format!("secret {id:?}: environment variable {var} is not set"))?
+                    .into_encoded_bytes(),
+                None if m.required => {
+                    return Err(format!(
+                        "secret {id:?} is required but was not given (--secret id={id},src=...)"
+                    ));
+                }
+                None => return Ok(None),
+            };
+            if m.env.is_some() && m.target.is_none() {
+                return Err(
+                    "RUN --mount=type=secret,env=... is not supported yet; mount it as a file"
+                        .into(),
+                );
+            }
+            let target = m
+                .target
+                .clone()
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let file = tmp_dir.join(format!("secret-{}", temp.len()));
+            fs_err::write(&file, value).map_err(|e| e.to_string())?;
+            fs_err::set_permissions(
+                &file,
+                std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),
+            )
+            .map_err(|e| e.to_string())?;
+            if crate::archive::running_as_root() {
+                std::os::unix::fs::lchown(
+                    &file,
+                    Some(m.uid.unwrap_or(0)),
+                    Some(m.gid.unwrap_or(0)),
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            temp.push(file.clone());
+            Ok(Some(Mount::Bind {
+                source: file,
+                target: PathBuf::from(target),
+                readonly: true,
+            }))
+        }
+        MountKind::Ssh => Err("RUN --mount=type=ssh is not supported".into()),
+    }
+}

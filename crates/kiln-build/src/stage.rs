@@ -1,0 +1,1028 @@
+//! Running one stage: its base, then one step per instruction, with Docker's
+//! semantics: kiln-dockerfile's [`StageEnv`] expands each instruction and
+//! tracks ENV/ARG scope; WORKDIR, USER and the metadata instructions edit
+//! the config; COPY/ADD make layers straight from the planned entries; RUN
+//! goes through kiln-sandbox and kiln-snapshot. Each filesystem-changing
+//! step becomes one layer; metadata-only steps add an `empty_layer` history
+//! entry. Every step advances a deterministic cache key before it runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kiln_dockerfile::instructions::{CommandLine, CopyCmd, Healthcheck};
+use kiln_dockerfile::model::{Base as PlanBase, Plan, PlannedStage, StageEnv};
+use kiln_dockerfile::{Command, Instruction};
+use kiln_layer::{EncodeOptions, Entry, LayerPath, Metadata, TarOptions, Timestamp};
+use kiln_oci::{Digest, History, ImageConfig, Platform};
+
+use crate::blobs::BlobStore;
+use crate::context::BuildContext;
+use crate::copy::{CopyRequest, SourceTree, plan_copy};
+use crate::error::BuildError;
+use crate::events::{BuildEvent, BuildObserver, StepId};
+use crate::image::{Format, ImageState};
+use crate::options::BuildOptions;
+use crate::owner::{Chmod, Owner, resolve_chown};
+use crate::rootfs_path::{host_of, join_workdir, resolve_in_root};
+use crate::run::RunStep;
+
+/// What every stage of one build shares.
+pub struct BuildEnv<'a> {
+    /// The options.
+    pub options: &'a BuildOptions,
+    /// Event receiver.
+    pub observer: &'a dyn BuildObserver,
+    /// The Dockerfile's name, for messages.
+    pub file: String,
+    /// The build plan (needed stages in dependency order).
+    pub plan: &'a Plan,
+    /// The build context.
+    pub context: &'a BuildContext,
+    /// Blob store.
+    pub blobs: &'a BlobStore,
+    /// This build's private directory (stage roots, staging).
+    pub work: PathBuf,
+    /// Target platform.
+    pub platform: Platform,
+    /// `created` for config and history (RFC 3339).
+    pub created: String,
+    /// mtime clamp for layers (`SOURCE_DATE_EPOCH`, 0 when reproducible).
+    pub layer_epoch: Option<i64>,
+    /// Layer encoding options.
+    pub encode: EncodeOptions,
+    /// The sandbox for RUN (created on first use).
+    pub sandbox: std::sync::OnceLock<Result<kiln_sandbox::Sandbox, String>>,
+}
+
+/// A finished stage.
+#[derive(Debug)]
+pub struct StageOutput {
+    /// Config and layers.
+    pub image: ImageState,
+    /// Its root filesystem, when a step needed one.
+    pub rootfs: Option<PathBuf>,
+    /// The cache key chain's last value.
+    pub cache_key: Digest,
+}
+
+/// A stage being run.
+pub struct StageRun<'a, 'b> {
+    env: &'a BuildEnv<'b>,
+    stage: &'a PlannedStage,
+    /// Earlier stages' outputs, by Dockerfile index.
+    done: &'a BTreeMap<usize, StageOutput>,
+    position: usize,
+    count: usize,
+    image: ImageState,
+    vars: StageEnv,
+    rootfs: Option<PathBuf>,
+    snapshotter: Option<kiln_snapshot::WalkSnapshotter>,
+    cmd_set_here: bool,
+    cache_key: Digest,
+    /// Steps folded into the stage's one layer in single-snapshot mode.
+    single_snapshot_steps: Vec<String>,
+}
+
+/// Error text with its cause, for [`BuildError::Step`].
+type StepResult<T> = Result<T, String>;
+impl<'a, 'b> StageRun<'a, 'b> {
+    /// Prepares a stage from its base (pulled by the caller for images).
+    pub fn new(
+        env: &'a BuildEnv<'b>,
+        stage: &'a PlannedStage,
+        done: &'a BTreeMap<usize, StageOutput>,
+        position: usize,
+        count: usize,
+        base: Base,
+    ) -> Result<Self, BuildError> {
+        let (image, rootfs_from, key) = match base {
+            Base::Scratch => {
+                let mut config = ImageConfig::for_platform(&env.platform);
+                config.rootfs.kind = "layers".into();
+                let image = ImageState {
+                    config,
+                    layers: Vec::new(),
+                    format: Format::Oci,
+                };
+                (image, None, Digest::sha256_of(b"scratch"))
+            }
+            Base::Stage(index) => {
+                let out = &done[&index];
+                (out.image.clone(), out.rootfs.clone(), out.cache_key.clone())
+            }
+            Base::Image { image, digest } => (*image, None, digest),
+        };
+        let mut vars = stage.env.clone();
+        let base_env = image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
+        vars.set_image_env(&base_env);
+        let mut run = StageRun {
+            env,
+            stage,
+            done,
+            position,
+            count,
+            image,
+            vars,
+            rootfs: None,
+            snapshotter: None,
+            cmd_set_here: false,
+            cache_key: key,
+            single_snapshot_steps: Vec::new(),
+        };
+        let from_error = |run: &StageRun<'_, '_>, reason: String| BuildError::Step {
+            step: run.step_id(1).to_string(),
+            location: run.location_of(stage.span.start.line),
+            text: format!("FROM {}", describe_base(&stage.base)),
+            reason,
+        };
+        if run.needs_rootfs() {
+            let root = env
+                .work
+                .join(format!("stage-{}", stage.index))
+                .join("rootfs");
+            fs_err::create_dir_all(&root)
+                .map_err(|e| BuildError::io("creating the stage root", root.clone(), e))?;
+            if let Some(from) = rootfs_from {
+                copy_tree(&from, &root).map_err(|reason| {
+                    from_error(
+                        &run,
+                        format!("copying the base stage's filesystem: {reason}"),
+                    )
+                })?;
+            } else if !run.image.layers.is_empty() {
+                crate::unpack::unpack_layers(env.blobs, &run.image.layers, &root)
+                    .map_err(|reason| from_error(&run, reason))?;
+            }
+            run.rootfs = Some(root);
+        }
+        if env.options.single_snapshot {
+            run.ensure_snapshotter()
+                .map_err(|reason| from_error(&run, reason))?;
+        }
+        Ok(run)
+    }
+
+    fn needs_rootfs(&self) -> bool {
+        if self.env.options.single_snapshot {
+            return true;
+        }
+        let fs_step = self.stage.instructions.iter().any(|i| {
+            matches!(
+                i.command,
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
+            )
+        });
+        let used_by_later = self
+            .env
+            .plan
+            .stages
+            .iter()
+            .any(|s| s.index != self.stage.index && s.depends_on.contains(&self.stage.index));
+        fs_step || used_by_later
+    }
+
+    fn step_id(&self, step: usize) -> StepId {
+        StepId {
+            stage: self.position,
+            stage_count: self.count,
+            step,
+            step_count: self.stage.instructions.len() + 1,
+        }
+    }
+
+    fn location_of(&self, line: u32) -> String {
+        format!("{}:{line}", self.env.file)
+    }
+
+    /// Runs every step and returns the stage's image.
+    pub fn run(mut self) -> Result<StageOutput, BuildError> {
+        let from_id = self.step_id(1);
+        let from_text = format!(
+            "FROM {}{}",
+            describe_base(&self.stage.base),
+            self.stage
+                .name
+                .as_ref()
+                .map(|n| format!(" AS {n}"))
+                .unwrap_or_default()
+        );
+        self.env.observer.event(&BuildEvent::StepStarted {
+            id: from_id.clone(),
+            text: from_text.clone(),
+        });
+        let start = Instant::now();
+        self.run_onbuild_triggers(&from_id, &from_text)?;
+        self.env.observer.event(&BuildEvent::StepFinished {
+            id: from_id,
+            elapsed: start.elapsed(),
+            layer: None,
+        });
+        let stage = self.stage;
+        for (i, ins) in stage.instructions.iter().enumerate() {
+            let id = self.step_id(i + 2);
+            let text = ins.original.trim().to_string();
+            self.env.observer.event(&BuildEvent::StepStarted {
+                id: id.clone(),
+                text: text.clone(),
+            });
+            let start = Instant::now();
+            let layer = self.step(ins, &id).map_err(|reason| BuildError::Step {
+                step: id.to_string(),
+                location: self.location_of(ins.span.start.line),
+                text,
+                reason,
+            })?;
+            self.env.observer.event(&BuildEvent::StepFinished {
+                id,
+                elapsed: start.elapsed(),
+                layer: layer.map(|d| d.to_string()),
+            });
+        }
+        if self.env.options.single_snapshot {
+            let last = self.step_id(stage.instructions.len() + 1);
+            self.finish_single_snapshot()
+                .map_err(|reason| BuildError::Step {
+                    step: last.to_string(),
+                    location: self.location_of(stage.span.start.line),
+                    text: "(single snapshot of the stage)".into(),
+                    reason,
+                })?;
+        }
+        Ok(StageOutput {
+            image: self.image,
+            rootfs: self.rootfs,
+            cache_key: self.cache_key,
+        })
+    }
+
+    /// A base image's ONBUILD triggers run right after FROM, then are cleared.
+    fn run_onbuild_triggers(&mut self, id: &StepId, from_text: &str) -> Result<(), BuildError> {
+        let triggers = self
+            .image
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        let location = self.location_of(self.stage.span.start.line);
+        for trigger in triggers {
+            let fail = |reason: String| BuildError::Step {
+                step: id.to_string(),
+                location: location.clone(),
+                text: format!("{from_text} (ONBUILD {trigger})"),
+                reason,
+            };
+            let ins = kiln_dockerfile::instructions::parse_trigger(&trigger)
+                .map_err(|d| fail(format!("the base image's trigger does not parse: {d}")))?;
+            self.step(&ins, id).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    // ---- state ----
+
+    fn workdir(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    fn user(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default()
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn advance_key(&mut self, material: &[u8]) -> Digest {
+        let mut hasher = kiln_oci::Hasher::sha256();
+        hasher.update(self.cache_key.to_string().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(self.env.platform.to_string().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(material);
+        self.cache_key = hasher.finish();
+        tracing::debug!(key = %self.cache_key, "step cache key");
+        self.cache_key.clone()
+    }
+
+    fn history(&self, created_by: String) -> History {
+        History {
+            created: Some(self.env.created.clone()),
+            created_by: Some(created_by),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            ..History::default()
+        }
+    }
+
+    fn metadata_step(&mut self, created_by: String) {
+        self.advance_key(created_by.as_bytes());
+        let history = self.history(created_by);
+        self.image.config.push_empty_step(history);
+    }
+
+    fn sync_env_to_config(&mut self) {
+        let env: Vec<String> = self
+            .vars
+            .env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        self.image.config.container_config_mut().env = Some(env);
+    }
+
+    // ---- steps ----
+
+    fn step(&mut self, raw: &Instruction, id: &StepId) -> StepResult<Option<Digest>> {
+        let ins = self.vars.expand(raw).map_err(|d| d.message.clone())?;
+        let result = self.dispatch(&ins, id);
+        self.vars.apply(&ins);
+        if matches!(ins.command, Command::Env(_)) {
+            self.sync_env_to_config();
+        }
+        result
+    }
+
+    fn dispatch(&mut self, ins: &Instruction, id: &StepId) -> StepResult<Option<Digest>> {
+        match &ins.command {
+            Command::Arg(a) => {
+                let names: Vec<&str> = a.args.iter().map(|d| d.name.as_str()).collect();
+                self.advance_key(format!("ARG {}", names.join(" ")).as_bytes());
+                Ok(None)
+            }
+            Command::Env(kv) => {
+                for p in &kv.pairs {
+                    if p.key.is_empty() {
+                        return Err("ENV names can not be blank".into());
+                    }
+                }
+                let text = pairs_text(&kv.pairs);
+                self.metadata_step(format!("ENV {text}"));
+                Ok(None)
+            }
+            Command::Label(kv) => {
+                let config = self.image.config.container_config_mut();
+                let labels = config.labels.get_or_insert_with(BTreeMap::new);
+                for p in &kv.pairs {
+                    if p.key.is_empty() {
+                        return Err("LABEL names can not be blank".into());
+                    }
+                    labels.insert(p.key.clone(), p.value.clone());
+                }
+                let text = pairs_text(&kv.pairs);
+                self.metadata_step(format!("LABEL {text}"));
+                Ok(None)
+            }
+            Command::Workdir(w) => self.workdir_step(&w.value),
+            Command::User(u) => {
+                self.image.config.container_config_mut().user = Some(u.value.clone());
+                self.metadata_step(format!("USER {}", u.value));
+                Ok(None)
+            }
+            Command::Expose(words) => {
+                let ports: Vec<String> = words
+                    .values
+                    .iter()
+                    .map(|w| {
+                        if w.contains('/') {
+                            w.to_ascii_lowercase()
+                        } else {
+                            format!("{w}/tcp")
+                        }
+                    })
+                    .collect();
+                let config = self.image.config.container_config_mut();
+                let map = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for p in &ports {
+                    map.insert(p.clone(), kiln_oci::EmptyObject {});
+                }
+                let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+                self.metadata_step(format!("EXPOSE map[{}]", shown.join(" ")));
+                Ok(None)
+            }
+            Command::Volume(words) => {
+                if words.values.iter().any(String::is_empty) {
+                    return Err("VOLUME specified can not be an empty string".into());
+                }
+                let config = self.image.config.container_config_mut();
+                let map = config.volumes.get_or_insert_with(BTreeMap::new);
+                for v in &words.values {
+                    map.insert(v.clone(), kiln_oci::EmptyObject {});
+                }
+                self.metadata_step(format!("VOLUME {}", go_list(&words.values)));
+                Ok(None)
+            }
+            Command::Cmd(line) => {
+                let argv = self.command_argv(line);
+                self.image.config.container_config_mut().cmd = Some(argv.clone());
+                self.cmd_set_here = true;
+                self.metadata_step(format!("CMD {}", go_json_list(&argv)));
+                Ok(None)
+            }
+            Command::Entrypoint(line) => {
+                let argv = self.command_argv(line);
+                let inherited_cmd = !self.cmd_set_here;
+                let config = self.image.config.container_config_mut();
+                config.entrypoint = Some(argv.clone());
+                if inherited_cmd {
+                    // Docker: ENTRYPOINT resets a CMD inherited from the base.
+                    config.cmd = None;
+                }
+                self.metadata_step(format!("ENTRYPOINT {}", go_json_list(&argv)));
+                Ok(None)
+            }
+            Command::Shell(words) => {
+                self.image.config.container_config_mut().shell = Some(words.values.clone());
+                self.metadata_step(format!("SHELL {}", go_json_list(&words.values)));
+                Ok(None)
+            }
+            Command::Stopsignal(w) => {
+                self.image.config.container_config_mut().stop_signal = Some(w.value.clone());
+                self.metadata_step(format!("STOPSIGNAL {}", w.value));
+                Ok(None)
+            }
+            Command::Maintainer(w) => {
+                self.image.config.author = Some(w.value.clone());
+                self.metadata_step(format!("MAINTAINER {}", w.value));
+                Ok(None)
+            }
+            Command::Healthcheck(h) => {
+                let mut check = kiln_oci::Healthcheck::default();
+                match h {
+                    Healthcheck::None => check.test = Some(vec!["NONE".into()]),
+                    Healthcheck::Cmd(c) => {
+                        let nanos = |d: &Option<std::time::Duration>| {
+                            d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                        };
+                        check.test = Some(c.test.clone());
+                        check.interval = nanos(&c.interval);
+                        check.timeout = nanos(&c.timeout);
+                        check.start_period = nanos(&c.start_period);
+                        check.start_interval = nanos(&c.start_interval);
+                        check.retries = c.retries.map(i64::from);
+                    }
+                }
+                let shown = go_list(check.test.as_deref().unwrap_or(&[]));
+                self.image.config.container_config_mut().healthcheck = Some(check);
+                self.metadata_step(format!("HEALTHCHECK &{{{shown}}}"));
+                Ok(None)
+            }
+            Command::Onbuild(o) => {
+                self.image
+                    .config
+                    .container_config_mut()
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(o.trigger.clone());
+                self.metadata_step(format!("ONBUILD {}", o.trigger));
+                Ok(None)
+            }
+            Command::Copy(c) => self.copy_step(c, false),
+            Command::Add(c) => self.copy_step(c, true),
+            Command::Run(_) => self.run_step(ins, id),
+            Command::From(_) => Err("FROM inside a stage".into()),
+        }
+    }
+
+    /// CMD/ENTRYPOINT argv: exec form as is, shell form through SHELL.
+    fn command_argv(&self, line: &CommandLine) -> Vec<String> {
+        match line {
+            CommandLine::Exec(argv) => argv.clone(),
+            CommandLine::Shell(text) => {
+                let mut argv = self.shell();
+                argv.push(text.clone());
+                argv
+            }
+        }
+    }
+
+    fn workdir_step(&mut self, raw: &str) -> StepResult<Option<Digest>> {
+        if raw.is_empty() {
+            return Err("WORKDIR can not be empty".into());
+        }
+        let dir = join_workdir(&self.workdir(), raw);
+        self.image.config.container_config_mut().working_dir = Some(dir.clone());
+        let created_by = format!("WORKDIR {dir}");
+        self.advance_key(created_by.as_bytes());
+        // Create the directory, owned by USER as BuildKit does, when missing.
+        let mut entries = Vec::new();
+        if let Some(root) = self.rootfs.clone() {
+            let resolved = resolve_in_root(&root, &dir);
+            let (uid, gid) = self.user_ids(&root);
+            let mut path = String::new();
+            for part in resolved.split('/').filter(|p| !p.is_empty()) {
+                path.push('/');
+                path.push_str(part);
+                if std::fs::symlink_metadata(host_of(&root, &path)).is_err() {
+                    entries.push(Entry::dir(
+                        LayerPath::new(&path).map_err(|e| e.to_string())?,
+                        Metadata {
+                            mode: 0o755,
+                            uid,
+                            gid,
+                            mtime: self.file_time(),
+                            ..Metadata::default()
+                        },
+                    ));
+                }
+            }
+        }
+        if entries.is_empty() {
+            let history = self.history(created_by);
+            self.image.config.push_empty_step(history);
+            return Ok(None);
+        }
+        self.commit_entries(entries, created_by)
+    }
+
+    fn user_ids(&self, root: &Path) -> (u64, u64) {
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok();
+        let group = std::fs::read_to_string(root.join("etc/group")).ok();
+        kiln_sandbox::resolve_user_from(&self.user(), passwd.as_deref(), group.as_deref())
+            .map_or((0, 0), |u| (u64::from(u.uid), u64::from(u.gid)))
+    }
+
+    fn file_time(&self) -> Timestamp {
+        Timestamp::from_secs(self.env.layer_epoch.unwrap_or_else(crate::time::now_secs))
+    }
+
+    fn copy_step(&mut self, c: &CopyCmd, is_add: bool) -> StepResult<Option<Digest>> {
+        let keyword = if is_add { "ADD" } else { "COPY" };
+        if c.checksum.is_some()
+            || c.sources.iter().any(|s| {
+                s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+            })
+        {
+            return Err(NOT_YET_URL.into());
+        }
+        let root = self.rootfs.clone();
+        let owner = match &c.chown {
+            Some(spec) => Some(resolve_chown(spec, root.as_deref())?),
+            None => None,
+        };
+        let chmod = c.chmod.as_deref().map(Chmod::parse).transpose()?;
+        let staging = self.env.work.join("staging").join(format!(
+            "{}-{}",
+            self.stage.index,
+            self.cache_key.hex()
+        ));
+        let extract = is_add && c.unpack != Some(false);
+        let request = CopyRequest {
+            sources: c.sources.clone(),
+            dest: c.dest.clone(),
+            workdir: self.workdir(),
+            chown: owner,
+            chmod: chmod.clone(),
+            excludes: c.exclude.clone(),
+            parents: c.parents,
+            extract_archives: extract,
+            created: self.file_time(),
+        };
+        let mut entries = Vec::new();
+        if !c.sources.is_empty() {
+            let source_root;
+            let tree = match &c.from {
+                None => SourceTree::Context {
+                    root: self.env.context.root(),
+                    ignore: self.env.context.ignore(),
+                },
+                Some(name) => {
+                    source_root = self.stage_root(name).ok_or_else(|| {
+                        format!(
+                            "--from={name}: not an earlier stage with a filesystem (images as COPY sources are not supported yet)"
+                        )
+                    })?;
+                    SourceTree::Stage { root: &source_root }
+                }
+            };
+            entries = plan_copy(&request, tree, root.as_deref(), &staging)?;
+        }
+        // Heredoc sources (`COPY <<EOF /dest`) become files.
+        if !c.inline.is_empty() {
+            let dest_is_dir = c.dest.ends_with('/') || c.inline.len() + c.sources.len() > 1;
+            let dest_abs = join_workdir(&self.workdir(), &c.dest);
+            let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
+            let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
+            for inline in &c.inline {
+                let target = if dest_is_dir {
+                    format!("{dest_abs}/{}", inline.path)
+                } else {
+                    dest_abs.clone()
+                };
+                let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
+                let mut parent = path.parent();
+                while let Some(p) = parent {
+                    if !entries.iter().any(|e: &Entry| e.path == p) {
+                        entries.push(Entry::dir(
+                            p.clone(),
+                            Metadata {
+                                mode: 0o755,
+                                uid: owner.uid,
+                                gid: owner.gid,
+                                mtime: self.file_time(),
+                                ..Metadata::default()
+                            },
+                        ));
+                    }
+                    parent = p.parent();
+                }
+                entries.push(Entry::bytes(
+                    path,
+                    inline.data.clone().into_bytes(),
+                    Metadata {
+                        mode,
+                        uid: owner.uid,
+                        gid: owner.gid,
+                        mtime: self.file_time(),
+                        ..Metadata::default()
+                    },
+                ));
+            }
+        }
+        let mut shown: Vec<String> = c.sources.clone();
+        shown.extend(c.inline.iter().map(|i| format!("<<{}", i.path)));
+        let created_by = format!("{keyword} {} {} # buildkit", shown.join(" "), c.dest);
+        // Cache key: the instruction and the content, mode and owner of every entry.
+        let mut material = format!(
+            "{created_by}\nfrom={:?} chown={:?} chmod={:?} exclude={:?} parents={}\n",
+            c.from, c.chown, c.chmod, c.exclude, c.parents
+        )
+        .into_bytes();
+        material.extend(entries_digest(&entries)?.as_bytes());
+        self.advance_key(&material);
+        self.commit_entries(entries, created_by)
+    }
+
+    /// Applies entries to the rootfs (so later steps see them) and makes a layer,
+    /// unless in single-snapshot mode.
+    fn commit_entries(
+        &mut self,
+        entries: Vec<Entry>,
+        created_by: String,
+    ) -> StepResult<Option<Digest>> {
+        if let Some(root) = &self.rootfs {
+            crate::apply::apply_entries(root, &entries)?;
+            if !self.env.options.single_snapshot {
+                // The next RUN takes a fresh baseline.
+                self.snapshotter = None;
+            }
+        }
+        if self.env.options.single_snapshot {
+            self.single_snapshot_steps.push(created_by);
+            return Ok(None);
+        }
+        self.push_layer(entries, created_by)
+    }
+
+    fn push_layer(
+        &mut self,
+        entries: Vec<Entry>,
+        created_by: String,
+    ) -> StepResult<Option<Digest>> {
+        if entries.is_empty() {
+            let history = self.history(created_by);
+            self.image.config.push_empty_step(history);
+            return Ok(None);
+        }
+        let layer = encode_into_store(self.env, entries)?;
+        let history = self.history(created_by);
+        self.image.config.push_layer(layer.diff_id.clone(), history);
+        let digest = layer.digest.clone();
+        self.image.layers.push(layer.descriptor());
+        Ok(Some(digest))
+    }
+
+    fn ensure_snapshotter(&mut self) -> StepResult<()> {
+        if self.snapshotter.is_some() {
+            return Ok(());
+        }
+        let root = self
+            .rootfs
+            .clone()
+            .ok_or("internal: a snapshot of a stage without a filesystem")?;
+        let mut ignore = kiln_snapshot::IgnoreList::new();
+        for p in ["/proc", "/sys", "/dev", "/etc/mtab"] {
+            ignore.add(p).map_err(|e| e.to_string())?;
+        }
+        if self.env.options.ignore_var_run {
+            ignore.add("/var/run").map_err(|e| e.to_string())?;
+        }
+        for p in &self.env.options.ignore_paths {
+            ignore.add(p).map_err(|e| e.to_string())?;
+        }
+        let mode = match self.env.options.snapshot_mode {
+            crate::options::SnapshotMode::Full => kiln_snapshot::SnapshotMode::Full,
+            crate::options::SnapshotMode::Redo => kiln_snapshot::SnapshotMode::Redo,
+            crate::options::SnapshotMode::Time => kiln_snapshot::SnapshotMode::Time,
+        };
+        let snap = kiln_snapshot::WalkSnapshotter::new(root, mode, ignore)
+            .map_err(|e| format!("taking the filesystem baseline: {e}"))?;
+        self.snapshotter = Some(snap);
+        Ok(())
+    }
+
+    fn run_step(&mut self, ins: &Instruction, id: &StepId) -> StepResult<Option<Digest>> {
+        let Command::Run(cmd) = &ins.command else {
+            return Err("internal: not a RUN".into());
+        };
+        self.ensure_snapshotter()?;
+        let root = self
+            .rootfs
+            .clone()
+            .ok_or("internal: RUN without a filesystem")?;
+        let step = RunStep::prepare(self, cmd, ins.span.start.line, &root)?;
+        let created_by = step.created_by.clone();
+        self.advance_key(step.key_material.as_bytes());
+        step.execute(self.env, id)?;
+        if self.env.options.single_snapshot {
+            self.single_snapshot_steps.push(created_by);
+            return Ok(None);
+        }
+        let changes = self
+            .snapshotter
+            .as_mut()
+            .ok_or("internal: no snapshotter")?
+            .diff()
+            .map_err(|e| format!("snapshotting the RUN's changes: {e}"))?;
+        self.push_layer(changes.into_entries(), created_by)
+    }
+
+    fn finish_single_snapshot(&mut self) -> StepResult<()> {
+        let changes = self
+            .snapshotter
+            .as_mut()
+            .ok_or("internal: no snapshotter")?
+            .diff()
+            .map_err(|e| format!("snapshotting the stage: {e}"))?;
+        let steps = std::mem::take(&mut self.single_snapshot_steps);
+        let created_by = if steps.is_empty() {
+            "single snapshot".to_string()
+        } else {
+            steps.join(" && ")
+        };
+        self.push_layer(changes.into_entries(), created_by)?;
+        Ok(())
+    }
+
+    /// What RUN needs from the stage.
+    pub(crate) fn run_context(&self) -> RunContext {
+        RunContext {
+            shell: self.shell(),
+            run_env: self.vars.run_env(),
+            args: self
+                .vars
+                .args()
+                .iter()
+                .filter(|(k, _)| !self.vars.env().iter().any(|(e, _)| e == k))
+                .cloned()
+                .collect(),
+            workdir: self.workdir(),
+            user: self.user(),
+        }
+    }
+
+    /// Root of an earlier stage (by name or index), for `--from` and `--mount from=`.
+    pub(crate) fn stage_root(&self, name: &str) -> Option<PathBuf> {
+        let index = self.env.plan.resolve_stage_ref(name)?;
+        self.done.get(&index)?.rootfs.clone()
+    }
+
+    pub(crate) fn build_env(&self) -> &BuildEnv<'b> {
+        self.env
+    }
+}
+
+fn describe_base(base: &PlanBase) -> String {
+    match base {
+        PlanBase::Scratch => "scratch".into(),
+        PlanBase::Image(r) => r.clone(),
+        PlanBase::Stage(i) => format!("stage {i}"),
+    }
+}
+
+fn pairs_text(pairs: &[kiln_dockerfile::instructions::KeyValue]) -> String {
+    pairs
+        .iter()
+        .map(|p| format!("{}={}", p.key, p.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Go's `%q`-style JSON list as BuildKit writes CMD/ENTRYPOINT history: `["a" "b"]`.
+fn go_json_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+const NOT_YET_URL: &str = "ADD from a URL (and --checksum) is not supported by this version of kiln yet; download the file into the context instead";
+
+/// What RUN needs from the stage.
+pub struct RunContext {
+    /// SHELL.
+    pub shell: Vec<String>,
+    /// The process environment (ENV, then ARGs not shadowed by ENV).
+    pub run_env: Vec<(String, String)>,
+    /// Declared ARGs with values not shadowed by ENV (shown in history as `|N k=v`).
+    pub args: Vec<(String, String)>,
+    /// WORKDIR.
+    pub workdir: String,
+    /// USER.
+    pub user: String,
+}
+
+/// The base of a stage.
+pub enum Base {
+    /// `FROM scratch`.
+    Scratch,
+    /// An earlier stage (Dockerfile index).
+    Stage(usize),
+    /// A pulled image (blobs in the store) and its manifest digest.
+    Image {
+        /// Config and layers.
+        image: Box<ImageState>,
+        /// Manifest digest (starts the cache key chain).
+        digest: Digest,
+    },
+}
+
+/// Encodes entries into a layer blob in the store.
+pub fn encode_into_store(
+    env: &BuildEnv<'_>,
+    entries: Vec<Entry>,
+) -> StepResult<kiln_layer::EncodedLayer> {
+    let temp = env.blobs.temp_path();
+    let layer = kiln_layer::encode_layer_to_path(entries, &env.encode, &temp)
+        .map_err(|e| format!("writing the layer: {e}"))?;
+    env.blobs
+        .insert_file(&temp, &layer.digest)
+        .map_err(|e| e.to_string())?;
+    Ok(layer)
+}
+
+/// Layer encoding options from the build options.
+pub fn encode_options(options: &BuildOptions, layer_epoch: Option<i64>) -> EncodeOptions {
+    let compression = match options.compression {
+        crate::options::Compression::Gzip => kiln_layer::Compression::Gzip {
+            level: options
+                .compression_level
+                .map_or(6, |l| l.clamp(0, 9) as u32),
+        },
+        crate::options::Compression::Zstd => kiln_layer::Compression::Zstd {
+            level: options.compression_level.unwrap_or(3),
+        },
+    };
+    EncodeOptions {
+        compression,
+        tar: TarOptions {
+            source_date_epoch: layer_epoch,
+        },
+        threads: None,
+    }
+}
+
+/// A digest over entry paths, kinds, modes, owners and file contents (not
+/// mtimes), for cache keys.
+fn entries_digest(entries: &[Entry]) -> StepResult<String> {
+    let mut hasher = kiln_oci::Hasher::sha256();
+    for e in entries {
+        hasher.update(e.path.as_bytes());
+        hasher.update(
+            format!(
+                "\0{}\0{:o}\0{}:{}\0",
+                e.kind.name(),
+                e.meta.mode,
+                e.meta.uid,
+                e.meta.gid
+            )
+            .as_bytes(),
+        );
+        match &e.kind {
+            kiln_layer::EntryKind::File(kiln_layer::FileSource::Path(p)) => {
+                let mut file = fs_err::File::open(p).map_err(|e| e.to_string())?;
+                let mut h = kiln_oci::DigestWriter::new(std::io::sink());
+                std::io::copy(&mut file, &mut h).map_err(|e| e.to_string())?;
+                let (_, d, _) = h.finish().map_err(|e| e.to_string())?;
+                hasher.update(d.to_string().as_bytes());
+            }
+            kiln_layer::EntryKind::File(kiln_layer::FileSource::Bytes(b)) => hasher.update(b),
+            kiln_layer::EntryKind::Symlink { target } => hasher.update(target.as_encoded_bytes()),
+            kiln_layer::EntryKind::Hardlink { target } => hasher.update(target.as_bytes()),
+            _ => {}
+        }
+    }
+    Ok(hasher.finish().to_string())
+}
+
+/// Go's `%v` of a string slice: `[a b c]`.
+pub fn go_list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Copies a directory tree, keeping modes, owners (as root), times, symlinks and hard links.
+pub fn copy_tree(from: &Path, to: &Path) -> StepResult<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut links: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
+    let as_root = crate::archive::running_as_root();
+    let mut dirs = Vec::new();
+    copy_dir(from, to, &mut links, as_root, &mut dirs)?;
+    for (dir, meta) in dirs.into_iter().rev() {
+        let t = filetime::FileTime::from_unix_time(meta.mtime(), meta.mtime_nsec() as u32);
+        filetime::set_file_mtime(&dir, t).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn copy_dir(
+    from: &Path,
+    to: &Path,
+    links: &mut BTreeMap<(u64, u64), PathBuf>,
+    as_root: bool,
+    dirs: &mut Vec<(PathBuf, std::fs::Metadata)>,
+) -> StepResult<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = fs_err::symlink_metadata(from).map_err(|e| e.to_string())?;
+    if !to.exists() {
+        fs_err::create_dir(to).map_err(|e| e.to_string())?;
+    }
+    fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| e.to_string())?;
+    if as_root {
+        std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| format!("chown {}: {e}", to.display()))?;
+    }
+    dirs.push((to.to_path_buf(), meta));
+    for entry in fs_err::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let m = fs_err::symlink_metadata(&src).map_err(|e| e.to_string())?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            copy_dir(&src, &dst, links, as_root, dirs)?;
+            continue;
+        }
+        if m.nlink() > 1 && !ft.is_symlink() {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                fs_err::hard_link(first, &dst).map_err(|e| e.to_string())?;
+                continue;
+            }
+            links.insert((m.dev(), m.ino()), dst.clone());
+        }
+        if ft.is_symlink() {
+            let target = fs_err::read_link(&src).map_err(|e| e.to_string())?;
+            std::os::unix::fs::symlink(&target, &dst)
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
+        } else if ft.is_file() {
+            fs_err::copy(&src, &dst).map_err(|e| e.to_string())?;
+        } else {
+            // Devices and fifos: recreate with mknod (root only).
+            let path = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?;
+            // SAFETY: `path` is a valid NUL-terminated string; mknod reads it only.
+            let rc = unsafe { libc::mknod(path.as_ptr(), m.mode(), m.rdev()) };
+            if rc != 0 {
+                return Err(format!(
+                    "{}: {}",
+                    dst.display(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        if as_root {
+            std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))
+                .map_err(|e| format!("chown {}: {e}", dst.display()))?;
+        }
+        if !ft.is_symlink() {
+            fs_err::set_permissions(&dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
+                .map_err(|e| e.to_string())?;
+        }
+        let t = filetime::FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
+        filetime::set_symlink_file_times(&dst, t, t)
+            .map_err(|e| format!("{}: {e}", dst.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Shared helpers for the end-to-end tests: fixture contexts, a recording
+//! observer, and external tools (umoci, skopeo) that must exist.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use kiln_build::{BuildEvent, BuildObserver, BuildOptions, ContextSource, OutputStream};
+
+/// Records every event.
+#[derive(Default)]
+pub struct Recorder(pub Mutex<Vec<BuildEvent>>);
+
+impl BuildObserver for Recorder {
+    fn event(&self, event: &BuildEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Recorder {
+    /// Every RUN output line.
+    pub fn run_lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                BuildEvent::RunOutput {
+                    stream: OutputStream::Stdout,
+                    line,
+                    ..
+                } => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every step start line, as the CLI would print it.
+    pub fn step_lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                BuildEvent::StepStarted { id, text } => Some(format!("{id}: {text}")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A build context directory holding the busybox rootfs as `rootfs.tar`
+/// plus `files` (path, content), and a Dockerfile.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(dockerfile: &str, files: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(
+            dir.path().join("rootfs.tar"),
+            kiln_testkit::busybox::rootfs_tar(),
+        )
+        .unwrap();
+        fs_err::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        for (path, content) in files {
+            let p = dir.path().join(path);
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(p, content).unwrap();
+        }
+        Fixture {
+            dir,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Options: this context, a private work dir, no push.
+    pub fn options(&self) -> BuildOptions {
+        let mut o = BuildOptions::new(ContextSource::Dir(self.dir.path().to_path_buf()));
+        o.kaniko_dir = self.work.path().join("kiln");
+        o.no_push = true;
+        o
+    }
+}
+
+pub fn tool(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(p.is_file(), "needs {path}: install with .ci/install-deps");
+    p
+}
+
+/// `umoci unpack --image LAYOUT:TAG BUNDLE`; returns the bundle dir.
+pub fn umoci_unpack(layout: &Path, tag: &str, into: &Path) -> PathBuf {
+    let bundle = into.join("bundle");
+    let out = Command::new(tool("/usr/bin/umoci"))
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci unpack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bundle
+}
+
+pub fn run_tokio<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
