@@ -41,6 +41,14 @@ struct CreatedEntry {
     sealed_mtime: Option<(i64, i64)>,
 }
 
+/// What [`CreatedTargets::remove_all`] did.
+pub(crate) struct Removal {
+    /// Created paths that were not removed because the command filled them.
+    pub(crate) kept: Vec<PathBuf>,
+    /// Parent directories whose atime and mtime were restored (their ctime changed).
+    pub(crate) restored_parents: Vec<PathBuf>,
+}
+
 /// Entries created under a root, removed in reverse order by [`CreatedTargets::remove_all`].
 #[derive(Default)]
 pub(crate) struct CreatedTargets {
@@ -354,9 +362,8 @@ impl CreatedTargets {
     }
 
     /// Removes every created entry, deepest first, and restores the access and modification
-    /// times of the parents the command did not change itself. Returns the paths that could
-    /// not be removed because they are no longer empty.
-    pub(crate) fn remove_all(self) -> Result<Vec<PathBuf>, crate::SandboxError> {
+    /// times of the parents the command did not change itself.
+    pub(crate) fn remove_all(self) -> Result<Removal, crate::SandboxError> {
         let untouched: Vec<bool> = self
             .entries
             .iter()
@@ -368,6 +375,7 @@ impl CreatedTargets {
             })
             .collect();
         let mut kept = Vec::new();
+        let mut restored = Vec::new();
         for (entry, untouched) in self.entries.into_iter().zip(untouched).rev() {
             let flags = if entry.kind == TargetKind::Dir {
                 libc::AT_REMOVEDIR
@@ -404,9 +412,16 @@ impl CreatedTargets {
             } < 0
             {
                 tracing::debug!(path = %entry.path.display(), error = %last_os_error(), "could not restore the parent's times");
+            } else if let Some(parent) = entry.path.parent() {
+                restored.push(parent.to_path_buf());
             }
         }
         kept.sort();
-        Ok(kept)
+        restored.sort();
+        restored.dedup();
+        Ok(Removal {
+            kept,
+            restored_parents: restored,
+        })
     }
 }

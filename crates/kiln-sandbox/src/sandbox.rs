@@ -245,10 +245,11 @@ impl Sandbox {
         tracing::debug!(%command, mode = ?self.mode, "running RUN step");
         let ended = run_plan(&plan, sink);
         let created_mount_targets = created.paths();
-        let kept_mount_targets = created.remove_all()?;
+        let removal = created.remove_all()?;
         let outcome = RunOutcome {
             created_mount_targets,
-            kept_mount_targets,
+            kept_mount_targets: removal.kept,
+            restored_parents: removal.restored_parents,
             created_workdir,
         };
         match ended? {

@@ -157,6 +157,10 @@ pub struct RunOutcome {
     /// Created mount targets that could not be removed because the command put something in
     /// them (a directory kiln created that is no longer empty). They now belong to the step.
     pub kept_mount_targets: Vec<PathBuf>,
+    /// Directories (inside the root) whose access and modification times kiln restored after
+    /// removing the targets it created in them: only their ctime differs from before the
+    /// run, so a snapshot may treat a ctime-only change of these as no change.
+    pub restored_parents: Vec<PathBuf>,
     /// Directories of the WORKDIR path that were created (owned by the user).
     pub created_workdir: Vec<PathBuf>,
 }

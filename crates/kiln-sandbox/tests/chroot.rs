@@ -410,6 +410,12 @@ fn extra_bind_and_tmpfs_mounts() {
         );
     }
     assert!(outcome.kept_mount_targets.is_empty());
+    for parent in ["/", "/etc"] {
+        assert!(
+            outcome.restored_parents.contains(&PathBuf::from(parent)),
+            "{parent}: {outcome:?}"
+        );
+    }
     assert_eq!(
         tree_diff(&before, &tree(root.path()), true),
         Vec::<String>::new(),
