@@ -43,6 +43,9 @@ fn orchestrate() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("rootfs");
     busybox_rootfs(&root);
+    // A copy of this binary the unprivileged user can execute wherever the target dir is.
+    let exe = dir.path().join("rootless-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     let secret = dir.path().join("host-secret");
     std::fs::write(&secret, "host secret").unwrap();
     let status = Command::new("chown")
@@ -61,7 +64,7 @@ fn orchestrate() {
             "--clear-groups",
             "--inh-caps=-all",
         ])
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
         .arg("--inner")
         .arg(&root)
         .arg(&secret)
