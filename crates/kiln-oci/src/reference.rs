@@ -431,6 +431,21 @@ impl fmt::Display for Reference {
     }
 }
 
+impl serde::Serialize for Reference {
+    /// As the full form string.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Reference {
+    /// From any form [`Reference::parse`] accepts (normalised on the way in).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reference, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Reference::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Reference {
     type Err = ReferenceError;
 
@@ -580,6 +595,19 @@ mod tests {
             let error = Reference::parse(input).unwrap_err().to_string();
             assert!(error.contains(&message), "{input}: {error}");
         }
+    }
+
+    #[test]
+    fn serde_uses_the_full_form() {
+        let reference: Reference = serde_json::from_str("\"busybox\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&reference).unwrap(),
+            "\"docker.io/library/busybox:latest\""
+        );
+        let error = serde_json::from_str::<Reference>("\"Bad\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be lowercase"), "{error}");
     }
 
     #[test]
