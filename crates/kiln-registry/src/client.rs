@@ -9,7 +9,7 @@ use http::HeaderValue;
 
 use crate::error::{Ctx, Error, ErrorKind};
 use crate::foreign::ForeignClients;
-use crate::options::{Direction, RegistryOptions, api_host};
+use crate::options::{Direction, RegistryOptions};
 use crate::session::{Endpoint, EndpointConfig};
 use crate::transport::build_client;
 
@@ -30,6 +30,12 @@ impl RepoRef {
     }
 }
 
+impl From<&kiln_oci::Reference> for RepoRef {
+    fn from(r: &kiln_oci::Reference) -> RepoRef {
+        RepoRef::new(r.registry(), r.repository())
+    }
+}
+
 impl fmt::Display for RepoRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.registry, self.repository)
@@ -41,6 +47,18 @@ impl fmt::Display for RepoRef {
 pub enum ManifestRef {
     Tag(String),
     Digest(kiln_oci::Digest),
+}
+
+impl From<&kiln_oci::Reference> for ManifestRef {
+    /// The digest when the reference has one (it pins the content), else the tag
+    /// (`latest` when neither).
+    fn from(r: &kiln_oci::Reference) -> ManifestRef {
+        match (r.digest(), r.tag()) {
+            (Some(d), _) => ManifestRef::Digest(d.clone()),
+            (None, Some(t)) => ManifestRef::Tag(t.to_string()),
+            (None, None) => ManifestRef::Tag("latest".to_string()),
+        }
+    }
 }
 
 impl fmt::Display for ManifestRef {
@@ -127,7 +145,7 @@ impl Client {
             .unwrap_or_else(|_| HeaderValue::from_static("kiln"));
         let ep = Arc::new(Endpoint::new(EndpointConfig {
             registry: registry.to_string(),
-            host: api_host(registry).to_string(),
+            host: kiln_oci::registry_api_host(registry).to_string(),
             allow_plain_http: allow_http,
             client: build_client(tls),
             credential,

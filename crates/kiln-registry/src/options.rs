@@ -170,20 +170,11 @@ fn same_registry(a: &str, b: &str) -> bool {
     a == b || is_docker_hub(a) && is_docker_hub(b)
 }
 
-pub(crate) fn is_docker_hub(registry: &str) -> bool {
+fn is_docker_hub(registry: &str) -> bool {
     matches!(
         registry,
         "docker.io" | "index.docker.io" | "registry-1.docker.io"
     )
-}
-
-/// The host to connect to for a registry name.
-pub(crate) fn api_host(registry: &str) -> &str {
-    if is_docker_hub(registry) {
-        "registry-1.docker.io"
-    } else {
-        registry
-    }
 }
 
 #[cfg(test)]
@@ -252,6 +243,5 @@ mod tests {
         assert!(o.allow_plain_http("r:5000", Direction::Push));
         assert!(o.skip_verify("index.docker.io", Direction::Push));
         assert!(!o.skip_verify("x", Direction::Pull));
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
     }
 }

@@ -233,6 +233,20 @@ impl Client {
         })
     }
 
+    /// [`Client::pull_manifest`] for an image reference (`registry/repo:tag[@digest]`).
+    pub async fn pull_image(
+        &self,
+        reference: &kiln_oci::Reference,
+        platform: &Platform,
+    ) -> Result<PulledImage, Error> {
+        self.pull_manifest(
+            &RepoRef::from(reference),
+            &ManifestRef::from(reference),
+            platform,
+        )
+        .await
+    }
+
     /// Streams a blob to `dest` (written as `dest.partial`, renamed when verified).
     /// Redirects to another host are followed without `Authorization`.
     pub async fn fetch_blob(

@@ -48,6 +48,21 @@ pub struct PushTarget {
     pub reference: ManifestRef,
 }
 
+impl From<&kiln_oci::Reference> for PushTarget {
+    /// The tag when the reference has one, else its digest, else `latest`.
+    fn from(r: &kiln_oci::Reference) -> PushTarget {
+        let reference = match (r.tag(), r.digest()) {
+            (Some(t), _) => ManifestRef::Tag(t.to_string()),
+            (None, Some(d)) => ManifestRef::Digest(d.clone()),
+            (None, None) => ManifestRef::Tag("latest".to_string()),
+        };
+        PushTarget {
+            repo: RepoRef::from(r),
+            reference,
+        }
+    }
+}
+
 /// What a blob push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobOutcome {

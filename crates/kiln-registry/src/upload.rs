@@ -53,8 +53,13 @@ pub(crate) fn location(ctx: &Ctx, resp: &Response<Incoming>, base: &Url) -> Resu
                 resp.status().as_u16()
             ))
         })?;
-    base.join(loc)
-        .map_err(|e| ctx.protocol(format!("bad upload Location: {e}")))
+    resolve_location(base, loc).map_err(|e| ctx.protocol(format!("bad upload Location: {e}")))
+}
+
+/// A `Location` value resolved against the URL of the request it answered: absolute
+/// (`http://host/v2/…`), absolute-path (`/v2/…`) or relative (`uuid?_state=…`).
+fn resolve_location(base: &Url, location: &str) -> Result<Url, url::ParseError> {
+    base.join(location)
 }
 
 /// Starts an upload session (`POST …/blobs/uploads/`).
@@ -152,4 +157,35 @@ pub(crate) fn check_digest_header(
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_absolute_and_relative() {
+        let base = Url::parse("https://reg:5000/v2/a/b/blobs/uploads/").unwrap();
+        let abs =
+            resolve_location(&base, "https://other:443/v2/a/b/blobs/uploads/u1?_state=x").unwrap();
+        assert_eq!(
+            abs.as_str(),
+            "https://other/v2/a/b/blobs/uploads/u1?_state=x"
+        );
+        let path = resolve_location(&base, "/v2/a/b/blobs/uploads/u2?_state=y%3D").unwrap();
+        assert_eq!(
+            path.as_str(),
+            "https://reg:5000/v2/a/b/blobs/uploads/u2?_state=y%3D"
+        );
+        let rel = resolve_location(&base, "u3?_state=z").unwrap();
+        assert_eq!(
+            rel.as_str(),
+            "https://reg:5000/v2/a/b/blobs/uploads/u3?_state=z"
+        );
+        let mut with_digest = rel.clone();
+        with_digest
+            .query_pairs_mut()
+            .append_pair("digest", "sha256:ab");
+        assert_eq!(with_digest.query(), Some("_state=z&digest=sha256%3Aab"));
+    }
 }

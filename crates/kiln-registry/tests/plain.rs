@@ -54,6 +54,19 @@ async fn push_then_pull_back_byte_for_byte_and_skopeo_reads_it() {
     );
     assert_eq!(config, img.config);
 
+    // The same through image references, as the engine uses them.
+    let reference = kiln_oci::Reference::parse(&format!("{host}/kiln/app:byref")).unwrap();
+    client
+        .push_image(&img.image, &[kiln_registry::PushTarget::from(&reference)])
+        .await
+        .unwrap();
+    let by_digest = kiln_oci::Reference::parse(&format!("{host}/kiln/app@{}", img.digest)).unwrap();
+    let pulled = client
+        .pull_image(&by_digest, &kiln_oci::Platform::new("linux", "amd64"))
+        .await
+        .unwrap();
+    assert_eq!(&pulled.manifest_bytes[..], &img.image.manifest[..]);
+
     // Pushing again uploads nothing.
     let again = client
         .push_image(&img.image, &[target(&host, "kiln/app", "v2")])
