@@ -27,7 +27,10 @@ pub const PROXY_ARGS: &[&str] = &[
 /// The variables visible at one point of a stage. The engine keeps one per
 /// stage and, for each instruction in order: `let ins = env.expand(&ins)?;`
 /// then runs it, then `env.apply(&ins)` (ENV/ARG change the scope).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+///
+/// `Debug` shows ENV but only the names of ARGs and build args: their values
+/// may be secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StageEnv {
     file: String,
     escape: char,
@@ -40,6 +43,21 @@ pub struct StageEnv {
     /// What a bare `ARG NAME` picks up: global ARG values and the predefined
     /// platform ARGs.
     inherited: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StageEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageEnv")
+            .field("escape", &self.escape)
+            .field("env", &self.env)
+            .field(
+                "args",
+                &self.args.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("build_args", &self.build_args.keys().collect::<Vec<_>>())
+            .field("inherited", &self.inherited.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Vars for StageEnv {

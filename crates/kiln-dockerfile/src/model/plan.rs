@@ -47,7 +47,9 @@ pub struct PlannedStage {
     /// The stage's instructions, typed and unexpanded, with spans.
     pub instructions: Vec<Instruction>,
     /// The environment at the start of the stage (no ENV yet: the engine
-    /// calls [`StageEnv::set_image_env`] with the base image's Env).
+    /// calls [`StageEnv::set_image_env`] with the base image's Env). Not
+    /// serialized: it holds build-arg values.
+    #[serde(skip)]
     pub env: StageEnv,
     /// Dockerfile indexes of the stages this one needs (FROM, COPY --from,
     /// RUN --mount from=), sorted.
@@ -57,16 +59,28 @@ pub struct PlannedStage {
 }
 
 /// The stages to build, dependencies first; the target is last.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     pub stages: Vec<PlannedStage>,
     /// Values of the global ARGs (and predefined platform ARGs) after
-    /// build args were applied.
+    /// build args were applied. Not serialized (may hold secrets).
+    #[serde(skip)]
     pub global_args: BTreeMap<String, String>,
     /// Build args no ARG in the built stages declares (BuildKit warns).
     pub unused_build_args: Vec<String>,
     /// Stage names by Dockerfile index.
+    #[serde(skip)]
     stage_names: Vec<Option<String>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("stages", &self.stages)
+            .field("global_args", &self.global_args.keys().collect::<Vec<_>>())
+            .field("unused_build_args", &self.unused_build_args)
+            .finish()
+    }
 }
 
 impl Plan {
