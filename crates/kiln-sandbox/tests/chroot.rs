@@ -542,7 +542,7 @@ fn in_place_mode_is_refused_outside_kilns_container() {
 }
 
 #[test]
-fn many_runs_in_parallel_threads() {
+fn many_runs_in_parallel_threads_leak_no_descriptors() {
     let sb = sandbox();
     let roots: Vec<tempfile::TempDir> = (0..4).map(|_| rootfs()).collect();
     std::thread::scope(|s| {
@@ -550,8 +550,11 @@ fn many_runs_in_parallel_threads() {
             let sb = &sb;
             s.spawn(move || {
                 for j in 0..5 {
-                    let lines = stdout_of(sb, &sh(root.path(), &format!("echo {i}-{j}")));
-                    assert_eq!(lines, [format!("{i}-{j}")]);
+                    // Other threads hold pipes and directories open meanwhile; the command
+                    // gets stdin, stdout and stderr only (3 is ls reading the directory).
+                    let script = format!("echo {i}-{j}; ls /proc/self/fd | tr '\\n' ' '");
+                    let lines = stdout_of(sb, &sh(root.path(), &script));
+                    assert_eq!(lines, [format!("{i}-{j}"), "0 1 2 3 ".to_owned()]);
                 }
             });
         }
