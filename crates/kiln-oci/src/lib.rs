@@ -18,7 +18,8 @@
 //!   the same bytes, and documents written by Go tools re-serialise byte for byte.
 //! - [`ImageDocument`] tells a manifest from an index (body `mediaType`, then the
 //!   `Content-Type` header, then the JSON's shape); [`timestamp`] formats `created`
-//!   times exactly as Go does.
+//!   times exactly as Go does; [`validate_image`] checks a manifest against its
+//!   config (layer counts, history, uncompressed digests, media type families).
 //! - **Formats**: the OCI image layout ([`OciLayoutWriter`], [`OciLayout`]) and
 //!   docker-archive, the `docker save` tarball ([`DockerArchiveWriter`],
 //!   [`DockerArchive`]).
@@ -53,6 +54,7 @@ pub mod platform;
 pub mod reference;
 mod serde_util;
 pub mod timestamp;
+pub mod validate;
 
 pub use config::{ContainerConfig, ExtraFields, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{ANNOTATION_REF_NAME, Descriptor};
@@ -72,3 +74,4 @@ pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError, registry_api_host};
 pub use serde_util::EmptyObject;
 pub use timestamp::{rfc3339_from_system_time, rfc3339_utc};
+pub use validate::{ValidationError, validate_image};

@@ -101,6 +101,7 @@ fn skopeo_copies_our_archive_in_both_layouts_into_an_oci_layout() {
         );
         assert_eq!(resolved.config.config, image.config.config, "{layout:?}");
         copied.verify_layers(&resolved).unwrap();
+        kiln_oci::validate_image(&resolved.manifest, &resolved.config).unwrap();
         for (descriptor, layer) in resolved.manifest.layers.iter().zip(&image.layers) {
             let mut stored = Vec::new();
             copied

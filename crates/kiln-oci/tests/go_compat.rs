@@ -77,6 +77,7 @@ fn documents_written_by_go_reserialise_byte_for_byte() {
     let layout = OciLayout::open(&dir).unwrap();
     let resolved = layout.image(Some("t"), None).unwrap();
     assert_eq!(resolved.config.rootfs.diff_ids.len(), 1);
+    kiln_oci::validate_image(&resolved.manifest, &resolved.config).unwrap();
     let container = resolved.config.config.as_ref().unwrap();
     assert_eq!(container.env_var("A"), Some("<b>&c"));
     assert_eq!(container.labels.as_ref().unwrap()["html"], "<x y=\"z\">");

@@ -294,6 +294,7 @@ fn reads_a_layout_written_by_skopeo_copy() {
     assert_eq!(resolved.config, image.config);
     assert_eq!(resolved.manifest.layers.len(), 2);
     layout.verify_layers(&resolved).unwrap();
+    kiln_oci::validate_image(&resolved.manifest, &resolved.config).unwrap();
     // Our canonical writer reproduces skopeo's manifest bytes exactly.
     let stored = std::fs::read(layout.blob_path(&resolved.descriptor)).unwrap();
     assert_eq!(canonical_json::to_vec(&resolved.manifest).unwrap(), stored);
