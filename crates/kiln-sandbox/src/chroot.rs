@@ -284,10 +284,10 @@ impl OpsBuilder<'_> {
         }
         let (kind, source_desc) = match mount {
             Mount::Bind { source, .. } => {
-                let meta = fs_err::metadata(source).map_err(|e| SandboxError::Io {
+                let meta = std::fs::metadata(source).map_err(|e| SandboxError::Io {
                     action: "inspect bind mount source",
                     path: source.clone(),
-                    source: std::io::Error::new(e.kind(), e.to_string()),
+                    source: e,
                 })?;
                 (
                     if meta.is_dir() {

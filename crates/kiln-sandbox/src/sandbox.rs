@@ -226,11 +226,12 @@ impl Sandbox {
         let prepared = match self.mode {
             Mode::Chroot { user_namespace } => {
                 let mut spec = spec.clone();
-                spec.root = fs_err::canonicalize(&spec.root).map_err(|e| SandboxError::Io {
-                    action: "resolve the rootfs directory",
-                    path: spec.root.clone(),
-                    source: io::Error::new(e.kind(), e.to_string()),
-                })?;
+                spec.root =
+                    std::fs::canonicalize(&spec.root).map_err(|source| SandboxError::Io {
+                        action: "resolve the rootfs directory",
+                        path: spec.root.clone(),
+                        source,
+                    })?;
                 chroot::prepare(&spec, user_namespace)?
             }
             Mode::InPlace => inplace::prepare(spec)?,

@@ -560,3 +560,44 @@ fn many_runs_in_parallel_threads_leak_no_descriptors() {
         }
     });
 }
+
+#[test]
+fn errors_name_what_failed_and_where() {
+    let (sb, root) = (sandbox(), rootfs());
+    let missing = root.path().join("no-such-rootfs");
+    let err = run(&sb, &sh(&missing, "true")).0.unwrap_err().to_string();
+    assert!(
+        err.contains("rootfs") && err.contains(missing.to_str().unwrap()),
+        "{err}"
+    );
+
+    let mut spec = sh(root.path(), "true");
+    let source = root.path().join("no-such-source");
+    spec.mounts = vec![Mount::Bind {
+        source: source.clone(),
+        target: "/x".into(),
+        readonly: true,
+    }];
+    let err = run(&sb, &spec).0.unwrap_err().to_string();
+    assert!(
+        err.contains("bind mount source") && err.contains(source.to_str().unwrap()),
+        "{err}"
+    );
+
+    let mut spec = sh(root.path(), "true");
+    spec.cwd = "relative/dir".into();
+    let err = run(&sb, &spec).0.unwrap_err().to_string();
+    assert!(
+        err.contains("relative/dir") && err.contains("not absolute"),
+        "{err}"
+    );
+
+    // A file where WORKDIR needs a directory.
+    let mut spec = sh(root.path(), "true");
+    spec.cwd = "/etc/motd/sub".into();
+    let err = run(&sb, &spec).0.unwrap_err().to_string();
+    assert!(
+        err.contains("working directory") && err.contains("/etc/motd"),
+        "{err}"
+    );
+}
