@@ -1,8 +1,230 @@
-//! `kiln parse`: prints a Dockerfile's parse tree or its errors.
+//! `kiln parse`: prints a Dockerfile's parse tree, its resolved build plan,
+//! or every error in it.
+//!
+//! ```text
+//! kiln parse [--format buildkit|json] DOCKERFILE
+//! kiln parse --plan [--format text|json] [--build-arg K[=V]]... [--target T]
+//!            [--platform OS/ARCH[/VARIANT]] DOCKERFILE
+//! ```
+//! `--format buildkit` (the default) prints BuildKit's dump of the syntax
+//! tree; `json` prints the typed, checked model. Exit codes: 0 success,
+//! 1 the Dockerfile has errors (each printed as `FILE:LINE:COL: message`),
+//! 2 usage errors. DOCKERFILE `-` reads standard input.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
-pub fn run(_args: &[String]) -> ExitCode {
-    eprintln!("kiln parse: not built yet");
-    ExitCode::from(2)
+use kiln_dockerfile::syntax::{dump, parse_syntax};
+use kiln_dockerfile::{Base, Diagnostics, Plan, PlanOptions, Platform, parse};
+
+const USAGE: &str = "usage: kiln parse [--format buildkit|json] DOCKERFILE\n       kiln parse --plan [--format text|json] [--build-arg K[=V]]... [--target T] [--platform P] DOCKERFILE";
+
+#[derive(Debug, PartialEq)]
+enum Format {
+    Buildkit,
+    Json,
+    Text,
+}
+
+#[derive(Debug)]
+struct Args {
+    format: Option<Format>,
+    plan: bool,
+    build_args: BTreeMap<String, String>,
+    target: Option<String>,
+    platform: Option<Platform>,
+    file: String,
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let args = match parse_args(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("kiln parse: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match read_input(&args.file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("kiln parse: reading {}: {e}", args.file);
+            return ExitCode::from(1);
+        }
+    };
+    let out = if args.plan {
+        plan(&args, &bytes)
+    } else if args.format == Some(Format::Json) {
+        parse(&args.file, &bytes).map(|df| {
+            print_warnings(&df.warnings);
+            json(serde_json::to_string_pretty(&df))
+        })
+    } else {
+        parse_syntax(&args.file, &bytes).map(|tree| {
+            print_warnings(&tree.warnings);
+            dump(&tree.nodes)
+        })
+    };
+    match out {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout.write_all(text.as_bytes()).is_err() {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        format: None,
+        plan: false,
+        build_args: BTreeMap::new(),
+        target: None,
+        platform: None,
+        file: String::new(),
+    };
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it.next().cloned().ok_or(format!("{name} needs a value")),
+            }
+        };
+        match flag {
+            "--format" => {
+                a.format = Some(match value(flag)?.as_str() {
+                    "buildkit" => Format::Buildkit,
+                    "json" => Format::Json,
+                    "text" => Format::Text,
+                    other => return Err(format!("unknown format {other:?}")),
+                })
+            }
+            "--plan" if inline.is_none() => a.plan = true,
+            "--build-arg" => {
+                let kv = value(flag)?;
+                let (k, v) = match kv.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => match std::env::var(&kv) {
+                        Ok(v) => (kv.clone(), v),
+                        Err(_) => continue,
+                    },
+                };
+                if k.is_empty() {
+                    return Err(format!("invalid --build-arg {kv:?}: empty name"));
+                }
+                a.build_args.insert(k, v);
+            }
+            "--target" => a.target = Some(value(flag)?),
+            "--platform" => a.platform = Some(Platform::parse(&value(flag)?)?),
+            "-h" | "--help" => return Err("help requested".to_string()),
+            f if f.starts_with('-') && f != "-" => return Err(format!("unknown option {arg:?}")),
+            _ => files.push(arg.clone()),
+        }
+    }
+    a.file = match files.as_slice() {
+        [f] => f.clone(),
+        [] => return Err("missing DOCKERFILE".to_string()),
+        _ => return Err(format!("expected one DOCKERFILE, got {}", files.len())),
+    };
+    match (&a.format, a.plan) {
+        (Some(Format::Text), false) => return Err("--format text needs --plan".to_string()),
+        (Some(Format::Buildkit), true) => {
+            return Err("--plan prints text or json, not buildkit".to_string());
+        }
+        _ => {}
+    }
+    if !a.plan && (!a.build_args.is_empty() || a.target.is_some() || a.platform.is_some()) {
+        return Err("--build-arg, --target and --platform need --plan".to_string());
+    }
+    Ok(a)
+}
+
+fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
+    if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        return Ok(buf);
+    }
+    std::fs::read(file)
+}
+
+fn print_warnings(warnings: &[kiln_dockerfile::Diagnostic]) {
+    for w in warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file, w.pos.line, w.pos.column, w.message
+        );
+    }
+}
+
+/// Pretty JSON with a final newline (serialising these types cannot fail:
+/// string keys only).
+fn json(v: serde_json::Result<String>) -> String {
+    let mut s = v.unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn plan(args: &Args, bytes: &[u8]) -> Result<String, Diagnostics> {
+    let df = parse(&args.file, bytes)?;
+    print_warnings(&df.warnings);
+    let platform = args.platform.clone().unwrap_or_default();
+    let opts = PlanOptions {
+        build_args: args.build_args.clone(),
+        target: args.target.clone(),
+        target_platform: platform,
+        build_platform: Platform::host(),
+    };
+    let plan = df.plan(&opts)?;
+    for a in &plan.unused_build_args {
+        eprintln!(
+            "{}: warning: build arg {a:?} is not consumed by any stage",
+            args.file
+        );
+    }
+    Ok(if args.format == Some(Format::Json) {
+        json(serde_json::to_string_pretty(&plan))
+    } else {
+        plan_text(&plan)
+    })
+}
+
+/// One line per stage in build order:
+/// `stage 2 (final): FROM stage 0 (build) [linux/amd64] needs 0, 1`.
+fn plan_text(plan: &Plan) -> String {
+    let label = |index: usize| -> String {
+        match plan.stage(index).and_then(|s| s.name.as_deref()) {
+            Some(n) => format!("stage {index} ({n})"),
+            None => format!("stage {index}"),
+        }
+    };
+    let mut out = String::new();
+    for s in &plan.stages {
+        let base = match &s.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Image(i) => i.clone(),
+            Base::Stage(i) => label(*i),
+        };
+        out.push_str(&format!("{}: FROM {base} [{}]", label(s.index), s.platform));
+        if !s.depends_on.is_empty() {
+            let deps: Vec<String> = s.depends_on.iter().map(usize::to_string).collect();
+            out.push_str(&format!(" needs {}", deps.join(", ")));
+        }
+        out.push('\n');
+    }
+    out
 }

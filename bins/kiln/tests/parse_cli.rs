@@ -1,0 +1,174 @@
+//! `kiln parse` through the real binary: output formats, exit codes and
+//! `FILE:LINE:COL: message` errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("parse")
+        .args(args)
+        .output()
+        .expect("running kiln")
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn conformance_dir() -> PathBuf {
+    let dir = match std::env::var_os("KILN_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+    };
+    assert!(
+        dir.join("buildkit").is_dir(),
+        "needs the conformance data at {} (set KILN_CONFORMANCE_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn buildkit_dump_matches_the_golden_result() {
+    let case = conformance_dir()
+        .join("buildkit/frontend/dockerfile/parser/testfiles/lk4d4-the-edge-case-generator");
+    let o = kiln(&[case.join("Dockerfile").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        std::fs::read_to_string(case.join("result")).unwrap()
+    );
+    let o = kiln(&[
+        "--format",
+        "buildkit",
+        case.join("Dockerfile").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn json_ast_is_the_typed_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "Dockerfile",
+        "FROM alpine AS build\nRUN --network=none echo hi\n",
+    );
+    let o = kiln(&["--format=json", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["stages"][0]["name"], "build");
+    assert_eq!(v["stages"][0]["from"]["image"], "alpine");
+    let run = &v["stages"][0]["instructions"][0];
+    assert_eq!(run["command"]["instruction"], "RUN");
+    assert_eq!(run["command"]["network"], "none");
+    assert_eq!(run["span"]["start"]["line"], 2);
+}
+
+#[test]
+fn every_error_is_printed_with_its_position_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "Dockerfile",
+        "FROM alpine\nFOO bar\n  USER\nCOPY --nope a b\n",
+    );
+    let o = kiln(&["--format", "json", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{f}:2:1: unknown instruction: FOO\n{f}:3:3: USER requires exactly one argument\n{f}:4:1: unknown flag: --nope\n"
+        )
+    );
+    assert!(stdout(&o).is_empty());
+    let f = write(dir.path(), "Empty", "# nothing\n");
+    let o = kiln(&[&f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("{f}:1:1: file with no instructions\n"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "Dockerfile", "FROM alpine\n");
+    for args in [
+        vec![],
+        vec!["--bogus", f.as_str()],
+        vec!["--format", "yaml", f.as_str()],
+        vec!["--format"],
+        vec![f.as_str(), f.as_str()],
+        vec!["--target", "x", f.as_str()],
+        vec!["--plan", "--platform", "linux", f.as_str()],
+    ] {
+        let o = kiln(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("usage: kiln parse"), "{args:?}");
+    }
+    let o = kiln(&[dir.path().join("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing"));
+}
+
+#[test]
+fn plan_prints_stages_in_build_order_with_expanded_bases() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "Dockerfile",
+        "ARG BASE=alpine\nARG TAG=3.19\nFROM $BASE:$TAG AS build\nFROM busybox AS unused\nFROM build AS test\nFROM scratch AS final\nCOPY --from=test / /\n",
+    );
+    let o = kiln(&["--plan", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let platform = "[linux/";
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("stage 0 (build): FROM alpine:3.19 ") && lines[0].contains(platform)
+    );
+    assert!(
+        lines[1].starts_with("stage 2 (test): FROM stage 0 (build) ")
+            && lines[1].ends_with("needs 0")
+    );
+    assert!(
+        lines[2].starts_with("stage 3 (final): FROM scratch ") && lines[2].ends_with("needs 2")
+    );
+
+    let o = kiln(&[
+        "--plan",
+        "--build-arg",
+        "TAG=edge",
+        "--build-arg=UNUSED=1",
+        "--target",
+        "build",
+        "--platform",
+        "linux/arm64",
+        &f,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "stage 0 (build): FROM alpine:edge [linux/arm64]\n"
+    );
+    assert!(stderr(&o).contains("\"UNUSED\" is not consumed"));
+
+    let o = kiln(&["--plan", "--format", "json", "--target", "test", &f]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["stages"][1]["base"]["stage"], 0);
+    assert_eq!(v["stages"][0]["base"]["image"], "alpine:3.19");
+
+    let o = kiln(&["--plan", "--target", "nope", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("target stage \"nope\" could not be found"));
+}
