@@ -47,11 +47,8 @@ pub async fn build(
         root: context.root().to_path_buf(),
     });
 
-    let dockerfile =
-        kiln_dockerfile::parse(&dockerfile_name, &bytes).map_err(|d| BuildError::Dockerfile {
-            location: dockerfile_name.clone(),
-            message: d.to_string(),
-        })?;
+    let dockerfile = kiln_dockerfile::parse(&dockerfile_name, &bytes)
+        .map_err(|d| BuildError::Dockerfile(d.to_string()))?;
     let platform = match &options.custom_platform {
         Some(p) => p
             .parse::<Platform>()
@@ -70,10 +67,7 @@ pub async fn build(
             target_platform: plan_platform.clone(),
             build_platform: kiln_dockerfile::Platform::host(),
         })
-        .map_err(|d| BuildError::Dockerfile {
-            location: dockerfile_name.clone(),
-            message: d.to_string(),
-        })?;
+        .map_err(|d| BuildError::Dockerfile(d.to_string()))?;
     if !plan.unused_build_args.is_empty() {
         observer.event(&BuildEvent::Warning {
             message: format!(

@@ -52,14 +52,10 @@ pub enum BuildError {
         /// Why it failed.
         reason: String,
     },
-    /// The Dockerfile is invalid (parse error, unknown stage, bad ARG use).
-    #[error("{location}: {message}")]
-    Dockerfile {
-        /// `file[:line]`.
-        location: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// The Dockerfile is invalid (parse error, unknown stage, bad ARG use):
+    /// every problem found, each as `file:line:column: message`.
+    #[error("{0}")]
+    Dockerfile(String),
     /// Talking to a registry failed (the message names registry, repository and object).
     #[error("{0}")]
     Registry(String),

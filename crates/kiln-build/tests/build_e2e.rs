@@ -218,3 +218,85 @@ fn push_to_a_real_registry_and_inspect_with_skopeo() {
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn registry_base_image_is_pulled_unpacked_and_extended() {
+    let registry = kiln_testkit::Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "fixtures/busybox:1", None)
+        .unwrap();
+    let base = format!("{}/fixtures/busybox:1", registry.host_port());
+    let fx = Fixture::new(
+        &format!(
+            "FROM {base}\nUSER user\nWORKDIR /home/user/work\nRUN id -u > uid && ls /bin/busybox\n"
+        ),
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.registry.insecure_pull = true;
+    options.oci_layout_path = Some(layout.clone());
+    let recorder = Recorder::default();
+    let outcome = run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+    assert_eq!(recorder.run_lines(), vec!["/bin/busybox".to_string()]);
+    // Base layer(s) carried over, plus WORKDIR (created /home/user/work) and RUN.
+    let base_layers = 1;
+    assert_eq!(
+        outcome.layers.len(),
+        base_layers + 2,
+        "{:#?}",
+        outcome.layers
+    );
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let uid_file = bundle.join("rootfs/home/user/work/uid");
+    assert_eq!(fs_err::read_to_string(&uid_file).unwrap(), "1000\n");
+    use std::os::unix::fs::MetadataExt;
+    let work = fs_err::metadata(bundle.join("rootfs/home/user/work")).unwrap();
+    assert_eq!(
+        (work.uid(), work.gid()),
+        (1000, 1000),
+        "WORKDIR is created owned by USER"
+    );
+}
+
+#[test]
+fn secrets_are_usable_in_run_but_never_stored() {
+    let fx = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=secret,id=token sha256sum /run/secrets/token | cut -c1-64 > /done\n",
+        &[],
+    );
+    let secret = fx.work.path().join("token");
+    fs_err::write(&secret, "s3cr3t-value").unwrap();
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    options
+        .secrets
+        .insert("token".into(), kiln_build::SecretSource::File(secret));
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    // No blob of the image (layers are gzip: check the decompressed tars too) holds the value.
+    for entry in fs_err::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let bytes = fs_err::read(entry.unwrap().path()).unwrap();
+        let mut plain = Vec::new();
+        let mut gz = flate2::read::GzDecoder::new(&bytes[..]);
+        let text = if std::io::Read::read_to_end(&mut gz, &mut plain).is_ok() {
+            plain
+        } else {
+            bytes
+        };
+        assert!(
+            !text.windows(12).any(|w| w == b"s3cr3t-value"),
+            "the secret leaked into a blob"
+        );
+    }
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    // The command saw the secret's content (its digest is in /done).
+    let expected = kiln_oci::Digest::sha256_of(b"s3cr3t-value");
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/done")).unwrap(),
+        format!("{}\n", expected.hex())
+    );
+    assert!(!bundle.join("rootfs/run/secrets/token").exists());
+}
