@@ -42,9 +42,8 @@ fn argument_count_errors() {
             )
         );
     }
-    assert_eq!(
-        err("COPY \\\n  \\\n"),
-        "Dockerfile:2:1: COPY requires at least two arguments"
+    assert!(
+        err("COPY \\\n  \\\n").starts_with("Dockerfile:2:1: COPY requires at least two arguments")
     );
     assert!(err("ENV =arg2").contains("ENV names can not be blank"));
     assert!(err("ENV PATH").contains("ENV must have two arguments"));
@@ -256,6 +255,13 @@ fn onbuild_keeps_its_trigger_text() {
     };
     assert_eq!(o.trigger, "COPY --from=x a b");
     assert!(matches!(o.instruction.command, Command::Copy(_)));
+    let Command::Onbuild(o) = one("ONBUILD RUN <<EOF\necho hi\nEOF").unwrap().command else {
+        panic!()
+    };
+    assert_eq!(o.trigger, "RUN <<EOF\necho hi\nEOF");
+    let t = kiln_dockerfile::instructions::parse_trigger(&o.trigger).unwrap();
+    let Command::Run(r) = t.command else { panic!() };
+    assert_eq!(r.heredocs[0].content, "echo hi\n");
     let t = kiln_dockerfile::instructions::parse_trigger("RUN echo hi").unwrap();
     assert_eq!(t.command.name(), "RUN");
 }

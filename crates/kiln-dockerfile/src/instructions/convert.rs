@@ -283,18 +283,11 @@ pub(crate) fn parse_mounts(
 fn copy_cmd(node: &Node, flags: &Flags, add: bool, errors: &mut Vec<String>) -> Option<CopyCmd> {
     let kw = if add { "ADD" } else { "COPY" };
     let args = &node.args;
-    match args.len() {
-        0 => {
-            errors.push(format!("{kw} requires at least two arguments"));
-            return None;
-        }
-        1 => {
-            errors.push(format!(
-                "{kw} requires at least two arguments, but only one was provided. Destination could not be determined"
-            ));
-            return None;
-        }
-        _ => {}
+    if args.len() < 2 {
+        errors.push(format!(
+            "{kw} requires at least two arguments, but only one was provided. Destination could not be determined"
+        ));
+        return None;
     }
     let (srcs, dest) = args.split_at(args.len() - 1);
     let dest = dest[0].clone();
@@ -351,7 +344,7 @@ fn copy_cmd(node: &Node, flags: &Flags, add: bool, errors: &mut Vec<String>) -> 
 
 fn key_values(kw: &str, args: &[String], errors: &mut Vec<String>) -> Option<KeyValues> {
     if !args.len().is_multiple_of(3) {
-        errors.push(format!("{kw}: too many arguments"));
+        errors.push(format!("Bad input to {kw}, too many arguments"));
         return None;
     }
     let mut pairs = Vec::new();
@@ -532,11 +525,17 @@ fn onbuild(node: &Node, errors: &mut Vec<String>) -> Option<OnbuildCmd> {
         }
     };
     let trimmed = node.original.trim_start();
-    let trigger = trimmed
+    let mut trigger = trimmed
         .get(node.keyword.len()..)
         .unwrap_or_default()
         .trim_start()
         .to_string();
+    // BuildKit stores heredoc triggers with their bodies and terminators.
+    for h in &node.heredocs {
+        trigger.push('\n');
+        trigger.push_str(&h.content);
+        trigger.push_str(&h.name);
+    }
     Some(OnbuildCmd {
         trigger,
         instruction: Box::new(instruction),

@@ -71,7 +71,8 @@ pub fn parse_mount(
         env: None,
     };
     let mut readonly: Option<bool> = None;
-    let mut sharing_set = false;
+    let (mut sharing_set, mut required_set) = (false, false);
+    let (mut mode_set, mut uid_set, mut gid_set) = (false, false, false);
     for field in split_csv(value)? {
         let (key, val) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
@@ -82,10 +83,19 @@ pub fn parse_mount(
             _ => val,
         };
         let deferred = |v: &str| v.contains('$');
+        match key.as_str() {
+            "mode" => mode_set = true,
+            "uid" => uid_set = true,
+            "gid" => gid_set = true,
+            _ => {}
+        }
         match (key.as_str(), val) {
             ("readonly" | "ro", v) => readonly = Some(parse_bool(&key, v.as_deref())?),
             ("readwrite" | "rw", v) => readonly = Some(!parse_bool(&key, v.as_deref())?),
-            ("required", v) => m.required = parse_bool(&key, v.as_deref())?,
+            ("required", v) => {
+                required_set = true;
+                m.required = parse_bool(&key, v.as_deref())?;
+            }
             (_, None) => {
                 return Err(format!("invalid field '{field}' must be a key=value pair"));
             }
@@ -116,19 +126,19 @@ pub fn parse_mount(
             ("mode", Some(v)) if !deferred(&v) => {
                 m.mode = Some(
                     u32::from_str_radix(&v, 8)
-                        .map_err(|_| format!("invalid value for mode: {v}"))?,
+                        .map_err(|_| format!("invalid value {v} for mode"))?,
                 )
             }
             ("uid", Some(v)) if !deferred(&v) => {
                 m.uid = Some(
                     v.parse()
-                        .map_err(|_| format!("invalid value for uid: {v}"))?,
+                        .map_err(|_| format!("invalid value {v} for uid"))?,
                 )
             }
             ("gid", Some(v)) if !deferred(&v) => {
                 m.gid = Some(
                     v.parse()
-                        .map_err(|_| format!("invalid value for gid: {v}"))?,
+                        .map_err(|_| format!("invalid value {v} for gid"))?,
                 )
             }
             ("size", Some(v)) if !deferred(&v) => {
@@ -140,16 +150,22 @@ pub fn parse_mount(
     }
     let kind = m.kind;
     let name = format!("{kind:?}").to_ascii_lowercase();
-    if sharing_set && kind != MountKind::Cache {
-        return Err(format!("sharing is not allowed for {name} mounts"));
+    let file_info_allowed = matches!(kind, MountKind::Secret | MountKind::Ssh | MountKind::Cache);
+    for (field, set) in [("mode", mode_set), ("uid", uid_set), ("gid", gid_set)] {
+        if set && !file_info_allowed {
+            return Err(format!("{field} not allowed for {name:?} type mounts"));
+        }
     }
-    if m.from.is_some() && !matches!(kind, MountKind::Bind | MountKind::Cache) {
-        return Err(format!("from is not allowed for {name} mounts"));
+    if required_set && !matches!(kind, MountKind::Secret | MountKind::Ssh) {
+        return Err(format!("unexpected key 'required' for mount type '{name}'"));
     }
     if m.size.is_some() && kind != MountKind::Tmpfs {
-        return Err(format!("size is not allowed for {name} mounts"));
+        return Err(format!("unexpected key 'size' for mount type '{name}'"));
     }
-    m.readonly = readonly.unwrap_or(kind == MountKind::Bind);
+    if sharing_set && kind != MountKind::Cache {
+        return Err(format!("invalid cache sharing set for {name} mount"));
+    }
+    m.readonly = readonly.unwrap_or(!matches!(kind, MountKind::Cache | MountKind::Tmpfs));
     match kind {
         MountKind::Bind | MountKind::Cache | MountKind::Tmpfs => {
             if m.target.as_deref().unwrap_or("").is_empty() {
@@ -160,18 +176,26 @@ pub fn parse_mount(
             }
         }
         MountKind::Secret => {
+            if m.from.is_some() {
+                return Err("secret mount should not have a from".to_string());
+            }
+            if m.source.is_none() && m.target.is_none() && m.id.is_none() {
+                return Err("invalid secret mount. one of source, target required".to_string());
+            }
+            if m.source.is_some() && m.id.is_some() {
+                return Err("both source and id can't be set".to_string());
+            }
             if m.id.is_none() {
-                match &m.target {
-                    Some(t) => m.id = Some(basename(t)),
-                    None if m.env.is_some() => {}
-                    None => return Err("secret mount requires an id or a target".to_string()),
-                }
+                m.id = m
+                    .source
+                    .clone()
+                    .or_else(|| m.target.as_deref().map(basename));
             }
             if m.target.is_none() && m.env.is_none() {
-                m.target = Some(format!("/run/secrets/{}", m.id.clone().unwrap_or_default()));
-            }
-            if m.id.is_none() {
-                m.id = m.env.clone();
+                m.target = Some(format!(
+                    "/run/secrets/{}",
+                    basename(m.id.as_deref().unwrap_or_default())
+                ));
             }
         }
         MountKind::Ssh => {
@@ -194,10 +218,11 @@ fn basename(p: &str) -> String {
         .to_string()
 }
 
+/// Go's `strconv.ParseBool`; a bare key means true.
 fn parse_bool(key: &str, v: Option<&str>) -> Result<bool, String> {
-    match v.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
+    match v {
+        None | Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
         Some(other) => Err(format!("invalid value for {key}: {other}")),
     }
 }
@@ -267,7 +292,9 @@ mod tests {
             (CacheSharing::Locked, Some(0o755), Some(1))
         );
         let m = parse("type=tmpfs,target=/tmp,size=64m").unwrap();
-        assert_eq!(m.size, Some(64 << 20));
+        assert_eq!((m.size, m.readonly), (Some(64 << 20), false));
+        let m = parse("type=secret,source=npmrc,target=/root/.npmrc,mode=0400").unwrap();
+        assert_eq!((m.id.as_deref(), m.mode), (Some("npmrc"), Some(0o400)));
         let m = parse("type=secret,id=tok,required").unwrap();
         assert_eq!(m.target.as_deref(), Some("/run/secrets/tok"));
         assert!(m.required);
@@ -292,8 +319,13 @@ mod tests {
             "type=bind,target=/x,bogus=1",
             "type=bind,target=/x,bogus",
             "type=secret",
-            "type=tmpfs,target=/x,from=a",
+            "type=secret,id=a,from=b",
+            "type=secret,id=a,source=b",
             "type=bind,target=/x,size=1",
+            "type=bind,target=/x,mode=0600",
+            "type=tmpfs,target=/x,uid=1",
+            "type=cache,target=/x,required",
+            "type=bind,target=/x,sharing=locked",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
