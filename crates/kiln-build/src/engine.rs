@@ -204,11 +204,6 @@ fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
             "--dockerfile from a URL ({url}); download it into the context first"
         )));
     }
-    if options.tar_path.is_some() && !output::DOCKER_ARCHIVE_SUPPORTED {
-        return Err(BuildError::NotYetSupported(
-            "--tar-path (docker-archive output); use --oci-layout-path".into(),
-        ));
-    }
     if options.cache.enabled {
         return Err(BuildError::NotYetSupported(
             "--cache (the registry layer cache is issue 8)".into(),

@@ -15,9 +15,6 @@ use crate::events::{BuildEvent, BuildObserver};
 use crate::image::ImageState;
 use crate::options::BuildOptions;
 
-/// Whether `--tar-path` can be honoured (kiln-oci's docker-archive writer).
-pub const DOCKER_ARCHIVE_SUPPORTED: bool = false;
-
 /// The final image's documents, stored in the blob store.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -67,9 +64,75 @@ pub fn write_image(
     })
 }
 
+/// `--oci-layout-path` and `--tar-path`.
+pub fn write_local_outputs(
+    blobs: &BlobStore,
+    image: &ImageState,
+    written: &Written,
+    options: &BuildOptions,
+    platform: &Platform,
+) -> Result<(), BuildError> {
+    write_oci_layout(blobs, image, written, options, platform)?;
+    write_docker_archive(blobs, written, options)
+}
+
+/// `--tar-path`: a docker-archive (`docker save` / `podman load` format)
+/// tagged with every destination; layers are stored compressed, as kaniko's.
+fn write_docker_archive(
+    blobs: &BlobStore,
+    written: &Written,
+    options: &BuildOptions,
+) -> Result<(), BuildError> {
+    let Some(path) = &options.tar_path else {
+        return Ok(());
+    };
+    let fail = |e: String| {
+        BuildError::Output(format!("writing the image tarball {}: {e}", path.display()))
+    };
+    let tags: Vec<Reference> = options
+        .destinations
+        .iter()
+        .filter_map(|d| Reference::parse(d).ok())
+        .collect();
+    let config_bytes =
+        fs_err::read(blobs.path(&written.config.digest)).map_err(|e| fail(e.to_string()))?;
+    let config =
+        kiln_oci::ImageConfig::from_slice(&config_bytes).map_err(|e| fail(e.to_string()))?;
+    let by_diff_id: BTreeMap<Digest, Descriptor> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .cloned()
+        .zip(written.manifest.layers.iter().cloned())
+        .collect();
+    let temp = path.with_extension("partial");
+    let file = fs_err::File::create(&temp).map_err(|e| fail(e.to_string()))?;
+    let mut writer = kiln_oci::DockerArchiveWriter::new(
+        std::io::BufWriter::new(file),
+        kiln_oci::ArchiveLayout::Legacy,
+    );
+    writer
+        .add_image(&config_bytes, &tags, |diff_id| {
+            let layer = by_diff_id
+                .get(diff_id)
+                .ok_or_else(|| std::io::Error::other(format!("no layer for diff ID {diff_id}")))?;
+            Ok(kiln_oci::ArchiveLayerBlob {
+                reader: std::fs::File::open(blobs.path(&layer.digest))?,
+                size: layer.size,
+                digest: layer.digest.clone(),
+            })
+        })
+        .map_err(|e| fail(e.to_string()))?;
+    let mut out = writer.finish().map_err(|e| fail(e.to_string()))?;
+    out.flush().map_err(|e| fail(e.to_string()))?;
+    drop(out);
+    fs_err::rename(&temp, path).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
 /// `--oci-layout-path`: the image added to the layout (created if needed),
 /// named after the first destination's tag (or `latest`).
-pub fn write_local_outputs(
+fn write_oci_layout(
     blobs: &BlobStore,
     image: &ImageState,
     written: &Written,

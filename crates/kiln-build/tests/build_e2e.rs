@@ -300,3 +300,50 @@ fn secrets_are_usable_in_run_but_never_stored() {
     );
     assert!(!bundle.join("rootfs/run/secrets/token").exists());
 }
+
+#[test]
+fn tar_path_writes_a_docker_archive_skopeo_reads() {
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", "hi\n")],
+    );
+    let tar = fx.work.path().join("image.tar");
+    let mut options = fx.options();
+    options.tar_path = Some(tar.clone());
+    options.destinations = vec!["example.invalid/kiln/archive:v2".into()];
+    let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let out = Command::new(tool("/usr/bin/skopeo"))
+        .args(["inspect", "--config", "--raw"])
+        .arg(format!("docker-archive:{}", tar.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0].as_str().unwrap(),
+        outcome.layers[0].diff_id
+    );
+    // And the content survives a copy into an OCI layout.
+    let layout = fx.work.path().join("from-archive");
+    let out = Command::new(tool("/usr/bin/skopeo"))
+        .arg("copy")
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("oci:{}:copied", layout.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "copied", unpacked.path());
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),
+        "hi\n"
+    );
+}
