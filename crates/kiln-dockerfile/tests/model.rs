@@ -118,7 +118,7 @@ fn platform_args() {
         Some(""),
         "BUILDARCH was not declared in the stage"
     );
-    let p = plan_with(src, &[], Some("build")).unwrap();
+    let p = plan_with(src, &[], Some("BUILD")).unwrap();
     assert_eq!(p.stages[0].platform.to_string(), "linux/amd64");
     let (env, _) = walk(&p.stages[0]);
     assert_eq!(
@@ -187,6 +187,22 @@ fn plan_errors() {
         plan_with("FROM --platform=linux a\n", &[], None)
             .unwrap_err()
             .contains("invalid --platform")
+    );
+    assert!(
+        plan_with("FROM --platform=$NONE a\n", &[], None)
+            .unwrap_err()
+            .contains("empty platform value")
+    );
+    assert!(
+        plan_with(MULTI, &[], Some("0"))
+            .unwrap_err()
+            .contains("could not be found")
+    );
+    let p = plan_with("ARG A=1\nARG A\nFROM img:$A\n", &[], None).unwrap();
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image("img:1".into()),
+        "a bare global ARG keeps its value"
     );
 }
 

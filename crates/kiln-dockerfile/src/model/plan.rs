@@ -15,7 +15,7 @@ use crate::shell::Lexer;
 pub struct PlanOptions {
     /// `--build-arg K=V`.
     pub build_args: BTreeMap<String, String>,
-    /// `--target`: a stage name (or index); the last stage when `None`.
+    /// `--target`: a stage name; the last stage when `None`.
     pub target: Option<String>,
     /// The platform built for (TARGETPLATFORM ...).
     pub target_platform: Platform,
@@ -156,7 +156,12 @@ impl Dockerfile {
         let target = match &opts.target {
             None => self.stages.len().checked_sub(1),
             Some(t) => {
-                let found = resolve_ref(&p.names, t);
+                // Only names select a target (BuildKit and kaniko agree).
+                let lower = t.to_ascii_lowercase();
+                let found = p
+                    .names
+                    .iter()
+                    .position(|n| n.as_deref() == Some(lower.as_str()));
                 if found.is_none() {
                     p.errors.push(Diagnostic::new(
                         &self.file,
@@ -238,15 +243,9 @@ impl Planner<'_> {
                     None => None,
                 },
             };
-            match value {
-                Some(v) => {
-                    self.meta.insert(name.clone(), v);
-                }
-                None => {
-                    if !platform_args(self.opts).contains_key(name) {
-                        self.meta.remove(name);
-                    }
-                }
+            // `ARG NAME` without a value keeps whatever NAME already had.
+            if let Some(v) = value {
+                self.meta.insert(name.clone(), v);
             }
         }
     }
@@ -305,10 +304,14 @@ impl Planner<'_> {
             None => self.opts.target_platform.clone(),
             Some(raw) => {
                 let expanded = self.lexer.process_word(raw, &self.meta);
-                match expanded
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| Platform::parse(&p))
-                {
+                let parsed = expanded.map_err(|e| e.to_string()).and_then(|p| {
+                    if p.is_empty() {
+                        Err(format!("empty platform value from expression {raw}"))
+                    } else {
+                        Platform::parse(&p)
+                    }
+                });
+                match parsed {
                     Ok(p) => p,
                     Err(e) => {
                         self.err(stage.span, format!("invalid --platform={raw}: {e}"));
