@@ -276,6 +276,23 @@ fn gzip_and_zstd_blobs_pass_the_cli_tools_and_decompress_to_the_diff_id() {
             plain.diff_id.hex(),
             "{compression:?}"
         );
+        if tool == "gzip" {
+            // two more independent inflaters: busybox's own, and Python's zlib
+            for reader in [
+                format!("busybox gzip -dc {} | sha256sum", blob_path.display()),
+                format!(
+                    "python3 -c 'import gzip,hashlib,sys; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())' {}",
+                    blob_path.display()
+                ),
+            ] {
+                let out = run_ok("sh", &["-c", &reader], None);
+                assert_eq!(
+                    out.split_whitespace().next().unwrap(),
+                    plain.diff_id.hex(),
+                    "{reader}"
+                );
+            }
+        }
     }
 }
 

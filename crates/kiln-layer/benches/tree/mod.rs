@@ -159,3 +159,69 @@ pub fn time_shell(script: &str) -> f64 {
 pub fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
+
+fn rusage(who: libc::c_int) -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(who, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU seconds (user + system) used so far by this process, all threads.
+pub fn cpu_self() -> f64 {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// CPU seconds used so far by waited-for child processes (and theirs).
+pub fn cpu_children() -> f64 {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// Wall and CPU seconds of one measured run.
+#[derive(Clone, Copy)]
+pub struct Run {
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+/// Times `f` in this process.
+pub fn measure_self<T>(f: impl FnOnce() -> T) -> (T, Run) {
+    let (c0, t0) = (cpu_self(), Instant::now());
+    let out = f();
+    let run = Run {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: cpu_self() - c0,
+    };
+    (out, run)
+}
+
+/// Times a shell pipeline (wall, and CPU of all its processes).
+pub fn measure_shell(script: &str) -> Run {
+    let c0 = cpu_children();
+    let wall = time_shell(script);
+    Run {
+        wall,
+        cpu: cpu_children() - c0,
+    }
+}
+
+/// Prints a row: name, MB/s (wall), MB per CPU-second, extra column, ratio.
+pub fn row(name: &str, mb: f64, run: Run, extra: &str, vs: &str) {
+    println!(
+        "{name:<30} {:>9.1} {:>11.1} {extra:>9} {vs:>10}",
+        mb / run.wall,
+        mb / run.cpu
+    );
+}
+
+/// The header matching [`row`].
+pub fn header(first: &str, extra: &str) {
+    println!(
+        "{first:<30} {:>9} {:>11} {extra:>9} {:>10}",
+        "MB/s", "MB/cpu-s", "vs base"
+    );
+}
