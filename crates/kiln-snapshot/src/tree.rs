@@ -3,7 +3,7 @@
 //! relative to their parent's fd and stats entries relative to it, as `find` does, and
 //! that reuses the previous snapshot's digests for every untouched inode.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -61,9 +61,10 @@ pub struct Snapshot {
 }
 
 /// How long before a walk a ctime is too recent to prove an inode untouched: kernels
-/// without fine-grained timestamps stamp with a clock that advances in ticks, so a
-/// write in the same tick as the walk's stat can keep ctime unchanged.
-const RACY_WINDOW: Duration = Duration::from_secs(1);
+/// without fine-grained timestamps stamp with a clock that advances in ticks (at most
+/// 10 ms), so a write in the same tick as the walk's stat can keep ctime unchanged.
+/// Such "racy" files get their content hashed again at the next diff (`Full` mode).
+const RACY_WINDOW: Duration = Duration::from_millis(100);
 
 struct ScanCtx<'a> {
     ignore: &'a IgnoreList,
@@ -146,25 +147,48 @@ fn scan_dir(
         });
     }
     let fd = dir.as_raw_fd();
-    let nodes: Vec<Option<Node>> = names
-        .into_par_iter()
-        .with_min_len(16)
-        .map(|name| scan_entry(ctx, fd, abs, rel, old, &name))
-        .collect::<Result<_>>()?;
+    let stat_one = |name: &CString| stat_entry(ctx, fd, abs, old, name);
+    // Entries of one directory are stat'ed in order; only huge directories are split.
+    let stated: Vec<Option<Node>> = if names.len() > BIG_DIR {
+        names
+            .par_iter()
+            .with_min_len(BIG_DIR / 4)
+            .map(stat_one)
+            .collect::<Result<_>>()?
+    } else {
+        names.iter().map(stat_one).collect::<Result<_>>()?
+    };
+    let mut nodes: Vec<Node> = stated.into_iter().flatten().collect();
+    // Subdirectories are walked in parallel (rayon work stealing spreads the tree).
+    nodes
+        .par_iter_mut()
+        .filter(|n| n.rec.stat.file_type() == FileType::Dir)
+        .try_for_each(|n| {
+            let os_name = OsStr::from_bytes(&n.name);
+            let path = abs.join(os_name);
+            let sub = Dir::openat(Some(fd), os_name, DIR_FLAGS, Mode::empty())
+                .map_err(|e| Error::io("opening directory", &path, e.into()))?;
+            let old_sub = old
+                .and_then(|o| o.find(&n.name))
+                .filter(|o| o.rec.stat.same_inode(&n.rec.stat))
+                .and_then(|o| o.dir.as_ref());
+            n.dir = Some(scan_dir(ctx, sub, &path, &rel.join(os_name), old_sub)?);
+            Ok::<(), Error>(())
+        })?;
     drop(dir);
-    Ok(DirNode {
-        entries: nodes.into_iter().flatten().collect(),
-    })
+    Ok(DirNode { entries: nodes })
 }
 
-/// Stats one entry (and walks it, for a directory). `None` when it vanished meanwhile.
-fn scan_entry(
+/// Directories with more entries than this are stat'ed by several threads.
+const BIG_DIR: usize = 4096;
+
+/// Stats one entry and builds its record. `None` when it vanished meanwhile.
+fn stat_entry(
     ctx: &ScanCtx<'_>,
     fd: RawFd,
     abs: &Path,
-    rel: &Path,
     old: Option<&DirNode>,
-    name: &CStr,
+    name: &CString,
 ) -> Result<Option<Node>> {
     let os_name = OsStr::from_bytes(name.to_bytes());
     let st = match stat::stat_at(fd, name) {
@@ -172,26 +196,12 @@ fn scan_entry(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
         Err(e) => return Err(Error::io("stat of", abs.join(os_name), e)),
     };
-    let old_node = old.and_then(|o| o.find(name.to_bytes()));
-    let path = || abs.join(os_name);
-    let rec = Record::refresh(path, st, old_node.map(|n| &n.rec), ctx.mode, ctx.racy_since)?;
-    let dir = if st.file_type() == FileType::Dir {
-        let sub = match Dir::openat(Some(fd), name, DIR_FLAGS, Mode::empty()) {
-            Ok(d) => d,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(Error::io("opening directory", path(), e.into())),
-        };
-        let old_sub = old_node
-            .filter(|n| n.rec.stat.same_inode(&st))
-            .and_then(|n| n.dir.as_ref());
-        Some(scan_dir(ctx, sub, &path(), &rel.join(os_name), old_sub)?)
-    } else {
-        None
-    };
+    let old_rec = old.and_then(|o| o.find(name.to_bytes())).map(|n| &n.rec);
+    let rec = Record::refresh(|| abs.join(os_name), st, old_rec, ctx.mode, ctx.racy_since)?;
     Ok(Some(Node {
         name: name.to_bytes().into(),
         rec,
-        dir,
+        dir: None,
     }))
 }
 
@@ -204,8 +214,9 @@ fn to_timespec(t: SystemTime) -> Timespec {
 }
 
 fn sub(t: Timespec, d: Duration) -> Timespec {
+    let total = i128::from(t.sec) * 1_000_000_000 + i128::from(t.nsec) - d.as_nanos() as i128;
     Timespec {
-        sec: t.sec - i64::try_from(d.as_secs()).unwrap_or(0),
-        nsec: t.nsec,
+        sec: i64::try_from(total.div_euclid(1_000_000_000)).unwrap_or(i64::MIN),
+        nsec: u32::try_from(total.rem_euclid(1_000_000_000)).unwrap_or(0),
     }
 }
