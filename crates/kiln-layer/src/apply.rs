@@ -27,11 +27,12 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use crate::entry::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::read::{DecodedLayer, Expected, Measured};
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sys;
+use crate::tar_writer::{TarOptions, write_tar};
 
 /// Options of the applier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,44 @@ pub fn apply_tar<R: Read>(
     applier.finish_dir_times();
     tracing::debug!(blob = name, root = %applier.root.path().display(), ?applier.stats, "layer applied");
     Ok(applier.stats)
+}
+
+/// Applies a change set directly onto `root` with the same root-confined
+/// machinery and semantics as [`apply_tar`] (whiteouts remove, opaque
+/// markers clear lower content, hardlinks link, nothing escapes the root).
+///
+/// The entries are written as a tar stream (see [`crate::write_tar`]) on a
+/// helper thread and applied from a pipe as they come, so memory stays
+/// bounded. Mtimes are applied in whole seconds, as in a layer.
+pub fn apply_entries(
+    entries: Vec<Entry>,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<ApplyStats> {
+    let (reader, mut writer) = io::pipe().map_err(|source| Error::Io {
+        action: "creating a pipe to apply a change set onto",
+        path: root.to_owned(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let written = write_tar(entries, &TarOptions::default(), &mut writer);
+            drop(writer);
+            written
+        });
+        let applied = apply_tar(reader, "change set", root, options);
+        let written = producer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match (written, applied) {
+            // a source file could not be read: that is the cause, not the
+            // truncated stream the applier then saw
+            (Err(e), _) if !matches!(e, Error::Sink(_)) => Err(e),
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(stats)) => Ok(stats),
+        }
+    })
 }
 
 /// Splits a tar name into components: leading `/` and `.` are dropped,

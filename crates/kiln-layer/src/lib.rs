@@ -35,7 +35,8 @@
 //! [`DecodedLayer::finish`] compares them with the [`Expected`] values.
 //! [`apply_layer`] extracts onto a rootfs directory with OCI whiteout and
 //! opaque-directory semantics (applied to lower layers only), hardlinks,
-//! owners, modes, mtimes and xattrs.
+//! owners, modes, mtimes and xattrs; [`apply_entries`] does the same for a
+//! change set, through the same machinery.
 //!
 //! **Architecture invariant: applying never writes outside the root.** Entry
 //! names with `..` are refused, absolute names are taken relative to the
@@ -63,7 +64,7 @@ mod sys;
 mod tar_header;
 pub mod tar_writer;
 
-pub use apply::{Applied, ApplyOptions, ApplyStats, apply_layer, apply_tar};
+pub use apply::{Applied, ApplyOptions, ApplyStats, apply_entries, apply_layer, apply_tar};
 pub use encode::{Compression, EncodeOptions, EncodedLayer, encode_layer, encode_layer_to_path};
 pub use entry::{
     Entry, EntryKind, FileSource, InvalidPath, LayerPath, Metadata, OPAQUE_MARKER, Timestamp,

@@ -247,13 +247,8 @@ fn write_entry<W: Write>(
             spec.name = &name;
             write_member_header(&spec, out).map_err(Error::Sink)?;
         }
-        EntryKind::Hardlink { target } => {
-            // Only reached when plan() did not rewrite it, which it always
-            // does for hardlinks; keep a faithful fallback anyway.
-            spec.typeflag = typeflag::HARDLINK;
-            spec.linkname = target.as_bytes();
-            spec.name = &name;
-            write_member_header(&spec, out).map_err(Error::Sink)?;
+        EntryKind::Hardlink { .. } => {
+            unreachable!("plan() turns every hardlink into a content carrier or a link to one")
         }
         EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
             spec.typeflag = if matches!(entry.kind, EntryKind::CharDevice { .. }) {

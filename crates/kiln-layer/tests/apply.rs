@@ -357,3 +357,52 @@ fn digest_mismatches_and_corruption_are_errors_naming_the_blob() {
     .unwrap_err();
     assert!(err.to_string().contains("truncated.tar.zst"), "{err}");
 }
+
+#[test]
+fn change_sets_apply_directly_with_the_same_safety() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(dir.path().join("canary"), b"canary").unwrap();
+    apply_raw(
+        &RawTar::default()
+            .dir(b"old/")
+            .file(b"old/x", b"1")
+            .file(b"gone", b"2")
+            .symlink(b"evil", b"../..")
+            .finish(),
+        &root,
+    )
+    .unwrap();
+    let entries = rich_entries(dir.path())
+        .into_iter()
+        .chain([
+            Entry::whiteout(p("gone")),
+            Entry::dir(p("old"), meta(0o700, 0, 0)),
+            Entry::opaque_dir(p("old")),
+            Entry::bytes(p("old/new"), &b"3"[..], meta(0o644, 0, 0)),
+            Entry::bytes(p("evil/canary"), &b"pwned"[..], meta(0o644, 0, 0)),
+        ])
+        .collect();
+    let stats = kiln_layer::apply_entries(entries, &root, &ApplyOptions::default()).unwrap();
+    assert_eq!(stats.whiteouts, 2);
+    assert_eq!(std::fs::read(dir.path().join("canary")).unwrap(), b"canary");
+    assert!(!root.join("gone").exists());
+    assert_eq!(names(&root.join("old")), ["new"]);
+    // `evil -> ../..` is followed as if the root were `/`: the file lands in the root
+    assert_eq!(std::fs::read(root.join("canary")).unwrap(), b"pwned");
+    let tool = std::fs::metadata(root.join("usr/bin/tool")).unwrap();
+    assert_eq!(
+        tool.ino(),
+        std::fs::metadata(root.join("usr/bin/tool2")).unwrap().ino()
+    );
+
+    // an unreadable source is reported as such, not as a truncated stream
+    let missing = vec![Entry::file(
+        p("f"),
+        dir.path().join("no-such-file"),
+        meta(0o644, 0, 0),
+    )];
+    let err = kiln_layer::apply_entries(missing, &root, &ApplyOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("no-such-file"), "{err}");
+}
