@@ -13,6 +13,7 @@ mod blobs;
 mod context;
 mod copy;
 mod dockerignore;
+mod download;
 mod engine;
 mod error;
 mod events;

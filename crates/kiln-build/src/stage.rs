@@ -569,12 +569,16 @@ impl<'a, 'b> StageRun<'a, 'b> {
 
     fn copy_step(&mut self, c: &CopyCmd, is_add: bool) -> StepResult<Option<Digest>> {
         let keyword = if is_add { "ADD" } else { "COPY" };
-        if c.checksum.is_some()
-            || c.sources.iter().any(|s| {
-                s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
-            })
-        {
-            return Err(NOT_YET_URL.into());
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let (urls, local): (Vec<String>, Vec<String>) = c.sources.iter().cloned().partition(is_url);
+        if !is_add && !urls.is_empty() {
+            return Err("COPY does not accept URLs; use ADD".into());
+        }
+        if c.checksum.is_some() && (urls.len() != 1 || !local.is_empty()) {
+            return Err("ADD --checksum needs exactly one URL source".into());
+        }
+        if local.iter().any(|s| s.starts_with("git@")) {
+            return Err(NOT_YET_GIT.into());
         }
         let root = self.rootfs.clone();
         let owner = match &c.chown {
@@ -589,7 +593,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         ));
         let extract = is_add && c.unpack != Some(false);
         let request = CopyRequest {
-            sources: c.sources.clone(),
+            sources: local.clone(),
             dest: c.dest.clone(),
             workdir: self.workdir(),
             chown: owner,
@@ -600,7 +604,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             created: self.file_time(),
         };
         let mut entries = Vec::new();
-        if !c.sources.is_empty() {
+        if !local.is_empty() {
             let source_root;
             let tree = match &c.from {
                 None => SourceTree::Context {
@@ -618,6 +622,41 @@ impl<'a, 'b> StageRun<'a, 'b> {
             };
             entries = plan_copy(&request, tree, root.as_deref(), &staging)?;
         }
+        // URLs (ADD only): downloaded, mode 0600, never extracted.
+        let many = urls.len() + local.len() + c.inline.len() > 1;
+        for (n, url) in urls.iter().enumerate() {
+            fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
+            let file = staging.join(format!("url-{n}"));
+            let got = crate::download::download_blocking(url, &file, c.checksum.as_deref())?;
+            let dest_abs = join_workdir(&self.workdir(), &c.dest);
+            let target = if c.dest.ends_with('/') || many {
+                format!("{dest_abs}/{}", got.file_name)
+            } else {
+                dest_abs
+            };
+            let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
+            let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
+            push_parents(
+                &mut entries,
+                &path,
+                owner,
+                self.file_time(),
+                root.as_deref(),
+            )?;
+            entries.push(Entry::file(
+                path,
+                got.path,
+                Metadata {
+                    mode: chmod.as_ref().map_or(0o600, |m| m.apply(0o600, false)),
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    mtime: got
+                        .last_modified
+                        .map_or_else(|| self.file_time(), Timestamp::from_secs),
+                    ..Metadata::default()
+                },
+            ));
+        }
         // Heredoc sources (`COPY <<EOF /dest`) become files.
         if !c.inline.is_empty() {
             let dest_is_dir = c.dest.ends_with('/') || c.inline.len() + c.sources.len() > 1;
@@ -631,22 +670,13 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     dest_abs.clone()
                 };
                 let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
-                let mut parent = path.parent();
-                while let Some(p) = parent {
-                    if !entries.iter().any(|e: &Entry| e.path == p) {
-                        entries.push(Entry::dir(
-                            p.clone(),
-                            Metadata {
-                                mode: 0o755,
-                                uid: owner.uid,
-                                gid: owner.gid,
-                                mtime: self.file_time(),
-                                ..Metadata::default()
-                            },
-                        ));
-                    }
-                    parent = p.parent();
-                }
+                push_parents(
+                    &mut entries,
+                    &path,
+                    owner,
+                    self.file_time(),
+                    root.as_deref(),
+                )?;
                 entries.push(Entry::bytes(
                     path,
                     inline.data.clone().into_bytes(),
@@ -661,6 +691,9 @@ impl<'a, 'b> StageRun<'a, 'b> {
             }
         }
         let mut shown: Vec<String> = c.sources.clone();
+        if let Some(sum) = &c.checksum {
+            shown.insert(0, format!("--checksum={sum}"));
+        }
         shown.extend(c.inline.iter().map(|i| format!("<<{}", i.path)));
         let created_by = format!("{keyword} {} {} # buildkit", shown.join(" "), c.dest);
         // Cache key: the instruction and the content, mode and owner of every entry.
@@ -838,7 +871,46 @@ fn go_json_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(" "))
 }
 
-const NOT_YET_URL: &str = "ADD from a URL (and --checksum) is not supported by this version of kiln yet; download the file into the context instead";
+const NOT_YET_GIT: &str = "ADD from a git repository is not supported by this version of kiln yet; clone it into the context instead";
+
+/// Adds the missing parent directories of `path` to `entries`: from the stage
+/// root when they exist there (unchanged metadata), else new (0755, `owner`).
+fn push_parents(
+    entries: &mut Vec<Entry>,
+    path: &LayerPath,
+    owner: Owner,
+    mtime: Timestamp,
+    root: Option<&Path>,
+) -> StepResult<()> {
+    let mut parent = path.parent();
+    while let Some(p) = parent {
+        if !entries.iter().any(|e| e.path == p) {
+            let host = root.map(|r| host_of(r, &format!("/{p}")));
+            let meta = match host.as_deref().map(std::fs::symlink_metadata) {
+                Some(Ok(m)) if m.is_dir() => {
+                    use std::os::unix::fs::MetadataExt;
+                    Metadata {
+                        mode: m.mode() & 0o7777,
+                        uid: u64::from(m.uid()),
+                        gid: u64::from(m.gid()),
+                        mtime: Timestamp::from_secs(m.mtime()),
+                        ..Metadata::default()
+                    }
+                }
+                _ => Metadata {
+                    mode: 0o755,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    mtime,
+                    ..Metadata::default()
+                },
+            };
+            entries.push(Entry::dir(p.clone(), meta));
+        }
+        parent = p.parent();
+    }
+    Ok(())
+}
 
 /// What RUN needs from the stage.
 pub struct RunContext {

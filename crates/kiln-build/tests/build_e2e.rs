@@ -347,3 +347,59 @@ fn tar_path_writes_a_docker_archive_skopeo_reads() {
         "hi\n"
     );
 }
+
+#[test]
+fn add_url_downloads_verifies_checksums_and_reports_http_errors() {
+    let tar = kiln_testkit::busybox::tar_from_entries(&Default::default());
+    let base = support::serve_files(vec![
+        ("/files/notes.txt", b"remote notes\n".to_vec()),
+        ("/files/archive.tar", tar.clone()),
+    ]);
+    let sum = kiln_oci::Digest::sha256_of(b"remote notes\n");
+    let fx = Fixture::new(
+        &format!(
+            "FROM scratch\nADD --checksum={sum} {base}/files/notes.txt /dl/\nADD {base}/files/archive.tar /dl/kept.tar\n"
+        ),
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let notes = bundle.join("rootfs/dl/notes.txt");
+    assert_eq!(fs_err::read_to_string(&notes).unwrap(), "remote notes\n");
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs_err::metadata(&notes).unwrap();
+    assert_eq!(
+        meta.mode() & 0o7777,
+        0o600,
+        "ADD from a URL makes 0600 files"
+    );
+    assert_eq!(meta.mtime(), 784_111_777, "mtime from Last-Modified");
+    // A remote archive is stored as is, not extracted.
+    assert_eq!(
+        fs_err::read(bundle.join("rootfs/dl/kept.tar")).unwrap(),
+        tar
+    );
+
+    let wrong = kiln_oci::Digest::sha256_of(b"something else");
+    let fx = Fixture::new(
+        &format!("FROM scratch\nADD --checksum={wrong} {base}/files/notes.txt /n\n"),
+        &[],
+    );
+    let err = run_tokio(kiln_build::build(&fx.options(), &kiln_build::NoopObserver))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+
+    let fx = Fixture::new(&format!("FROM scratch\nADD {base}/missing.txt /m\n"), &[]);
+    let err = run_tokio(kiln_build::build(&fx.options(), &kiln_build::NoopObserver))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/missing.txt") && err.contains("404"), "{err}");
+}
