@@ -172,7 +172,7 @@ impl Endpoint {
                     .map_err(|e| ctx.protocol(e.to_string()))?,
             )
             .map_err(|e| ctx.protocol(e.to_string()))?;
-        let client = self.cfg.foreign.client_for(&realm, ctx)?;
+        let client = self.client_for(&realm, ctx).await?;
         let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
         match resp.status() {
             StatusCode::OK => parse_token(ctx, resp).await,
@@ -221,7 +221,7 @@ impl Endpoint {
             .header(http::header::CONTENT_LENGTH, body.len())
             .body(body.open().await.map_err(|e| ctx.protocol(e.to_string()))?)
             .map_err(|e| ctx.protocol(e.to_string()))?;
-        let client = self.cfg.foreign.client_for(realm, ctx)?;
+        let client = self.client_for(realm, ctx).await?;
         let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(ctx, resp).await);

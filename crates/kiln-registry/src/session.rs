@@ -169,6 +169,16 @@ impl Endpoint {
         Ok(challenge)
     }
 
+    /// The client for `url`: this session's own for the registry's origin (its TLS
+    /// settings, e.g. skip-verify, apply), else the foreign client for that host.
+    pub(crate) async fn client_for(&self, url: &Url, ctx: &Ctx) -> Result<HttpClient, Error> {
+        if url.origin() == self.base_url(ctx).await?.origin() {
+            Ok(self.cfg.client.clone())
+        } else {
+            self.cfg.foreign.client_for(url, ctx)
+        }
+    }
+
     /// Sends `req` with retries (the request must be idempotent or re-sendable).
     pub async fn call_retrying(&self, ctx: &Ctx, req: &Req) -> Result<Response<Incoming>, Error> {
         self.cfg.retry.run(|_| self.call(ctx, req)).await
