@@ -189,7 +189,6 @@ impl<W: Write> Write for ParallelGzEncoder<W> {
 }
 
 fn worker(rx: Arc<std::sync::Mutex<Receiver<Job>>>, level: u32) {
-    let mut compress = Compress::new(Compression::new(level), false);
     loop {
         let job = {
             let Ok(guard) = rx.lock() else { return };
@@ -198,13 +197,16 @@ fn worker(rx: Arc<std::sync::Mutex<Receiver<Job>>>, level: u32) {
                 Err(_) => return,
             }
         };
-        let result = deflate_block(&mut compress, &job);
+        let result = deflate_block(level, &job);
         let _ = job.reply.send(result);
     }
 }
 
-fn deflate_block(compress: &mut Compress, job: &Job) -> BlockResult {
-    compress.reset();
+/// Deflates one block with a fresh compressor: reusing one through
+/// `reset()` leaves match-finder state behind in zlib-rs, which made the
+/// output depend on which worker had compressed what before.
+fn deflate_block(level: u32, job: &Job) -> BlockResult {
+    let mut compress = Compress::new(Compression::new(level), false);
     if let Some(dict) = &job.dict {
         let tail = &dict[dict.len().saturating_sub(DICT_SIZE)..];
         compress
@@ -242,4 +244,67 @@ fn deflate_block(compress: &mut Compress, job: &Job) -> BlockResult {
     let mut crc = Crc::new();
     crc.update(input);
     Ok((out, crc))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Pseudo-text: compressible, with matches that cross block boundaries.
+    fn text(len: usize) -> Vec<u8> {
+        let words: [&[u8]; 6] = [
+            b"alpha ", b"beta ", b"gamma\n", b"delta ", b"layer ", b"image ",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut out = Vec::with_capacity(len + 32);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(words[(x % 6) as usize]);
+            if x % 7 == 0 {
+                out.extend_from_slice(format!("{x:x}").as_bytes());
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn encode(data: &[u8], threads: usize, block_size: usize) -> Vec<u8> {
+        let mut enc = ParallelGzEncoder::new(Vec::new(), 6, threads, block_size);
+        for chunk in data.chunks(100_000) {
+            enc.write_all(chunk).unwrap();
+        }
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_identical_for_any_thread_count_and_inflates_back() {
+        let data = text(6 << 20);
+        let one = encode(&data, 1, 64 * 1024);
+        for threads in [2, 3] {
+            assert!(
+                encode(&data, threads, 64 * 1024) == one,
+                "{threads} threads differ from 1"
+            );
+        }
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data);
+        assert!(one.len() < data.len() / 2);
+    }
+
+    #[test]
+    fn empty_input_is_a_valid_gzip_stream() {
+        let out = encode(&[], 2, DEFAULT_BLOCK_SIZE);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back.is_empty());
+    }
 }
