@@ -264,7 +264,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             out.extend_from_slice(words[(x % 6) as usize]);
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 out.extend_from_slice(format!("{x:x}").as_bytes());
             }
         }
