@@ -7,7 +7,6 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-mod apply;
 mod archive;
 mod blobs;
 mod context;

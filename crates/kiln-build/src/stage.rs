@@ -715,7 +715,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
         created_by: String,
     ) -> StepResult<Option<Digest>> {
         if let Some(root) = &self.rootfs {
-            crate::apply::apply_entries(root, &entries)?;
+            let options = kiln_layer::ApplyOptions {
+                preserve_owners: crate::archive::running_as_root(),
+                xattrs: true,
+            };
+            kiln_layer::apply_entries(entries.clone(), root, &options)
+                .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
             if !self.env.options.single_snapshot {
                 // The next RUN takes a fresh baseline.
                 self.snapshotter = None;
