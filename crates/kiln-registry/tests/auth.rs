@@ -272,3 +272,37 @@ async fn registry_token_is_sent_as_bearer() {
         "the realm was asked although a registry token was given"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_scope_is_rechallenged_once_then_reported() {
+    // A user that may only pull: the push's POST gets 401 insufficient_scope, kiln asks
+    // the realm again for the scope the registry named, gets pull only again, and stops.
+    let issuer = TokenIssuer::builder()
+        .user("reader", "read-only-pw", "pull")
+        .start();
+    let reg = Registry::builder().token(&issuer).start();
+    let host = reg.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let img = test_image(dir.path(), &[1000], 15, "amd64");
+    let mut opts = options(&host, true, None, basic("reader", "read-only-pw"));
+    opts.max_parallel_uploads = 1;
+    let client = Client::new(opts);
+    let err = client
+        .push_image(&img.image, &[target(&host, "ro/app", "v1")])
+        .await
+        .unwrap_err();
+    assert!(err.is_auth_failure(), "{err}");
+    assert!(err.to_string().contains("pushing blob"), "{err}");
+    let push_scope = "repository:ro/app:pull,push".to_string();
+    let asks = issuer
+        .requests()
+        .iter()
+        .filter(|r| r.scopes.contains(&push_scope))
+        .count();
+    assert_eq!(
+        asks,
+        2,
+        "expected the first token and one re-challenge: {:?}",
+        issuer.requests()
+    );
+}

@@ -231,3 +231,54 @@ async fn registry_maps_are_tried_in_order_with_fallback_control() {
     assert!(err.is_not_found(), "{err}");
     assert!(err.to_string().contains(&m), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_v2s2_image_pushed_by_skopeo_is_pulled_byte_for_byte() {
+    let reg = Registry::start_plain();
+    let host = reg.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = kiln_testkit::FixtureImage::busybox();
+    let layout = dir.path().join("busybox");
+    fixture.write_oci_layout(&layout, "bb");
+    let status = std::process::Command::new(kiln_testkit::tools::skopeo())
+        .args([
+            "copy",
+            "--quiet",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:bb", layout.display()))
+        .arg(format!("docker://{host}/docker/busybox:1"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "skopeo copy --format v2s2 failed");
+
+    let client = plain_client(&host);
+    let repo = RepoRef::new(&host, "docker/busybox");
+    let pulled = client
+        .pull_manifest(&repo, &ManifestRef::Tag("1".into()), &Platform::host())
+        .await
+        .unwrap();
+    assert_eq!(pulled.descriptor.media_type, MediaType::DockerManifest);
+    assert_eq!(pulled.manifest.config.media_type, MediaType::DockerConfig);
+    let raw = skopeo_inspect(
+        &format!("{host}/docker/busybox:1"),
+        false,
+        &["--tls-verify=false"],
+    );
+    assert_eq!(&pulled.manifest_bytes[..], &raw[..]);
+    assert_eq!(pulled.manifest.layers.len(), 1);
+    let layer = &pulled.manifest.layers[0];
+    assert_eq!(layer.media_type, MediaType::DockerLayerGzip);
+    let dest = dir.path().join("layer.tar.gz");
+    client
+        .fetch_blob(&pulled.source, layer, &dest)
+        .await
+        .unwrap();
+    assert_eq!(
+        fs_err::read(&dest).unwrap(),
+        fixture.layers[0].blob,
+        "the layer differs from the fixture"
+    );
+}
