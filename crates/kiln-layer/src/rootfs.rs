@@ -57,45 +57,52 @@ impl Root {
     ) -> io::Result<Option<ResolvedDir>> {
         let mut queue: std::collections::VecDeque<Vec<u8>> =
             components.iter().map(|c| c.to_vec()).collect();
-        let mut stack: Vec<(OwnedFd, Vec<u8>)> = Vec::new();
+        // Only the current directory is held open (`None` is the root), so
+        // deep trees cannot exhaust descriptors; `..` re-walks the real path
+        // from the root, which contains no symlinks.
+        let mut real: Vec<Vec<u8>> = Vec::new();
+        let mut current: Option<OwnedFd> = None;
         let mut symlinks = 0;
         while let Some(component) = queue.pop_front() {
             match &component[..] {
                 b"" | b"." => continue,
                 b".." => {
-                    stack.pop();
+                    if real.pop().is_some() {
+                        current = self.reopen(&real)?;
+                    }
                     continue;
                 }
                 _ => {}
             }
-            let current = stack.last().map_or(self.fd.as_fd(), |(fd, _)| fd.as_fd());
-            let st = match sys::lstat_at(current, &component)? {
+            let dir = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            let st = match sys::lstat_at(dir, &component)? {
                 Some(st) => st,
                 None if create => {
-                    match sys::mkdir_at(current, &component, 0o755) {
+                    match sys::mkdir_at(dir, &component, 0o755) {
                         Ok(()) => {}
                         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                         Err(e) => return Err(e),
                     }
-                    let fd = sys::open_dir_at(current, &component)?;
-                    stack.push((fd, component));
+                    current = Some(sys::open_dir_at(dir, &component)?);
+                    real.push(component);
                     continue;
                 }
                 None => return Ok(None),
             };
             match sys::file_type(&st) {
                 libc::S_IFDIR => {
-                    let fd = sys::open_dir_at(current, &component)?;
-                    stack.push((fd, component));
+                    current = Some(sys::open_dir_at(dir, &component)?);
+                    real.push(component);
                 }
                 libc::S_IFLNK => {
                     symlinks += 1;
                     if symlinks > MAX_SYMLINKS {
                         return Err(io::Error::from_raw_os_error(libc::ELOOP));
                     }
-                    let target = sys::readlink_at(current, &component)?;
+                    let target = sys::readlink_at(dir, &component)?;
                     if target.starts_with(b"/") {
-                        stack.clear();
+                        real.clear();
+                        current = None;
                     }
                     for part in target.split(|&b| b == b'/').rev() {
                         queue.push_front(part.to_vec());
@@ -104,12 +111,22 @@ impl Root {
                 _ => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
             }
         }
-        let real = stack.iter().map(|(_, name)| name.clone()).collect();
-        let fd = match stack.pop() {
-            Some((fd, _)) => fd,
+        let fd = match current {
+            Some(fd) => fd,
             None => self.fd.try_clone()?,
         };
         Ok(Some(ResolvedDir { fd, real }))
+    }
+
+    /// Opens the real directory path `real` (no symlinks expected: any met
+    /// is refused by `O_NOFOLLOW`); `None` for the root.
+    fn reopen(&self, real: &[Vec<u8>]) -> io::Result<Option<OwnedFd>> {
+        let mut current: Option<OwnedFd> = None;
+        for name in real {
+            let dir = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            current = Some(sys::open_dir_at(dir, name)?);
+        }
+        Ok(current)
     }
 }
 

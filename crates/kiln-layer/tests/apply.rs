@@ -406,3 +406,34 @@ fn change_sets_apply_directly_with_the_same_safety() {
     let err = kiln_layer::apply_entries(missing, &root, &ApplyOptions::default()).unwrap_err();
     assert!(err.to_string().contains("no-such-file"), "{err}");
 }
+
+#[test]
+fn very_deep_paths_apply_without_holding_a_descriptor_per_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep: Vec<u8> = b"d/".repeat(1500).into_iter().chain(*b"leaf").collect();
+    let tar = RawTar::default()
+        .pax(&[("path", &deep)])
+        .file(b"x", b"deep")
+        .finish();
+    apply_raw(&tar, dir.path()).unwrap();
+    // too long a path for one open(): walk it through /proc/self/fd
+    let mut current = std::fs::File::open(dir.path()).unwrap();
+    let mut depth = 0;
+    loop {
+        use std::os::fd::AsRawFd;
+        let next = format!("/proc/self/fd/{}/d", current.as_raw_fd());
+        match std::fs::File::open(&next) {
+            Ok(f) => {
+                current = f;
+                depth += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(depth, 1500);
+    use std::os::fd::AsRawFd;
+    assert_eq!(
+        std::fs::read(format!("/proc/self/fd/{}/leaf", current.as_raw_fd())).unwrap(),
+        b"deep"
+    );
+}

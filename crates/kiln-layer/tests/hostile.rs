@@ -192,6 +192,13 @@ fn cases(sandbox: &Path) -> Vec<Case> {
             }),
         },
         Case {
+            name: "symlink whose target walks down then climbs out with dot-dots",
+            layers: vec![RawTar::default().dir(b"a/b/").symlink(b"up", b"a/b/../../../../..").file(b"up/f", b"pwned").finish()],
+            outcome: Outcome::Safe(|root, _| {
+                assert_eq!(std::fs::read(root.join("f")).unwrap(), b"pwned");
+            }),
+        },
+        Case {
             name: "symlink loop in a parent",
             layers: vec![RawTar::default().symlink(b"a", b"b").symlink(b"b", b"a").file(b"a/x", b"pwned").finish()],
             outcome: Outcome::Error("resolving parent directory"),
