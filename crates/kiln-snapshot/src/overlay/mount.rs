@@ -52,17 +52,19 @@ impl Layout {
     /// Mount options. Redirects and metacopy stay off so the upper dir holds whole files
     /// and renamed directories are copied, never referenced; index and xino off to keep
     /// the upper dir free of overlay bookkeeping beyond whiteouts and opaque markers.
+    /// With `userxattr` the kernel only accepts `redirect_dir=nofollow` (which creates no
+    /// redirects either).
     fn options(&self, ns: XattrNamespace) -> Result<String> {
-        let mut opts = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,xino=off",
+        let (redirect, userxattr) = match ns {
+            XattrNamespace::Trusted => ("off", ""),
+            XattrNamespace::User => ("nofollow", ",userxattr"),
+        };
+        Ok(format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir={redirect},metacopy=off,index=off,xino=off{userxattr}",
             option_path(&self.lower)?,
             option_path(&self.upper)?,
             option_path(&self.work)?
-        );
-        if ns == XattrNamespace::User {
-            opts.push_str(",userxattr");
-        }
-        Ok(opts)
+        ))
     }
 
     /// Mounts the overlay on `merged`.

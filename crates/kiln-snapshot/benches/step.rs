@@ -1,0 +1,159 @@
+//! Overhead of snapshotting one step that changes one file, on a rootfs of 100,000
+//! small files, per backend, next to a bare `find ROOT -printf ''` walk of the same tree
+//! measured in the same run. Prints milliseconds and ratios.
+//!
+//! `cargo bench -p kiln-snapshot --bench step` (as root, for the overlay backend).
+//! `KILN_BENCH_FILES` changes the number of files; `KILN_BENCH_ROOT` reuses a tree built
+//! by an earlier run of the same layout (it is modified) instead of building one.
+
+#![allow(clippy::print_stdout)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kiln_snapshot::{IgnoreList, OverlaySnapshotter, SnapshotMode, WalkSnapshotter};
+
+const RUNS: usize = 5;
+
+fn build_tree(root: &Path, files: usize) {
+    let per_dir = 100;
+    let fanout = 10;
+    let leaf_dirs = files.div_ceil(per_dir);
+    let mut made = 0;
+    for d in 0..leaf_dirs {
+        let dir = root
+            .join(format!("usr{}", d / (fanout * fanout)))
+            .join(format!("lib{}", (d / fanout) % fanout))
+            .join(format!("pkg{}", d % fanout));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..per_dir {
+            if made == files {
+                return;
+            }
+            fs::write(
+                dir.join(format!("file{f}.txt")),
+                format!("content of {d}/{f}\n"),
+            )
+            .unwrap();
+            made += 1;
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `find ROOT -printf FORMAT` with its output discarded.
+fn time_find(root: &Path, format: &str) -> Duration {
+    let t = Instant::now();
+    let st = Command::new("find")
+        .arg(root)
+        .args(["-printf", format])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "find failed");
+    t.elapsed()
+}
+
+fn main() {
+    let files: usize = std::env::var("KILN_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    let t = Instant::now();
+    build_tree(&root, files);
+    println!(
+        "built a rootfs of {files} files in {:.0} ms",
+        ms(t.elapsed())
+    );
+    let target = root.join("usr0/lib0/pkg0/file0.txt");
+    let ignore = IgnoreList::kaniko_defaults(Path::new("/kaniko"), true).unwrap();
+
+    time_find(&root, ""); // warm the caches
+    let find = median((0..RUNS).map(|_| time_find(&root, "")).collect());
+    println!(
+        "bare `find ROOT -printf ''`:            {:8.1} ms",
+        ms(find)
+    );
+    // GNU find answers -printf '' from readdir's d_type alone; a snapshot must stat
+    // every path, so show what a find that stats costs too.
+    let find_stat = median((0..RUNS).map(|_| time_find(&root, "%C@")).collect());
+    println!(
+        "stat-ing `find ROOT -printf '%C@'`:     {:8.1} ms  ({:.2}x bare find)",
+        ms(find_stat),
+        find_stat.as_secs_f64() / find.as_secs_f64()
+    );
+
+    for mode in [SnapshotMode::Full, SnapshotMode::Redo] {
+        let t = Instant::now();
+        let mut walk = WalkSnapshotter::new(&root, mode, ignore.clone()).unwrap();
+        let baseline = t.elapsed();
+        let steps: Vec<Duration> = (0..RUNS)
+            .map(|i| {
+                let t = Instant::now();
+                fs::write(&target, format!("step {i} {mode}\n")).unwrap();
+                let changes = walk.diff().unwrap();
+                let d = t.elapsed();
+                assert_eq!(changes.len(), 4, "one file and its 3 parent dirs");
+                d
+            })
+            .collect();
+        let step = median(steps);
+        println!(
+            "walk ({mode}): first baseline            {:8.1} ms  ({:.2}x find)",
+            ms(baseline),
+            baseline.as_secs_f64() / find.as_secs_f64()
+        );
+        println!(
+            "walk ({mode}): step = change + diff      {:8.1} ms  ({:.2}x find, {:.2}x stat-ing find; the diff walk is the next baseline)",
+            ms(step),
+            step.as_secs_f64() / find.as_secs_f64(),
+            step.as_secs_f64() / find_stat.as_secs_f64()
+        );
+        println!(
+            "walk ({mode}): baseline + change + diff  {:8.1} ms  ({:.2}x find)",
+            ms(baseline + step),
+            (baseline + step).as_secs_f64() / find.as_secs_f64()
+        );
+    }
+
+    match OverlaySnapshotter::new(
+        &root,
+        tmp.path().join("scratch"),
+        SnapshotMode::Full,
+        ignore,
+    ) {
+        Ok(mut overlay) => {
+            let steps: Vec<Duration> = (0..RUNS)
+                .map(|i| {
+                    let t = Instant::now();
+                    let step = overlay.begin().unwrap();
+                    let p = step.merged().join("usr0/lib0/pkg0/file0.txt");
+                    fs::write(p, format!("overlay step {i}\n")).unwrap();
+                    let changes = step.finish().unwrap();
+                    let d = t.elapsed();
+                    assert_eq!(changes.len(), 4, "one file and its 3 parent dirs");
+                    d
+                })
+                .collect();
+            let step = median(steps);
+            println!(
+                "overlay (full): mount + change + diff + merge {:6.1} ms  ({:.3}x find; target < 50 ms)",
+                ms(step),
+                step.as_secs_f64() / find.as_secs_f64()
+            );
+        }
+        Err(e) => println!("overlay backend unavailable here: {e}"),
+    }
+}
