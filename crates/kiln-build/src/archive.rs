@@ -2,7 +2,9 @@
 //! extraction into a list of items whose file contents are staged as flat,
 //! numbered files (so no archive path is ever used to write on disk).
 //!
-//! Used for tar build contexts and for ADD's local archive auto-extraction.
+//! Used for ADD's local archive auto-extraction (the items become layer
+//! entries); tar build contexts are decompressed here and applied with
+//! kiln-layer's root-confined applier.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -193,94 +195,6 @@ pub fn read_archive(
     Ok(items)
 }
 
-/// Writes archive items under `root` without ever following a symlink that
-/// an earlier member created: every parent component must be a real
-/// directory. Owners are applied only when running as root.
-pub fn materialize(items: &[ArchiveItem], root: &Path) -> Result<(), String> {
-    let is_root = running_as_root();
-    for item in items {
-        let rel = Path::new(item.path.as_os_str());
-        let dest = root.join(rel);
-        ensure_real_parents(root, rel)?;
-        remove_non_dir(&dest, &item.kind)?;
-        match &item.kind {
-            ItemKind::File(staged) => {
-                fs_err::copy(staged, &dest).map_err(|e| e.to_string())?;
-            }
-            ItemKind::Dir => {
-                if !dest.is_dir() {
-                    fs_err::create_dir(&dest).map_err(|e| e.to_string())?;
-                }
-            }
-            ItemKind::Symlink(target) => {
-                std::os::unix::fs::symlink(target, &dest)
-                    .map_err(|e| format!("creating symlink {}: {e}", dest.display()))?;
-            }
-            ItemKind::Hardlink(target) => {
-                let target_rel = Path::new(target.as_os_str());
-                ensure_real_parents(root, target_rel)?;
-                let source = root.join(target_rel);
-                let meta = std::fs::symlink_metadata(&source)
-                    .map_err(|e| format!("hardlink {}: target {}: {e}", item.path, target))?;
-                if !meta.is_file() {
-                    return Err(format!(
-                        "hardlink {} points to {}, which is not a regular file",
-                        item.path, target
-                    ));
-                }
-                fs_err::hard_link(&source, &dest).map_err(|e| e.to_string())?;
-            }
-        }
-        if !matches!(item.kind, ItemKind::Symlink(_) | ItemKind::Hardlink(_)) {
-            use std::os::unix::fs::PermissionsExt;
-            fs_err::set_permissions(&dest, std::fs::Permissions::from_mode(item.mode))
-                .map_err(|e| e.to_string())?;
-        }
-        if is_root && !matches!(item.kind, ItemKind::Hardlink(_)) {
-            std::os::unix::fs::lchown(&dest, Some(item.uid as u32), Some(item.gid as u32))
-                .map_err(|e| format!("chown {}: {e}", dest.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn remove_non_dir(dest: &Path, kind: &ItemKind) -> Result<(), String> {
-    if let Ok(meta) = std::fs::symlink_metadata(dest) {
-        if meta.is_dir() && *kind == ItemKind::Dir {
-            return Ok(());
-        }
-        if meta.is_dir() {
-            fs_err::remove_dir_all(dest).map_err(|e| e.to_string())?;
-        } else {
-            fs_err::remove_file(dest).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
-/// Creates the parents of `rel` under `root` as needed, failing if any existing
-/// parent is not a real directory (e.g. a symlink pointing elsewhere).
-pub fn ensure_real_parents(root: &Path, rel: &Path) -> Result<(), String> {
-    let mut current = root.to_path_buf();
-    let Some(parent) = rel.parent() else {
-        return Ok(());
-    };
-    for component in parent.components() {
-        current.push(component);
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "{} is not a directory (refusing to write through it)",
-                    current.display()
-                ));
-            }
-            Err(_) => fs_err::create_dir(&current).map_err(|e| e.to_string())?,
-        }
-    }
-    Ok(())
-}
-
 /// Whether kiln runs with uid 0 (owners can be set).
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid cannot fail and touches no memory.
@@ -361,36 +275,6 @@ mod tests {
             !is_tar_archive(&dir.join("../foo")).unwrap(),
             "a text file is not a tar"
         );
-    }
-
-    #[test]
-    fn materialize_refuses_to_write_through_symlinks() {
-        let root = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let staging = tempfile::tempdir().unwrap();
-        let staged = staging.path().join("0");
-        fs_err::write(&staged, b"evil").unwrap();
-        let items = vec![
-            ArchiveItem {
-                path: LayerPath::new("link").unwrap(),
-                kind: ItemKind::Symlink(outside.path().as_os_str().to_owned()),
-                mode: 0o777,
-                uid: 0,
-                gid: 0,
-                mtime: Timestamp::default(),
-            },
-            ArchiveItem {
-                path: LayerPath::new("link/pwned").unwrap(),
-                kind: ItemKind::File(staged),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime: Timestamp::default(),
-            },
-        ];
-        let err = materialize(&items, root.path()).unwrap_err();
-        assert!(err.contains("not a directory"), "{err}");
-        assert!(!outside.path().join("pwned").exists());
     }
 
     #[test]

@@ -124,16 +124,19 @@ fn unpack_tar(
         .prefix("context-")
         .tempdir_in(work_dir)
         .map_err(|e| BuildError::io("creating a context directory in", work_dir, e))?;
-    let staging = dir.path().join(".kiln-staging");
     let root = dir.path().join("root");
+    fs_err::create_dir(&root).map_err(|e| BuildError::io("creating", root.clone(), e))?;
     let fail = |reason: String| BuildError::Context {
         path: shown.to_path_buf(),
         reason,
     };
-    let items = archive::read_archive(reader, &staging, "the context tar").map_err(fail)?;
-    fs_err::create_dir(&root).map_err(|e| BuildError::io("creating", root.clone(), e))?;
-    archive::materialize(&items, &root).map_err(fail)?;
-    fs_err::remove_dir_all(&staging).map_err(|e| BuildError::io("removing", staging, e))?;
+    let stream = archive::decompressed(reader).map_err(|e| fail(format!("reading it: {e}")))?;
+    let options = kiln_layer::ApplyOptions {
+        preserve_owners: archive::running_as_root(),
+        xattrs: false,
+    };
+    kiln_layer::apply_tar(stream, "the context tar", &root, &options)
+        .map_err(|e| fail(e.to_string()))?;
     Ok(dir)
 }
 
@@ -213,6 +216,9 @@ mod tests {
             let mut header = tar::Header::new_gnu();
             header.set_size(3);
             header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
             builder
                 .append_data(&mut header, "sub/Dockerfile", &b"abc"[..])
                 .unwrap();
@@ -226,5 +232,41 @@ mod tests {
         .unwrap();
         assert!(ctx.root().starts_with(work.path()));
         assert_eq!(fs_err::read(ctx.root().join("Dockerfile")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn a_context_tar_cannot_write_through_its_own_symlinks() {
+        let work = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let tar_path = src.path().join("evil.tar");
+        {
+            let mut builder = tar::Builder::new(fs_err::File::create(&tar_path).unwrap());
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            link.set_mode(0o777);
+            link.set_uid(0);
+            link.set_gid(0);
+            link.set_mtime(0);
+            builder
+                .append_link(&mut link, "link", outside.path())
+                .unwrap();
+            let mut file = tar::Header::new_gnu();
+            file.set_size(4);
+            file.set_mode(0o644);
+            file.set_uid(0);
+            file.set_gid(0);
+            file.set_mtime(0);
+            builder
+                .append_data(&mut file, "link/pwned", &b"evil"[..])
+                .unwrap();
+            builder.finish().unwrap();
+        }
+        let _ = BuildContext::open(&ContextSource::TarFile(tar_path), None, work.path());
+        assert!(
+            !outside.path().join("pwned").exists(),
+            "wrote outside the context root"
+        );
     }
 }
