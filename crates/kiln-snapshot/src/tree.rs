@@ -53,7 +53,7 @@ impl DirNode {
 
 /// A snapshot of a directory tree: what a walk saw, without file contents.
 #[derive(Debug)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub(crate) tree: DirNode,
     pub(crate) mode: SnapshotMode,
     /// Wall-clock time when the walk started.
@@ -106,16 +106,6 @@ impl Snapshot {
             mode,
             taken_at,
         })
-    }
-
-    /// Number of paths in the snapshot (the root excluded).
-    pub fn len(&self) -> usize {
-        self.tree.count()
-    }
-
-    /// True when the snapshotted tree was empty.
-    pub fn is_empty(&self) -> bool {
-        self.tree.entries.is_empty()
     }
 }
 
