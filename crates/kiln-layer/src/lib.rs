@@ -26,7 +26,8 @@
 //!   (always with >= 1 worker, whose output is independent of the count).
 //! - Memory is bounded: file contents stream through a 256 KiB buffer and
 //!   at most `2 * threads + 1` gzip blocks are in flight, whatever the layer
-//!   size (tested: a 2 GiB layer peaks under 9 MiB RSS).
+//!   size (tested: encoding a 2 GiB layer with gzip and applying a 512 MiB one
+//!   peak at about 20 MiB RSS, `tests/memory.rs`).
 //!
 //! # Reading and applying a layer
 //!
