@@ -104,6 +104,13 @@ impl StageEnv {
         }
     }
 
+    /// Starts from another stage's final scope (`FROM <stage>`): its ENV
+    /// and its ARG values carry over.
+    pub fn inherit(&mut self, parent: &StageEnv) {
+        self.env = parent.env.clone();
+        self.args = parent.args.clone();
+    }
+
     /// Sets one ENV variable (replacing in place, or appending).
     pub fn set_env(&mut self, key: &str, value: &str) {
         match self.env.iter_mut().find(|(k, _)| k == key) {
@@ -121,8 +128,10 @@ impl StageEnv {
             .cloned()
             .or_else(|| default.map(str::to_string))
             .or_else(|| self.inherited.get(name).cloned());
-        self.args.retain(|(k, _)| k != name);
+        // Without any value the name keeps what it had (e.g. inherited from
+        // the parent stage).
         if let Some(v) = value {
+            self.args.retain(|(k, _)| k != name);
             self.args.push((name.to_string(), v));
         }
     }

@@ -46,9 +46,11 @@ pub struct PlannedStage {
     pub platform: Platform,
     /// The stage's instructions, typed and unexpanded, with spans.
     pub instructions: Vec<Instruction>,
-    /// The environment at the start of the stage (no ENV yet: the engine
-    /// calls [`StageEnv::set_image_env`] with the base image's Env). Not
-    /// serialized: it holds build-arg values.
+    /// The environment at the start of the stage, without ENV yet: for an
+    /// image base the engine calls [`StageEnv::set_image_env`] with the
+    /// image's Env; for a stage base it calls [`StageEnv::inherit`] with
+    /// that stage's final environment (ENV and ARGs carry over, as in
+    /// BuildKit). Not serialized: it holds build-arg values.
     #[serde(skip)]
     pub env: StageEnv,
     /// Dockerfile indexes of the stages this one needs (FROM, COPY --from,
@@ -133,6 +135,9 @@ struct Planner<'a> {
     names: Vec<Option<String>>,
     errors: Diagnostics,
     resolved: BTreeMap<usize, PlannedStage>,
+    /// Each planned stage's ENV/ARG scope after its last instruction
+    /// (without base-image ENV, which only the engine knows).
+    finals: BTreeMap<usize, StageEnv>,
     order: Vec<usize>,
     visiting: Vec<usize>,
 }
@@ -149,6 +154,7 @@ impl Dockerfile {
             names: self.stages.iter().map(|s| s.name.clone()).collect(),
             errors: Diagnostics::default(),
             resolved: BTreeMap::new(),
+            finals: BTreeMap::new(),
             order: Vec::new(),
             visiting: Vec::new(),
         };
@@ -327,10 +333,17 @@ impl Planner<'_> {
             self.meta.clone(),
         );
         let mut depends_on = Vec::new();
-        if let Base::Stage(i) = base {
-            depends_on.push(i);
+        let mut sim = env.clone();
+        if let Base::Stage(parent) = base {
+            depends_on.push(parent);
+            // The parent's final ENV/ARG scope is this stage's start.
+            self.visit(parent);
+            if let Some(parent_env) = self.finals.get(&parent) {
+                sim.inherit(parent_env);
+            }
         }
-        self.stage_refs(stage, env.clone(), &mut depends_on);
+        let final_env = self.stage_refs(stage, sim, &mut depends_on);
+        self.finals.insert(stage.index, final_env);
         depends_on.sort_unstable();
         depends_on.dedup();
         PlannedStage {
@@ -347,7 +360,7 @@ impl Planner<'_> {
 
     /// Walks the stage with its static ENV/ARG scope to find COPY --from and
     /// RUN --mount from= references to other stages.
-    fn stage_refs(&mut self, stage: &Stage, mut env: StageEnv, deps: &mut Vec<usize>) {
+    fn stage_refs(&mut self, stage: &Stage, mut env: StageEnv, deps: &mut Vec<usize>) -> StageEnv {
         for ins in &stage.instructions {
             let mut refs = Vec::new();
             match &ins.command {
@@ -387,5 +400,6 @@ impl Planner<'_> {
                 }
             }
         }
+        env
     }
 }
