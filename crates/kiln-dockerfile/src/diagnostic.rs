@@ -47,8 +47,13 @@ impl Diagnostic {
     }
 }
 
+/// `FILE:LINE:COL: message`, or `FILE: message` for problems that belong
+/// to no line (line 0, e.g. an unknown `--target`).
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
