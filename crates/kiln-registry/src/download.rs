@@ -143,7 +143,7 @@ pub(crate) async fn body_to_bytes(
             expected.size
         ))));
     }
-    let bytes = crate::session::read_limited(resp.into_body(), expected.size as usize)
+    let bytes = crate::session::read_limited(resp.into_body(), expected.size as usize + 1)
         .await
         .map_err(|reason| {
             ctx.err(ErrorKind::Transfer {

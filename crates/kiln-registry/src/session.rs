@@ -138,7 +138,22 @@ impl Endpoint {
                     tracing::debug!(registry = %self.cfg.registry, error = %e, "HTTPS failed; trying plain HTTP (insecure registry)");
                     last = Some(e);
                 }
-                Err(e) => return Err(e),
+                // Plain HTTP failed too, for good (not a transient failure): a certificate
+                // problem over HTTPS is the more useful explanation (a TLS registry marked
+                // insecure answers plain HTTP with 400).
+                Err(e) => {
+                    return Err(match last {
+                        Some(tls)
+                            if matches!(
+                                tls.kind(),
+                                ErrorKind::UnknownAuthority { .. } | ErrorKind::Tls { .. }
+                            ) && !e.is_retryable() =>
+                        {
+                            tls
+                        }
+                        _ => e,
+                    });
+                }
             }
         }
         Err(last.unwrap_or_else(|| ctx.protocol("no scheme to try")))
@@ -157,7 +172,15 @@ impl Endpoint {
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let resp = transport::send(&self.cfg.client, req, Some(HEAD_TIMEOUT), ctx).await?;
         let status = resp.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // /v2/ answers 200 or 401 (some front ends 403/404). Anything else means this
+        // scheme is wrong (a TLS server answers plain HTTP with 400) or the registry is
+        // unwell (5xx, 429: retried).
+        let fine = status.is_success()
+            || matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+            );
+        if !fine {
             return Err(status_error(ctx, resp).await);
         }
         let challenge = if status == StatusCode::UNAUTHORIZED {

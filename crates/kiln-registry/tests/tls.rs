@@ -53,6 +53,17 @@ async fn tls_with_ca_round_trip_and_unknown_ca_error() {
     );
     assert_eq!(err.attempts(), 1, "{err}");
 
+    // Marked insecure (HTTPS then HTTP) but serving TLS: still the certificate message.
+    let insecure = Client::new(options(&host, true, None, None));
+    let err = insecure
+        .blob_exists(&RepoRef::new(&host, "secure/app"), &img.digest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::UnknownAuthority { .. }),
+        "{err:?}"
+    );
+
     // Skip-verify for that registry works without the CA.
     let mut opts = options(&host, false, None, None);
     opts.skip_tls_verify_registries.insert(host.clone());
