@@ -1,0 +1,251 @@
+//! kiln against buildah (the reference builder on this test bed): the same
+//! Dockerfile and context, both images unpacked with umoci, file trees and
+//! configs compared. Only buildah's own artifacts (TESTBED.md) are filtered.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::{Fixture, run_tokio, tool, umoci_unpack};
+
+/// type, mode, uid, gid, size, content digest or link target.
+type Tree = BTreeMap<String, String>;
+
+fn tree(root: &Path) -> Tree {
+    let mut out = Tree::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for e in fs_err::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let rel = rel.join(e.file_name());
+            let path = root.join(&rel);
+            let m = fs_err::symlink_metadata(&path).unwrap();
+            let ft = m.file_type();
+            let what = if ft.is_dir() {
+                todo.push(rel.clone());
+                "dir".to_string()
+            } else if ft.is_symlink() {
+                format!("symlink -> {}", fs_err::read_link(&path).unwrap().display())
+            } else if ft.is_file() {
+                let data = fs_err::read(&path).unwrap();
+                format!("file {} {}", data.len(), kiln_oci::Digest::sha256_of(&data))
+            } else {
+                "special".to_string()
+            };
+            out.insert(
+                format!("/{}", rel.display()),
+                format!(
+                    "{what} mode={:o} owner={}:{}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid()
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// buildah's own artifacts, not Docker's (TESTBED.md).
+fn is_buildah_artifact(path: &str) -> bool {
+    matches!(
+        path,
+        "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf" | "/dev" | "/proc" | "/sys" | "/run"
+    )
+}
+
+fn config_view(config: &Value) -> Value {
+    let c = &config["config"];
+    let mut labels = c["Labels"].clone();
+    if let Some(map) = labels.as_object_mut() {
+        map.remove("io.buildah.version");
+        if map.is_empty() {
+            labels = Value::Null;
+        }
+    }
+    // Env as a set: BuildKit replaces an existing variable in place (kiln
+    // does too), buildah moves it to the end: buildah's deviation from Docker.
+    let mut env: Vec<String> = c["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    env.sort();
+    serde_json::json!({
+        "Env": env, "Cmd": c["Cmd"], "Entrypoint": c["Entrypoint"],
+        "WorkingDir": c["WorkingDir"], "User": c["User"], "ExposedPorts": c["ExposedPorts"],
+        "Volumes": c["Volumes"], "Labels": labels, "StopSignal": c["StopSignal"],
+    })
+}
+
+fn layout_config(layout: &Path) -> Value {
+    let index: Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        fs_err::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap()
+}
+
+fn compare(dockerfile_body: &str, files: &[(&str, &str)]) {
+    let registry = kiln_testkit::Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "fixtures/busybox:1", None)
+        .unwrap();
+    let base = format!("{}/fixtures/busybox:1", registry.host_port());
+    let dockerfile = dockerfile_body.replace("BASE_IMAGE", &base);
+    let fx = Fixture::new(&dockerfile, files);
+    // The busybox rootfs tar is only used by scratch-based cases; keep the
+    // context identical for both builders.
+
+    // kiln
+    let kiln_layout = fx.work.path().join("kiln-layout");
+    let mut options = fx.options();
+    options.registry.insecure_pull = true;
+    options.oci_layout_path = Some(kiln_layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+
+    // buildah
+    let root = fx.work.path().join("buildah");
+    let buildah = |args: &[&str]| {
+        let out = Command::new(tool("/usr/bin/buildah"))
+            .arg("--root")
+            .arg(root.join("storage"))
+            .arg("--runroot")
+            .arg(root.join("runroot"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let context = fx.path().display().to_string();
+    buildah(&[
+        "bud",
+        "--isolation",
+        "chroot",
+        "--layers=false",
+        "--format",
+        "oci",
+        "--tls-verify=false",
+        "-f",
+        &format!("{context}/Dockerfile"),
+        "-t",
+        "localhost/compare:1",
+        &context,
+    ]);
+    let buildah_layout = fx.work.path().join("buildah-layout");
+    buildah(&[
+        "push",
+        "localhost/compare:1",
+        &format!("oci:{}:latest", buildah_layout.display()),
+    ]);
+
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    // buildah's artifacts are empty directories/files; the same paths are
+    // filtered on both sides (the busybox base has /dev, /proc and /sys too).
+    let filtered = |t: Tree| -> Tree {
+        t.into_iter()
+            .filter(|(p, v)| {
+                !(is_buildah_artifact(p) && (v.starts_with("dir") || v.starts_with("file 0 ")))
+            })
+            .collect()
+    };
+    let kiln_tree = filtered(tree(
+        &umoci_unpack(&kiln_layout, "latest", a.path()).join("rootfs"),
+    ));
+    let buildah_tree = filtered(tree(
+        &umoci_unpack(&buildah_layout, "latest", b.path()).join("rootfs"),
+    ));
+    let mut differences = Vec::new();
+    for (path, theirs) in &buildah_tree {
+        match kiln_tree.get(path) {
+            Some(ours) if ours == theirs => {}
+            Some(ours) => differences.push(format!("{path}: kiln {ours} / buildah {theirs}")),
+            None => differences.push(format!("{path}: only in buildah ({theirs})")),
+        }
+    }
+    for (path, ours) in &kiln_tree {
+        if !buildah_tree.contains_key(path) {
+            differences.push(format!("{path}: only in kiln ({ours})"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "file trees differ:\n{}",
+        differences.join("\n")
+    );
+    assert_eq!(
+        config_view(&layout_config(&kiln_layout)),
+        config_view(&layout_config(&buildah_layout)),
+        "configs differ"
+    );
+}
+
+#[test]
+fn same_tree_and_config_as_buildah_single_stage() {
+    compare(
+        r#"FROM BASE_IMAGE
+ENV APP_HOME=/srv/app PATH=/srv/app/bin:/usr/bin:/bin
+WORKDIR $APP_HOME
+COPY conf/ ./conf/
+COPY --chown=user:user notes.txt /home/user/
+COPY --chmod=0755 tool.sh bin/tool
+RUN mkdir -p data && echo built > data/out.txt && ln -s data/out.txt latest && chmod 0640 data/out.txt
+RUN rm /bin/vi
+EXPOSE 8080/udp 9090
+VOLUME /srv/app/data
+LABEL org.example.name="compare test"
+USER user
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/srv/app/bin/tool"]
+CMD ["--help"]
+"#,
+        &[
+            ("conf/a.conf", "a=1\n"),
+            ("conf/sub/b.conf", "b=2\n"),
+            ("notes.txt", "notes\n"),
+            ("tool.sh", "#!/bin/sh\necho tool\n"),
+        ],
+    );
+}
+
+#[test]
+fn same_tree_and_config_as_buildah_multi_stage() {
+    compare(
+        r#"FROM BASE_IMAGE AS builder
+ARG VERSION=1.2.3
+RUN mkdir /out && echo "version $VERSION" > /out/version && touch /out/empty
+COPY src /src
+
+FROM BASE_IMAGE
+COPY --from=builder /out/ /opt/app/
+COPY --from=builder --chown=1000:1000 /src /opt/src
+WORKDIR /opt/app
+CMD cat version
+"#,
+        &[
+            ("src/main.c", "int main(){}\n"),
+            ("src/lib/util.h", "#pragma once\n"),
+        ],
+    );
+}
