@@ -125,7 +125,7 @@ fn labels_expose_volume_workdir_expand() {
         })
         .flatten()
         .collect();
-    assert_eq!(ports, ["80", "81/udp", "82/tcp", "83/udp", "83/tcp"]);
+    assert_eq!(ports, ["80/tcp", "81/udp", "82/tcp", "83/udp", "83/tcp"]);
 
     let (_, ins) = walk(&plan("Dockerfile_test_volume", &[], None))
         .remove(&0)

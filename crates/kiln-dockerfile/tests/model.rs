@@ -247,7 +247,7 @@ VOLUME $E\n";
     let Ok(Command::Expose(e)) = &out[3] else {
         panic!()
     };
-    assert_eq!(e.values, ["80", "443", "8080"]);
+    assert_eq!(e.values, ["80/tcp", "443/tcp", "8080/tcp"]);
     let Ok(Command::Workdir(w)) = &out[4] else {
         panic!()
     };

@@ -6,12 +6,14 @@
 
 mod chmod;
 mod convert;
+mod expose;
 mod flags;
 mod mount;
 
 pub use chmod::Chmod;
 pub(crate) use convert::parse_mounts as parse_mounts_expanded;
 pub use convert::{instruction_from_node, parse_trigger};
+pub use expose::expose_ports;
 pub use mount::{CacheSharing, Mount, MountKind, parse_mount};
 
 use std::time::Duration;

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::instructions::parse_mounts_expanded;
 use crate::instructions::{
     Chmod, Command, CopyCmd, InlineSource, Instruction, KeyValue, KeyValues, RunCmd, Word, Words,
 };
+use crate::instructions::{expose_ports, parse_mounts_expanded};
 use crate::shell::{ExpandError, Lexer, Vars};
 
 /// Build args that are available to RUN without being declared with ARG.
@@ -208,7 +208,8 @@ impl StageEnv {
     /// A copy of `ins` with the arguments BuildKit expands expanded: ENV and
     /// LABEL keys and values, ARG names and defaults, COPY/ADD sources, dest,
     /// `--from`, `--chown`, `--chmod`, `--exclude`, `--checksum` and heredoc
-    /// bodies with unquoted markers, EXPOSE (split into words), VOLUME,
+    /// bodies with unquoted markers, EXPOSE (split into words, then checked
+    /// and normalised to `port/proto`, ranges expanded), VOLUME,
     /// USER, WORKDIR, STOPSIGNAL, and RUN `--mount` options. RUN, CMD,
     /// ENTRYPOINT, SHELL, HEALTHCHECK, ONBUILD and FROM (done by the plan)
     /// are left as written.
@@ -232,7 +233,9 @@ impl StageEnv {
             Command::Expose(p) => {
                 let mut values = Vec::new();
                 for v in &p.values {
-                    values.extend(self.expand_words(v).map_err(|e| err(e.to_string()))?);
+                    for word in self.expand_words(v).map_err(|e| err(e.to_string()))? {
+                        values.extend(expose_ports(&word).map_err(err)?);
+                    }
                 }
                 Command::Expose(Words { values })
             }
