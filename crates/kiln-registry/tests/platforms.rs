@@ -282,3 +282,36 @@ async fn docker_v2s2_image_pushed_by_skopeo_is_pulled_byte_for_byte() {
         "the layer differs from the fixture"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hub_images_come_from_the_registry_mirror() {
+    let mirror = Registry::start_plain();
+    let m = mirror.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let img = test_image(dir.path(), &[1500], 52, "amd64");
+    plain_client(&m)
+        .push_image(&img.image, &[target(&m, "library/app", "3")])
+        .await
+        .unwrap();
+
+    // --registry-mirror M --skip-default-registry-fallback: docker.io is never contacted
+    // (this machine has no route to it), the mirror serves `app:3`.
+    let mut opts = options(&m, true, None, None);
+    opts.mirrors = vec![m.clone()];
+    opts.skip_default_registry_fallback = true;
+    let client = kiln_registry::Client::new(opts);
+    let reference = kiln_oci::Reference::parse("app:3").unwrap();
+    assert_eq!(reference.registry(), "docker.io");
+    let pulled = client
+        .pull_image(&reference, &Platform::new("linux", "amd64"))
+        .await
+        .unwrap();
+    assert_eq!(pulled.source, RepoRef::new(&m, "library/app"));
+    assert_eq!(pulled.descriptor.digest, img.digest);
+    let missing = kiln_oci::Reference::parse("busybox:none").unwrap();
+    let err = client
+        .pull_image(&missing, &Platform::new("linux", "amd64"))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found() && err.to_string().contains(&m), "{err}");
+}
