@@ -31,6 +31,7 @@ use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::read::{DecodedLayer, Expected, Measured};
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
+use crate::sparse::{PaxSparse, write_segments};
 use crate::sys;
 use crate::tar_writer::{TarOptions, write_tar};
 
@@ -192,6 +193,7 @@ struct MemberMeta {
     mtime_sec: i64,
     mtime_nsec: u32,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    sparse: PaxSparse,
 }
 
 struct Applier<'a> {
@@ -237,6 +239,7 @@ impl Applier<'_> {
             mtime_sec: i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?).unwrap_or(0),
             mtime_nsec: 0,
             xattrs: Vec::new(),
+            sparse: PaxSparse::default(),
         };
         let extensions = member
             .pax_extensions()
@@ -259,6 +262,7 @@ impl Applier<'_> {
                             meta.mtime_nsec = format!("{digits:0<9}").parse().unwrap_or(0);
                         }
                     }
+                    _ if meta.sparse.record(key, value) => {}
                     _ => {
                         if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                             meta.xattrs.push((name.to_vec(), value.to_vec()));
@@ -305,7 +309,9 @@ impl Applier<'_> {
         ) {
             return Ok(());
         }
-        let raw = member.path_bytes().into_owned();
+        let stored = member.path_bytes().into_owned();
+        let meta = self.read_meta(member, &stored)?;
+        let raw = meta.sparse.name.clone().unwrap_or(stored);
         let components = normalize(&raw).map_err(|reason| self.unsafe_entry(&raw, reason))?;
         let Some((name, parent)) = components.split_last() else {
             tracing::debug!(blob = self.blob, "skipping the root directory entry");
@@ -328,7 +334,6 @@ impl Applier<'_> {
             return self.whiteout(&raw, parent, rest);
         }
 
-        let meta = self.read_meta(member, &raw)?;
         let is_dir = entry_type == T::Directory;
         let parent_real;
         {
@@ -350,6 +355,9 @@ impl Applier<'_> {
         self.created.insert(join(&real));
 
         match entry_type {
+            T::Regular | T::Continuous | T::GNUSparse if meta.sparse.is_sparse() => {
+                self.write_pax_sparse(member, &raw, name, &meta)
+            }
             T::Regular | T::Continuous | T::GNUSparse => self.write_file(member, &raw, name, &meta),
             T::Directory => self.make_dir(&raw, name, &meta, real),
             T::Symlink => {
@@ -413,6 +421,31 @@ impl Applier<'_> {
                 .map_err(|e| self.apply_err(raw, "writing file content", e))?;
             self.stats.bytes += n as u64;
         }
+        self.finish_fd(raw, file.as_fd(), meta)?;
+        sys::set_times_fd(file.as_fd(), meta.mtime_sec, meta.mtime_nsec)
+            .map_err(|e| self.apply_err(raw, "setting mtime", e))
+    }
+
+    fn write_pax_sparse<R: Read>(
+        &mut self,
+        member: &mut tar::Entry<'_, R>,
+        raw: &[u8],
+        name: &[u8],
+        meta: &MemberMeta,
+    ) -> Result<()> {
+        let segments = meta
+            .sparse
+            .segments(member)
+            .map_err(|e| self.unsafe_entry(raw, format!("sparse file: {e}")))?;
+        let real_size = meta
+            .sparse
+            .real_size
+            .ok_or_else(|| self.unsafe_entry(raw, "sparse file without a real size"))?;
+        let mut file = sys::create_file_at(self.dir_fd(), name)
+            .map_err(|e| self.apply_err(raw, "creating file", e))?;
+        let written = write_segments(member, &mut file, &segments, real_size, &mut self.buf)
+            .map_err(|e| self.apply_err(raw, "writing sparse file content", e))?;
+        self.stats.bytes += written;
         self.finish_fd(raw, file.as_fd(), meta)?;
         sys::set_times_fd(file.as_fd(), meta.mtime_sec, meta.mtime_nsec)
             .map_err(|e| self.apply_err(raw, "setting mtime", e))

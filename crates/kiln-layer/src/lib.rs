@@ -61,6 +61,7 @@ pub mod order;
 pub mod pgzip;
 pub mod read;
 mod rootfs;
+mod sparse;
 mod sys;
 mod tar_header;
 pub mod tar_writer;

@@ -156,6 +156,22 @@ fn cases(sandbox: &Path) -> Vec<Case> {
             }),
         },
         Case {
+            name: "PAX sparse real name with dot-dot",
+            layers: vec![RawTar::default()
+                .pax(&[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0"), ("GNU.sparse.name", b"../canary"), ("GNU.sparse.realsize", b"5")])
+                .file(b"GNUSparseFile.1/canary", &sparse_v1(&[(0, 5)], b"pwned"))
+                .finish()],
+            outcome: Outcome::Error("`..`"),
+        },
+        Case {
+            name: "PAX sparse segment far beyond the declared size",
+            layers: vec![RawTar::default()
+                .pax(&[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0"), ("GNU.sparse.name", b"s"), ("GNU.sparse.realsize", b"5")])
+                .file(b"GNUSparseFile.1/s", &sparse_v1(&[(1 << 40, 5)], b"pwned"))
+                .finish()],
+            outcome: Outcome::Error("sparse segment beyond the file's size"),
+        },
+        Case {
             name: "GNU long name with dot-dot",
             layers: vec![RawTar::default().gnu_long_name(&with(&b"a/".repeat(60), b"../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../canary")).file(b"short", b"pwned").finish()],
             outcome: Outcome::Error("`..`"),
@@ -214,6 +230,17 @@ fn cases(sandbox: &Path) -> Vec<Case> {
             outcome: Outcome::Error("Not a directory"),
         },
     ]
+}
+
+/// Data of a GNU PAX sparse 1.0 member: the map, padded, then the data.
+fn sparse_v1(map: &[(u64, u64)], data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{}\n", map.len()).into_bytes();
+    for (offset, size) in map {
+        out.extend_from_slice(format!("{offset}\n{size}\n").as_bytes());
+    }
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(data);
+    out
 }
 
 fn listing(dir: &Path) -> Vec<String> {
