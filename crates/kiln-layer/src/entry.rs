@@ -299,6 +299,9 @@ impl Metadata {
 }
 
 /// One entry of a change set: a path, what it is, and its metadata.
+///
+/// A file name starting with `.wh.` cannot be written to a layer (readers
+/// would take it for a whiteout marker): the writer rejects such entries.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// Where the entry lives inside the image.

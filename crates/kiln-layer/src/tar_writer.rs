@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
-use crate::entry::{Entry, EntryKind, FileSource, LayerPath};
+use crate::entry::{Entry, EntryKind, FileSource, LayerPath, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::order::sort_entries;
 use crate::tar_header::{BLOCK, HeaderSpec, typeflag, write_member_header, write_padding};
@@ -72,6 +72,12 @@ fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
                 return Err(invalid(&entry.path, "two opaque markers for one directory"));
             }
             continue;
+        }
+        if entry.path.file_name().starts_with(WHITEOUT_PREFIX) {
+            return Err(invalid(
+                &entry.path,
+                "names starting with `.wh.` are reserved for whiteout markers in OCI layers",
+            ));
         }
         if let Some(previous) = seen.insert(&entry.path, &entry.kind) {
             return Err(invalid(

@@ -393,6 +393,14 @@ fn inconsistent_change_sets_are_rejected_with_the_path() {
             ],
             "opaque marker on a file",
         ),
+        (
+            vec![Entry::bytes(p("d/.wh.x"), &b""[..], meta(0o644, 0, 0))],
+            "reserved for whiteout markers",
+        ),
+        (
+            vec![Entry::whiteout(p(".wh.x"))],
+            "reserved for whiteout markers",
+        ),
     ];
     for (entries, needle) in cases {
         let err = write_tar(entries, &TarOptions::default(), &mut Vec::new()).unwrap_err();
