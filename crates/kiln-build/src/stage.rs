@@ -430,6 +430,17 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 for v in &words.values {
                     map.insert(v.clone(), kiln_oci::EmptyObject {});
                 }
+                // As Docker's classic builder and kaniko: the directory exists for
+                // later steps (a later RUN's snapshot captures it).
+                if let Some(root) = &self.rootfs {
+                    for v in &words.values {
+                        let dir = resolve_in_root(root, &join_workdir(&self.workdir(), v));
+                        let host = host_of(root, &dir);
+                        if std::fs::symlink_metadata(&host).is_err() {
+                            fs_err::create_dir_all(&host).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
                 self.metadata_step(format!("VOLUME {}", go_list(&words.values)));
                 Ok(None)
             }
