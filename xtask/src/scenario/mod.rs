@@ -263,7 +263,7 @@ fn case_multi_stage(env: &Env) -> Result<()> {
              RUN mkdir -p /out && tr a-z A-Z < main.txt > /out/program && chmod 755 /out/program\n\
              FROM {host}/group/base:1\n\
              COPY --from=builder /out/program /usr/local/bin/program\n\
-             RUN adduser -D -u 1000 app && chown app /usr/local/bin/program\n\
+             RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && chown app /usr/local/bin/program\n\
              USER app\n\
              LABEL org.example.stage=final\n"
         ),

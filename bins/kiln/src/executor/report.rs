@@ -1,12 +1,24 @@
 //! Turns engine events into log lines: one line per step with its time, RUN
 //! output streamed as it comes, blob progress on a terminal, and a summary.
-//! With `--log-format json` every line is one JSON object (through tracing).
+//!
+//! Text and colour formats go through tracing (so they share `--verbosity`
+//! and `--log-timestamp` with the libraries' events). The JSON format writes
+//! one object per line itself, with the event's fields as keys, in the same
+//! shape as tracing's JSON lines (`timestamp`, `level`, `message`).
 
 use kiln_build::{BuildEvent, BuildObserver, BuildOutcome, OutputStream, Transfer};
+use serde_json::{Map, Value, json};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-/// Logs build events; RUN output goes raw to stderr in text modes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// Logs build events.
 pub struct Reporter {
     json: bool,
     progress: bool,
@@ -23,6 +35,39 @@ impl Reporter {
         }
     }
 
+    /// One log line: plain text through tracing, or a JSON object with `fields`.
+    fn emit(&self, level: Level, message: &str, fields: Value) {
+        if !self.json {
+            match level {
+                Level::Debug => tracing::debug!("{message}"),
+                Level::Info => tracing::info!("{message}"),
+                Level::Warn => tracing::warn!("{message}"),
+            }
+            return;
+        }
+        if level == Level::Debug && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let mut object = Map::new();
+        object.insert(
+            "timestamp".into(),
+            json!(kiln_oci::rfc3339_from_system_time(
+                std::time::SystemTime::now()
+            )),
+        );
+        let level = match level {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+        };
+        object.insert("level".into(), json!(level));
+        object.insert("message".into(), json!(message));
+        if let Value::Object(fields) = fields {
+            object.extend(fields);
+        }
+        let _ = writeln!(std::io::stderr().lock(), "{}", Value::Object(object));
+    }
+
     fn clear_progress(&self) {
         let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
         if last.take().is_some() {
@@ -30,18 +75,30 @@ impl Reporter {
         }
     }
 
-    /// The end-of-build summary.
+    fn show_progress(&self, transfer: Transfer, digest: &str, done: u64, total: Option<u64>) {
+        let verb = match transfer {
+            Transfer::Pull => "pulling",
+            Transfer::Push => "pushing",
+        };
+        let short = digest.get(..19).unwrap_or(digest);
+        let line = match total {
+            Some(total) if total > 0 => format!(
+                "{verb} {short} {:>3}% ({} / {} KiB)",
+                done * 100 / total,
+                done / 1024,
+                total / 1024
+            ),
+            _ => format!("{verb} {short} {} KiB", done / 1024),
+        };
+        let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
+        *last = Some(line);
+    }
+
+    /// The end-of-build summary: digest, size, layers, time per phase.
     pub fn summary(&self, outcome: &BuildOutcome) {
         let t = &outcome.timings;
-        tracing::info!(
-            digest = %outcome.digest,
-            size = outcome.size,
-            layers = outcome.layers.len(),
-            prepare_ms = t.prepare.as_millis() as u64,
-            pull_ms = t.pull.as_millis() as u64,
-            build_ms = t.build.as_millis() as u64,
-            export_ms = t.export.as_millis() as u64,
-            push_ms = t.push.as_millis() as u64,
+        let message = format!(
             "built image {} ({} bytes, {} layers); time: prepare {:.2?}, pull {:.2?}, build {:.2?}, export {:.2?}, push {:.2?}",
             outcome.digest,
             outcome.size,
@@ -52,83 +109,96 @@ impl Reporter {
             t.export,
             t.push
         );
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        self.emit(
+            Level::Info,
+            &message,
+            json!({
+                "digest": outcome.digest,
+                "size": outcome.size,
+                "layers": outcome.layers.len(),
+                "pushed": outcome.pushed,
+                "prepare_ms": ms(t.prepare),
+                "pull_ms": ms(t.pull),
+                "build_ms": ms(t.build),
+                "export_ms": ms(t.export),
+                "push_ms": ms(t.push),
+            }),
+        );
     }
 }
 
 impl BuildObserver for Reporter {
     fn event(&self, event: &BuildEvent) {
-        match event {
-            BuildEvent::BlobProgress {
-                transfer,
-                digest,
-                done,
-                total,
-            } => {
-                if !self.progress {
-                    return;
-                }
-                let verb = match transfer {
-                    Transfer::Pull => "pulling",
-                    Transfer::Push => "pushing",
-                };
-                let short = digest.get(..19).unwrap_or(digest);
-                let line = match total {
-                    Some(total) if *total > 0 => format!(
-                        "{verb} {short} {:>3}% ({} / {} KiB)",
-                        done * 100 / total,
-                        done / 1024,
-                        total / 1024
-                    ),
-                    _ => format!("{verb} {short} {} KiB", done / 1024),
-                };
-                let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
-                *last = Some(line);
-                return;
+        if let BuildEvent::BlobProgress {
+            transfer,
+            digest,
+            done,
+            total,
+        } = event
+        {
+            if self.progress {
+                self.show_progress(*transfer, digest, *done, *total);
             }
-            BuildEvent::RunOutput { id, stream, line } if !self.json => {
-                self.clear_progress();
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-                let _ = (id, stream);
-                return;
-            }
-            _ => {}
+            return;
         }
         self.clear_progress();
         match event {
-            BuildEvent::ContextLoaded { entries } => {
-                tracing::info!(entries, "build context loaded: {entries} entries")
-            }
-            BuildEvent::StepStarted { id, text } => {
-                tracing::info!(step = %id, instruction = %text, "{id}: {text}")
-            }
-            BuildEvent::StepFinished { id, elapsed, layer } => match layer {
-                Some(layer) => {
-                    tracing::info!(step = %id, elapsed_ms = elapsed.as_millis() as u64, layer = %layer,
-                    "{id}: done in {elapsed:.2?}, layer {layer}")
+            BuildEvent::RunOutput { id, stream, line } => {
+                if self.json {
+                    let stream = match stream {
+                        OutputStream::Stdout => "stdout",
+                        OutputStream::Stderr => "stderr",
+                    };
+                    self.emit(
+                        Level::Info,
+                        line,
+                        json!({"step": id.to_string(), "stream": stream}),
+                    );
+                } else {
+                    // As kaniko does: the command's own output, unadorned.
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
                 }
-                None => tracing::info!(step = %id, elapsed_ms = elapsed.as_millis() as u64,
-                    "{id}: done in {elapsed:.2?}"),
-            },
+            }
+            BuildEvent::ContextLoaded { root } => self.emit(
+                Level::Info,
+                &format!("build context: {}", root.display()),
+                json!({"context": root}),
+            ),
+            BuildEvent::StepStarted { id, text } => self.emit(
+                Level::Info,
+                &format!("{id}: {text}"),
+                json!({"step": id.to_string(), "instruction": text}),
+            ),
+            BuildEvent::StepFinished { id, elapsed, layer } => {
+                let message = match layer {
+                    Some(layer) => format!("{id}: done in {elapsed:.2?}, layer {layer}"),
+                    None => format!("{id}: done in {elapsed:.2?}"),
+                };
+                self.emit(
+                    Level::Info,
+                    &message,
+                    json!({"step": id.to_string(), "elapsed_ms": elapsed.as_millis() as u64, "layer": layer}),
+                );
+            }
             BuildEvent::CacheLookup { id, key, hit } => {
                 let result = if *hit { "hit" } else { "miss" };
-                tracing::info!(step = %id, cache = result, key = %key, "{id}: cache {result} {key}")
-            }
-            BuildEvent::RunOutput { id, stream, line } => {
-                let stream = match stream {
-                    OutputStream::Stdout => "stdout",
-                    OutputStream::Stderr => "stderr",
-                };
-                tracing::info!(step = %id, stream, "{line}")
+                self.emit(
+                    Level::Info,
+                    &format!("{id}: cache {result} {key}"),
+                    json!({"step": id.to_string(), "cache": result, "key": key}),
+                );
             }
             BuildEvent::Pushed {
                 destination,
                 digest,
-            } => {
-                tracing::info!(destination = %destination, digest = %digest, "pushed {destination}@{digest}")
-            }
-            BuildEvent::Warning { message } => tracing::warn!("{message}"),
-            other => tracing::debug!("{other:?}"),
+            } => self.emit(
+                Level::Info,
+                &format!("pushed {destination}@{digest}"),
+                json!({"destination": destination, "digest": digest}),
+            ),
+            BuildEvent::Warning { message } => self.emit(Level::Warn, message, json!({})),
+            other => self.emit(Level::Debug, &format!("{other:?}"), json!({})),
         }
     }
 }
