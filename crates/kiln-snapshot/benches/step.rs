@@ -70,13 +70,19 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    let t = Instant::now();
-    build_tree(&root, files);
-    println!(
-        "built a rootfs of {files} files in {:.0} ms",
-        ms(t.elapsed())
-    );
+    let root = match std::env::var_os("KILN_BENCH_ROOT") {
+        Some(existing) => std::path::PathBuf::from(existing),
+        None => {
+            let root = tmp.path().join("rootfs");
+            let t = Instant::now();
+            build_tree(&root, files);
+            println!(
+                "built a rootfs of {files} files in {:.0} ms",
+                ms(t.elapsed())
+            );
+            root
+        }
+    };
     let target = root.join("usr0/lib0/pkg0/file0.txt");
     let ignore = IgnoreList::kaniko_defaults(Path::new("/kaniko"), true).unwrap();
 
