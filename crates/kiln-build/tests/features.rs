@@ -1,0 +1,194 @@
+//! Options and instructions beyond the basic slice: single snapshot, zstd,
+//! cache mounts kept across builds, heredocs, ONBUILD triggers, tmpfs and
+//! network mounts, labels and annotations from options.
+
+mod support;
+
+use serde_json::Value;
+use support::{Fixture, Recorder, run_tokio, umoci_unpack};
+
+fn layout_documents(layout: &std::path::Path) -> (Value, Value) {
+    let index: Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        fs_err::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let config: Value =
+        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    (manifest, config)
+}
+
+#[test]
+fn single_snapshot_makes_one_layer_per_stage() {
+    let fx = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nCOPY a.txt /a.txt\nRUN echo b > /b.txt && rm /a.txt\n",
+        &[("a.txt", "a\n")],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.single_snapshot = true;
+    options.oci_layout_path = Some(layout.clone());
+    let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    assert_eq!(outcome.layers.len(), 1);
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/b.txt")).unwrap(),
+        "b\n"
+    );
+    assert!(!bundle.join("rootfs/a.txt").exists());
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+}
+
+#[test]
+fn zstd_layers_labels_and_annotations_from_options() {
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY a.txt /a.txt\nLABEL from=dockerfile over=dockerfile\n",
+        &[("a.txt", "a\n")],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.compression = kiln_build::Compression::Zstd;
+    options.compression_level = Some(9);
+    options.labels.insert("over".into(), "option".into());
+    options
+        .annotations
+        .insert("org.example.note".into(), "annotated".into());
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let (manifest, config) = layout_documents(&layout);
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(manifest["annotations"]["org.example.note"], "annotated");
+    assert_eq!(config["config"]["Labels"]["from"], "dockerfile");
+    assert_eq!(config["config"]["Labels"]["over"], "option");
+    // umoci 0.4 does not read zstd layers: decompress and list the tar here.
+    let digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = fs_err::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let tar = zstd::decode_all(&blob[..]).unwrap();
+    let diff_id = kiln_oci::Digest::sha256_of(&tar);
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0].as_str().unwrap(),
+        diff_id.to_string()
+    );
+    let mut archive = tar::Archive::new(&tar[..]);
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, vec!["a.txt".to_string()]);
+}
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    let dockerfile = "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/log; wc -l < /cache/log > /count'\n";
+    let fx = Fixture::new(dockerfile, &[]);
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let layout = fx.work.path().join(format!("layout-{}", counts.len()));
+        let mut options = fx.options();
+        options.oci_layout_path = Some(layout.clone());
+        run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+        let unpacked = tempfile::tempdir().unwrap();
+        let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+        counts.push(
+            fs_err::read_to_string(bundle.join("rootfs/count"))
+                .unwrap()
+                .trim()
+                .to_string(),
+        );
+        assert!(
+            !bundle.join("rootfs/cache/log").exists(),
+            "cache content leaked into the image"
+        );
+    }
+    assert_eq!(counts, vec!["1", "2"]);
+}
+
+#[test]
+fn heredocs_onbuild_tmpfs_and_network_none() {
+    let registry = kiln_testkit::Registry::start_plain();
+    // A base image with ONBUILD triggers, pushed, then used as a base.
+    let base = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nONBUILD RUN echo triggered > /onbuild.txt\n",
+        &[],
+    );
+    let base_ref = format!("{}/kiln/onbuild-base:1", registry.host_port());
+    let mut options = base.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.destinations = vec![base_ref.clone()];
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+
+    let fx = Fixture::new(
+        &format!(
+            r#"FROM {base_ref}
+RUN <<EOF
+echo from heredoc > /heredoc.txt
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "script $0" > /script.txt
+EOF
+COPY <<EOF /etc/app.conf
+name=$NAME
+EOF
+RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/t && test -f /scratch/t
+RUN --network=none sh -c 'tail -n +3 /proc/net/dev | wc -l > /links'
+"#
+        ),
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.registry.insecure_pull = true;
+    options.oci_layout_path = Some(layout.clone());
+    let recorder = Recorder::default();
+    run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("onbuild.txt")).unwrap(),
+        "triggered\n"
+    );
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("heredoc.txt")).unwrap(),
+        "from heredoc\n"
+    );
+    assert!(
+        fs_err::read_to_string(rootfs.join("script.txt"))
+            .unwrap()
+            .starts_with("script /")
+    );
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("etc/app.conf")).unwrap(),
+        "name=\n"
+    );
+    assert!(!rootfs.join("scratch/t").exists());
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("links")).unwrap().trim(),
+        "1",
+        "only lo"
+    );
+    let (_, config) = layout_documents(&layout);
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are consumed"
+    );
+}
