@@ -158,6 +158,15 @@ fn target_needs_exactly_its_stages_in_build_order() {
     let p = plan_with(MULTI, &[("SRC", "unused")], None).unwrap();
     let order: Vec<usize> = p.stages.iter().map(|s| s.index).collect();
     assert_eq!(order, [0, 1, 3, 4]);
+
+    let forward = "FROM scratch AS a\nCOPY --from=b / /\nFROM busybox AS b\n";
+    let p = plan_with(forward, &[], Some("a")).unwrap();
+    let order: Vec<usize> = p.stages.iter().map(|s| s.index).collect();
+    assert_eq!(
+        order,
+        [1, 0],
+        "a later stage named by COPY --from is built first"
+    );
 }
 
 #[test]

@@ -104,6 +104,26 @@ impl Plan {
     }
 }
 
+/// Dependencies first; among stages that are ready, the lowest index first
+/// (so the order follows the file whenever it can). The graph is acyclic
+/// here: cycles were reported while planning.
+fn build_order(stages: &BTreeMap<usize, PlannedStage>) -> Vec<usize> {
+    let mut done: Vec<usize> = Vec::with_capacity(stages.len());
+    while done.len() < stages.len() {
+        let next = stages.iter().find(|(i, s)| {
+            !done.contains(i)
+                && s.depends_on
+                    .iter()
+                    .all(|d| done.contains(d) || !stages.contains_key(d))
+        });
+        match next {
+            Some((&i, _)) => done.push(i),
+            None => break,
+        }
+    }
+    done
+}
+
 fn resolve_ref(names: &[Option<String>], r: &str) -> Option<usize> {
     let lower = r.to_ascii_lowercase();
     names
@@ -138,7 +158,6 @@ struct Planner<'a> {
     /// Each planned stage's ENV/ARG scope after its last instruction
     /// (without base-image ENV, which only the engine knows).
     finals: BTreeMap<usize, StageEnv>,
-    order: Vec<usize>,
     visiting: Vec<usize>,
 }
 
@@ -155,7 +174,6 @@ impl Dockerfile {
             errors: Diagnostics::default(),
             resolved: BTreeMap::new(),
             finals: BTreeMap::new(),
-            order: Vec::new(),
             visiting: Vec::new(),
         };
         p.global_args();
@@ -191,10 +209,9 @@ impl Dockerfile {
             }
             return Err(p.errors);
         }
-        let stages: Vec<PlannedStage> = p
-            .order
-            .iter()
-            .filter_map(|i| p.resolved.remove(i))
+        let stages: Vec<PlannedStage> = build_order(&p.resolved)
+            .into_iter()
+            .filter_map(|i| p.resolved.remove(&i))
             .collect();
         let mut declared: Vec<&str> = self
             .global_args
@@ -256,7 +273,7 @@ impl Planner<'_> {
         }
     }
 
-    /// Depth-first: dependencies are pushed to `order` before the stage.
+    /// Depth-first over the stages the target needs.
     fn visit(&mut self, index: usize) {
         if self.resolved.contains_key(&index) {
             return;
@@ -276,7 +293,6 @@ impl Planner<'_> {
             self.visit(d);
         }
         self.visiting.pop();
-        self.order.push(index);
         self.resolved.insert(index, planned);
     }
 
