@@ -213,6 +213,9 @@ impl<'a> Parser<'a> {
                         for mut doc in docs {
                             let mut terminated = false;
                             while let Some(raw) = self.read() {
+                                if !self.check_len(raw) {
+                                    return nodes;
+                                }
                                 let mut candidate = trim_newline(raw);
                                 if doc.chomp {
                                     candidate = candidate.trim_start_matches('\t');
