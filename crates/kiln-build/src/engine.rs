@@ -41,7 +41,8 @@ pub async fn build(
         options.context_sub_path.as_deref(),
         work.path(),
     )?;
-    let (dockerfile_name, dockerfile_path, bytes) = read_dockerfile(options, &context)?;
+    let (dockerfile_name, dockerfile_path, bytes) =
+        read_dockerfile(options, &context, work.path())?;
     context.load_ignore(dockerfile_path.as_deref())?;
     observer.event(&BuildEvent::ContextLoaded {
         root: context.root().to_path_buf(),
@@ -199,11 +200,6 @@ fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
         kiln_oci::Reference::parse(d)
             .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
     }
-    if let DockerfileSource::Url(url) = &options.dockerfile {
-        return Err(BuildError::NotYetSupported(format!(
-            "--dockerfile from a URL ({url}); download it into the context first"
-        )));
-    }
     if options.cache.enabled {
         return Err(BuildError::NotYetSupported(
             "--cache (the registry layer cache is issue 8)".into(),
@@ -224,14 +220,28 @@ fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Reads the Dockerfile: relative to the context root, or absolute.
-/// Returns (name for messages, path for the `.dockerignore` lookup, bytes).
+/// Reads the Dockerfile: relative to the context root, absolute, or a URL
+/// (downloaded into the build dir). Returns (name for messages, path for the
+/// `<Dockerfile>.dockerignore` lookup, bytes).
 fn read_dockerfile(
     options: &BuildOptions,
     context: &BuildContext,
+    work: &std::path::Path,
 ) -> Result<(String, Option<PathBuf>, Vec<u8>), BuildError> {
-    let DockerfileSource::Path(path) = &options.dockerfile else {
-        return Err(BuildError::NotYetSupported("--dockerfile URL".into()));
+    let path = match &options.dockerfile {
+        DockerfileSource::Path(path) => path,
+        DockerfileSource::Url(url) => {
+            let dest = work.join("Dockerfile.downloaded");
+            crate::download::download_blocking(url, &dest, None).map_err(|reason| {
+                BuildError::Context {
+                    path: PathBuf::from(url),
+                    reason: format!("downloading the Dockerfile: {reason}"),
+                }
+            })?;
+            let bytes = fs_err::read(&dest)
+                .map_err(|e| BuildError::io("reading the downloaded Dockerfile", &dest, e))?;
+            return Ok((crate::download::url_file_name(url), None, bytes));
+        }
     };
     let full = if path.is_absolute() {
         path.clone()

@@ -90,6 +90,15 @@ pub enum BuildEvent {
         /// Digest of the layer it produced, if any.
         layer: Option<String>,
     },
+    /// The deterministic key of a step, computed from its inputs before it runs
+    /// (the previous key, platform, instruction, environment and, for COPY/ADD,
+    /// the content, mode and owner of every source; never mtimes or secrets).
+    StepKey {
+        /// Position.
+        id: StepId,
+        /// The key (`sha256:…`).
+        key: String,
+    },
     /// The cache key of a step (computed before it runs) and whether it hit.
     CacheLookup {
         /// Position.

@@ -80,6 +80,8 @@ pub struct StageRun<'a, 'b> {
     snapshotter: Option<kiln_snapshot::WalkSnapshotter>,
     cmd_set_here: bool,
     cache_key: Digest,
+    /// The step being run (for events).
+    current_step: StepId,
     /// Steps folded into the stage's one layer in single-snapshot mode.
     single_snapshot_steps: Vec<String>,
 }
@@ -133,6 +135,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
             snapshotter: None,
             cmd_set_here: false,
             cache_key: key,
+            current_step: StepId {
+                stage: position,
+                stage_count: count,
+                step: 1,
+                step_count: stage.instructions.len() + 1,
+            },
             single_snapshot_steps: Vec::new(),
         };
         let from_error = |run: &StageRun<'_, '_>, reason: String| BuildError::Step {
@@ -226,6 +234,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let stage = self.stage;
         for (i, ins) in stage.instructions.iter().enumerate() {
             let id = self.step_id(i + 2);
+            self.current_step = id.clone();
             let text = ins.original.trim().to_string();
             self.env.observer.event(&BuildEvent::StepStarted {
                 id: id.clone(),
@@ -324,6 +333,10 @@ impl<'a, 'b> StageRun<'a, 'b> {
         hasher.update(material);
         self.cache_key = hasher.finish();
         tracing::debug!(key = %self.cache_key, "step cache key");
+        self.env.observer.event(&BuildEvent::StepKey {
+            id: self.current_step.clone(),
+            key: self.cache_key.to_string(),
+        });
         self.cache_key.clone()
     }
 

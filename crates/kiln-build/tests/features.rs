@@ -192,3 +192,60 @@ RUN --network=none sh -c 'tail -n +3 /proc/net/dev | wc -l > /links'
         "triggers are consumed"
     );
 }
+
+#[test]
+fn step_keys_are_deterministic_and_follow_their_inputs() {
+    let dockerfile =
+        "FROM scratch\nADD rootfs.tar /\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\nENV X=1\n";
+    let keys = |content: &str, mtime: i64, build_arg: Option<&str>| -> Vec<String> {
+        let fx = Fixture::new(dockerfile, &[("a.txt", content)]);
+        let t = filetime::FileTime::from_unix_time(mtime, 0);
+        filetime::set_file_mtime(fx.path().join("a.txt"), t).unwrap();
+        let mut options = fx.options();
+        if let Some(v) = build_arg {
+            options.build_args.insert("UNUSED".into(), v.into());
+        }
+        let recorder = Recorder::default();
+        run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+        let events = recorder.0.lock().unwrap();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                kiln_build::BuildEvent::StepKey { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = keys("a\n", 1_000, None);
+    assert_eq!(first.len(), 4, "ADD, COPY, RUN, ENV each have a key");
+    assert_eq!(first, keys("a\n", 2_000, None), "mtimes do not change keys");
+    let changed = keys("changed\n", 1_000, None);
+    assert_eq!(
+        changed[0], first[0],
+        "the ADD before the change keeps its key"
+    );
+    assert_ne!(
+        changed[1], first[1],
+        "the COPY of a changed file gets a new key"
+    );
+    assert_ne!(changed[2], first[2], "and every step after it");
+}
+
+#[test]
+fn dockerfile_from_a_url() {
+    let base = support::serve_files(vec![(
+        "/ci/Dockerfile",
+        b"FROM scratch\nCOPY a.txt /from-url.txt\n".to_vec(),
+    )]);
+    let fx = Fixture::new("FROM scratch\n", &[("a.txt", "a\n")]);
+    let mut options = fx.options();
+    options.dockerfile = kiln_build::DockerfileSource::Url(format!("{base}/ci/Dockerfile"));
+    let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    assert_eq!(outcome.layers.len(), 1);
+
+    options.dockerfile = kiln_build::DockerfileSource::Url(format!("{base}/nope"));
+    let err = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nope") && err.contains("404"), "{err}");
+}
