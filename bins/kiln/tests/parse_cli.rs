@@ -100,6 +100,28 @@ fn every_error_is_printed_with_its_position_and_exit_1() {
 }
 
 #[test]
+fn reads_standard_input_for_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["parse", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kiln");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM a\nRUN x \\\n  y\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "(from \"a\")\n(run \"x   y\")\n");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "Dockerfile", "FROM alpine\n");
