@@ -8,6 +8,7 @@
 //! - `scenario gitlab`: the GitLab CI job, emulated end to end.
 
 mod bench;
+mod conformance;
 mod demo;
 mod image;
 mod scenario;
@@ -20,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("conformance") => conformance::run(rest),
         Some("demo") => demo::run(rest),
         Some("image") => image::run(rest),
         Some("scenario") => scenario::run(rest),

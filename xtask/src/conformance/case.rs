@@ -1,0 +1,227 @@
+//! Runs one case: copy the context, rewrite the Dockerfile, build with both
+//! builders, pull both images back, compare.
+
+use super::bases::Bases;
+use super::builders::{self, Build, Outcome};
+use super::compare::{self, Side};
+use super::corpus::Case;
+use super::rewrite::rewrite;
+use super::{pull, tree};
+use anyhow::{Context, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How a case ended.
+pub enum Verdict {
+    Passed,
+    Failed(Vec<String>),
+    Skipped(String),
+}
+
+/// What a case needs from the harness.
+pub struct Harness<'a> {
+    pub bases: &'a mut Bases,
+    pub kiln: &'a Path,
+    pub buildah_storage: &'a Path,
+    /// Where builder logs are kept after the run.
+    pub logs: &'a Path,
+    /// Scratch space; the case's directory is removed when it ends.
+    pub work: &'a Path,
+    /// Build the "kiln" side with buildah too: checks the harness itself,
+    /// which must then pass every case it can build.
+    pub self_check: bool,
+}
+
+/// Builds and compares `case`.
+pub fn run(case: &Case, harness: &mut Harness<'_>) -> Result<Verdict> {
+    let slug = slug(&case.name);
+    let dir = harness.work.join(&slug);
+    if dir.exists() {
+        fs_err::remove_dir_all(&dir)?;
+    }
+    fs_err::create_dir_all(&dir)?;
+    let verdict = run_in(case, &slug, &dir, harness);
+    fs_err::remove_dir_all(&dir)?;
+    verdict
+}
+
+fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Result<Verdict> {
+    let host = harness.bases.host();
+    let kiln_df = match prepare_dockerfile(case, &case.dockerfile, &host, &dir.join("df"))? {
+        Ok(prepared) => prepared,
+        Err(reason) => return Ok(Verdict::Skipped(reason)),
+    };
+    let buildah_df = match &case.reference_dockerfile {
+        Some(reference) => {
+            match prepare_dockerfile(case, reference, &host, &dir.join("df-buildah"))? {
+                Ok(prepared) => prepared,
+                Err(reason) => return Ok(Verdict::Skipped(reason)),
+            }
+        }
+        None => kiln_df.clone(),
+    };
+    for image in kiln_df.images.iter().chain(&buildah_df.images) {
+        harness.bases.ensure(&image.repo_tag, image.kind)?;
+    }
+    let context = copy_context(case, &dir.join("ctx"))?;
+    let mut outcomes = Vec::new();
+    for builder in ["buildah", "kiln"] {
+        let work = dir.join(builder);
+        fs_err::create_dir_all(&work)?;
+        let destination = format!("{host}/{builder}/{slug}:latest");
+        let prepared = if builder == "kiln" {
+            &kiln_df
+        } else {
+            &buildah_df
+        };
+        let build = Build {
+            case,
+            context: &context,
+            dockerfile: &prepared.path,
+            build_args: &prepared.build_args,
+            work: &work,
+            destination: &destination,
+        };
+        let outcome = match builder {
+            "kiln" if !harness.self_check => builders::kiln(harness.kiln, &build)?,
+            _ => builders::buildah(harness.buildah_storage, &build)?,
+        };
+        fs_err::copy(
+            &outcome.log,
+            harness.logs.join(format!("{slug}.{builder}.log")),
+        )?;
+        outcomes.push((builder, destination, outcome));
+    }
+    let failed: Vec<&(&str, String, Outcome)> =
+        outcomes.iter().filter(|(_, _, o)| !o.success).collect();
+    if case.expect_failure {
+        return Ok(match failed.len() {
+            2 => Verdict::Passed,
+            _ => Verdict::Failed(
+                outcomes
+                    .iter()
+                    .filter(|(_, _, o)| o.success)
+                    .map(|(b, _, _)| format!("{b} succeeded but the build must fail"))
+                    .collect(),
+            ),
+        });
+    }
+    if !failed.is_empty() {
+        let lines = failed
+            .iter()
+            .map(|(builder, _, o)| {
+                format!(
+                    "{builder} failed ({}); log {}:\n{}",
+                    o.status,
+                    harness.logs.join(format!("{slug}.{builder}.log")).display(),
+                    indent(&builders::log_tail(&o.log, 8))
+                )
+            })
+            .collect();
+        return Ok(Verdict::Failed(lines));
+    }
+    let buildah = pull::pull(&outcomes[0].1, &dir.join("pulled-buildah"))?;
+    let mut kiln = pull::pull(&outcomes[1].1, &dir.join("pulled-kiln"))?;
+    if harness.self_check {
+        // Both sides are buildah's: its label is on both.
+        if let Some(labels) = kiln.config["config"]["Labels"].as_object_mut() {
+            labels.remove(super::artifacts::BUILDAH_LABEL);
+        }
+    }
+    let buildah_nodes = tree::walk(&buildah.rootfs)?;
+    let kiln_nodes = tree::walk(&kiln.rootfs)?;
+    let mut differences = compare::configs(&kiln.config, &buildah.config);
+    differences.extend(compare::trees(
+        &Side {
+            rootfs: &kiln.rootfs,
+            nodes: &kiln_nodes,
+        },
+        &Side {
+            rootfs: &buildah.rootfs,
+            nodes: &buildah_nodes,
+        },
+    )?);
+    Ok(if differences.is_empty() {
+        Verdict::Passed
+    } else {
+        Verdict::Failed(differences)
+    })
+}
+
+/// Copies the context (modes, owners and times kept) and adds the case's extra files.
+fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&case.context)
+        .arg(dest)
+        .status()
+        .context("running cp -a")?;
+    anyhow::ensure!(status.success(), "cp -a {} failed", case.context.display());
+    for (path, content, mode) in &case.extra_files {
+        let file = dest.join(path);
+        let parent = file.parent().context("extra file has a parent")?;
+        let parent_mode = fs_err::metadata(parent)?.permissions().mode();
+        fs_err::set_permissions(parent, std::fs::Permissions::from_mode(parent_mode | 0o200))?;
+        fs_err::write(&file, content)?;
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(*mode))?;
+        fs_err::set_permissions(parent, std::fs::Permissions::from_mode(parent_mode))?;
+    }
+    Ok(dest.to_path_buf())
+}
+
+/// A rewritten Dockerfile on disk, with its build args and base images.
+#[derive(Clone)]
+struct Prepared {
+    path: PathBuf,
+    build_args: Vec<super::rewrite::BuildArg>,
+    images: Vec<super::images::LocalImage>,
+}
+
+/// Rewrites `source` for the local registry and writes it under its own name
+/// into `dir` (outside the context), with its `<name>.dockerignore`
+/// companion when it has one. The inner `Err` says why the case is skipped.
+fn prepare_dockerfile(
+    case: &Case,
+    source: &Path,
+    host: &str,
+    dir: &Path,
+) -> Result<std::result::Result<Prepared, String>> {
+    let text = fs_err::read_to_string(source)?;
+    let rewritten = match rewrite(&text, &case.build_args, host) {
+        Ok(r) => r,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    fs_err::create_dir_all(dir)?;
+    let name = source.file_name().context("Dockerfile has a name")?;
+    let path = dir.join(name);
+    fs_err::write(&path, &rewritten.dockerfile)?;
+    let mut companion = source.as_os_str().to_owned();
+    companion.push(".dockerignore");
+    let companion = PathBuf::from(companion);
+    if companion.exists() {
+        let mut dest = path.clone().into_os_string();
+        dest.push(".dockerignore");
+        fs_err::copy(&companion, PathBuf::from(dest))?;
+    }
+    Ok(Ok(Prepared {
+        path,
+        build_args: rewritten.build_args,
+        images: rewritten.images,
+    }))
+}
+
+/// A repository-safe name for a case.
+pub fn slug(name: &str) -> String {
+    name.to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
