@@ -70,7 +70,7 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
         let work = dir.join(builder);
         fs_err::create_dir_all(&work)?;
         let destination = format!("{host}/{builder}/{slug}:latest");
-        let prepared = if builder == "kiln" {
+        let prepared = if builder == "kiln" && !harness.self_check {
             &kiln_df
         } else {
             &buildah_df
