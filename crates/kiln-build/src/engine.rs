@@ -17,7 +17,7 @@ use crate::image::{Format, ImageState};
 use crate::options::{BuildOptions, Compression, DockerfileSource};
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 use crate::output;
-use crate::stage::{Base, BuildEnv, StageOutput, StageRun, encode_options};
+use crate::stage::{Base, BuildEnv, StageOutput, StageRun, encode_options, stage_needs_rootfs};
 
 /// Builds the image described by `options`, reporting progress to `observer`.
 pub async fn build(
@@ -108,15 +108,14 @@ pub async fn build(
             PlanBase::Image(reference) => {
                 let pull_start = Instant::now();
                 let client = registry_client(&registry, options)?;
-                let (image, digest) =
-                    crate::pull::pull_base(client, &blobs, reference, &platform, options, observer)
-                        .await
-                        .map_err(|reason| BuildError::Step {
-                            step: format!("[stage {}/{count}] STEP 1", position + 1),
-                            location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                            text: format!("FROM {reference}"),
-                            reason,
-                        })?;
+                let (image, digest) = crate::pull::pull_base(client, reference, &platform)
+                    .await
+                    .map_err(|reason| BuildError::Step {
+                        step: format!("[stage {}/{count}] STEP 1", position + 1),
+                        location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                        text: format!("FROM {reference}"),
+                        reason,
+                    })?;
                 timings.pull += pull_start.elapsed();
                 Base::Image {
                     image: Box::new(image),
@@ -124,6 +123,29 @@ pub async fn build(
                 }
             }
         };
+        if stage_needs_rootfs(&env, stage) {
+            // The base's layers will be unpacked: fetch the ones not in the store.
+            let base_image = match &base {
+                Base::Image { image, .. } => Some(&**image),
+                Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
+                Base::Scratch => None,
+            };
+            if let Some(image) =
+                base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
+            {
+                let pull_start = Instant::now();
+                let client = registry_client(&registry, options)?;
+                crate::pull::ensure_blobs(client, &blobs, image, observer)
+                    .await
+                    .map_err(|reason| BuildError::Step {
+                        step: format!("[stage {}/{count}] STEP 1", position + 1),
+                        location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                        text: "FROM".into(),
+                        reason,
+                    })?;
+                timings.pull += pull_start.elapsed();
+            }
+        }
         let build_start = Instant::now();
         let output = StageRun::new(&env, stage, &done, position + 1, count, base)?.run()?;
         timings.build += build_start.elapsed();
@@ -139,6 +161,12 @@ pub async fn build(
 
     let export_start = Instant::now();
     let written = output::write_image(&blobs, &image, options)?;
+    if options.oci_layout_path.is_some() || options.tar_path.is_some() {
+        let client = registry_client(&registry, options)?;
+        crate::pull::ensure_blobs(client, &blobs, &image, observer)
+            .await
+            .map_err(BuildError::Registry)?;
+    }
     output::write_local_outputs(&blobs, &image, &written, options, &platform)?;
     timings.export = export_start.elapsed();
 
@@ -146,7 +174,18 @@ pub async fn build(
     if !options.no_push {
         let push_start = Instant::now();
         let client = registry_client(&registry, options)?;
-        pushed = output::push(client, &blobs, &image, &written, options, observer).await?;
+        pushed = match output::push(client, &blobs, &image, &written, options, observer).await {
+            Ok(p) => p,
+            Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
+                // A base layer could not be mounted: fetch it and upload it instead.
+                tracing::debug!(error = %first, "push without local base layers failed; fetching them");
+                crate::pull::ensure_blobs(client, &blobs, &image, observer)
+                    .await
+                    .map_err(BuildError::Registry)?;
+                output::push(client, &blobs, &image, &written, options, observer).await?
+            }
+            Err(e) => return Err(e),
+        };
         timings.push = push_start.elapsed();
     }
     output::write_digest_files(&written.digest, &pushed, options)?;

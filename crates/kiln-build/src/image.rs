@@ -1,7 +1,10 @@
 //! An image under construction: config, layer descriptors (blobs in the
 //! store), and the manifest format it will be written in.
 
-use kiln_oci::{Descriptor, ImageConfig, LayerCompression, Manifest, MediaType};
+use std::collections::BTreeMap;
+
+use kiln_oci::{Descriptor, Digest, ImageConfig, LayerCompression, Manifest, MediaType};
+use kiln_registry::RepoRef;
 
 /// Manifest family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +20,11 @@ pub enum Format {
 pub struct ImageState {
     /// The image config (Docker+OCI superset).
     pub config: ImageConfig,
-    /// Layer descriptors, base first; every blob is in the blob store.
+    /// Layer descriptors, base first. Layers made by the build are in the blob
+    /// store; base layers are fetched from `origins` only when needed.
     pub layers: Vec<Descriptor>,
+    /// Where base layers not yet in the store can be fetched (and mounted from).
+    pub origins: BTreeMap<Digest, RepoRef>,
     /// Manifest format (follows the base).
     pub format: Format,
 }

@@ -202,10 +202,10 @@ pub async fn push(
         to_push.push(BlobToPush {
             descriptor: layer.clone(),
             source: BlobSource::File(blobs.path(&layer.digest)),
-            mount_from: None,
+            // A base layer not fetched is mounted from its repository.
+            mount_from: image.origins.get(&layer.digest).cloned(),
         });
     }
-    let _ = image;
     let request = ImageToPush {
         manifest: written.manifest_bytes.clone().into(),
         media_type: written.media_type.clone(),

@@ -1,5 +1,6 @@
-//! Pulling a base image: manifest for the target platform, config, and every
-//! layer blob into the content-addressed store (skipped when already there).
+//! Pulling a base image: manifest for the target platform and config; layer
+//! blobs are fetched into the content-addressed store only when something
+//! needs their bytes (unpacking, a local output, a push that cannot mount).
 
 use kiln_oci::{Digest, ImageConfig, Platform, Reference};
 use kiln_registry::{Client, ManifestRef, RepoRef};
@@ -7,16 +8,12 @@ use kiln_registry::{Client, ManifestRef, RepoRef};
 use crate::blobs::BlobStore;
 use crate::events::{BuildEvent, BuildObserver, Transfer};
 use crate::image::{Format, ImageState};
-use crate::options::BuildOptions;
 
 /// Pulls `reference` for `platform`; returns the image state and manifest digest.
 pub async fn pull_base(
     client: &Client,
-    blobs: &BlobStore,
     reference: &str,
     platform: &Platform,
-    _options: &BuildOptions,
-    observer: &dyn BuildObserver,
 ) -> Result<(ImageState, Digest), String> {
     let parsed = Reference::parse(reference)
         .map_err(|e| format!("invalid base image reference {reference:?}: {e}"))?;
@@ -31,15 +28,47 @@ pub async fn pull_base(
         .map_err(|e| format!("pulling base image {reference}: {e}"))?;
     let config = ImageConfig::from_slice(&pulled.config)
         .map_err(|e| format!("base image {reference}: invalid config: {e}"))?;
-    for layer in &pulled.manifest.layers {
+    let format = if pulled.manifest.effective_media_type().is_docker() {
+        Format::Docker
+    } else {
+        Format::Oci
+    };
+    let origins = pulled
+        .manifest
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), pulled.source.clone()))
+        .collect();
+    let image = ImageState {
+        config,
+        layers: pulled.manifest.layers.clone(),
+        origins,
+        format,
+    };
+    Ok((image, pulled.descriptor.digest.clone()))
+}
+
+/// Fetches every layer of `image` missing from the store from its origin.
+pub async fn ensure_blobs(
+    client: &Client,
+    blobs: &BlobStore,
+    image: &ImageState,
+    observer: &dyn BuildObserver,
+) -> Result<(), String> {
+    for layer in &image.layers {
         if blobs.contains(&layer.digest) {
             continue;
         }
-        let dest = blobs.path(&layer.digest);
+        let origin = image.origins.get(&layer.digest).ok_or_else(|| {
+            format!(
+                "layer {} is neither in the blob store nor in a known repository",
+                layer.digest
+            )
+        })?;
         client
-            .fetch_blob(&pulled.source, layer, &dest)
+            .fetch_blob(origin, layer, &blobs.path(&layer.digest))
             .await
-            .map_err(|e| format!("pulling layer {} of {reference}: {e}", layer.digest))?;
+            .map_err(|e| format!("pulling layer {} from {origin}: {e}", layer.digest))?;
         observer.event(&BuildEvent::BlobProgress {
             transfer: Transfer::Pull,
             digest: layer.digest.to_string(),
@@ -47,15 +76,5 @@ pub async fn pull_base(
             total: Some(layer.size),
         });
     }
-    let format = if pulled.manifest.effective_media_type().is_docker() {
-        Format::Docker
-    } else {
-        Format::Oci
-    };
-    let image = ImageState {
-        config,
-        layers: pulled.manifest.layers.clone(),
-        format,
-    };
-    Ok((image, pulled.descriptor.digest.clone()))
+    Ok(())
 }

@@ -105,6 +105,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 let image = ImageState {
                     config,
                     layers: Vec::new(),
+                    origins: BTreeMap::new(),
                     format: Format::Oci,
                 };
                 (image, None, Digest::sha256_of(b"scratch"))
@@ -177,22 +178,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
     }
 
     fn needs_rootfs(&self) -> bool {
-        if self.env.options.single_snapshot {
-            return true;
-        }
-        let fs_step = self.stage.instructions.iter().any(|i| {
-            matches!(
-                i.command,
-                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
-            )
-        });
-        let used_by_later = self
-            .env
-            .plan
-            .stages
-            .iter()
-            .any(|s| s.index != self.stage.index && s.depends_on.contains(&self.stage.index));
-        fs_step || used_by_later
+        stage_needs_rootfs(self.env, self.stage)
     }
 
     fn step_id(&self, step: usize) -> StepId {
@@ -873,6 +859,26 @@ impl<'a, 'b> StageRun<'a, 'b> {
     pub(crate) fn build_env(&self) -> &BuildEnv<'b> {
         self.env
     }
+}
+
+/// Whether a stage needs a root filesystem: single-snapshot mode, a RUN,
+/// COPY/ADD or WORKDIR step, or a later stage that builds on or copies from it.
+pub fn stage_needs_rootfs(env: &BuildEnv<'_>, stage: &PlannedStage) -> bool {
+    if env.options.single_snapshot {
+        return true;
+    }
+    let fs_step = stage.instructions.iter().any(|i| {
+        matches!(
+            i.command,
+            Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
+        )
+    });
+    let used_by_later = env
+        .plan
+        .stages
+        .iter()
+        .any(|s| s.index != stage.index && s.depends_on.contains(&stage.index));
+    fs_step || used_by_later
 }
 
 fn describe_base(base: &PlanBase) -> String {

@@ -403,3 +403,69 @@ fn add_url_downloads_verifies_checksums_and_reports_http_errors() {
         .to_string();
     assert!(err.contains("/missing.txt") && err.contains("404"), "{err}");
 }
+
+#[test]
+fn metadata_only_stage_carries_base_layers_without_downloading_them() {
+    let registry = kiln_testkit::Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "fixtures/busybox:1", None)
+        .unwrap();
+    let base = format!("{}/fixtures/busybox:1", registry.host_port());
+    let fx = Fixture::new(
+        &format!("FROM {base}\nENV MODE=carried\nCMD [\"sh\"]\n"),
+        &[],
+    );
+    let mut options = fx.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.registry.insecure_pull = true;
+    let dest = format!("{}/kiln/carried:1", registry.host_port());
+    options.destinations = vec![dest.clone()];
+    let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    assert_eq!(outcome.layers.len(), 1);
+    let layer = outcome.layers[0]
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    assert!(
+        !options
+            .kaniko_dir
+            .join("blobs/sha256")
+            .join(&layer)
+            .exists(),
+        "the base layer was downloaded although no step needed it"
+    );
+    // The pushed image is complete: skopeo can copy every blob out of it.
+    let copy = fx.work.path().join("copied");
+    let out = Command::new(tool("/usr/bin/skopeo"))
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{dest}"))
+        .arg(format!("oci:{}:x", copy.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(copy.join("blobs/sha256").join(&layer).is_file());
+
+    // Another registry cannot mount from the first: the layer is fetched and uploaded.
+    let other = kiln_testkit::Registry::start_plain();
+    let dest = format!("{}/kiln/carried:2", other.host_port());
+    options.destinations = vec![dest.clone()];
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let copy = fx.work.path().join("copied-2");
+    let out = Command::new(tool("/usr/bin/skopeo"))
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{dest}"))
+        .arg(format!("oci:{}:x", copy.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
