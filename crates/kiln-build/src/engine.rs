@@ -17,7 +17,9 @@ use crate::image::{Format, ImageState};
 use crate::options::{BuildOptions, Compression, DockerfileSource};
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 use crate::output;
-use crate::stage::{Base, BuildEnv, StageOutput, StageRun, encode_options, stage_needs_rootfs};
+use crate::stage::{
+    Base, BuildEnv, StageOutput, StageRun, encode_options, images_used_by, stage_needs_rootfs,
+};
 
 /// Builds the image described by `options`, reporting progress to `observer`.
 pub async fn build(
@@ -100,6 +102,7 @@ pub async fn build(
 
     let registry = std::sync::OnceLock::new();
     let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
+    let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
     let count = plan.stages.len();
     for (position, stage) in plan.stages.iter().enumerate() {
         let base = match &stage.base {
@@ -146,8 +149,30 @@ pub async fn build(
                 timings.pull += pull_start.elapsed();
             }
         }
+        for reference in images_used_by(&plan, stage) {
+            if images.contains_key(&reference) {
+                continue;
+            }
+            let pull_start = Instant::now();
+            let client = registry_client(&registry, options)?;
+            let root = work
+                .path()
+                .join(format!("image-{}", images.len()))
+                .join("rootfs");
+            crate::pull::pull_and_unpack(client, &blobs, &reference, &platform, &root, observer)
+                .await
+                .map_err(|reason| BuildError::Step {
+                    step: format!("[stage {}/{count}]", position + 1),
+                    location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                    text: format!("--from={reference}"),
+                    reason,
+                })?;
+            timings.pull += pull_start.elapsed();
+            images.insert(reference, root);
+        }
         let build_start = Instant::now();
-        let output = StageRun::new(&env, stage, &done, position + 1, count, base)?.run()?;
+        let output =
+            StageRun::new(&env, stage, &done, &images, position + 1, count, base)?.run()?;
         timings.build += build_start.elapsed();
         done.insert(stage.index, output);
     }

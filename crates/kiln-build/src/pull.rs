@@ -78,3 +78,18 @@ pub async fn ensure_blobs(
     }
     Ok(())
 }
+
+/// Pulls `reference` and unpacks it into `root` (for `COPY --from=<image>`).
+pub async fn pull_and_unpack(
+    client: &Client,
+    blobs: &BlobStore,
+    reference: &str,
+    platform: &Platform,
+    root: &std::path::Path,
+    observer: &dyn BuildObserver,
+) -> Result<(), String> {
+    let (image, _) = pull_base(client, reference, platform).await?;
+    ensure_blobs(client, blobs, &image, observer).await?;
+    fs_err::create_dir_all(root).map_err(|e| e.to_string())?;
+    crate::unpack::unpack_layers(blobs, &image.layers, root)
+}

@@ -206,7 +206,7 @@ fn to_sandbox_mount(
             let base = match &m.from {
                 None => env.context.root().to_path_buf(),
                 Some(name) => stage.stage_root(name).ok_or_else(|| {
-                    format!("--mount from={name}: not an earlier stage with a filesystem (images are not supported yet)")
+                    format!("--mount from={name}: neither an earlier stage nor an image reference")
                 })?,
             };
             let rel =

@@ -72,6 +72,8 @@ pub struct StageRun<'a, 'b> {
     stage: &'a PlannedStage,
     /// Earlier stages' outputs, by Dockerfile index.
     done: &'a BTreeMap<usize, StageOutput>,
+    /// Unpacked images named by `--from` (COPY, RUN --mount), by reference.
+    images: &'a BTreeMap<String, PathBuf>,
     position: usize,
     count: usize,
     image: ImageState,
@@ -94,6 +96,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         env: &'a BuildEnv<'b>,
         stage: &'a PlannedStage,
         done: &'a BTreeMap<usize, StageOutput>,
+        images: &'a BTreeMap<String, PathBuf>,
         position: usize,
         count: usize,
         base: Base,
@@ -128,6 +131,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             env,
             stage,
             done,
+            images,
             position,
             count,
             image,
@@ -623,9 +627,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 },
                 Some(name) => {
                     source_root = self.stage_root(name).ok_or_else(|| {
-                        format!(
-                            "--from={name}: not an earlier stage with a filesystem (images as COPY sources are not supported yet)"
-                        )
+                        format!("--from={name}: neither an earlier stage nor an image reference")
                     })?;
                     SourceTree::Stage { root: &source_root }
                 }
@@ -852,13 +854,37 @@ impl<'a, 'b> StageRun<'a, 'b> {
 
     /// Root of an earlier stage (by name or index), for `--from` and `--mount from=`.
     pub(crate) fn stage_root(&self, name: &str) -> Option<PathBuf> {
-        let index = self.env.plan.resolve_stage_ref(name)?;
-        self.done.get(&index)?.rootfs.clone()
+        match self.env.plan.resolve_stage_ref(name) {
+            Some(index) => self.done.get(&index)?.rootfs.clone(),
+            None => self.images.get(name).cloned(),
+        }
     }
 
     pub(crate) fn build_env(&self) -> &BuildEnv<'b> {
         self.env
     }
+}
+
+/// Image references a stage names with `COPY --from` or `RUN --mount from=`
+/// (not earlier stages; values with variables are resolved at the step).
+pub fn images_used_by(plan: &Plan, stage: &PlannedStage) -> Vec<String> {
+    let mut out = Vec::new();
+    for ins in &stage.instructions {
+        let froms: Vec<&str> = match &ins.command {
+            Command::Copy(c) | Command::Add(c) => c.from.as_deref().into_iter().collect(),
+            Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+            _ => Vec::new(),
+        };
+        for from in froms {
+            if !from.contains('$')
+                && plan.resolve_stage_ref(from).is_none()
+                && !out.iter().any(|o| o == from)
+            {
+                out.push(from.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Whether a stage needs a root filesystem: single-snapshot mode, a RUN,

@@ -469,3 +469,25 @@ fn metadata_only_stage_carries_base_layers_without_downloading_them() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn copy_from_an_image_reference() {
+    let registry = kiln_testkit::Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "fixtures/busybox:1", None)
+        .unwrap();
+    let image = format!("{}/fixtures/busybox:1", registry.host_port());
+    let fx = Fixture::new(
+        &format!("FROM scratch\nCOPY --from={image} /etc/passwd /copied/passwd\n"),
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.registry.insecure_pull = true;
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let passwd = fs_err::read_to_string(bundle.join("rootfs/copied/passwd")).unwrap();
+    assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
+}

@@ -249,3 +249,28 @@ fn dockerfile_from_a_url() {
         .to_string();
     assert!(err.contains("/nope") && err.contains("404"), "{err}");
 }
+
+#[test]
+fn custom_platform_sets_the_config_and_target_args() {
+    let fx = Fixture::new(
+        "FROM scratch\nARG TARGETPLATFORM\nARG TARGETARCH\nLABEL built.for=$TARGETPLATFORM arch=$TARGETARCH\n",
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.custom_platform = Some("linux/arm64/v8".into());
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let (_, config) = layout_documents(&layout);
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["config"]["Labels"]["arch"], "arm64");
+    assert!(
+        config["config"]["Labels"]["built.for"]
+            .as_str()
+            .unwrap()
+            .starts_with("linux/arm64"),
+        "{}",
+        config["config"]["Labels"]
+    );
+}
