@@ -215,9 +215,8 @@ pub async fn build(
     }
     output::write_digest_files(&written.digest, &pushed, options)?;
 
-    if options.cleanup {
-        drop(work);
-    }
+    // The build's own directory (stage roots, staging) always goes away.
+    drop(work);
     let layers = image
         .manifest(written.config.clone())
         .layers
@@ -232,6 +231,11 @@ pub async fn build(
         .collect::<Vec<_>>();
     let size =
         written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
+    if options.cleanup {
+        let store = options.kaniko_dir.join("blobs");
+        fs_err::remove_dir_all(&store)
+            .map_err(|e| BuildError::io("removing the blob store (--cleanup)", &store, e))?;
+    }
     Ok(BuildOutcome {
         digest: written.digest.to_string(),
         media_type: written.media_type.as_str().to_string(),

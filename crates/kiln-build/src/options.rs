@@ -59,7 +59,8 @@ pub struct BuildOptions {
     pub ignore_var_run: bool,
     /// `--kaniko-dir`: kiln's work directory (blob store, stage roots, cache mounts).
     pub kaniko_dir: PathBuf,
-    /// `--cleanup`: remove the work directory's build state at the end.
+    /// `--cleanup`: also remove the blob store (pulled and built blobs) at the end;
+    /// the per-build directory (stage roots, staging) is always removed.
     pub cleanup: bool,
     /// `--skip-unused-stages` (kiln always builds only the stages the target needs;
     /// false additionally builds the other stages, as kaniko does).
