@@ -101,6 +101,9 @@ pub async fn build(
     timings.prepare = started.elapsed();
 
     let registry = std::sync::OnceLock::new();
+    if !options.no_push && !options.skip_push_permission_check {
+        check_push_access(registry_client(&registry, options)?, options).await?;
+    }
     let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
     let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
     let count = plan.stages.len();
@@ -255,6 +258,27 @@ fn registry_client<'a>(
     }
     let client = crate::registry_glue::client(options)?;
     Ok(cell.get_or_init(|| client))
+}
+
+/// kaniko's push permission check, before anything is built: each destination
+/// repository must answer a push-scoped blob HEAD (reachability, TLS and
+/// credentials are all exercised).
+async fn check_push_access(
+    client: &kiln_registry::Client,
+    options: &BuildOptions,
+) -> Result<(), BuildError> {
+    let probe = kiln_oci::Digest::sha256_of(b"");
+    for d in &options.destinations {
+        let r = kiln_oci::Reference::parse(d)
+            .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+        let repo = kiln_registry::RepoRef::new(r.registry(), r.repository());
+        client.blob_exists(&repo, &probe).await.map_err(|e| {
+            BuildError::Registry(format!(
+                "checking push access to {d} before building (--skip-push-permission-check skips this): {e}"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Rejects inconsistent options before any work is done.

@@ -148,3 +148,26 @@ fn unreachable_registry_names_it() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.contains("Dockerfile:1"), "{err}");
 }
+
+#[test]
+fn unreachable_destination_fails_before_building() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fx = Fixture::new("FROM scratch\nCOPY rootfs.tar /\n", &[]);
+    let mut options = fx.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.destinations = vec![format!("127.0.0.1:{port}/kiln/app:1")];
+    let recorder = Recorder::default();
+    let err = run_tokio(kiln_build::build(&options, &recorder))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/kiln/app:1")),
+        "{err}"
+    );
+    assert!(recorder.step_lines().is_empty(), "nothing was built");
+}
