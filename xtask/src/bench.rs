@@ -1,12 +1,28 @@
-//! `cargo xtask bench`: runs every benchmark in release mode. Each one
-//! prints its own figures next to a baseline measured in the same run.
+//! `cargo xtask bench [PACKAGE|BENCH]...`: runs the benchmarks in release
+//! mode (all of them, or those named). Each one prints its own figures next to
+//! a baseline measured in the same run, with the ratio.
 
 use crate::util::{cargo, run as run_cmd};
 
 /// (package, bench target) pairs; each is a `harness = false` bench.
-const BENCHES: &[(&str, &str)] = &[];
+const BENCHES: &[(&str, &str)] = &[
+    ("kiln-dockerfile", "parse"),
+    ("kiln-oci", "blob_store"),
+    ("kiln-layer", "encode"),
+    ("kiln-layer", "apply"),
+    ("kiln-snapshot", "step"),
+    ("kiln-sandbox", "run_overhead"),
+    ("kiln-registry", "push_pull"),
+    ("kiln-build", "build"),
+];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| !BENCHES.iter().any(|(p, b)| p == a || b == a))
+    {
+        anyhow::bail!("no benchmark or package named {unknown:?}; known: {BENCHES:?}");
+    }
     for (package, bench) in BENCHES {
         if args.is_empty() || args.iter().any(|a| a == package || a == bench) {
             run_cmd(cargo().args(["bench", "--package", package, "--bench", bench]))?;
