@@ -95,7 +95,7 @@ fn gitlab() -> Result<()> {
             }
         }
     }
-    println!("scenario gitlab: {passed} passed, {} failed", failed.len());
+    println!("gitlab: {passed} passed, {} failed", failed.len());
     ensure!(failed.is_empty(), "scenario gitlab failed: {failed:?}");
     Ok(())
 }
