@@ -84,6 +84,29 @@ pub async fn build(
         .source_date_epoch
         .or(options.reproducible.then_some(0));
     let created_secs = reproducible_epoch.unwrap_or_else(crate::time::now_secs);
+    // RUN isolation is decided before any stage root is laid out: in-place mode
+    // (kaniko's) makes `/` the root of every stage.
+    let sandbox = std::sync::OnceLock::new();
+    let has_run = plan.stages.iter().any(|s| {
+        s.instructions
+            .iter()
+            .any(|i| matches!(i.command, kiln_dockerfile::Command::Run(_)))
+    });
+    let mut in_place = None;
+    if has_run {
+        let chosen = crate::run::make_sandbox(options);
+        if matches!(&chosen, Ok(s) if s.mode() == kiln_sandbox::Mode::InPlace) {
+            let mut ignore = crate::inplace::ignore_list(options).map_err(BuildError::Options)?;
+            ignore
+                .add(context.root())
+                .map_err(|e| BuildError::Options(format!("ignoring the context in place: {e}")))?;
+            observer.event(&BuildEvent::Warning {
+                message: "RUN isolation is in-place: every stage is built in / of this container, as kaniko does".into(),
+            });
+            in_place = Some(ignore);
+        }
+        let _ = sandbox.set(chosen);
+    }
     let env = BuildEnv {
         options,
         observer,
@@ -96,7 +119,9 @@ pub async fn build(
         created: crate::time::rfc3339(created_secs),
         layer_epoch: reproducible_epoch,
         encode: encode_options(options, reproducible_epoch),
-        sandbox: std::sync::OnceLock::new(),
+        sandbox,
+        in_place: in_place.is_some(),
+        in_place_ignore: in_place,
     };
     timings.prepare = started.elapsed();
 

@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod glob;
 mod image;
+mod inplace;
 mod options;
 mod outcome;
 mod output;

@@ -264,6 +264,10 @@ pub fn write_digest_files(
 }
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), BuildError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs_err::create_dir_all(parent)
+            .map_err(|e| BuildError::io("creating the directory of a digest file", parent, e))?;
+    }
     let mut file =
         fs_err::File::create(path).map_err(|e| BuildError::io("writing a digest file", path, e))?;
     file.write_all(bytes)

@@ -142,24 +142,12 @@ impl RunStep {
     pub fn execute(self, env: &BuildEnv<'_>, id: &StepId) -> Result<(), String> {
         let sandbox = env
             .sandbox
-            .get_or_init(|| {
-                let isolation = match env.options.isolation {
-                    crate::options::Isolation::Auto => kiln_sandbox::Isolation::Auto,
-                    crate::options::Isolation::Chroot => kiln_sandbox::Isolation::Chroot,
-                    crate::options::Isolation::InPlace => kiln_sandbox::Isolation::InPlace,
-                };
-                kiln_sandbox::Sandbox::new(&kiln_sandbox::SandboxOptions {
-                    isolation,
-                    disposable_container: false,
-                })
-                .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| make_sandbox(env.options))
             .as_ref()
             .map_err(|e| e.clone())?;
-        if sandbox.mode() == kiln_sandbox::Mode::InPlace {
+        if sandbox.mode() == kiln_sandbox::Mode::InPlace && !env.in_place {
             return Err(
-                "in-place RUN isolation is not wired into the engine yet; use chroot isolation"
-                    .into(),
+                "internal: in-place isolation chosen after the stage roots were laid out".into(),
             );
         }
         let observer = env.observer;
@@ -183,6 +171,22 @@ impl RunStep {
         }
         result.map(|_| ()).map_err(|e| e.to_string())
     }
+}
+
+/// The RUN sandbox for the requested isolation (kiln-sandbox decides and explains).
+pub fn make_sandbox(
+    options: &crate::options::BuildOptions,
+) -> Result<kiln_sandbox::Sandbox, String> {
+    let isolation = match options.isolation {
+        crate::options::Isolation::Auto => kiln_sandbox::Isolation::Auto,
+        crate::options::Isolation::Chroot => kiln_sandbox::Isolation::Chroot,
+        crate::options::Isolation::InPlace => kiln_sandbox::Isolation::InPlace,
+    };
+    kiln_sandbox::Sandbox::new(&kiln_sandbox::SandboxOptions {
+        isolation,
+        disposable_container: false,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Key text of a mount: what it is, never a secret's value.

@@ -51,8 +51,12 @@ pub struct BuildEnv<'a> {
     pub layer_epoch: Option<i64>,
     /// Layer encoding options.
     pub encode: EncodeOptions,
-    /// The sandbox for RUN (created on first use).
+    /// The sandbox for RUN (chosen before the first stage when any RUN exists).
     pub sandbox: std::sync::OnceLock<Result<kiln_sandbox::Sandbox, String>>,
+    /// kaniko's in-place model: every stage root is `/`.
+    pub in_place: bool,
+    /// What in-place mode never touches (kiln's dir, mounts, the context).
+    pub in_place_ignore: Option<kiln_snapshot::IgnoreList>,
 }
 
 /// A finished stage.
@@ -154,7 +158,10 @@ impl<'a, 'b> StageRun<'a, 'b> {
             text: format!("FROM {}", describe_base(&stage.base)),
             reason,
         };
-        if run.needs_rootfs() {
+        if run.needs_rootfs() && env.in_place {
+            run.prepare_in_place(rootfs_from)
+                .map_err(|reason| from_error(&run, reason))?;
+        } else if run.needs_rootfs() {
             let root = env
                 .work
                 .join(format!("stage-{}", stage.index))
@@ -183,6 +190,42 @@ impl<'a, 'b> StageRun<'a, 'b> {
 
     fn needs_rootfs(&self) -> bool {
         stage_needs_rootfs(self.env, self.stage)
+    }
+
+    /// In-place mode: clear `/` (all but the ignore list) and lay the base onto it.
+    /// Layers are unpacked into the work dir first and copied over without the
+    /// ignored paths (a runtime's bind-mounted /etc/hosts cannot be replaced).
+    fn prepare_in_place(&mut self, saved_base: Option<PathBuf>) -> StepResult<()> {
+        let ignore = self
+            .env
+            .in_place_ignore
+            .as_ref()
+            .ok_or("internal: in-place mode without an ignore list")?;
+        let root = PathBuf::from("/");
+        crate::inplace::reset_root(&root, ignore)?;
+        let source = match saved_base {
+            Some(saved) => Some(saved),
+            None if !self.image.layers.is_empty() => {
+                let staging = self.env.work.join(format!("base-{}", self.stage.index));
+                fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
+                crate::unpack::unpack_layers(self.env.blobs, &self.image.layers, &staging)?;
+                Some(staging)
+            }
+            None => None,
+        };
+        if let Some(source) = source {
+            copy_tree_filtered(&source, &root, &|rel| ignore.is_ignored(rel))?;
+        }
+        self.rootfs = Some(root);
+        Ok(())
+    }
+
+    fn used_by_later(&self) -> bool {
+        self.env
+            .plan
+            .stages
+            .iter()
+            .any(|s| s.index != self.stage.index && s.depends_on.contains(&self.stage.index))
     }
 
     fn step_id(&self, step: usize) -> StepId {
@@ -253,9 +296,31 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     reason,
                 })?;
         }
+        let rootfs = match (&self.env.in_place_ignore, self.rootfs.take()) {
+            // In place, `/` is about to be reused: keep a copy only if a later
+            // stage builds on or copies from this one.
+            (Some(ignore), Some(root)) if self.used_by_later() => {
+                let dest = self
+                    .env
+                    .work
+                    .join(format!("stage-{}", stage.index))
+                    .join("saved");
+                let saved = crate::inplace::save_root(&root, ignore, &dest).map_err(|reason| {
+                    BuildError::Step {
+                        step: self.step_id(stage.instructions.len() + 1).to_string(),
+                        location: self.location_of(stage.span.start.line),
+                        text: "(saving the stage for later stages)".into(),
+                        reason,
+                    }
+                })?;
+                Some(saved)
+            }
+            (Some(_), _) => None,
+            (None, root) => root,
+        };
         Ok(StageOutput {
             image: self.image,
-            rootfs: self.rootfs,
+            rootfs,
             cache_key: self.cache_key,
         })
     }
@@ -771,16 +836,22 @@ impl<'a, 'b> StageRun<'a, 'b> {
             .rootfs
             .clone()
             .ok_or("internal: a snapshot of a stage without a filesystem")?;
-        let mut ignore = kiln_snapshot::IgnoreList::new();
-        for p in ["/proc", "/sys", "/dev", "/etc/mtab"] {
-            ignore.add(p).map_err(|e| e.to_string())?;
-        }
-        if self.env.options.ignore_var_run {
-            ignore.add("/var/run").map_err(|e| e.to_string())?;
-        }
-        for p in &self.env.options.ignore_paths {
-            ignore.add(p).map_err(|e| e.to_string())?;
-        }
+        let ignore = match &self.env.in_place_ignore {
+            Some(list) => list.clone(),
+            None => {
+                let mut ignore = kiln_snapshot::IgnoreList::new();
+                for p in ["/proc", "/sys", "/dev", "/etc/mtab"] {
+                    ignore.add(p).map_err(|e| e.to_string())?;
+                }
+                if self.env.options.ignore_var_run {
+                    ignore.add("/var/run").map_err(|e| e.to_string())?;
+                }
+                for p in &self.env.options.ignore_paths {
+                    ignore.add(p).map_err(|e| e.to_string())?;
+                }
+                ignore
+            }
+        };
         let mode = match self.env.options.snapshot_mode {
             crate::options::SnapshotMode::Full => kiln_snapshot::SnapshotMode::Full,
             crate::options::SnapshotMode::Redo => kiln_snapshot::SnapshotMode::Redo,
@@ -1077,11 +1148,22 @@ pub fn go_list(items: &[String]) -> String {
 
 /// Copies a directory tree, keeping modes, owners (as root), times, symlinks and hard links.
 pub fn copy_tree(from: &Path, to: &Path) -> StepResult<()> {
+    copy_tree_filtered(from, to, &|_| false)
+}
+
+/// [`copy_tree`] leaving out the paths (relative to `from`) for which `skip` is true.
+pub fn copy_tree_filtered(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> StepResult<()> {
     use std::os::unix::fs::MetadataExt;
     let mut links: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
     let as_root = crate::archive::running_as_root();
     let mut dirs = Vec::new();
-    copy_dir(from, to, &mut links, as_root, &mut dirs)?;
+    let mut walk = TreeCopy {
+        links: &mut links,
+        as_root,
+        dirs: &mut dirs,
+        skip,
+    };
+    walk.copy_dir(from, to, Path::new(""))?;
     for (dir, meta) in dirs.into_iter().rev() {
         let t = filetime::FileTime::from_unix_time(meta.mtime(), meta.mtime_nsec() as u32);
         filetime::set_file_mtime(&dir, t).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -1089,73 +1171,81 @@ pub fn copy_tree(from: &Path, to: &Path) -> StepResult<()> {
     Ok(())
 }
 
-fn copy_dir(
-    from: &Path,
-    to: &Path,
-    links: &mut BTreeMap<(u64, u64), PathBuf>,
+struct TreeCopy<'a> {
+    links: &'a mut BTreeMap<(u64, u64), PathBuf>,
     as_root: bool,
-    dirs: &mut Vec<(PathBuf, std::fs::Metadata)>,
-) -> StepResult<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = fs_err::symlink_metadata(from).map_err(|e| e.to_string())?;
-    if !to.exists() {
-        fs_err::create_dir(to).map_err(|e| e.to_string())?;
-    }
-    fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(|e| e.to_string())?;
-    if as_root {
-        std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))
-            .map_err(|e| format!("chown {}: {e}", to.display()))?;
-    }
-    dirs.push((to.to_path_buf(), meta));
-    for entry in fs_err::read_dir(from).map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let m = fs_err::symlink_metadata(&src).map_err(|e| e.to_string())?;
-        let ft = m.file_type();
-        if ft.is_dir() {
-            copy_dir(&src, &dst, links, as_root, dirs)?;
-            continue;
+    dirs: &'a mut Vec<(PathBuf, std::fs::Metadata)>,
+    skip: &'a dyn Fn(&Path) -> bool,
+}
+
+impl TreeCopy<'_> {
+    fn copy_dir(&mut self, from: &Path, to: &Path, rel: &Path) -> StepResult<()> {
+        let as_root = self.as_root;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs_err::symlink_metadata(from).map_err(|e| e.to_string())?;
+        if !to.exists() {
+            fs_err::create_dir(to).map_err(|e| e.to_string())?;
         }
-        if m.nlink() > 1 && !ft.is_symlink() {
-            if let Some(first) = links.get(&(m.dev(), m.ino())) {
-                fs_err::hard_link(first, &dst).map_err(|e| e.to_string())?;
+        fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| e.to_string())?;
+        if as_root {
+            std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))
+                .map_err(|e| format!("chown {}: {e}", to.display()))?;
+        }
+        self.dirs.push((to.to_path_buf(), meta));
+        for entry in fs_err::read_dir(from).map_err(|e| e.to_string())? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let child_rel = rel.join(entry.file_name());
+            if (self.skip)(&child_rel) {
                 continue;
             }
-            links.insert((m.dev(), m.ino()), dst.clone());
-        }
-        if ft.is_symlink() {
-            let target = fs_err::read_link(&src).map_err(|e| e.to_string())?;
-            std::os::unix::fs::symlink(&target, &dst)
-                .map_err(|e| format!("{}: {e}", dst.display()))?;
-        } else if ft.is_file() {
-            fs_err::copy(&src, &dst).map_err(|e| e.to_string())?;
-        } else {
-            // Devices and fifos: recreate with mknod (root only).
-            let path = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())
-                .map_err(|e| e.to_string())?;
-            // SAFETY: `path` is a valid NUL-terminated string; mknod reads it only.
-            let rc = unsafe { libc::mknod(path.as_ptr(), m.mode(), m.rdev()) };
-            if rc != 0 {
-                return Err(format!(
-                    "{}: {}",
-                    dst.display(),
-                    std::io::Error::last_os_error()
-                ));
+            let src = entry.path();
+            let dst = to.join(entry.file_name());
+            let m = fs_err::symlink_metadata(&src).map_err(|e| e.to_string())?;
+            let ft = m.file_type();
+            if ft.is_dir() {
+                self.copy_dir(&src, &dst, &child_rel)?;
+                continue;
             }
+            if m.nlink() > 1 && !ft.is_symlink() {
+                if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
+                    fs_err::hard_link(first, &dst).map_err(|e| e.to_string())?;
+                    continue;
+                }
+                self.links.insert((m.dev(), m.ino()), dst.clone());
+            }
+            if ft.is_symlink() {
+                let target = fs_err::read_link(&src).map_err(|e| e.to_string())?;
+                std::os::unix::fs::symlink(&target, &dst)
+                    .map_err(|e| format!("{}: {e}", dst.display()))?;
+            } else if ft.is_file() {
+                fs_err::copy(&src, &dst).map_err(|e| e.to_string())?;
+            } else {
+                // Devices and fifos: recreate with mknod (root only).
+                let path = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())
+                    .map_err(|e| e.to_string())?;
+                // SAFETY: `path` is a valid NUL-terminated string; mknod reads it only.
+                let rc = unsafe { libc::mknod(path.as_ptr(), m.mode(), m.rdev()) };
+                if rc != 0 {
+                    return Err(format!(
+                        "{}: {}",
+                        dst.display(),
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+            if as_root {
+                std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))
+                    .map_err(|e| format!("chown {}: {e}", dst.display()))?;
+            }
+            if !ft.is_symlink() {
+                fs_err::set_permissions(&dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
+                    .map_err(|e| e.to_string())?;
+            }
+            let t = filetime::FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
+            filetime::set_symlink_file_times(&dst, t, t)
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
         }
-        if as_root {
-            std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))
-                .map_err(|e| format!("chown {}: {e}", dst.display()))?;
-        }
-        if !ft.is_symlink() {
-            fs_err::set_permissions(&dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
-                .map_err(|e| e.to_string())?;
-        }
-        let t = filetime::FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
-        filetime::set_symlink_file_times(&dst, t, t)
-            .map_err(|e| format!("{}: {e}", dst.display()))?;
+        Ok(())
     }
-    Ok(())
 }
