@@ -214,7 +214,8 @@ pub async fn build(
 
     let export_start = Instant::now();
     let written = output::write_image(&blobs, &image, options)?;
-    if options.oci_layout_path.is_some() || options.tar_path.is_some() {
+    let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
+    if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
         let client = registry_client(&registry, options)?;
         crate::pull::ensure_blobs(client, &blobs, &image, observer)
             .await

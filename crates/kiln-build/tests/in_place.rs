@@ -1,0 +1,235 @@
+//! kaniko's in-place model end to end. The test re-executes itself under
+//! `unshare --mount --pid --fork`, pivots into a busybox rootfs copy that
+//! plays kiln's own container image (it has `/kaniko/.kiln-container`), drops
+//! the capabilities Docker does not grant by default (so namespaces, and
+//! chroot isolation, are impossible), and builds a two-stage Dockerfile with
+//! `Isolation::Auto`: kiln-sandbox picks in-place mode and every stage is
+//! built in `/`. The outer process then checks the OCI layout with umoci.
+//! Needs root, as in CI.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const DOCKERFILE: &str = "FROM scratch AS base
+ADD rootfs.tar /
+RUN echo stage1 > /s1.txt
+
+FROM base
+COPY data.txt /data.txt
+RUN cat /s1.txt /data.txt > /both.txt && rm /bin/vi
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--inner") {
+        inner();
+    } else {
+        orchestrate();
+    }
+}
+
+fn orchestrate() {
+    let unshare = Path::new("/usr/bin/unshare");
+    assert!(
+        unshare.exists(),
+        "needs /usr/bin/unshare (util-linux): install with .ci/install-deps"
+    );
+    let umoci = Path::new("/usr/bin/umoci");
+    assert!(
+        umoci.exists(),
+        "needs /usr/bin/umoci: install with .ci/install-deps"
+    );
+    let container = kiln_testkit::busybox::BusyboxRootfs::create();
+    let root = container.path();
+    let kaniko = root.join("kaniko");
+    fs_err::create_dir_all(kaniko.join("ctx")).unwrap();
+    fs_err::write(kaniko.join(".kiln-container"), b"").unwrap();
+    fs_err::write(kaniko.join("ctx/Dockerfile"), DOCKERFILE).unwrap();
+    fs_err::write(kaniko.join("ctx/data.txt"), "data\n").unwrap();
+    fs_err::write(
+        kaniko.join("ctx/rootfs.tar"),
+        kiln_testkit::busybox::rootfs_tar(),
+    )
+    .unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(unshare)
+        .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+        .arg(&exe)
+        .arg("--inner")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the build inside the test container failed: {}\n{stdout}",
+        out.status
+    );
+    assert!(stdout.contains("mode: in-place"), "{stdout}");
+
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = unpacked.path().join("bundle");
+    let status = Command::new(umoci)
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", kaniko.join("out").display()))
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(status.success(), "umoci unpack failed");
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("both.txt")).unwrap(),
+        "stage1\ndata\n"
+    );
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert!(
+        !rootfs.join("bin/vi").exists(),
+        "the deletion is in the image"
+    );
+    assert!(
+        !rootfs.join("kaniko").exists(),
+        "kiln's own dir leaked into the image"
+    );
+
+    // The same build in chroot mode (outside the container) gives the same image.
+    let inner_digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("built "))
+        .expect("the inner build printed its digest")
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let mut options =
+        kiln_build::BuildOptions::new(kiln_build::ContextSource::Dir(kaniko.join("ctx")));
+    options.kaniko_dir = work.path().join("kiln");
+    options.no_push = true;
+    options.reproducible = true;
+    options.isolation = kiln_build::Isolation::Chroot;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome = runtime
+        .block_on(kiln_build::build(&options, &kiln_build::NoopObserver))
+        .unwrap();
+    assert_eq!(
+        outcome.digest, inner_digest,
+        "in-place and chroot builds differ"
+    );
+    println!("in_place: two-stage build in / of an emulated container equals the chroot build: ok");
+}
+
+fn check(rc: libc::c_int, what: &str) {
+    assert!(rc >= 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+/// Makes this process (pid 1 of new pid + mount namespaces) a default
+/// Docker-like container rooted at `root`.
+fn enter_container(root: &Path) {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+    let null = std::ptr::null();
+    // SAFETY: mount-namespace setup calls with valid NUL-terminated strings.
+    unsafe {
+        check(
+            libc::mount(
+                c(root).as_ptr(),
+                c(root).as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                null.cast(),
+            ),
+            "bind root",
+        );
+        check(
+            libc::mount(
+                c"proc".as_ptr(),
+                c(&root.join("proc")).as_ptr(),
+                c"proc".as_ptr(),
+                0,
+                null.cast(),
+            ),
+            "mount proc",
+        );
+        check(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                c(&root.join("dev")).as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                null.cast(),
+            ),
+            "mount /dev",
+        );
+        for d in ["null", "zero", "urandom"] {
+            let target = root.join("dev").join(d);
+            std::fs::write(&target, b"").unwrap();
+            let host = PathBuf::from("/dev").join(d);
+            check(
+                libc::mount(
+                    c(&host).as_ptr(),
+                    c(&target).as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    null.cast(),
+                ),
+                "bind device",
+            );
+        }
+        check(libc::chdir(c(root).as_ptr()), "chdir root");
+        check(
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int,
+            "pivot_root",
+        );
+        check(
+            libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            "detach old root",
+        );
+        check(libc::chdir(c"/".as_ptr()), "chdir /");
+    }
+    let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kiln_sandbox::caps::drop_to_default(last_cap).expect("drop capabilities");
+}
+
+fn inner() {
+    let root = PathBuf::from(std::env::args().nth(2).unwrap());
+    enter_container(&root);
+    let mode = kiln_sandbox::Sandbox::new(&kiln_sandbox::SandboxOptions::default())
+        .map(|s| s.mode())
+        .expect("kiln-sandbox picks a mode in kiln's container");
+    println!(
+        "mode: {}",
+        if mode == kiln_sandbox::Mode::InPlace {
+            "in-place"
+        } else {
+            "chroot"
+        }
+    );
+
+    let mut options =
+        kiln_build::BuildOptions::new(kiln_build::ContextSource::Dir(PathBuf::from("/kaniko/ctx")));
+    options.kaniko_dir = PathBuf::from("/kaniko");
+    options.no_push = true;
+    options.oci_layout_path = Some(PathBuf::from("/kaniko/out"));
+    options.reproducible = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let observer = |e: &kiln_build::BuildEvent| {
+        if let kiln_build::BuildEvent::StepStarted { id, text } = e {
+            println!("{id}: {text}");
+        }
+    };
+    match runtime.block_on(kiln_build::build(&options, &observer)) {
+        Ok(outcome) => println!("built {}", outcome.digest),
+        Err(e) => {
+            println!("build failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
