@@ -1,9 +1,35 @@
 //! The build engine: build context, stage graph, one step per instruction, RUN
-//! isolation, snapshots to layers, and outputs (push, OCI layout, docker-archive,
-//! digest files).
+//! isolation, snapshots to layers, and outputs (push, OCI layout,
+//! docker-archive, digest files).
 //!
-//! Entry point: [`build`] with [`BuildOptions`] (one field per kaniko executor flag)
-//! and a [`BuildObserver`] receiving [`BuildEvent`]s for log lines and progress.
+//! Entry point: [`build`] with [`BuildOptions`] (one field per kaniko executor
+//! flag) and a [`BuildObserver`] receiving [`BuildEvent`]s for log lines and
+//! progress; it returns a [`BuildOutcome`] or a [`BuildError`] naming what
+//! failed and where.
+//!
+//! # Design
+//!
+//! 1. The context (a directory, or a tar unpacked into the build dir) and its
+//!    `.dockerignore` (moby's rules) are opened; the Dockerfile is parsed and
+//!    planned by kiln-dockerfile: only the stages the target needs, in
+//!    dependency order.
+//! 2. RUN isolation is chosen once (kiln-sandbox): private stage roots under
+//!    the build dir (chroot), or `/` itself (kaniko's in-place model, in kiln's
+//!    own container).
+//! 3. Each stage starts from scratch, an earlier stage or a pulled image. A
+//!    root filesystem exists only if a step needs one; base layers are fetched
+//!    and unpacked only then. Every instruction is expanded by the stage's
+//!    `StageEnv`, gets a deterministic key, and runs: metadata instructions edit
+//!    the config, COPY/ADD turn planned entries into a layer directly, RUN runs
+//!    in the sandbox and its layer is the snapshot diff.
+//! 4. The target stage's config and manifest are written to the blob store,
+//!    then to the requested outputs; pushes mount base layers from their
+//!    repository where they can.
+//!
+//! Invariants: nothing is pushed or written unless every stage succeeded; the
+//! context is never modified; untrusted paths never escape a stage root;
+//! secrets never reach a layer, the history, an event or a key; the same
+//! inputs with `reproducible` give the same digest.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

@@ -96,7 +96,9 @@ impl RunStep {
 
         for mount in &cmd.mounts {
             key_extra.push(mount_key_text(mount));
-            if let Some(m) = to_sandbox_mount(mount, stage, env, &tmp_dir, &mut temp)? {
+            if let Some(m) =
+                to_sandbox_mount(mount, stage, env, &tmp_dir, &mut temp, &mut key_extra)?
+            {
                 mounts.push(m);
             }
         }
@@ -203,6 +205,7 @@ fn to_sandbox_mount(
     env: &BuildEnv<'_>,
     tmp_dir: &Path,
     temp: &mut Vec<PathBuf>,
+    key_extra: &mut Vec<String>,
 ) -> Result<Option<Mount>, String> {
     match m.kind {
         MountKind::Bind => {
@@ -314,6 +317,12 @@ fn to_sandbox_mount(
                 }
                 None => return Ok(None),
             };
+            // The key sees the secret only as a digest of its digest.
+            let inner = kiln_oci::Digest::sha256_of(&value);
+            key_extra.push(format!(
+                "secret {id} {}",
+                kiln_oci::Digest::sha256_of(inner.to_string().as_bytes())
+            ));
             if m.env.is_some() && m.target.is_none() {
                 return Err(
                     "RUN --mount=type=secret,env=... is not supported yet; mount it as a file"

@@ -274,3 +274,37 @@ fn custom_platform_sets_the_config_and_target_args() {
         config["config"]["Labels"]
     );
 }
+
+#[test]
+fn secret_content_changes_the_run_key_but_never_appears_in_events() {
+    let dockerfile =
+        "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=secret,id=tok test -s /run/secrets/tok\n";
+    let run_key = |value: &str| -> String {
+        let fx = Fixture::new(dockerfile, &[]);
+        let secret = fx.work.path().join("tok");
+        fs_err::write(&secret, value).unwrap();
+        let mut options = fx.options();
+        options
+            .secrets
+            .insert("tok".into(), kiln_build::SecretSource::File(secret));
+        let recorder = Recorder::default();
+        run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+        let events = recorder.0.lock().unwrap();
+        assert!(
+            !format!("{events:?}").contains(value),
+            "the secret value appeared in an event"
+        );
+        events
+            .iter()
+            .filter_map(|e| match e {
+                kiln_build::BuildEvent::StepKey { id, key } if id.step == 3 => Some(key.clone()),
+                _ => None,
+            })
+            .next_back()
+            .unwrap()
+    };
+    assert_ne!(
+        run_key("first-secret-value"),
+        run_key("second-secret-value")
+    );
+}
