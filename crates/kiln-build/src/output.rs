@@ -211,10 +211,16 @@ pub async fn push(
         media_type: written.media_type.clone(),
         blobs: to_push,
     };
-    let outcome = client
-        .push_image(&request, &targets)
-        .await
-        .map_err(|e| BuildError::Registry(format!("pushing the image: {e}")))?;
+    let outcome = match client.push_image(&request, &targets).await {
+        Ok(outcome) => outcome,
+        Err(e) if options.push_ignore_immutable_tag_errors && is_immutable_tag_error(&e) => {
+            observer.event(&BuildEvent::Warning {
+                message: format!("the tag exists and is immutable; not pushed: {e}"),
+            });
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(BuildError::Registry(format!("pushing the image: {e}"))),
+    };
     for r in &references {
         observer.event(&BuildEvent::Pushed {
             destination: r.to_string(),
@@ -222,6 +228,15 @@ pub async fn push(
         });
     }
     Ok(references)
+}
+
+/// A registry refusing to overwrite a tag (distribution's `TAG_INVALID`, ECR's
+/// `ImageTagAlreadyExistsException`, Harbor/GAR/Artifactory "immutable" messages).
+fn is_immutable_tag_error(e: &kiln_registry::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    e.codes().contains(&"TAG_INVALID")
+        || text.contains("imagetagalreadyexistsexception")
+        || text.contains("immutable")
 }
 
 /// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`.
