@@ -225,6 +225,7 @@ fn to_sandbox_mount(
             if std::fs::symlink_metadata(&source).is_err() {
                 return Err(format!("--mount source {rel} does not exist"));
             }
+            key_extra.push(format!("bind {} {}", rel, content_digest(&source)?));
             let source = if m.readonly {
                 source
             } else {
@@ -357,4 +358,44 @@ fn to_sandbox_mount(
         }
         MountKind::Ssh => Err("RUN --mount=type=ssh is not supported".into()),
     }
+}
+
+/// A digest of a file or directory tree's paths, kinds, modes, owners and
+/// contents (not mtimes), for RUN keys with bind mounts.
+fn content_digest(path: &Path) -> Result<kiln_oci::Digest, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = kiln_oci::Hasher::sha256();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let full = path.join(&rel);
+        let meta = fs_err::symlink_metadata(&full).map_err(|e| e.to_string())?;
+        hasher.update(
+            format!(
+                "{}\0{:o}\0{}:{}\0",
+                rel.display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            )
+            .as_bytes(),
+        );
+        if meta.is_dir() {
+            let mut names: Vec<_> = fs_err::read_dir(&full)
+                .map_err(|e| e.to_string())?
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            names.sort();
+            todo.extend(names.into_iter().rev().map(|n| rel.join(n)));
+        } else if meta.file_type().is_symlink() {
+            let target = fs_err::read_link(&full).map_err(|e| e.to_string())?;
+            hasher.update(target.as_os_str().as_encoded_bytes());
+        } else if meta.is_file() {
+            let mut file = fs_err::File::open(&full).map_err(|e| e.to_string())?;
+            let mut writer = kiln_oci::DigestWriter::new(std::io::sink());
+            std::io::copy(&mut file, &mut writer).map_err(|e| e.to_string())?;
+            let (_, digest, _) = writer.finish().map_err(|e| e.to_string())?;
+            hasher.update(digest.to_string().as_bytes());
+        }
+    }
+    Ok(hasher.finish())
 }

@@ -308,3 +308,25 @@ fn secret_content_changes_the_run_key_but_never_appears_in_events() {
         run_key("second-secret-value")
     );
 }
+
+#[test]
+fn bind_mount_content_changes_the_run_key() {
+    let dockerfile = "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=bind,source=src,target=/src cat /src/input > /out\n";
+    let run_key = |content: &str| -> String {
+        let fx = Fixture::new(dockerfile, &[("src/input", content)]);
+        let recorder = Recorder::default();
+        run_tokio(kiln_build::build(&fx.options(), &recorder)).unwrap();
+        let events = recorder.0.lock().unwrap();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                kiln_build::BuildEvent::StepKey { id, key } if id.step == 3 => Some(key.clone()),
+                _ => None,
+            })
+            .next_back()
+            .unwrap()
+    };
+    let a = run_key("one\n");
+    assert_eq!(a, run_key("one\n"));
+    assert_ne!(a, run_key("two\n"));
+}
