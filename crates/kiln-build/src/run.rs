@@ -42,6 +42,7 @@ impl RunStep {
         let mut temp = Vec::new();
         let mut mounts = Vec::new();
         let mut key_extra = Vec::new();
+        let mut secret_env = Vec::new();
 
         let mut argv: Vec<String> = match &cmd.command {
             CommandLine::Exec(argv) => argv.clone(),
@@ -96,9 +97,15 @@ impl RunStep {
 
         for mount in &cmd.mounts {
             key_extra.push(mount_key_text(mount));
-            if let Some(m) =
-                to_sandbox_mount(mount, stage, env, &tmp_dir, &mut temp, &mut key_extra)?
-            {
+            if let Some(m) = to_sandbox_mount(
+                mount,
+                stage,
+                env,
+                &tmp_dir,
+                &mut temp,
+                &mut key_extra,
+                &mut secret_env,
+            )? {
                 mounts.push(m);
             }
         }
@@ -128,6 +135,7 @@ impl RunStep {
         );
         let mut spec = RunSpec::new(root, argv);
         spec.env = ctx.run_env;
+        spec.env.extend(secret_env);
         spec.cwd = PathBuf::from(&ctx.workdir);
         spec.user = ctx.user.clone();
         spec.mounts = mounts;
@@ -206,6 +214,7 @@ fn to_sandbox_mount(
     tmp_dir: &Path,
     temp: &mut Vec<PathBuf>,
     key_extra: &mut Vec<String>,
+    secret_env: &mut Vec<(String, String)>,
 ) -> Result<Option<Mount>, String> {
     match m.kind {
         MountKind::Bind => {
@@ -324,11 +333,16 @@ fn to_sandbox_mount(
                 "secret {id} {}",
                 kiln_oci::Digest::sha256_of(inner.to_string().as_bytes())
             ));
-            if m.env.is_some() && m.target.is_none() {
-                return Err(
-                    "RUN --mount=type=secret,env=... is not supported yet; mount it as a file"
-                        .into(),
-                );
+            if let Some(var) = &m.env {
+                // `env=`: the value is in the command's environment only (not in the
+                // history, the key or any event); a file too only with a target.
+                let text = String::from_utf8(value.clone()).map_err(|_| {
+                    format!("secret {id:?} is not UTF-8 and cannot be an environment variable")
+                })?;
+                secret_env.push((var.clone(), text));
+                if m.target.is_none() {
+                    return Ok(None);
+                }
             }
             let target = m
                 .target

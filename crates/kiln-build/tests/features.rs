@@ -330,3 +330,32 @@ fn bind_mount_content_changes_the_run_key() {
     assert_eq!(a, run_key("one\n"));
     assert_ne!(a, run_key("two\n"));
 }
+
+#[test]
+fn secret_as_environment_variable_only_for_the_command() {
+    let fx = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=secret,id=tok,env=TOKEN sh -c 'printf %s \"$TOKEN\" | sha256sum | cut -c1-64 > /h'\nRUN env > /env-after\n",
+        &[],
+    );
+    let secret = fx.work.path().join("tok");
+    fs_err::write(&secret, "env-secret-value").unwrap();
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    options
+        .secrets
+        .insert("tok".into(), kiln_build::SecretSource::File(secret));
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let expected = kiln_oci::Digest::sha256_of(b"env-secret-value");
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/h")).unwrap(),
+        format!("{}\n", expected.hex())
+    );
+    let later = fs_err::read_to_string(bundle.join("rootfs/env-after")).unwrap();
+    assert!(
+        !later.contains("TOKEN"),
+        "the variable outlived its RUN: {later}"
+    );
+}
