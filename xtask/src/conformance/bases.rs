@@ -22,6 +22,9 @@ use std::process::Command;
 /// and the image made from it are the same on every run.
 const DEBIAN_MTIME: &str = "@1704067200";
 
+/// Where buildah's image of `Dockerfile_onbuild_base` is kept.
+const ONBUILD_BASE: &str = "bases/onbuild-base:src";
+
 /// The local registry and the base-image tags pushed to it so far.
 pub struct Bases {
     registry: Registry,
@@ -52,9 +55,24 @@ impl Bases {
         if self.tags.contains(repo_tag) {
             return Ok(());
         }
-        let source = self.ensure_source(kind)?;
+        let source = match kind {
+            BaseKind::OnbuildBase => ONBUILD_BASE,
+            _ => self.ensure_source(kind)?,
+        };
         copy_tag(&self.host(), source, repo_tag)?;
         self.tags.insert(repo_tag.to_string());
+        Ok(())
+    }
+
+    /// Whether `kind` can be provided now (a built base once its case ran).
+    pub fn available(&self, kind: BaseKind) -> bool {
+        kind != BaseKind::OnbuildBase || self.sources.contains(ONBUILD_BASE)
+    }
+
+    /// Adopts the image at `HOST/<repo_tag>` as the onbuild base.
+    pub fn adopt_onbuild_base(&mut self, repo_tag: &str) -> Result<()> {
+        copy_tag(&self.host(), repo_tag, ONBUILD_BASE)?;
+        self.sources.insert(ONBUILD_BASE);
         Ok(())
     }
 
@@ -63,19 +81,18 @@ impl Bases {
         let name = match kind {
             BaseKind::Busybox => "bases/busybox:src",
             BaseKind::Debian => "bases/debian:src",
+            BaseKind::OnbuildBase => ONBUILD_BASE,
         };
         if self.sources.contains(name) {
             return Ok(name);
         }
         let image = match kind {
             BaseKind::Busybox => FixtureImage::busybox(),
+            BaseKind::OnbuildBase => anyhow::bail!("onbuild-base is not built yet"),
             BaseKind::Debian => {
                 let tar = debian_rootfs_tar(&self.cache_dir)?;
                 let bytes = fs_err::read(&tar)?;
-                eprintln!(
-                    "conformance: compressing the Debian layer ({} MB)",
-                    bytes.len() >> 20
-                );
+
                 FixtureImage::from_layers(vec![FixtureLayer::from_tar(&bytes, false)], &["bash"])
             }
         };

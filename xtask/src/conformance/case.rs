@@ -12,6 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The corpus case whose buildah image is kaniko's `onbuild-base`
+/// (kaniko's harness built it first, the same way).
+const ONBUILD_BASE_CASE: &str = "Dockerfile_onbuild_base";
+
 /// How a case ended.
 pub enum Verdict {
     Passed,
@@ -42,7 +46,17 @@ pub fn run(case: &Case, harness: &mut Harness<'_>) -> Result<Verdict> {
     }
     fs_err::create_dir_all(&dir)?;
     let verdict = run_in(case, &slug, &dir, harness);
-    fs_err::remove_dir_all(&dir)?;
+    if std::env::var_os("KILN_CONFORMANCE_KEEP").is_some() {
+        // Kept for a closer look (both images unpacked under pulled-*/bundle).
+        let kept = harness.logs.join(&slug);
+        if kept.exists() {
+            fs_err::remove_dir_all(&kept)?;
+        }
+        fs_err::rename(&dir, &kept)?;
+        eprintln!("conformance: kept {}", kept.display());
+    } else {
+        fs_err::remove_dir_all(&dir)?;
+    }
     verdict
 }
 
@@ -61,7 +75,14 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
         }
         None => kiln_df.clone(),
     };
-    for image in kiln_df.images.iter().chain(&buildah_df.images) {
+    let images = || kiln_df.images.iter().chain(&buildah_df.images);
+    if let Some(missing) = images().find(|i| !harness.bases.available(i.kind)) {
+        return Ok(Verdict::Skipped(format!(
+            "needs {} built first: include Dockerfile_onbuild_base in the run",
+            missing.repo_tag
+        )));
+    }
+    for image in images() {
         harness.bases.ensure(&image.repo_tag, image.kind)?;
     }
     let context = copy_context(case, &dir.join("ctx"))?;
@@ -92,6 +113,10 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             harness.logs.join(format!("{slug}.{builder}.log")),
         )?;
         outcomes.push((builder, destination, outcome));
+    }
+    if case.name == ONBUILD_BASE_CASE && outcomes[0].2.success {
+        let repo_tag = outcomes[0].1.trim_start_matches(&format!("{host}/"));
+        harness.bases.adopt_onbuild_base(repo_tag)?;
     }
     let failed: Vec<&(&str, String, Outcome)> =
         outcomes.iter().filter(|(_, _, o)| !o.success).collect();
@@ -149,7 +174,8 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
     })
 }
 
-/// Copies the context (modes, owners and times kept) and adds the case's extra files.
+/// Copies the context (owners and times kept, modes as a checkout has them)
+/// and adds the case's extra files.
 fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
     let status = Command::new("cp")
         .arg("-a")
@@ -158,14 +184,29 @@ fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
         .status()
         .context("running cp -a")?;
     anyhow::ensure!(status.success(), "cp -a {} failed", case.context.display());
+    // The shared corpus is stored read-only (dirs 0555, files 0444); give the
+    // copy the modes a git checkout has, as kaniko's harness had: dirs 0755,
+    // files 0755 when executable, else 0644.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "find \"$1\" -type d -exec chmod 0755 {} + && \
+             find \"$1\" -type f -perm /111 -exec chmod 0755 {} + && \
+             find \"$1\" -type f ! -perm /111 -exec chmod 0644 {} +",
+        )
+        .arg("sh")
+        .arg(dest)
+        .status()
+        .context("running find/chmod")?;
+    anyhow::ensure!(
+        status.success(),
+        "normalising modes in {} failed",
+        dest.display()
+    );
     for (path, content, mode) in &case.extra_files {
         let file = dest.join(path);
-        let parent = file.parent().context("extra file has a parent")?;
-        let parent_mode = fs_err::metadata(parent)?.permissions().mode();
-        fs_err::set_permissions(parent, std::fs::Permissions::from_mode(parent_mode | 0o200))?;
         fs_err::write(&file, content)?;
         fs_err::set_permissions(&file, std::fs::Permissions::from_mode(*mode))?;
-        fs_err::set_permissions(parent, std::fs::Permissions::from_mode(parent_mode))?;
     }
     Ok(dest.to_path_buf())
 }

@@ -5,8 +5,9 @@
 //! debian, ubuntu, fedora, ubi7/ubi, ubi8/ubi, distroless/base -> Debian
 //! bookworm minbase; alpine, busybox -> the busybox fixture. Anything else
 //! (phusion/baseimage, google/cloud-sdk, rabbitmq, jboss/base-jdk, composer,
-//! php, atomist/sdm-base, kaniko-test/*) has no stand-in and its cases are
-//! skipped. The local name keeps the repository and tag, so that
+//! php, atomist/sdm-base, kaniko-test/hardlink-base and extraction-base-image)
+//! has no stand-in and its cases are skipped. kaniko-test/onbuild-base is
+//! built from the corpus itself, as kaniko's harness did. The local name keeps the repository and tag, so that
 //! `alpine:3.9` becomes `127.0.0.1:PORT/alpine:3.9`; a digest-pinned
 //! reference becomes the tag `sha256-<first 12 hex>` (the digest of a rebuilt
 //! stand-in can never match the original one).
@@ -18,6 +19,9 @@ pub enum BaseKind {
     Busybox,
     /// Debian bookworm minbase from debootstrap.
     Debian,
+    /// kaniko's `onbuild-base`: buildah's image of the corpus case
+    /// `Dockerfile_onbuild_base`, adopted when that case has been built.
+    OnbuildBase,
 }
 
 /// An external reference mapped to a local `repo:tag` and its base.
@@ -70,6 +74,7 @@ pub fn base_for(repo: &str) -> Option<BaseKind> {
             Some(BaseKind::Debian)
         }
         "alpine" | "busybox" => Some(BaseKind::Busybox),
+        "kaniko-test/onbuild-base" => Some(BaseKind::OnbuildBase),
         _ => None,
     }
 }

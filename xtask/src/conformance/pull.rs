@@ -1,5 +1,6 @@
 //! Pulls a pushed image back with independent tools: skopeo copies it into an
-//! OCI layout, umoci unpacks the rootfs (as root, owners and xattrs kept), and
+//! OCI layout, `umoci raw unpack` unpacks the rootfs (as root, owners and
+//! xattrs kept), and
 //! `skopeo inspect --config` gives the config as pushed.
 
 use anyhow::{Context, Result, ensure};
@@ -20,18 +21,20 @@ pub fn pull(reference: &str, dir: &Path) -> Result<Pulled> {
         .args(["copy", "--quiet", "--src-tls-verify=false"])
         .arg(format!("docker://{reference}"))
         .arg(format!("oci:{}:t", layout.display())))?;
-    let bundle = dir.join("bundle");
-    crate::scenario::unpack_layout(&layout, &bundle)?;
+    // `raw unpack`: the rootfs only. Plain `unpack` also generates a runtime
+    // config and fails on a USER that /etc/passwd lacks (Dockerfile_test_user).
+    let rootfs = dir.join("rootfs");
+    run(Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:t", layout.display()))
+        .arg(&rootfs))?;
     let config = run(Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--config", "--raw"])
         .arg(format!("docker://{reference}")))?;
     let config = serde_json::from_slice(&config)
         .with_context(|| format!("parsing the config of {reference}"))?;
     fs_err::remove_dir_all(&layout)?;
-    Ok(Pulled {
-        rootfs: bundle.join("rootfs"),
-        config,
-    })
+    Ok(Pulled { rootfs, config })
 }
 
 fn run(cmd: &mut Command) -> Result<Vec<u8>> {

@@ -30,9 +30,6 @@ pub fn skip_reason(case: &str) -> Option<&'static str> {
         "Dockerfile_git_buildcontext" => {
             "needs a git build context (COPY LICENSE from the kaniko repository)"
         }
-        "Dockerfile_test_onbuild" => {
-            "needs onbuild-base built from Dockerfile_onbuild_base first (not wired yet)"
-        }
         "Dockerfile_test_add_dest_symlink_dir" | "with-context/issue-774" => {
             "tests phusion/baseimage's symlinked /etc/service, which no stand-in has"
         }
