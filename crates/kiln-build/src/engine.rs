@@ -261,6 +261,11 @@ pub async fn build(
     let size =
         written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
     if options.cleanup {
+        if let Some(ignore) = &env.in_place_ignore {
+            crate::inplace::reset_root(std::path::Path::new("/"), ignore).map_err(|e| {
+                BuildError::Output(format!("clearing / after the build (--cleanup): {e}"))
+            })?;
+        }
         let store = options.kaniko_dir.join("blobs");
         fs_err::remove_dir_all(&store)
             .map_err(|e| BuildError::io("removing the blob store (--cleanup)", &store, e))?;

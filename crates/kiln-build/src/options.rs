@@ -59,11 +59,12 @@ pub struct BuildOptions {
     pub ignore_var_run: bool,
     /// `--kaniko-dir`: kiln's work directory (blob store, stage roots, cache mounts).
     pub kaniko_dir: PathBuf,
-    /// `--cleanup`: also remove the blob store (pulled and built blobs) at the end;
-    /// the per-build directory (stage roots, staging) is always removed.
+    /// `--cleanup`: also remove the blob store (pulled and built blobs) at the end,
+    /// and in in-place mode clear `/` again (as kaniko); the per-build directory
+    /// (stage roots, staging) is always removed.
     pub cleanup: bool,
-    /// `--skip-unused-stages` (kiln always builds only the stages the target needs;
-    /// false additionally builds the other stages, as kaniko does).
+    /// `--skip-unused-stages`: accepted for compatibility; kiln always builds only
+    /// the stages the target needs (BuildKit's behaviour).
     pub skip_unused_stages: bool,
     /// `--secret id=…,src=…|env=…`: secrets for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,

@@ -70,6 +70,10 @@ fn orchestrate() {
         out.status
     );
     assert!(stdout.contains("mode: in-place"), "{stdout}");
+    assert!(
+        stdout.contains("left after cleanup: dev,kaniko,proc\n"),
+        "{stdout}"
+    );
 
     let unpacked = tempfile::tempdir().unwrap();
     let bundle = unpacked.path().join("bundle");
@@ -215,6 +219,7 @@ fn inner() {
     options.no_push = true;
     options.oci_layout_path = Some(PathBuf::from("/kaniko/out"));
     options.reproducible = true;
+    options.cleanup = true;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -226,7 +231,19 @@ fn inner() {
         }
     };
     match runtime.block_on(kiln_build::build(&options, &observer)) {
-        Ok(outcome) => println!("built {}", outcome.digest),
+        Ok(outcome) => {
+            println!("built {}", outcome.digest);
+            // --cleanup cleared / again, all but kiln's dir and the mounts.
+            let left: Vec<String> = fs_err::read_dir("/")
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            println!("left after cleanup: {}", {
+                let mut l = left;
+                l.sort();
+                l.join(",")
+            });
+        }
         Err(e) => {
             println!("build failed: {e}");
             std::process::exit(1);
