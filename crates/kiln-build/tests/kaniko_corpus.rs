@@ -8,7 +8,8 @@
 //! test_add_chown_intermediate_dirs, test_copy_chown_nonexisting_user,
 //! test_workdir_with_user, test_user_home, test_user_nonexisting); the cases
 //! that need the internet (apt, yum, npm, apk, ADD of github URLs); the
-//! ONBUILD/hardlink cases that need their own base images built first.
+//! ONBUILD/hardlink cases that need their own base images built first;
+//! test_meta_arg (`touch -d 0` is GNU-only).
 
 mod support;
 
@@ -64,16 +65,39 @@ fn rewrite_from(dockerfile: &str, base: &str) -> String {
     out
 }
 
-fn build(name: &str, base: &str, args: &[(&str, &str)], work: &Path) -> Result<String, String> {
+fn build(
+    name: &str,
+    base: &str,
+    args: &[(&str, &str)],
+    work: &Path,
+    mirror: Option<&str>,
+) -> Result<String, String> {
     let dir = corpus_dir();
-    let text = fs_err::read_to_string(dir.join("dockerfiles").join(name)).unwrap();
-    let rewritten = work.join(format!("{name}.rewritten"));
-    fs_err::write(&rewritten, rewrite_from(&text, base)).unwrap();
-    let mut options = BuildOptions::new(ContextSource::Dir(dir));
+    let (context, dockerfile) = match name.strip_prefix("with-context/") {
+        Some(case) => {
+            let ctx = dir.join("dockerfiles-with-context").join(case);
+            let df = ctx.join("Dockerfile");
+            (ctx, df)
+        }
+        None => (dir.clone(), dir.join("dockerfiles").join(name)),
+    };
+    let text = fs_err::read_to_string(&dockerfile).unwrap();
+    let rewritten = work.join("Dockerfile.rewritten");
+    let text = match mirror {
+        // Resolved through --registry-mirror instead of being rewritten.
+        Some(_) => text,
+        None => rewrite_from(&text, base),
+    };
+    fs_err::write(&rewritten, text).unwrap();
+    let mut options = BuildOptions::new(ContextSource::Dir(context));
     options.dockerfile = kiln_build::DockerfileSource::Path(rewritten);
     options.kaniko_dir = work.join("kiln");
     options.no_push = true;
     options.registry.insecure_pull = true;
+    if let Some(m) = mirror {
+        options.registry.registry_mirrors = vec![m.to_string()];
+        options.registry.skip_default_registry_fallback = true;
+    }
     options.build_args = args
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -90,6 +114,19 @@ fn kaniko_corpus_dockerfiles_build() {
         .push(&registry, "fixtures/busybox:1", None)
         .unwrap();
     let base = format!("{}/fixtures/busybox:1", registry.host_port());
+    // Docker Hub names the corpus uses, served by a --registry-mirror.
+    for name in [
+        "library/busybox:latest",
+        "library/alpine:latest",
+        "library/alpine:3.9",
+        "library/alpine:3.11",
+        "library/debian:9.11",
+    ] {
+        kiln_testkit::FixtureImage::busybox()
+            .push(&registry, name, None)
+            .unwrap();
+    }
+    let mirror = registry.host_port();
     let cases: &[(&str, &[(&str, &str)])] = &[
         (
             "Dockerfile_test_scratch",
@@ -144,15 +181,31 @@ fn kaniko_corpus_dockerfiles_build() {
     let mut failures = Vec::new();
     for (name, args) in cases {
         let work = tempfile::tempdir().unwrap();
-        if let Err(e) = build(name, &base, args, work.path()) {
+        if let Err(e) = build(name, &base, args, work.path(), None) {
             failures.push(format!("{name}: {e}"));
         }
     }
+    // FROM lines left as written (quoted ARG defaults, two-level ARGs, global
+    // ARGs in FROM, Docker Hub short names) and resolved through the mirror.
+    let mirrored: &[(&str, &[(&str, &str)])] = &[
+        ("Dockerfile_test_arg_from_quotes", &[]),
+        ("Dockerfile_test_arg_from_single_quotes", &[]),
+        ("Dockerfile_test_arg_two_level", &[]),
+        ("with-context/issue-721", &[]),
+        ("with-context/issue-1315", &[]),
+    ];
+    for (name, args) in mirrored {
+        let work = tempfile::tempdir().unwrap();
+        if let Err(e) = build(name, &base, args, work.path(), Some(&mirror)) {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    let total = cases.len() + mirrored.len();
     assert!(
         failures.is_empty(),
         "{} of {} failed:\n{}",
         failures.len(),
-        cases.len(),
+        total,
         failures.join("\n")
     );
 }
