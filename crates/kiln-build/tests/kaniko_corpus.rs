@@ -8,8 +8,8 @@
 //! test_add_chown_intermediate_dirs, test_copy_chown_nonexisting_user,
 //! test_workdir_with_user, test_user_home, test_user_nonexisting); the cases
 //! that need the internet (apt, yum, npm, apk, ADD of github URLs); the
-//! ONBUILD/hardlink cases that need their own base images built first;
-//! test_meta_arg (`touch -d 0` is GNU-only).
+//! hardlink cases that need their own base images built first;
+//! test_meta_arg (`touch -d 0` is GNU-only). The ONBUILD pair has its own test.
 
 mod support;
 
@@ -208,4 +208,63 @@ fn kaniko_corpus_dockerfiles_build() {
         total,
         failures.join("\n")
     );
+}
+
+/// kaniko's ONBUILD pair: `Dockerfile_onbuild_base` is built and pushed as the
+/// image `Dockerfile_test_onbuild` names (`gcr.io/kaniko-test/onbuild-base`,
+/// reached through `--registry-map`), whose triggers then run in the second build.
+#[test]
+fn kaniko_onbuild_base_and_its_triggers() {
+    let registry = kiln_testkit::Registry::start_plain();
+    let host = registry.host_port();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "library/ubuntu:18.04", None)
+        .unwrap();
+    let dir = corpus_dir();
+    let work = tempfile::tempdir().unwrap();
+
+    let mut base = BuildOptions::new(ContextSource::Dir(dir.clone()));
+    base.dockerfile =
+        kiln_build::DockerfileSource::Path("dockerfiles/Dockerfile_onbuild_base".into());
+    base.kaniko_dir = work.path().join("kiln");
+    base.registry.insecure = true;
+    base.registry.insecure_pull = true;
+    base.registry.registry_mirrors = vec![host.clone()];
+    base.registry.skip_default_registry_fallback = true;
+    base.destinations = vec![format!("{host}/kaniko-test/onbuild-base:latest")];
+    run_tokio(kiln_build::build(&base, &kiln_build::NoopObserver)).unwrap();
+
+    let layout = work.path().join("layout");
+    let mut options = BuildOptions::new(ContextSource::Dir(dir));
+    options.dockerfile =
+        kiln_build::DockerfileSource::Path("dockerfiles/Dockerfile_test_onbuild".into());
+    options.kaniko_dir = work.path().join("kiln");
+    options.no_push = true;
+    options.registry.insecure_pull = true;
+    options.registry.registry_maps = [("gcr.io".to_string(), vec![host.clone()])].into();
+    options.registry.skip_default_registry_fallback = true;
+    options
+        .build_args
+        .insert("file".into(), "/tmp/onbuild".into());
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = support::umoci_unpack(&layout, "latest", unpacked.path());
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("tmp/onbuild")).unwrap(),
+        "onbuild\n"
+    );
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("tmp/dir/onbuild2")).unwrap(),
+        "onbuild 2\n"
+    );
+    assert!(
+        rootfs.join("new/workdir/foo").is_file(),
+        "COPY ran in the trigger's WORKDIR"
+    );
+    let runtime: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(runtime["process"]["cwd"], "/new/workdir");
 }
