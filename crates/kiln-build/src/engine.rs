@@ -138,15 +138,25 @@ pub async fn build(
             PlanBase::Stage(i) => Base::Stage(*i),
             PlanBase::Image(reference) => {
                 let pull_start = Instant::now();
-                let client = registry_client(&registry, options)?;
-                let (image, digest) = crate::pull::pull_base(client, reference, &platform)
-                    .await
-                    .map_err(|reason| BuildError::Step {
-                        step: format!("[stage {}/{count}] STEP 1", position + 1),
-                        location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                        text: format!("FROM {reference}"),
-                        reason,
-                    })?;
+                let from_error = |reason: String| BuildError::Step {
+                    step: format!("[stage {}/{count}] STEP 1", position + 1),
+                    location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                    text: format!("FROM {reference}"),
+                    reason,
+                };
+                let cached =
+                    options.cache.dir.as_deref().and_then(|dir| {
+                        crate::pull::from_cache_dir(dir, &blobs, reference, &platform)
+                    });
+                let (image, digest) = match cached {
+                    Some(found) => found.map_err(from_error)?,
+                    None => {
+                        let client = registry_client(&registry, options)?;
+                        crate::pull::pull_base(client, reference, &platform)
+                            .await
+                            .map_err(from_error)?
+                    }
+                };
                 timings.pull += pull_start.elapsed();
                 Base::Image {
                     image: Box::new(image),

@@ -93,3 +93,61 @@ pub async fn pull_and_unpack(
     fs_err::create_dir_all(root).map_err(|e| e.to_string())?;
     crate::unpack::unpack_layers(blobs, &image.layers, root)
 }
+
+/// Looks `reference` up in `--cache-dir` when it is an OCI image layout whose
+/// `index.json` names images by reference (as written, full form
+/// `docker.io/library/busybox:1.36`, or Docker's short form). A hit copies the
+/// layer blobs into the store; `None` means "not cached here, pull it".
+pub fn from_cache_dir(
+    cache_dir: &std::path::Path,
+    blobs: &BlobStore,
+    reference: &str,
+    platform: &Platform,
+) -> Option<Result<(ImageState, Digest), String>> {
+    if !cache_dir.join("index.json").is_file() {
+        return None;
+    }
+    let layout = match kiln_oci::OciLayout::open(cache_dir) {
+        Ok(l) => l,
+        Err(e) => return Some(Err(format!("--cache-dir {}: {e}", cache_dir.display()))),
+    };
+    let parsed = Reference::parse(reference).ok()?;
+    let names = [reference.to_string(), parsed.to_string(), parsed.familiar()];
+    let known = layout.ref_names();
+    let name = names.iter().find(|n| known.contains(n))?;
+    Some(load_cached(&layout, blobs, name, platform))
+}
+
+fn load_cached(
+    layout: &kiln_oci::OciLayout,
+    blobs: &BlobStore,
+    name: &str,
+    platform: &Platform,
+) -> Result<(ImageState, Digest), String> {
+    let shown = format!("{name} in --cache-dir {}", layout.root().display());
+    let image = layout
+        .image(Some(name), Some(platform))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    for layer in &image.manifest.layers {
+        if !blobs.contains(&layer.digest) {
+            let temp = blobs.temp_path();
+            fs_err::copy(layout.blob_path(layer), &temp).map_err(|e| format!("{shown}: {e}"))?;
+            blobs
+                .insert_file(&temp, &layer.digest)
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+    }
+    tracing::debug!(image = %shown, "base image from the cache dir");
+    let format = if image.manifest.effective_media_type().is_docker() {
+        Format::Docker
+    } else {
+        Format::Oci
+    };
+    let state = ImageState {
+        config: image.config,
+        layers: image.manifest.layers.clone(),
+        origins: Default::default(),
+        format,
+    };
+    Ok((state, image.descriptor.digest))
+}

@@ -359,3 +359,24 @@ fn secret_as_environment_variable_only_for_the_command() {
         "the variable outlived its RUN: {later}"
     );
 }
+
+#[test]
+fn base_images_from_an_oci_layout_cache_dir_need_no_registry() {
+    let cache = tempfile::tempdir().unwrap();
+    kiln_testkit::FixtureImage::busybox().write_oci_layout(cache.path(), "example.invalid/base:1");
+    let fx = Fixture::new(
+        "FROM example.invalid/base:1\nRUN echo offline > /o.txt\n",
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.cache.dir = Some(cache.path().to_path_buf());
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/o.txt")).unwrap(),
+        "offline\n"
+    );
+}
