@@ -221,7 +221,10 @@ pub fn plan_copy(
         out.insert(entry.path.clone(), entry);
     }
 
-    // 4. Parents of everything, from the stage root when they exist.
+    // 4. Files that are hard links of each other in the source stay linked.
+    link_hardlinks(&mut out)?;
+
+    // 5. Parents of everything, from the stage root when they exist.
     let paths: Vec<LayerPath> = out.keys().cloned().collect();
     for path in paths {
         let mut parent = path.parent();
@@ -253,6 +256,32 @@ pub fn plan_copy(
         }
     }
     Ok(out.into_values().collect())
+}
+
+/// Turns every regular file that shares its inode with an earlier (in path
+/// order) copied file into a hard link to it, as BuildKit preserves them.
+fn link_hardlinks(out: &mut BTreeMap<LayerPath, Entry>) -> Result<(), String> {
+    let mut first: BTreeMap<(u64, u64), LayerPath> = BTreeMap::new();
+    for entry in out.values_mut() {
+        let kiln_layer::EntryKind::File(kiln_layer::FileSource::Path(host)) = &entry.kind else {
+            continue;
+        };
+        let meta = fs_err::metadata(host).map_err(|e| e.to_string())?;
+        if meta.nlink() < 2 {
+            continue;
+        }
+        match first.get(&(meta.dev(), meta.ino())) {
+            Some(target) => {
+                entry.kind = kiln_layer::EntryKind::Hardlink {
+                    target: target.clone(),
+                };
+            }
+            None => {
+                first.insert((meta.dev(), meta.ino()), entry.path.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tree_name(tree: SourceTree<'_>) -> &'static str {

@@ -380,3 +380,25 @@ fn base_images_from_an_oci_layout_cache_dir_need_no_registry() {
         "offline\n"
     );
 }
+
+#[test]
+fn copy_from_keeps_hard_links() {
+    let fx = Fixture::new(
+        "FROM scratch AS b\nADD rootfs.tar /\nRUN mkdir /d && echo x > /d/a && ln /d/a /d/b\n\nFROM scratch\nCOPY --from=b /d /d\n",
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    use std::os::unix::fs::MetadataExt;
+    let a = fs_err::metadata(bundle.join("rootfs/d/a")).unwrap();
+    let b = fs_err::metadata(bundle.join("rootfs/d/b")).unwrap();
+    assert_eq!(a.ino(), b.ino(), "d/a and d/b are one file");
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/d/b")).unwrap(),
+        "x\n"
+    );
+}

@@ -231,3 +231,27 @@ fn exclude_and_parents() {
         ]
     );
 }
+
+#[test]
+fn hard_links_in_the_source_stay_linked() {
+    let stage = tempfile::tempdir().unwrap();
+    fs_err::create_dir_all(stage.path().join("d")).unwrap();
+    fs_err::write(stage.path().join("d/a"), "same").unwrap();
+    fs_err::hard_link(stage.path().join("d/a"), stage.path().join("d/b")).unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let entries = plan_copy(
+        &request(&["/d"], "/out/"),
+        SourceTree::Stage { root: stage.path() },
+        None,
+        staging.path(),
+    )
+    .unwrap();
+    let b = entries
+        .iter()
+        .find(|e| e.path.to_string() == "out/b")
+        .unwrap();
+    match &b.kind {
+        EntryKind::Hardlink { target } => assert_eq!(target.to_string(), "out/a"),
+        other => panic!("out/b should be a hard link, is a {}", other.name()),
+    }
+}
