@@ -402,3 +402,77 @@ fn copy_from_keeps_hard_links() {
         "x\n"
     );
 }
+
+#[test]
+fn docker_format_base_healthcheck_shell_and_name_digest_file() {
+    let registry = kiln_testkit::Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "fixtures/busybox:oci", None)
+        .unwrap();
+    let host = registry.host_port();
+    // The same image in Docker schema 2, converted by skopeo.
+    let out = std::process::Command::new(support::tool("/usr/bin/skopeo"))
+        .args([
+            "copy",
+            "--quiet",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{host}/fixtures/busybox:oci"))
+        .arg(format!("docker://{host}/fixtures/busybox:docker"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fx = Fixture::new(
+        &format!(
+            "FROM {host}/fixtures/busybox:docker\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN echo $0\nHEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost\nSTOPSIGNAL SIGTERM\n"
+        ),
+        &[],
+    );
+    let layout = fx.work.path().join("layout");
+    let names = fx.work.path().join("names");
+    let mut options = fx.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.registry.insecure_pull = true;
+    options.destinations = vec![format!("{host}/kiln/hc:1"), format!("{host}/kiln/hc:2")];
+    options.image_name_with_digest_file = Some(names.clone());
+    options.oci_layout_path = Some(layout.clone());
+    let recorder = Recorder::default();
+    let outcome = run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+    assert_eq!(
+        recorder.run_lines(),
+        vec!["/bin/sh".to_string()],
+        "RUN used SHELL"
+    );
+    assert_eq!(
+        outcome.media_type, "application/vnd.docker.distribution.manifest.v2+json",
+        "the manifest format follows the base"
+    );
+    assert!(
+        outcome
+            .layers
+            .iter()
+            .all(|l| l.media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    );
+    assert_eq!(
+        fs_err::read_to_string(&names).unwrap(),
+        format!("{host}/kiln/hc@{0}\n{host}/kiln/hc@{0}\n", outcome.digest)
+    );
+    let (_, config) = layout_documents(&layout);
+    let c = &config["config"];
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "wget -q localhost"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["StopSignal"], "SIGTERM");
+}
