@@ -1,5 +1,6 @@
 //! `cargo xtask test`: installs the real components the tests need (when
-//! missing), then runs the whole test suite.
+//! missing), then runs the whole test suite: every crate's tests, then the
+//! GitLab job scenario in kiln's own executor image.
 
 use crate::util::{cargo, run as run_cmd, workspace_root};
 use std::process::Command;
@@ -7,6 +8,8 @@ use std::process::Command;
 pub fn run_all() -> anyhow::Result<()> {
     run_cmd(Command::new("bash").arg(workspace_root().join(".ci/install-deps")))?;
     run_cmd(cargo().args(["test", "--workspace", "--locked"]))?;
+    // The GitLab job end to end, in kiln's own debug image (issue 7).
+    crate::scenario::run(&["gitlab".to_string()])?;
     Ok(())
 }
 

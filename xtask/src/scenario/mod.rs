@@ -222,6 +222,7 @@ fn case_without_ca(env: &Env) -> Result<()> {
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded without the CA");
+    eprintln!("  the job said: {}", error_line(&result.output));
     let host = env.registry.host_port();
     ensure!(
         result.output.contains(&host) && result.output.contains("unknown authority"),
@@ -243,6 +244,7 @@ fn case_wrong_password(env: &Env) -> Result<()> {
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded with a wrong password");
+    eprintln!("  the job said: {}", error_line(&result.output));
     let lower = result.output.to_lowercase();
     ensure!(
         lower.contains("unauthorized") || lower.contains("authentication"),
@@ -293,6 +295,16 @@ fn case_multi_stage(env: &Env) -> Result<()> {
         tagged.expect_absent(leaked)?;
     }
     Ok(())
+}
+
+/// The job's error line, for the scenario's own log.
+fn error_line(output: &str) -> &str {
+    output
+        .lines()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("Error"))
+        .unwrap_or("(no error line)")
+        .trim()
 }
 
 /// Makes `path` a string for command lines.
