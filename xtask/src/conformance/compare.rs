@@ -31,8 +31,9 @@ pub struct Side<'a> {
     pub nodes: &'a BTreeMap<String, Node>,
 }
 
-/// Differences between the two trees, one line each.
-pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>) -> Result<Vec<String>> {
+/// Differences between the two trees, one line each. Files in `volatile`
+/// (a case's build-time outputs) are compared except for their content.
+pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>, volatile: &[&str]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut only_under: Option<String> = None;
     let paths: std::collections::BTreeSet<&String> =
@@ -45,7 +46,10 @@ pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>) -> Result<Vec<String>> {
             only_under = None;
         }
         match (kiln.nodes.get(path), buildah.nodes.get(path)) {
-            (Some(k), Some(b)) => out.extend(node_differences(path, k, b, kiln, buildah)?),
+            (Some(k), Some(b)) => {
+                let content = !volatile.contains(&path.as_str());
+                out.extend(node_differences(path, k, b, (kiln, buildah), content)?);
+            }
             (Some(k), None) => {
                 out.push(format!("only in kiln: {path} {}", describe(k)));
                 if k.kind == Kind::Dir {
@@ -71,8 +75,8 @@ fn node_differences(
     path: &str,
     k: &Node,
     b: &Node,
-    kiln: &Side<'_>,
-    buildah: &Side<'_>,
+    (kiln, buildah): (&Side<'_>, &Side<'_>),
+    compare_content: bool,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if k.kind != b.kind {
@@ -97,10 +101,12 @@ fn node_differences(
     if k.kind == Kind::File {
         if k.size != b.size {
             out.push(format!("{path}: size kiln {}, buildah {}", k.size, b.size));
-        } else if !same_content(
-            &kiln.rootfs.join(&path[1..]),
-            &buildah.rootfs.join(&path[1..]),
-        )? {
+        } else if compare_content
+            && !same_content(
+                &kiln.rootfs.join(&path[1..]),
+                &buildah.rootfs.join(&path[1..]),
+            )?
+        {
             out.push(format!("{path}: content differs ({} bytes each)", k.size));
         }
     }
@@ -159,10 +165,14 @@ fn read_full(file: &mut fs_err::File, buf: &mut [u8]) -> Result<usize> {
 
 /// Differences between the two configs' container fields.
 pub fn configs(kiln: &serde_json::Value, buildah: &serde_json::Value) -> Vec<String> {
-    let mut buildah = buildah.clone();
-    // buildah's artifact (TESTBED.md): its version label on every image.
-    if let Some(labels) = buildah["config"]["Labels"].as_object_mut() {
-        labels.remove(BUILDAH_LABEL);
+    // buildah's artifact (TESTBED.md): its version label on every image it
+    // commits. kiln never sets it, but inherits it, as Docker would, from a
+    // base image buildah built (onbuild-base), so it goes on both sides.
+    let (mut kiln, mut buildah) = (kiln.clone(), buildah.clone());
+    for config in [&mut kiln, &mut buildah] {
+        if let Some(labels) = config["config"]["Labels"].as_object_mut() {
+            labels.remove(BUILDAH_LABEL);
+        }
     }
     CONFIG_FIELDS
         .iter()
