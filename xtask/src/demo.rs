@@ -51,6 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
         env,
         cwd: "/home/demo".into(),
         argv: vec!["/usr/local/bin/hello".into()],
+        privileged: false,
     })?;
     ensure!(status.success(), "running the image failed: {output}");
     println!("the image at {} says: {}", layout.display(), output.trim());

@@ -95,6 +95,9 @@ pub async fn build(
     let mut in_place = None;
     if has_run {
         let chosen = crate::run::make_sandbox(options);
+        if let Ok(sandbox) = &chosen {
+            tracing::info!(mode = ?sandbox.mode(), "RUN isolation: {}", sandbox.reason());
+        }
         if matches!(&chosen, Ok(s) if s.mode() == kiln_sandbox::Mode::InPlace) {
             let mut ignore = crate::inplace::ignore_list(options).map_err(BuildError::Options)?;
             ignore

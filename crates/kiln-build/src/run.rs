@@ -195,6 +195,7 @@ pub fn make_sandbox(
     kiln_sandbox::Sandbox::new(&kiln_sandbox::SandboxOptions {
         isolation,
         disposable_container: false,
+        scratch_dir: Some(options.kaniko_dir.clone()),
     })
     .map_err(|e| e.to_string())
 }

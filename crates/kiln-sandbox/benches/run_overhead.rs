@@ -36,6 +36,7 @@ fn main() {
     let chroot = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Chroot,
         disposable_container: false,
+        scratch_dir: None,
     })
     .unwrap();
     let spec = RunSpec::new(dir.path(), ["/bin/true"]);
@@ -48,6 +49,7 @@ fn main() {
     let in_place = Sandbox::new(&SandboxOptions {
         isolation: Isolation::InPlace,
         disposable_container: true,
+        scratch_dir: None,
     })
     .unwrap();
     let spec = RunSpec::new(
@@ -58,7 +60,7 @@ fn main() {
         in_place.run(&spec, &mut sink).unwrap();
     });
 
-    let probe = per_run(|| kiln_sandbox::probe_namespaces().unwrap());
+    let probe = per_run(|| kiln_sandbox::probe_namespaces(None).unwrap());
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let ratio = |d: Duration| d.as_secs_f64() / baseline.as_secs_f64();

@@ -36,6 +36,9 @@ pub struct SandboxOptions {
     /// The user states explicitly that kiln runs in a disposable container, so in-place mode
     /// may change `/` even without [`KILN_CONTAINER_MARKER`].
     pub disposable_container: bool,
+    /// Where the namespace probe makes its scratch directory (kiln's work dir);
+    /// `None` means the system temp dir. kiln's image has no `/tmp`.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 /// The isolation a [`Sandbox`] uses.
@@ -61,9 +64,9 @@ pub struct Sandbox {
 /// Checks that chroot mode can work here: in a forked child, create the namespaces (a user
 /// namespace when not root), make mounts private, mount a tmpfs and a proc in a scratch dir
 /// and pivot_root into it. Returns why not on failure.
-pub fn probe_namespaces() -> Result<(), String> {
+pub fn probe_namespaces(scratch_parent: Option<&Path>) -> Result<(), String> {
     let userns = !is_root();
-    let dir = scratch_dir()
+    let dir = scratch_dir(scratch_parent)
         .map_err(|e| format!("cannot create a scratch directory for the probe: {e}"))?;
     let result = (|| {
         for sub in ["proc", "dev"] {
@@ -118,8 +121,9 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn scratch_dir() -> io::Result<PathBuf> {
-    let template = std::env::temp_dir().join("kiln-sandbox-probe-XXXXXX");
+fn scratch_dir(parent: Option<&Path>) -> io::Result<PathBuf> {
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let template = parent.join("kiln-sandbox-probe-XXXXXX");
     let mut bytes = std::os::unix::ffi::OsStrExt::as_bytes(template.as_os_str()).to_vec();
     bytes.push(0);
     // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own.
@@ -195,7 +199,7 @@ impl Sandbox {
     pub fn new(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let probe = match options.isolation {
             Isolation::InPlace => Err("not probed: in-place mode requested".to_owned()),
-            _ => probe_namespaces(),
+            _ => probe_namespaces(options.scratch_dir.as_deref()),
         };
         let marker = Path::new(KILN_CONTAINER_MARKER).exists();
         let (mode, reason) = decide(options, probe, marker)?;
@@ -295,6 +299,7 @@ mod tests {
         SandboxOptions {
             isolation,
             disposable_container,
+            scratch_dir: None,
         }
     }
 

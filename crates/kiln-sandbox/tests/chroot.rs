@@ -15,6 +15,7 @@ fn sandbox() -> Sandbox {
     let sb = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Chroot,
         disposable_container: false,
+        scratch_dir: None,
     })
     .expect("chroot mode must work as root here");
     assert_eq!(
@@ -50,7 +51,7 @@ fn stdout_of(sb: &Sandbox, spec: &RunSpec) -> Vec<String> {
 #[test]
 fn auto_chooses_chroot_where_namespaces_work() {
     common::require_root_and_busybox();
-    kiln_sandbox::probe_namespaces().expect("probe");
+    kiln_sandbox::probe_namespaces(None).expect("probe");
     let sb = Sandbox::new(&SandboxOptions::default()).unwrap();
     assert_eq!(
         sb.mode(),
@@ -531,6 +532,7 @@ fn in_place_mode_is_refused_outside_kilns_container() {
     let err = Sandbox::new(&SandboxOptions {
         isolation: Isolation::InPlace,
         disposable_container: false,
+        scratch_dir: None,
     })
     .unwrap_err();
     assert!(matches!(err, SandboxError::InPlaceRefused(_)), "{err}");
@@ -600,4 +602,20 @@ fn errors_name_what_failed_and_where() {
         err.contains("working directory") && err.contains("/etc/motd"),
         "{err}"
     );
+}
+
+/// kiln's image has no /tmp: the probe makes its scratch dir where it is told
+/// (kiln's work dir), and says so when it cannot.
+#[test]
+fn probe_uses_the_given_scratch_parent() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    kiln_sandbox::probe_namespaces(Some(parent.path())).expect("probe in a given dir");
+    assert_eq!(
+        std::fs::read_dir(parent.path()).unwrap().count(),
+        0,
+        "the probe cleans up after itself"
+    );
+    let err = kiln_sandbox::probe_namespaces(Some(std::path::Path::new("/nonexistent/kiln")))
+        .expect_err("no such parent");
+    assert!(err.contains("scratch directory"), "{err}");
 }

@@ -61,6 +61,7 @@ fn orchestrate() {
     let chroot = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Chroot,
         disposable_container: false,
+        scratch_dir: None,
     })
     .unwrap();
     let chroot_lines = run_scenario(&chroot, a.path());
@@ -232,7 +233,7 @@ fn inner(root: &Path) {
 
     // Without CAP_SYS_ADMIN namespaces are out: chroot mode is refused, auto needs the
     // container to be known as disposable, and then picks in-place mode.
-    let probe = kiln_sandbox::probe_namespaces();
+    let probe = kiln_sandbox::probe_namespaces(None);
     assert!(
         probe.is_err(),
         "namespaces unexpectedly work without CAP_SYS_ADMIN"
@@ -240,6 +241,7 @@ fn inner(root: &Path) {
     let chroot = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Chroot,
         disposable_container: false,
+        scratch_dir: None,
     });
     assert!(
         matches!(chroot, Err(SandboxError::NoIsolation(_))),
@@ -248,12 +250,14 @@ fn inner(root: &Path) {
     let auto = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Auto,
         disposable_container: false,
+        scratch_dir: None,
     });
     let err = auto.unwrap_err().to_string();
     assert!(err.contains(kiln_sandbox::KILN_CONTAINER_MARKER), "{err}");
     let sb = Sandbox::new(&SandboxOptions {
         isolation: Isolation::Auto,
         disposable_container: true,
+        scratch_dir: None,
     })
     .unwrap();
     assert_eq!(sb.mode(), Mode::InPlace);

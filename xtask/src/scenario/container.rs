@@ -27,6 +27,9 @@ pub struct ContainerSpec {
     pub cwd: String,
     /// The program and its arguments, resolved inside the rootfs.
     pub argv: Vec<String>,
+    /// A privileged runner: all capabilities and no seccomp filter, so
+    /// namespaces work inside (kiln then builds in private roots).
+    pub privileged: bool,
 }
 
 /// Runs `spec` in a fresh emulated container and returns its exit status and
@@ -39,6 +42,7 @@ pub fn run(spec: &ContainerSpec) -> Result<(std::process::ExitStatus, String)> {
         "env": spec.env,
         "cwd": spec.cwd,
         "argv": spec.argv,
+        "privileged": spec.privileged,
     })
     .to_string();
     let output = Command::new("unshare")
@@ -78,11 +82,14 @@ pub fn enter(encoded: &str) -> Result<()> {
         .map(str_of)
         .collect();
     let cwd = str_of(&v["cwd"]);
+    let privileged = v["privileged"].as_bool().unwrap_or(false);
 
     mount_filesystems(&rootfs, &binds)?;
     pivot_into(&rootfs)?;
-    install_seccomp_filter()?;
-    drop_to_docker_default_caps()?;
+    if !privileged {
+        install_seccomp_filter()?;
+        drop_to_docker_default_caps()?;
+    }
     std::env::set_current_dir(&cwd).with_context(|| format!("chdir {cwd}"))?;
     exec(&argv, &env)
 }

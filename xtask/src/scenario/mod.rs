@@ -10,7 +10,9 @@
 //! 2. without the CA line: fails naming the registry and the unknown
 //!    authority, pushes nothing;
 //! 3. wrong password: fails with an authentication error, pushes nothing;
-//! 4. multi-stage with RUN steps and a second destination tag.
+//! 4. multi-stage with RUN steps and a second destination tag;
+//! 5. a privileged runner (namespaces allowed): kiln builds in private roots
+//!    and the job container's own filesystem stays as it was.
 
 mod container;
 mod verify;
@@ -77,11 +79,15 @@ fn gitlab() -> Result<()> {
 
     let mut passed = 0;
     let mut failed = Vec::new();
-    let cases: [(&str, Case); 4] = [
+    let cases: [(&str, Case); 5] = [
         ("push with the CA line", case_push_with_ca),
         ("no CA line", case_without_ca),
         ("wrong password", case_wrong_password),
         ("multi-stage, two tags", case_multi_stage),
+        (
+            "privileged runner keeps the container intact",
+            case_privileged,
+        ),
     ];
     for (name, case) in cases {
         match case(&env) {
@@ -109,11 +115,14 @@ struct Job<'a> {
     password: &'a str,
     extra_script: &'a [&'a str],
     tag: &'a str,
+    privileged: bool,
 }
 
 struct JobResult {
     success: bool,
     output: String,
+    /// The job container's root filesystem, as the job left it.
+    rootfs: PathBuf,
 }
 
 fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
@@ -163,6 +172,7 @@ fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
         env: job_env,
         cwd: PROJECT_DIR.to_string(),
         argv: vec!["/busybox/sh".into(), "-c".into(), script],
+        privileged: job.privileged,
     })?;
     fs_err::write(dir.join("job.log"), &output)?;
     ensure!(
@@ -172,6 +182,7 @@ fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
     Ok(JobResult {
         success: status.success(),
         output,
+        rootfs: bundle.join("rootfs"),
     })
 }
 
@@ -195,6 +206,7 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         password: PASSWORD,
         extra_script: &[],
         tag: "v1.0.0",
+        privileged: false,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -219,6 +231,7 @@ fn case_without_ca(env: &Env) -> Result<()> {
         password: PASSWORD,
         extra_script: &[],
         tag: "no-ca",
+        privileged: false,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded without the CA");
@@ -241,6 +254,7 @@ fn case_wrong_password(env: &Env) -> Result<()> {
         password: "wrong-password-123",
         extra_script: &[],
         tag: "bad-auth",
+        privileged: false,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded with a wrong password");
@@ -276,6 +290,7 @@ fn case_multi_stage(env: &Env) -> Result<()> {
             "/kaniko/executor --context $CI_PROJECT_DIR --dockerfile $CI_PROJECT_DIR/Dockerfile --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG --destination $CI_REGISTRY_IMAGE:latest",
         ],
         tag: "v2.0.0",
+        privileged: false,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -293,6 +308,46 @@ fn case_multi_stage(env: &Env) -> Result<()> {
     tagged.expect_absent("src")?;
     for leaked in ["builds", "kaniko", "busybox"] {
         tagged.expect_absent(leaked)?;
+    }
+    Ok(())
+}
+
+/// Where namespaces are allowed, kiln builds in private roots and leaves the
+/// job container's own filesystem as it was.
+fn case_privileged(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "privileged",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "privileged runner\n")],
+        with_ca: true,
+        password: PASSWORD,
+        extra_script: &[],
+        tag: "privileged",
+        privileged: true,
+    };
+    let result = run_job(env, &job)?;
+    ensure!(result.success, "the job failed:\n{}", result.output);
+    ensure!(
+        result.output.contains("chroot"),
+        "kiln should say it chose chroot isolation:\n{}",
+        result.output
+    );
+    let image = verify::pull(&env.registry, "group/project:privileged", (USER, PASSWORD))?;
+    image.expect_file("app/app.txt", "privileged runner\n")?;
+    image.expect_file("app/built.txt", "built\n")?;
+    // The base image was not unpacked over the container, and nothing the
+    // build made landed there.
+    for path in ["etc/passwd", "app", "bin/busybox"] {
+        ensure!(
+            result.rootfs.join(path).symlink_metadata().is_err(),
+            "/{path} appeared in the job container: the build touched its filesystem"
+        );
+    }
+    for path in ["kaniko/executor", "busybox/sh", "bin/sh"] {
+        ensure!(
+            result.rootfs.join(path).symlink_metadata().is_ok(),
+            "/{path} disappeared from the job container"
+        );
     }
     Ok(())
 }
