@@ -62,13 +62,14 @@ pub fn run(case: &Case, harness: &mut Harness<'_>) -> Result<Verdict> {
 
 fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Result<Verdict> {
     let host = harness.bases.host();
-    let kiln_df = match prepare_dockerfile(case, &case.dockerfile, &host, &dir.join("df"))? {
-        Ok(prepared) => prepared,
-        Err(reason) => return Ok(Verdict::Skipped(reason)),
-    };
+    let kiln_df =
+        match prepare_dockerfile(case, &case.dockerfile, &case.edits, &host, &dir.join("df"))? {
+            Ok(prepared) => prepared,
+            Err(reason) => return Ok(Verdict::Skipped(reason)),
+        };
     let buildah_df = match &case.reference_dockerfile {
         Some(reference) => {
-            match prepare_dockerfile(case, reference, &host, &dir.join("df-buildah"))? {
+            match prepare_dockerfile(case, reference, &[], &host, &dir.join("df-buildah"))? {
                 Ok(prepared) => prepared,
                 Err(reason) => return Ok(Verdict::Skipped(reason)),
             }
@@ -198,6 +199,9 @@ fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
         "normalising modes in {} failed",
         dest.display()
     );
+    for path in &case.removed_files {
+        fs_err::remove_file(dest.join(path))?;
+    }
     for (path, content, mode) in &case.extra_files {
         let file = dest.join(path);
         fs_err::write(&file, content)?;
@@ -214,16 +218,26 @@ struct Prepared {
     images: Vec<super::images::LocalImage>,
 }
 
-/// Rewrites `source` for the local registry and writes it under its own name
-/// into `dir` (outside the context), with its `<name>.dockerignore`
-/// companion when it has one. The inner `Err` says why the case is skipped.
+/// Applies `edits` (each must match) to `source`, rewrites it for the local
+/// registry and writes it under its own name into `dir` (outside the
+/// context), with its `<name>.dockerignore` companion when it has one. The
+/// inner `Err` says why the case is skipped.
 fn prepare_dockerfile(
     case: &Case,
     source: &Path,
+    edits: &[(&str, &str)],
     host: &str,
     dir: &Path,
 ) -> Result<std::result::Result<Prepared, String>> {
-    let text = fs_err::read_to_string(source)?;
+    let mut text = fs_err::read_to_string(source)?;
+    for (from, to) in edits {
+        anyhow::ensure!(
+            text.contains(from),
+            "{}: no {from:?} to edit",
+            source.display()
+        );
+        text = text.replace(from, to);
+    }
     let rewritten = match rewrite(&text, &case.build_args, host) {
         Ok(r) => r,
         Err(reason) => return Ok(Err(reason)),

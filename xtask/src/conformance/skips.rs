@@ -39,12 +39,6 @@ pub fn skip_reason(case: &str) -> Option<&'static str> {
         }
         "Dockerfile_test_volume_4" => "tests rabbitmq's declared volumes, which no stand-in has",
         name if name.starts_with("Dockerfile_test_cache") => CACHE,
-        "Dockerfile_test_copy"
-        | "Dockerfile_test_copy_bucket"
-        | "Dockerfile_test_copy_reproducible" => {
-            "buildah 1.28 cannot build it: its copier unescapes `COPY context/arr[[]0].txt` to the \
-             glob arr[0].txt, which matches nothing (Docker copies arr[0].txt)"
-        }
         "Dockerfile_test_copy_chown_intermediate_dirs"
         | "Dockerfile_test_add_chown_intermediate_dirs" => {
             "runs alpine's adduser: the busybox stand-in (Debian's busybox-static) has no adduser applet"
