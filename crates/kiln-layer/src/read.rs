@@ -46,13 +46,16 @@ pub struct Measured {
 /// A `Read` that hashes and counts what passes through.
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256Hasher,
+    /// `None` when another hasher already sees the same bytes.
+    hasher: Option<Sha256Hasher>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        io::Write::write_all(&mut self.hasher, &buf[..n])?;
+        if let Some(hasher) = &mut self.hasher {
+            io::Write::write_all(hasher, &buf[..n])?;
+        }
         Ok(n)
     }
 }
@@ -104,7 +107,7 @@ impl<R: Read> DecodedLayer<R> {
         };
         let mut hashing = Hashing {
             inner: blob,
-            hasher: Sha256Hasher::new(),
+            hasher: Some(Sha256Hasher::new()),
         };
         // Read the magic (up to 4 bytes, however short the reads are).
         let mut head = Vec::with_capacity(4);
@@ -131,7 +134,8 @@ impl<R: Read> DecodedLayer<R> {
             compression,
             decoder: Hashing {
                 inner: decoder,
-                hasher: Sha256Hasher::new(),
+                // a plain blob is the tar: its digest is the diff_id, hash once
+                hasher: (compression != LayerCompression::None).then(Sha256Hasher::new),
             },
         })
     }
@@ -155,7 +159,7 @@ impl<R: Read> DecodedLayer<R> {
         };
         io::copy(&mut self.decoder, &mut io::sink()).map_err(read_err)?;
         let Hashing { inner, hasher } = self.decoder;
-        let (diff_id, uncompressed_size) = hasher.finish();
+        let uncompressed = hasher.map(Sha256Hasher::finish);
         let mut raw = match inner {
             Decoder::Plain(r) => r,
             Decoder::Gzip(r) => r.into_inner(),
@@ -166,7 +170,14 @@ impl<R: Read> DecodedLayer<R> {
             blob: self.blob.clone(),
             source,
         })?;
-        let (digest, size) = raw.into_inner().into_inner().1.hasher.finish();
+        let (digest, size) = raw
+            .into_inner()
+            .into_inner()
+            .1
+            .hasher
+            .expect("the blob is always hashed")
+            .finish();
+        let (diff_id, uncompressed_size) = uncompressed.unwrap_or_else(|| (digest.clone(), size));
         let mismatch = |what, expected: String, actual: String| Error::DigestMismatch {
             blob: self.blob.clone(),
             what,
