@@ -25,7 +25,7 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag, reference] if flag == "--push" => Some(reference.as_str()),
         _ => bail!("usage: cargo xtask image [--push REF]"),
     };
-    let images = build(push)?;
+    let images = build(push, &[])?;
     eprintln!(
         "xtask image: wrote {} and {}",
         images.executor.display(),
@@ -35,7 +35,8 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Builds the static binary and both images; pushes them when `push` is given.
-pub fn build(push: Option<&str>) -> Result<Images> {
+/// `env` is added to kiln's environment (credentials, CA files).
+pub fn build(push: Option<&str>, env: &[(String, String)]) -> Result<Images> {
     let root = workspace_root();
     let kiln = static_kiln()?;
     let out = target_dir().join("images");
@@ -52,6 +53,7 @@ pub fn build(push: Option<&str>) -> Result<Images> {
             fs_err::remove_dir_all(layout)?;
         }
         let mut cmd = Command::new(&kiln);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("build")
             .arg("--context")
             .arg(&context)
@@ -74,7 +76,7 @@ pub fn build(push: Option<&str>) -> Result<Images> {
 }
 
 /// `host/repo:tag` -> `host/repo:tag-debug`; `host/repo` -> `host/repo:debug`.
-fn debug_tag(reference: &str) -> String {
+pub fn debug_tag(reference: &str) -> String {
     let name_end = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[name_end..].rfind(':') {
         Some(_) => format!("{reference}-debug"),

@@ -56,7 +56,6 @@ struct Env {
 }
 
 fn gitlab() -> Result<()> {
-    let images = crate::image::build(None)?;
     let ca = Arc::new(TestCa::new("GitLab-like registry CA"));
     let issuer = TokenIssuer::builder()
         .user(USER, PASSWORD, "pull,push")
@@ -69,12 +68,14 @@ fn gitlab() -> Result<()> {
     FixtureImage::busybox()
         .push(&registry, "group/base:1", Some((USER, PASSWORD)))
         .map_err(|e| anyhow::anyhow!("pushing the base image: {e}"))?;
+    let work = tempfile::Builder::new().prefix("kiln-gitlab-").tempdir()?;
+    let images = build_and_push_images(&registry, &ca, work.path())?;
     let env = Env {
         ca_pem: ca.pem(),
         registry,
         _issuer: issuer,
         debug_layout: images.debug,
-        work: tempfile::Builder::new().prefix("kiln-gitlab-").tempdir()?,
+        work,
     };
 
     let mut passed = 0;
@@ -104,6 +105,43 @@ fn gitlab() -> Result<()> {
     println!("gitlab: {passed} passed, {} failed", failed.len());
     ensure!(failed.is_empty(), "scenario gitlab failed: {failed:?}");
     Ok(())
+}
+
+/// `cargo xtask image --push`, against the scenario's registry: both images
+/// are pushed (with credentials from a docker config and the registry's CA
+/// from SSL_CERT_FILE) and the registry holds exactly the layouts' manifests.
+fn build_and_push_images(
+    registry: &Registry,
+    ca: &TestCa,
+    work: &Path,
+) -> Result<crate::image::Images> {
+    let docker_config = work.join("docker-config");
+    fs_err::create_dir_all(&docker_config)?;
+    fs_err::write(
+        docker_config.join("config.json"),
+        serde_json::json!({"auths": {registry.host_port(): {"username": USER, "password": PASSWORD}}})
+            .to_string(),
+    )?;
+    let reference = format!("{}/kiln/executor:test", registry.host_port());
+    let env = [
+        ("DOCKER_CONFIG".to_string(), display(&docker_config)),
+        ("SSL_CERT_FILE".to_string(), display(ca.pem_path())),
+    ];
+    let images = crate::image::build(Some(&reference), &env)?;
+    for (layout, tag) in [
+        (&images.executor, reference.clone()),
+        (&images.debug, crate::image::debug_tag(&reference)),
+    ] {
+        let pushed = verify::manifest_digest(registry, &tag, (USER, PASSWORD))?;
+        let written = verify::layout_manifest_digest(layout)?;
+        ensure!(
+            pushed == written,
+            "{tag} is {pushed} in the registry but {written} in {}",
+            layout.display()
+        );
+    }
+    eprintln!("scenario gitlab: executor images pushed as {reference} and its -debug tag: ok");
+    Ok(images)
 }
 
 /// What one run of the job needs.

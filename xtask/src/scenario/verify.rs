@@ -110,6 +110,28 @@ pub fn pull(registry: &Registry, repo_tag: &str, creds: (&str, &str)) -> Result<
     })
 }
 
+/// The digest of the manifest `repo_tag` points at (`repo_tag` is `host/repo:tag`).
+pub fn manifest_digest(registry: &Registry, repo_tag: &str, creds: (&str, &str)) -> Result<String> {
+    let source = format!("docker://{repo_tag}");
+    let raw = super::skopeo(registry, creds, &["inspect", "--raw", &source])?;
+    ensure!(
+        raw.status.success(),
+        "skopeo inspect {source}: {}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    Ok(kiln_testkit::image::sha256_digest(&raw.stdout))
+}
+
+/// The digest of the single image in an OCI layout.
+pub fn layout_manifest_digest(layout: &Path) -> Result<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json"))?)?;
+    Ok(index["manifests"][0]["digest"]
+        .as_str()
+        .context("index.json names no manifest")?
+        .to_string())
+}
+
 /// The tag must not exist: a failed job pushes nothing.
 pub fn expect_no_tag(registry: &Registry, repo_tag: &str, creds: (&str, &str)) -> Result<()> {
     let source = format!("docker://{}/{repo_tag}", registry.host_port());
