@@ -28,6 +28,8 @@ fn main() -> anyhow::Result<()> {
         // Internal: pid 1 of the emulated container (see scenario/container.rs).
         Some("__container") => scenario::enter_container(rest.first().map_or("", String::as_str)),
         Some(cmd) => anyhow::bail!("xtask: unknown command {cmd:?}"),
-        None => anyhow::bail!("usage: cargo xtask <demo|test|bench|image|scenario|conformance> [args]"),
+        None => {
+            anyhow::bail!("usage: cargo xtask <demo|test|bench|image|scenario|conformance> [args]")
+        }
     }
 }
