@@ -75,6 +75,11 @@ fn builds_into_an_oci_layout_and_writes_the_digest_file() {
     assert!(inspect.status.success(), "{}", text(&inspect));
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(v["Digest"], digest.trim());
+    // As BuildKit: an image built on scratch gets the default PATH.
+    assert_eq!(
+        v["Env"],
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
 }
 
 #[test]

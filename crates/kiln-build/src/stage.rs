@@ -109,6 +109,9 @@ impl<'a, 'b> StageRun<'a, 'b> {
             Base::Scratch => {
                 let mut config = ImageConfig::for_platform(&env.platform);
                 config.rootfs.kind = "layers".into();
+                // BuildKit gives an image built on scratch the default PATH.
+                config.container_config_mut().env =
+                    Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
                 let image = ImageState {
                     config,
                     layers: Vec::new(),
