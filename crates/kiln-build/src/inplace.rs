@@ -13,11 +13,19 @@ use kiln_snapshot::IgnoreList;
 
 use crate::options::BuildOptions;
 
+/// Where kiln's debug image keeps its static busybox.
+const DEBUG_SHELL_DIR: &str = "/busybox";
+
 /// The paths in-place mode never touches nor snapshots.
 pub fn ignore_list(options: &BuildOptions) -> Result<IgnoreList, String> {
     let mut list = IgnoreList::kaniko_defaults(&options.kaniko_dir, options.ignore_var_run)
         .map_err(|e| e.to_string())?;
     list.add_own_mount_points(Path::new("/"))
+        .map_err(|e| e.to_string())?;
+    // The debug image's shell. Docker mounts its declared VOLUME, but
+    // Kubernetes does not: kept out of snapshots and never removed, so the
+    // job's later script lines still have their shell and tools.
+    list.add(Path::new(DEBUG_SHELL_DIR))
         .map_err(|e| e.to_string())?;
     for p in &options.ignore_paths {
         list.add(p).map_err(|e| e.to_string())?;

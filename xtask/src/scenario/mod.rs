@@ -242,7 +242,8 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         files: &[("app.txt", "hello from the project\n")],
         with_ca: true,
         password: PASSWORD,
-        extra_script: &[],
+        // The build ran in place: the job's shell and tools must survive it.
+        extra_script: &["/busybox/ls /busybox/busybox /kaniko/executor"],
         tag: "v1.0.0",
         privileged: false,
     };
