@@ -382,7 +382,12 @@ fn content_digest(path: &Path) -> Result<kiln_oci::Digest, String> {
     let mut hasher = kiln_oci::Hasher::sha256();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
-        let full = path.join(&rel);
+        // `join("")` would append a slash, which a single-file source refuses.
+        let full = if rel.as_os_str().is_empty() {
+            path.to_path_buf()
+        } else {
+            path.join(&rel)
+        };
         let meta = fs_err::symlink_metadata(&full).map_err(|e| e.to_string())?;
         hasher.update(
             format!(

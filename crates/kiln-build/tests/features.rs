@@ -331,6 +331,29 @@ fn bind_mount_content_changes_the_run_key() {
     assert_ne!(a, run_key("two\n"));
 }
 
+/// Docker bind-mounts a single file too (found by the buildah conformance run).
+#[test]
+fn bind_mount_of_a_single_file_from_the_context() {
+    let fx = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=bind,source=input.txt,target=/in.txt cp /in.txt /out\n",
+        &[("input.txt", "single file\n")],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/out")).unwrap(),
+        "single file\n"
+    );
+    assert!(
+        !bundle.join("rootfs/in.txt").exists(),
+        "the mount target must not be left in the image"
+    );
+}
+
 #[test]
 fn secret_as_environment_variable_only_for_the_command() {
     let fx = Fixture::new(
