@@ -152,6 +152,10 @@ pub fn resolve_user_from(
     } else {
         home
     };
+    // As Docker does for its containers (moby's getUser): the primary group
+    // comes first among the supplementary groups.
+    groups.retain(|g| *g != gid);
+    groups.insert(0, gid);
     Ok(ExecUser {
         uid,
         gid,
@@ -195,7 +199,7 @@ mod tests {
             ExecUser {
                 uid: 0,
                 gid: 0,
-                groups: vec![],
+                groups: vec![0],
                 home: "/root".into()
             }
         );
@@ -208,7 +212,7 @@ mod tests {
             ExecUser {
                 uid: 1000,
                 gid: 1000,
-                groups: vec![100, 10],
+                groups: vec![1000, 100, 10],
                 home: "/home/user".into()
             }
         );
@@ -226,7 +230,7 @@ mod tests {
             ExecUser {
                 uid: 4242,
                 gid: 0,
-                groups: vec![],
+                groups: vec![0],
                 home: "/".into()
             }
         );
@@ -235,7 +239,7 @@ mod tests {
             ExecUser {
                 uid: 4242,
                 gid: 77,
-                groups: vec![],
+                groups: vec![77],
                 home: "/".into()
             }
         );
@@ -248,7 +252,7 @@ mod tests {
             ExecUser {
                 uid: 1000,
                 gid: 10,
-                groups: vec![],
+                groups: vec![10],
                 home: "/home/user".into()
             }
         );
@@ -257,7 +261,7 @@ mod tests {
             ExecUser {
                 uid: 1000,
                 gid: 5,
-                groups: vec![],
+                groups: vec![5],
                 home: "/home/user".into()
             }
         );
