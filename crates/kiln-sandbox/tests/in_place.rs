@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -135,79 +133,14 @@ fn orchestrate() {
     );
 }
 
-fn check(rc: libc::c_int, what: &str) {
-    assert!(rc >= 0, "{what}: {}", std::io::Error::last_os_error());
-}
-
-/// Makes this process (pid 1 of new pid + mount namespaces) a default Docker-like container
-/// rooted at `root`.
+/// Makes this process (pid 1 of new pid + mount namespaces) a default
+/// Docker-like container rooted at `root` (kiln-testkit's emulation).
 fn enter_container(root: &Path) {
-    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
-    let null = std::ptr::null();
-    // SAFETY: plain mount-namespace setup calls with valid C strings.
-    unsafe {
-        check(
-            libc::mount(
-                c(root).as_ptr(),
-                c(root).as_ptr(),
-                null,
-                libc::MS_BIND | libc::MS_REC,
-                null.cast(),
-            ),
-            "bind root",
-        );
-        check(
-            libc::mount(
-                c"proc".as_ptr(),
-                c(&root.join("proc")).as_ptr(),
-                c"proc".as_ptr(),
-                0,
-                null.cast(),
-            ),
-            "mount proc",
-        );
-        check(
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                c(&root.join("dev")).as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                null.cast(),
-            ),
-            "mount /dev",
-        );
-        for d in ["null", "zero", "urandom"] {
-            let target = root.join("dev").join(d);
-            std::fs::write(&target, b"").unwrap();
-            let host = PathBuf::from("/dev").join(d);
-            check(
-                libc::mount(
-                    c(&host).as_ptr(),
-                    c(&target).as_ptr(),
-                    null,
-                    libc::MS_BIND,
-                    null.cast(),
-                ),
-                "bind device",
-            );
-        }
-        check(libc::chdir(c(root).as_ptr()), "chdir root");
-        check(
-            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int,
-            "pivot_root",
-        );
-        check(
-            libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
-            "detach old root",
-        );
-        check(libc::chdir(c"/".as_ptr()), "chdir /");
-    }
-    let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    kiln_sandbox::caps::drop_to_default(last_cap).expect("drop capabilities");
+    kiln_testkit::container::enter(&kiln_testkit::container::ContainerSetup {
+        rootfs: root.to_path_buf(),
+        ..Default::default()
+    })
+    .expect("entering the emulated container");
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let bnd = status
         .lines()
