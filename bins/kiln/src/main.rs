@@ -3,12 +3,14 @@
 //!
 //! Subcommands are dispatched by the first argument. Installed as
 //! `executor` (kaniko's `/kaniko/executor`), or called with flags and no
-//! subcommand, the binary behaves as `kiln build`.
+//! subcommand, the binary behaves as `kiln build`; installed as `warmer`
+//! (kaniko's `/kaniko/warmer`), as `kiln warm`.
 
 mod cli;
 mod executor;
 mod logging;
 mod parse_cmd;
+mod warm;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,9 +20,11 @@ const USAGE: &str = "usage: kiln <command> [flags]
 commands:
   build FLAGS      build an image (kaniko executor flags; see docs/kaniko-compat.md)
   parse FILE       print a Dockerfile's parse tree, or its errors
+  warm FLAGS       fill --cache-dir with base images (kaniko's warmer flags)
   version          print kiln's version
 
-Installed as `executor`, kiln takes the build flags directly, like kaniko.";
+Installed as `executor`, kiln takes the build flags directly, like kaniko;
+installed as `warmer`, the warmer's.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -35,6 +39,9 @@ fn main() -> ExitCode {
         })
         .unwrap_or_default();
     let rest = &args[1.min(args.len())..];
+    if program == "warmer" {
+        return warm::run(rest);
+    }
     if program == "executor" {
         return match rest.first().map(String::as_str) {
             Some("version") => version(),
@@ -44,6 +51,7 @@ fn main() -> ExitCode {
     match rest.first().map(String::as_str) {
         Some("build") => executor::run(&rest[1..]),
         Some("parse") => parse_cmd::run(&rest[1..]),
+        Some("warm") => warm::run(&rest[1..]),
         Some("version") | Some("--version") => version(),
         Some("help") | Some("--help") | Some("-h") => {
             println!("{USAGE}");

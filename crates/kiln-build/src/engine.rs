@@ -20,15 +20,42 @@ use crate::output;
 use crate::stage::{
     Base, BuildEnv, StageOutput, StageRun, encode_options, images_used_by, stage_needs_rootfs,
 };
+use crate::step_cache::StepCache;
 
 /// Builds the image described by `options`, reporting progress to `observer`.
 pub async fn build(
     options: &BuildOptions,
     observer: &dyn BuildObserver,
 ) -> Result<BuildOutcome, BuildError> {
+    check_options(options)?;
+    let platform = target_platform(options)?;
+    let cache = StepCache::open(options, &platform)?;
+    let result = build_with(options, observer, &platform, cache.as_ref()).await;
+    // Steps that ran are worth keeping even when a later one failed.
+    if let Some(cache) = cache {
+        cache.finish(observer).await;
+    }
+    result
+}
+
+/// The target platform: `--custom-platform`, else the host's.
+pub(crate) fn target_platform(options: &BuildOptions) -> Result<Platform, BuildError> {
+    match &options.custom_platform {
+        Some(p) => p
+            .parse::<Platform>()
+            .map_err(|e| BuildError::Options(format!("--custom-platform {p:?}: {e}"))),
+        None => Ok(Platform::host()),
+    }
+}
+
+async fn build_with(
+    options: &BuildOptions,
+    observer: &dyn BuildObserver,
+    platform: &Platform,
+    cache: Option<&StepCache>,
+) -> Result<BuildOutcome, BuildError> {
     let mut timings = PhaseTimings::default();
     let started = Instant::now();
-    check_options(options)?;
 
     fs_err::create_dir_all(&options.kaniko_dir)
         .map_err(|e| BuildError::io("creating kiln's work dir", &options.kaniko_dir, e))?;
@@ -52,12 +79,6 @@ pub async fn build(
 
     let dockerfile = kiln_dockerfile::parse(&dockerfile_name, &bytes)
         .map_err(|d| BuildError::Dockerfile(d.to_string()))?;
-    let platform = match &options.custom_platform {
-        Some(p) => p
-            .parse::<Platform>()
-            .map_err(|e| BuildError::Options(format!("--custom-platform {p:?}: {e}")))?,
-        None => Platform::host(),
-    };
     let plan_platform = kiln_dockerfile::Platform::new(
         &platform.os,
         &platform.architecture,
@@ -125,6 +146,7 @@ pub async fn build(
         sandbox,
         in_place: in_place.is_some(),
         in_place_ignore: in_place,
+        cache,
     };
     timings.prepare = started.elapsed();
 
@@ -149,13 +171,13 @@ pub async fn build(
                 };
                 let cached =
                     options.cache.dir.as_deref().and_then(|dir| {
-                        crate::pull::from_cache_dir(dir, &blobs, reference, &platform)
+                        crate::pull::from_cache_dir(dir, &blobs, reference, platform)
                     });
                 let (image, digest) = match cached {
                     Some(found) => found.map_err(from_error)?,
                     None => {
                         let client = registry_client(&registry, options)?;
-                        crate::pull::pull_base(client, reference, &platform)
+                        crate::pull::pull_base(client, reference, platform)
                             .await
                             .map_err(from_error)?
                     }
@@ -167,8 +189,9 @@ pub async fn build(
                 }
             }
         };
-        if stage_needs_rootfs(&env, stage) {
-            // The base's layers will be unpacked: fetch the ones not in the store.
+        if cache.is_none() && stage_needs_rootfs(&env, stage) {
+            // The base's layers will be unpacked: fetch the ones not in the store
+            // (with the cache on, the stage fetches them if a step misses).
             let base_image = match &base {
                 Base::Image { image, .. } => Some(&**image),
                 Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
@@ -200,7 +223,7 @@ pub async fn build(
                 .path()
                 .join(format!("image-{}", images.len()))
                 .join("rootfs");
-            crate::pull::pull_and_unpack(client, &blobs, &reference, &platform, &root, observer)
+            crate::pull::pull_and_unpack(client, &blobs, &reference, platform, &root, observer)
                 .await
                 .map_err(|reason| BuildError::Step {
                     step: format!("[stage {}/{count}]", position + 1),
@@ -234,7 +257,7 @@ pub async fn build(
             .await
             .map_err(BuildError::Registry)?;
     }
-    output::write_local_outputs(&blobs, &image, &written, options, &platform)?;
+    output::write_local_outputs(&blobs, &image, &written, options, platform)?;
     timings.export = export_start.elapsed();
 
     let mut pushed = Vec::new();
@@ -335,11 +358,6 @@ fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
     for d in &options.destinations {
         kiln_oci::Reference::parse(d)
             .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
-    }
-    if options.cache.enabled {
-        return Err(BuildError::NotYetSupported(
-            "--cache (the registry layer cache is issue 8)".into(),
-        ));
     }
     if let Some(level) = options.compression_level {
         let ok = match options.compression {

@@ -54,10 +54,12 @@ mod registry_glue;
 mod rootfs_path;
 mod run;
 mod stage;
+mod step_cache;
 #[cfg(test)]
 mod test_support;
 mod time;
 mod unpack;
+mod warm;
 
 pub use engine::build;
 pub use error::BuildError;
@@ -67,3 +69,4 @@ pub use options::{
     Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
 };
 pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+pub use warm::{WarmRequest, Warmed, warm};

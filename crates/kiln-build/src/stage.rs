@@ -57,6 +57,8 @@ pub struct BuildEnv<'a> {
     pub in_place: bool,
     /// What in-place mode never touches (kiln's dir, mounts, the context).
     pub in_place_ignore: Option<kiln_snapshot::IgnoreList>,
+    /// The layer cache (`--cache`).
+    pub cache: Option<&'a crate::step_cache::StepCache>,
 }
 
 /// A finished stage.
@@ -82,7 +84,10 @@ pub struct StageRun<'a, 'b> {
     count: usize,
     image: ImageState,
     vars: StageEnv,
+    /// The stage's filesystem once laid out.
     rootfs: Option<PathBuf>,
+    /// What the filesystem will be made of when a step first needs it.
+    pending: Option<PendingRoot>,
     snapshotter: Option<kiln_snapshot::WalkSnapshotter>,
     cmd_set_here: bool,
     cache_key: Digest,
@@ -94,6 +99,38 @@ pub struct StageRun<'a, 'b> {
 
 /// Error text with its cause, for [`BuildError::Step`].
 type StepResult<T> = Result<T, String>;
+
+/// A stage filesystem not laid out yet: with the cache on, steps that hit add
+/// their layers here and nothing is downloaded or unpacked until a step needs
+/// the files (a miss, a COPY --from of this stage) — never, in a fully cached
+/// build.
+#[derive(Debug, Default)]
+struct PendingRoot {
+    /// An earlier stage's laid-out filesystem to start from.
+    from: Option<PathBuf>,
+    /// Layers to apply in order (on `from`, or on an empty root).
+    layers: Vec<kiln_oci::Descriptor>,
+    /// VOLUME directories to create when missing.
+    volumes: Vec<String>,
+}
+
+/// What a COPY/ADD reads, gathered once for its key and its layer.
+struct CopySources<'c> {
+    cmd: &'c CopyCmd,
+    local: &'c [String],
+    downloads: &'c [crate::download::Downloaded],
+    chmod: Option<&'c Chmod>,
+    extract: bool,
+}
+
+/// Kinds of cacheable steps (`--cache-run-layers`, `--cache-copy-layers`;
+/// WORKDIR is always cached so that it never forces the filesystem out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cacheable {
+    Run,
+    Copy,
+    Workdir,
+}
 impl<'a, 'b> StageRun<'a, 'b> {
     /// Prepares a stage from its base (pulled by the caller for images).
     pub fn new(
@@ -144,6 +181,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             image,
             vars,
             rootfs: None,
+            pending: None,
             snapshotter: None,
             cmd_set_here: false,
             cache_key: key,
@@ -161,34 +199,100 @@ impl<'a, 'b> StageRun<'a, 'b> {
             text: format!("FROM {}", describe_base(&stage.base)),
             reason,
         };
-        if run.needs_rootfs() && env.in_place {
-            run.prepare_in_place(rootfs_from)
-                .map_err(|reason| from_error(&run, reason))?;
-        } else if run.needs_rootfs() {
-            let root = env
-                .work
-                .join(format!("stage-{}", stage.index))
-                .join("rootfs");
-            fs_err::create_dir_all(&root)
-                .map_err(|e| BuildError::io("creating the stage root", root.clone(), e))?;
-            if let Some(from) = rootfs_from {
-                copy_tree(&from, &root).map_err(|reason| {
-                    from_error(
-                        &run,
-                        format!("copying the base stage's filesystem: {reason}"),
-                    )
-                })?;
-            } else if !run.image.layers.is_empty() {
-                crate::unpack::unpack_layers(env.blobs, &run.image.layers, &root)
-                    .map_err(|reason| from_error(&run, reason))?;
+        if run.needs_rootfs() {
+            run.pending = Some(PendingRoot {
+                layers: match &rootfs_from {
+                    Some(_) => Vec::new(),
+                    None => run.image.layers.clone(),
+                },
+                from: rootfs_from,
+                volumes: Vec::new(),
+            });
+            // Without the cache every step needs the files: lay them out now.
+            if env.cache.is_none() || env.options.single_snapshot {
+                run.root().map_err(|reason| from_error(&run, reason))?;
             }
-            run.rootfs = Some(root);
         }
         if env.options.single_snapshot {
             run.ensure_snapshotter()
                 .map_err(|reason| from_error(&run, reason))?;
         }
         Ok(run)
+    }
+
+    /// The stage's filesystem, laid out on first use: the base (an earlier
+    /// stage's tree or the base image's layers) then every cached layer since.
+    fn root(&mut self) -> StepResult<PathBuf> {
+        if let Some(root) = &self.rootfs {
+            return Ok(root.clone());
+        }
+        let pending = self
+            .pending
+            .take()
+            .ok_or("internal: a stage without a filesystem")?;
+        if let Some(cache) = self.env.cache {
+            cache.fetch_blobs(self.env.blobs, &pending.layers, &self.image.origins)?;
+        }
+        let root = if self.env.in_place {
+            let root = self.prepare_in_place(pending.from, &pending.layers)?;
+            for volume in &pending.volumes {
+                make_volume_dir(&root, &self.workdir(), volume)?;
+            }
+            root
+        } else {
+            self.lay_out_at(pending, self.planned_root())?
+        };
+        self.rootfs = Some(root.clone());
+        Ok(root)
+    }
+
+    /// Lays a pending filesystem out in the private directory `root`.
+    fn lay_out_at(&self, pending: PendingRoot, root: PathBuf) -> StepResult<PathBuf> {
+        fs_err::create_dir_all(&root).map_err(|e| format!("creating the stage root: {e}"))?;
+        if let Some(from) = &pending.from {
+            copy_tree(from, &root)
+                .map_err(|reason| format!("copying the base stage's filesystem: {reason}"))?;
+        }
+        crate::unpack::unpack_layers(self.env.blobs, &pending.layers, &root)?;
+        for volume in &pending.volumes {
+            make_volume_dir(&root, &self.workdir(), volume)?;
+        }
+        Ok(root)
+    }
+
+    /// Whether a later stage reads this stage's files (`COPY --from`,
+    /// `RUN --mount from=`; a reference with a variable counts).
+    fn files_used_by_later(&self) -> bool {
+        let refers = |name: &str| {
+            name.contains('$') || self.env.plan.resolve_stage_ref(name) == Some(self.stage.index)
+        };
+        self.env
+            .plan
+            .stages
+            .iter()
+            .filter(|s| s.index != self.stage.index)
+            .flat_map(|s| &s.instructions)
+            .any(|ins| match &ins.command {
+                Command::Copy(c) | Command::Add(c) => c.from.as_deref().is_some_and(refers),
+                Command::Run(r) => r
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.from.as_deref())
+                    .any(refers),
+                _ => false,
+            })
+    }
+
+    /// Where the stage's filesystem is (or will be) laid out.
+    fn planned_root(&self) -> PathBuf {
+        if self.env.in_place {
+            PathBuf::from("/")
+        } else {
+            self.env
+                .work
+                .join(format!("stage-{}", self.stage.index))
+                .join("rootfs")
+        }
     }
 
     fn needs_rootfs(&self) -> bool {
@@ -198,7 +302,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
     /// In-place mode: clear `/` (all but the ignore list) and lay the base onto it.
     /// Layers are unpacked into the work dir first and copied over without the
     /// ignored paths (a runtime's bind-mounted /etc/hosts cannot be replaced).
-    fn prepare_in_place(&mut self, saved_base: Option<PathBuf>) -> StepResult<()> {
+    fn prepare_in_place(
+        &self,
+        saved_base: Option<PathBuf>,
+        layers: &[kiln_oci::Descriptor],
+    ) -> StepResult<PathBuf> {
         let ignore = self
             .env
             .in_place_ignore
@@ -207,20 +315,21 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let root = PathBuf::from("/");
         crate::inplace::reset_root(&root, ignore)?;
         let source = match saved_base {
-            Some(saved) => Some(saved),
-            None if !self.image.layers.is_empty() => {
+            Some(saved) if layers.is_empty() => Some(saved),
+            saved => {
                 let staging = self.env.work.join(format!("base-{}", self.stage.index));
                 fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
-                crate::unpack::unpack_layers(self.env.blobs, &self.image.layers, &staging)?;
+                if let Some(saved) = saved {
+                    copy_tree(&saved, &staging)?;
+                }
+                crate::unpack::unpack_layers(self.env.blobs, layers, &staging)?;
                 Some(staging)
             }
-            None => None,
         };
         if let Some(source) = source {
             copy_tree_filtered(&source, &root, &|rel| ignore.is_ignored(rel))?;
         }
-        self.rootfs = Some(root);
-        Ok(())
+        Ok(root)
     }
 
     fn used_by_later(&self) -> bool {
@@ -298,6 +407,36 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     text: "(single snapshot of the stage)".into(),
                     reason,
                 })?;
+        }
+        // Files never laid out (every step hit the cache) are laid out now,
+        // privately, only if a later stage reads them.
+        if self.rootfs.is_none()
+            && self.files_used_by_later()
+            && let Some(pending) = self.pending.take()
+        {
+            let last = self.step_id(stage.instructions.len() + 1);
+            let fail = |reason: String| BuildError::Step {
+                step: last.to_string(),
+                location: self.location_of(stage.span.start.line),
+                text: "(laying out the stage for later stages)".into(),
+                reason,
+            };
+            if let Some(cache) = self.env.cache {
+                cache
+                    .fetch_blobs(self.env.blobs, &pending.layers, &self.image.origins)
+                    .map_err(fail)?;
+            }
+            let dir = self
+                .env
+                .work
+                .join(format!("stage-{}", stage.index))
+                .join("files");
+            let root = self.lay_out_at(pending, dir).map_err(fail)?;
+            return Ok(StageOutput {
+                image: self.image,
+                rootfs: Some(root),
+                cache_key: self.cache_key,
+            });
         }
         let rootfs = match (&self.env.in_place_ignore, self.rootfs.take()) {
             // In place, `/` is about to be reused: keep a copy only if a later
@@ -388,6 +527,8 @@ impl<'a, 'b> StageRun<'a, 'b> {
         hasher.update(b"\n");
         hasher.update(self.env.platform.to_string().as_bytes());
         hasher.update(b"\n");
+        // A layer cached as gzip must not land in a zstd build, and back.
+        hasher.update(format!("{:?}\n", self.env.options.compression).as_bytes());
         hasher.update(material);
         self.cache_key = hasher.finish();
         tracing::debug!(key = %self.cache_key, "step cache key");
@@ -503,13 +644,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 }
                 // As Docker's classic builder and kaniko: the directory exists for
                 // later steps (a later RUN's snapshot captures it).
-                if let Some(root) = &self.rootfs {
-                    for v in &words.values {
-                        let dir = resolve_in_root(root, &join_workdir(&self.workdir(), v));
-                        let host = host_of(root, &dir);
-                        if std::fs::symlink_metadata(&host).is_err() {
-                            fs_err::create_dir_all(&host).map_err(|e| e.to_string())?;
-                        }
+                let workdir = self.workdir();
+                for v in &words.values {
+                    match (&self.rootfs, &mut self.pending) {
+                        (Some(root), _) => make_volume_dir(root, &workdir, v)?,
+                        (None, Some(pending)) => pending.volumes.push(join_workdir(&workdir, v)),
+                        (None, None) => {}
                     }
                 }
                 self.metadata_step(format!("VOLUME {}", go_list(&words.values)));
@@ -606,10 +746,19 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let dir = join_workdir(&self.workdir(), raw);
         self.image.config.container_config_mut().working_dir = Some(dir.clone());
         let created_by = format!("WORKDIR {dir}");
-        self.advance_key(created_by.as_bytes());
+        let key = self.advance_key(created_by.as_bytes());
+        if self.rootfs.is_none()
+            && let Some(result) = self.cached(Cacheable::Workdir, &key, &created_by)?
+        {
+            return Ok(result);
+        }
         // Create the directory, owned by USER as BuildKit does, when missing.
         let mut entries = Vec::new();
-        if let Some(root) = self.rootfs.clone() {
+        let root = match (&self.rootfs, &self.pending) {
+            (None, None) => None,
+            _ => Some(self.root()?),
+        };
+        if let Some(root) = root {
             let resolved = resolve_in_root(&root, &dir);
             let (uid, gid) = self.user_ids(&root);
             let mut path = String::new();
@@ -630,12 +779,15 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 }
             }
         }
-        if entries.is_empty() {
-            let history = self.history(created_by);
+        let layer = if entries.is_empty() {
+            let history = self.history(created_by.clone());
             self.image.config.push_empty_step(history);
-            return Ok(None);
-        }
-        self.commit_entries(entries, created_by)
+            None
+        } else {
+            self.commit_entries(entries, created_by.clone())?
+        };
+        self.remember(Cacheable::Workdir, key, created_by, layer.as_ref());
+        Ok(layer)
     }
 
     fn user_ids(&self, root: &Path) -> (u64, u64) {
@@ -662,31 +814,84 @@ impl<'a, 'b> StageRun<'a, 'b> {
         if local.iter().any(|s| s.starts_with("git@")) {
             return Err(NOT_YET_GIT.into());
         }
-        let root = self.rootfs.clone();
-        let owner = match &c.chown {
-            Some(spec) => Some(resolve_chown(spec, root.as_deref())?),
-            None => None,
-        };
         let chmod = c.chmod.as_deref().map(Chmod::parse).transpose()?;
         let staging = self.env.work.join("staging").join(format!(
             "{}-{}",
             self.stage.index,
             self.cache_key.hex()
         ));
-        let extract = is_add && c.unpack != Some(false);
+        // URLs (ADD only): downloaded first, their content is part of the key.
+        let mut downloads = Vec::new();
+        for (n, url) in urls.iter().enumerate() {
+            fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
+            let file = staging.join(format!("url-{n}"));
+            downloads.push(crate::download::download_blocking(
+                url,
+                &file,
+                c.checksum.as_deref(),
+            )?);
+        }
+        let sources = CopySources {
+            cmd: c,
+            local: &local,
+            downloads: &downloads,
+            chmod: chmod.as_ref(),
+            extract: is_add && c.unpack != Some(false),
+        };
+        let mut shown: Vec<String> = c.sources.clone();
+        if let Some(sum) = &c.checksum {
+            shown.insert(0, format!("--checksum={sum}"));
+        }
+        shown.extend(c.inline.iter().map(|i| format!("<<{}", i.path)));
+        let created_by = format!("{keyword} {} {} # buildkit", shown.join(" "), c.dest);
+        // Cache key: the instruction and the content, mode and owner of every
+        // source as it would land in an empty root (so the key never depends on
+        // whether the stage's files are laid out yet).
+        let unresolved = self.copy_entries(&sources, None, None, &staging.join("key"))?;
+        let mut material = format!(
+            "{created_by}\nfrom={:?} chown={:?} chmod={:?} exclude={:?} parents={}\n",
+            c.from, c.chown, c.chmod, c.exclude, c.parents
+        )
+        .into_bytes();
+        material.extend(entries_digest(&unresolved)?.as_bytes());
+        drop(unresolved);
+        let key = self.advance_key(&material);
+        if let Some(result) = self.cached(Cacheable::Copy, &key, &created_by)? {
+            return Ok(result);
+        }
+        let root = self.root()?;
+        let owner = match &c.chown {
+            Some(spec) => Some(resolve_chown(spec, Some(&root))?),
+            None => None,
+        };
+        let entries = self.copy_entries(&sources, Some(&root), owner, &staging)?;
+        let layer = self.commit_entries(entries, created_by.clone())?;
+        self.remember(Cacheable::Copy, key, created_by, layer.as_ref());
+        Ok(layer)
+    }
+
+    /// The entries of a COPY/ADD landing in `root` (`None`: an empty root).
+    fn copy_entries(
+        &self,
+        sources: &CopySources<'_>,
+        root: Option<&Path>,
+        owner: Option<Owner>,
+        staging: &Path,
+    ) -> StepResult<Vec<Entry>> {
+        let c = sources.cmd;
         let request = CopyRequest {
-            sources: local.clone(),
+            sources: sources.local.to_vec(),
             dest: c.dest.clone(),
             workdir: self.workdir(),
             chown: owner,
-            chmod: chmod.clone(),
+            chmod: sources.chmod.cloned(),
             excludes: c.exclude.clone(),
             parents: c.parents,
-            extract_archives: extract,
+            extract_archives: sources.extract,
             created: self.file_time(),
         };
         let mut entries = Vec::new();
-        if !local.is_empty() {
+        if !sources.local.is_empty() {
             let source_root;
             let tree = match &c.from {
                 None => SourceTree::Context {
@@ -700,14 +905,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     SourceTree::Stage { root: &source_root }
                 }
             };
-            entries = plan_copy(&request, tree, root.as_deref(), &staging)?;
+            entries = plan_copy(&request, tree, root, staging)?;
         }
-        // URLs (ADD only): downloaded, mode 0600, never extracted.
-        let many = urls.len() + local.len() + c.inline.len() > 1;
-        for (n, url) in urls.iter().enumerate() {
-            fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
-            let file = staging.join(format!("url-{n}"));
-            let got = crate::download::download_blocking(url, &file, c.checksum.as_deref())?;
+        // URLs: mode 0600, never extracted.
+        let many = sources.downloads.len() + sources.local.len() + c.inline.len() > 1;
+        for got in sources.downloads {
             let dest_abs = join_workdir(&self.workdir(), &c.dest);
             let target = if c.dest.ends_with('/') || many {
                 format!("{dest_abs}/{}", got.file_name)
@@ -716,18 +918,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
             };
             let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
             let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
-            push_parents(
-                &mut entries,
-                &path,
-                owner,
-                self.file_time(),
-                root.as_deref(),
-            )?;
+            push_parents(&mut entries, &path, owner, self.file_time(), root)?;
             entries.push(Entry::file(
                 path,
-                got.path,
+                got.path.clone(),
                 Metadata {
-                    mode: chmod.as_ref().map_or(0o600, |m| m.apply(0o600, false)),
+                    mode: sources.chmod.map_or(0o600, |m| m.apply(0o600, false)),
                     uid: owner.uid,
                     gid: owner.gid,
                     mtime: got
@@ -742,7 +938,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             let dest_is_dir = c.dest.ends_with('/') || c.inline.len() + c.sources.len() > 1;
             let dest_abs = join_workdir(&self.workdir(), &c.dest);
             let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
-            let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
+            let mode = sources.chmod.map_or(0o644, |m| m.apply(0o644, false));
             for inline in &c.inline {
                 let target = if dest_is_dir {
                     format!("{dest_abs}/{}", inline.path)
@@ -750,13 +946,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     dest_abs.clone()
                 };
                 let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
-                push_parents(
-                    &mut entries,
-                    &path,
-                    owner,
-                    self.file_time(),
-                    root.as_deref(),
-                )?;
+                push_parents(&mut entries, &path, owner, self.file_time(), root)?;
                 entries.push(Entry::bytes(
                     path,
                     inline.data.clone().into_bytes(),
@@ -770,21 +960,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 ));
             }
         }
-        let mut shown: Vec<String> = c.sources.clone();
-        if let Some(sum) = &c.checksum {
-            shown.insert(0, format!("--checksum={sum}"));
-        }
-        shown.extend(c.inline.iter().map(|i| format!("<<{}", i.path)));
-        let created_by = format!("{keyword} {} {} # buildkit", shown.join(" "), c.dest);
-        // Cache key: the instruction and the content, mode and owner of every entry.
-        let mut material = format!(
-            "{created_by}\nfrom={:?} chown={:?} chmod={:?} exclude={:?} parents={}\n",
-            c.from, c.chown, c.chmod, c.exclude, c.parents
-        )
-        .into_bytes();
-        material.extend(entries_digest(&entries)?.as_bytes());
-        self.advance_key(&material);
-        self.commit_entries(entries, created_by)
+        Ok(entries)
     }
 
     /// Applies entries to the rootfs (so later steps see them) and makes a layer,
@@ -870,14 +1046,15 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let Command::Run(cmd) = &ins.command else {
             return Err("internal: not a RUN".into());
         };
-        self.ensure_snapshotter()?;
-        let root = self
-            .rootfs
-            .clone()
-            .ok_or("internal: RUN without a filesystem")?;
-        let step = RunStep::prepare(self, cmd, ins.span.start.line, &root)?;
+        // The key comes before the files: a hit needs no filesystem.
+        let step = RunStep::prepare(self, cmd, ins.span.start.line, &self.planned_root())?;
         let created_by = step.created_by.clone();
-        self.advance_key(step.key_material.as_bytes());
+        let key = self.advance_key(step.key_material.as_bytes());
+        if let Some(result) = self.cached(Cacheable::Run, &key, &created_by)? {
+            return Ok(result);
+        }
+        self.root()?;
+        self.ensure_snapshotter()?;
         step.execute(self.env, id)?;
         if self.env.options.single_snapshot {
             self.single_snapshot_steps.push(created_by);
@@ -889,7 +1066,88 @@ impl<'a, 'b> StageRun<'a, 'b> {
             .ok_or("internal: no snapshotter")?
             .diff()
             .map_err(|e| format!("snapshotting the RUN's changes: {e}"))?;
-        self.push_layer(changes.into_entries(), created_by)
+        let layer = self.push_layer(changes.into_entries(), created_by.clone())?;
+        self.remember(Cacheable::Run, key, created_by, layer.as_ref());
+        Ok(layer)
+    }
+
+    /// Whether the cache serves steps of `kind` in this build.
+    fn caches(&self, kind: Cacheable) -> Option<&'b crate::step_cache::StepCache> {
+        let cache = self.env.cache?;
+        let on = match kind {
+            Cacheable::Run => cache.run_layers,
+            Cacheable::Copy => cache.copy_layers,
+            Cacheable::Workdir => true,
+        };
+        (on && !self.env.options.single_snapshot).then_some(cache)
+    }
+
+    /// The cached result of the step with `key`, applied to the stage: its
+    /// layer is added to the image, and to the files only once they are laid
+    /// out. `None`: not cached, run the step.
+    fn cached(
+        &mut self,
+        kind: Cacheable,
+        key: &Digest,
+        created_by: &str,
+    ) -> StepResult<Option<Option<Digest>>> {
+        let Some(cache) = self.caches(kind) else {
+            return Ok(None);
+        };
+        let hit = cache.lookup(key, self.env.blobs, self.env.observer);
+        tracing::debug!(%key, hit = hit.is_some(), "cache lookup");
+        self.env.observer.event(&BuildEvent::CacheLookup {
+            id: self.current_step.clone(),
+            key: key.to_string(),
+            hit: hit.is_some(),
+        });
+        let Some(hit) = hit else {
+            return Ok(None);
+        };
+        let history = self.history(created_by.to_string());
+        let Some((layer, diff_id)) = hit.layer else {
+            self.image.config.push_empty_step(history);
+            return Ok(Some(None));
+        };
+        if let Some(origin) = hit.origin {
+            self.image.origins.insert(layer.digest.clone(), origin);
+        }
+        match (&self.rootfs, &mut self.pending) {
+            (Some(root), _) => {
+                let layers = std::slice::from_ref(&layer);
+                cache.fetch_blobs(self.env.blobs, layers, &self.image.origins)?;
+                crate::unpack::unpack_layers(self.env.blobs, layers, root)?;
+                // The next RUN takes a fresh baseline.
+                self.snapshotter = None;
+            }
+            (None, Some(pending)) => pending.layers.push(layer.clone()),
+            (None, None) => return Err("internal: a cached layer for a stage without files".into()),
+        }
+        self.image.config.push_layer(diff_id, history);
+        let digest = layer.digest.clone();
+        self.image.layers.push(layer);
+        Ok(Some(Some(digest)))
+    }
+
+    /// Stores what a step that missed left, in the background.
+    fn remember(&self, kind: Cacheable, key: Digest, created_by: String, layer: Option<&Digest>) {
+        let Some(cache) = self.caches(kind) else {
+            return;
+        };
+        let layer = layer.and_then(|digest| {
+            let descriptor = self.image.layers.last().filter(|d| d.digest == *digest)?;
+            let diff_id = self.image.config.rootfs.diff_ids.last()?;
+            Some((descriptor.clone(), diff_id.clone()))
+        });
+        cache.store_in_background(kiln_cache::StepToStore {
+            key,
+            blob: layer.as_ref().map(|(d, _)| self.env.blobs.path(&d.digest)),
+            step: kiln_cache::CachedStep {
+                layer,
+                created_by,
+                stored: std::time::SystemTime::now(),
+            },
+        });
     }
 
     fn finish_single_snapshot(&mut self) -> StepResult<()> {
@@ -1142,6 +1400,16 @@ fn entries_digest(entries: &[Entry]) -> StepResult<String> {
         }
     }
     Ok(hasher.finish().to_string())
+}
+
+/// Creates a VOLUME's directory in `root` when it does not exist.
+fn make_volume_dir(root: &Path, workdir: &str, volume: &str) -> StepResult<()> {
+    let dir = resolve_in_root(root, &join_workdir(workdir, volume));
+    let host = host_of(root, &dir);
+    if std::fs::symlink_metadata(&host).is_err() {
+        fs_err::create_dir_all(&host).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Go's `%v` of a string slice: `[a b c]`.

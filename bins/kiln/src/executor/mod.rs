@@ -1,7 +1,7 @@
 //! The kaniko-compatible executor: `kiln build FLAGS` or `executor FLAGS`.
 //! Exit codes: 0 success, 1 build error, 2 usage error.
 
-mod options;
+pub(crate) mod options;
 mod report;
 
 use crate::cli::executor_flags;
