@@ -2,6 +2,7 @@
 //! to white out, which directories are opaque. In memory, no I/O.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::mode::SnapshotMode;
 use crate::record::differs;
@@ -75,7 +76,7 @@ fn diff_node(
     match old {
         None => {
             out.push(RawChange::Upsert(path.clone()));
-            if let Some(d) = &new.dir {
+            if let Some(d) = new.dir.as_deref() {
                 diff_dir(None, d, &path, mode, out);
             }
         }
@@ -83,12 +84,17 @@ fn diff_node(
             let same_dir =
                 old.rec.stat.file_type() == FileType::Dir && old.rec.stat.same_inode(&new.rec.stat);
             let empty = DirNode::default();
-            let new_dir = new.dir.as_ref().unwrap_or(&empty);
+            let new_dir = new.dir.as_deref().unwrap_or(&empty);
             if same_dir {
                 if differs(&old.rec, &new.rec, mode) {
                     out.push(RawChange::Upsert(path.clone()));
                 }
-                diff_dir(old.dir.as_ref(), new_dir, &path, mode, out);
+                // A subtree shared by both snapshots was not touched.
+                let shared =
+                    matches!((&old.dir, &new.dir), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+                if !shared {
+                    diff_dir(old.dir.as_deref(), new_dir, &path, mode, out);
+                }
             } else {
                 out.push(RawChange::Opaque(path.clone()));
                 diff_dir(None, new_dir, &path, mode, out);

@@ -68,6 +68,7 @@ mod changeset;
 mod diff;
 mod error;
 mod ignore;
+mod journal;
 mod mode;
 pub mod mountinfo;
 mod overlay;

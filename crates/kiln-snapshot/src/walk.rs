@@ -1,5 +1,7 @@
 //! The walk backend: snapshot the whole tree before a step, walk it again after, compare.
-//! Works everywhere (no mounts), cost proportional to the size of the tree.
+//! Works everywhere (no mounts). The first walk costs the size of the tree; after a step,
+//! an inotify journal limits the walk to the directories where something happened (a
+//! full walk again when the journal is unavailable or lost events).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,7 @@ use crate::changeset::{self, ChangeSet};
 use crate::diff::diff_trees;
 use crate::error::Result;
 use crate::ignore::IgnoreList;
+use crate::journal::Journal;
 use crate::mode::SnapshotMode;
 use crate::tree::Snapshot;
 
@@ -17,6 +20,8 @@ pub struct WalkSnapshotter {
     root: PathBuf,
     ignore: IgnoreList,
     baseline: Snapshot,
+    /// Watches the directories of the baseline; `None` where inotify is unavailable.
+    journal: Option<Journal>,
 }
 
 impl WalkSnapshotter {
@@ -24,11 +29,13 @@ impl WalkSnapshotter {
     /// regular file once).
     pub fn new(root: impl Into<PathBuf>, mode: SnapshotMode, ignore: IgnoreList) -> Result<Self> {
         let root = root.into();
-        let baseline = Snapshot::take(&root, &ignore, mode, None)?;
+        let journal = Journal::new();
+        let baseline = Snapshot::take(&root, &ignore, mode, None, journal.as_ref())?;
         Ok(WalkSnapshotter {
             root,
             ignore,
             baseline,
+            journal,
         })
     }
 
@@ -50,12 +57,7 @@ impl WalkSnapshotter {
     /// Walks the tree, returns what changed since the baseline, and makes the current
     /// state the baseline for the next step.
     pub fn diff(&mut self) -> Result<ChangeSet> {
-        let current = Snapshot::take(
-            &self.root,
-            &self.ignore,
-            self.baseline.mode,
-            Some(&self.baseline),
-        )?;
+        let current = self.current()?;
         let raw = diff_trees(&self.baseline.tree, &current.tree, current.mode);
         let changes = changeset::build(&self.root, raw)?;
         tracing::debug!(root = %self.root.display(), entries = changes.len(), "walk snapshot diffed");
@@ -66,12 +68,22 @@ impl WalkSnapshotter {
     /// Makes the current state the baseline without computing a change set (after a step
     /// whose changes are not wanted in a layer).
     pub fn rebaseline(&mut self) -> Result<()> {
-        self.baseline = Snapshot::take(
-            &self.root,
-            &self.ignore,
-            self.baseline.mode,
-            Some(&self.baseline),
-        )?;
+        self.baseline = self.current()?;
         Ok(())
+    }
+
+    /// The tree as it is now: refreshed from the baseline with the journal's events, or
+    /// walked whole without a journal.
+    fn current(&self) -> Result<Snapshot> {
+        match &self.journal {
+            Some(journal) => Snapshot::refresh(&self.root, &self.ignore, &self.baseline, journal),
+            None => Snapshot::take(
+                &self.root,
+                &self.ignore,
+                self.baseline.mode,
+                Some(&self.baseline),
+                None,
+            ),
+        }
     }
 }
