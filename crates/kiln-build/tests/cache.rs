@@ -402,3 +402,27 @@ fn an_oci_layout_cache_serves_a_second_build() {
         "one plain\n"
     );
 }
+
+#[test]
+fn a_bind_mount_content_change_misses() {
+    let s = setup(
+        "FROM BASE\nRUN --mount=type=bind,source=input.txt,target=/in cat /in > /out && echo ran-1\nRUN echo later && echo ran-2\n",
+        &[("input.txt", "first\n")],
+    );
+    let (o, _r) = s.options("one");
+    let (_, rec) = s.build(&o);
+    assert_eq!(ran(&rec), ["ran-1", "ran-2"]);
+    let (o, _r) = s.options("same");
+    let (_, rec) = s.build(&o);
+    assert!(ran(&rec).is_empty());
+    std::fs::write(s.fx.path().join("input.txt"), "second\n").unwrap();
+    let (o, _r) = s.options("two");
+    let (_, rec) = s.build(&o);
+    assert_eq!(ran(&rec), ["ran-1", "ran-2"]);
+    let unpacked = tempfile::tempdir().unwrap();
+    let root = s.pull("two", unpacked.path());
+    assert_eq!(
+        std::fs::read_to_string(root.join("out")).unwrap(),
+        "second\n"
+    );
+}
