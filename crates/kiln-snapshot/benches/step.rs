@@ -2,13 +2,19 @@
 //! small files, per backend, next to a bare `find ROOT -printf ''` walk of the same tree
 //! measured in the same run. Prints milliseconds and ratios.
 //!
+//! Also printed, for what a step costs when the walk backend's journal cannot narrow the
+//! walk: a bare single-threaded `fstatat` of every path (the floor of any stat-based
+//! walk) and a step after the journal overflowed (a full walk).
+//!
 //! `cargo bench -p kiln-snapshot --bench step` (as root, for the overlay backend).
 //! `KILN_BENCH_FILES` changes the number of files; `KILN_BENCH_ROOT` reuses a tree built
 //! by an earlier run of the same layout (it is modified) instead of building one.
 
 #![allow(clippy::print_stdout)]
 
+use std::ffi::CStr;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -64,6 +70,55 @@ fn time_find(root: &Path, format: &str) -> Duration {
     t.elapsed()
 }
 
+/// `getdents` + `fstatat` relative to each directory's fd, one thread: what any walk
+/// that stats every path pays at least.
+fn time_fstatat_walk(root: &Path) -> (Duration, usize) {
+    use nix::dir::Dir;
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{Mode, fstatat};
+    fn walk(dir: &mut Dir, count: &mut usize) {
+        let fd = dir.as_raw_fd();
+        let mut subdirs = Vec::new();
+        for e in dir.iter() {
+            let e = e.unwrap();
+            let name: &CStr = e.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let st = fstatat(Some(fd), name, AtFlags::AT_SYMLINK_NOFOLLOW).unwrap();
+            *count += 1;
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                subdirs.push(name.to_owned());
+            }
+        }
+        for name in subdirs {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+            let mut sub = Dir::openat(Some(fd), name.as_c_str(), flags, Mode::empty()).unwrap();
+            walk(&mut sub, count);
+        }
+    }
+    let t = Instant::now();
+    let mut count = 0;
+    let mut dir = Dir::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    walk(&mut dir, &mut count);
+    (t.elapsed(), count)
+}
+
+/// Creates and removes a file in `dir` until the walk journal's queue (16384 events by
+/// default) must have overflowed. Leaves only `dir`'s mtime changed.
+fn overflow_journal(dir: &Path) {
+    let limit: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    let p = dir.join("churn");
+    // At least 3 events each (create, modify, close after write, delete).
+    for _ in 0..=limit / 3 {
+        fs::write(&p, "x").unwrap();
+        fs::remove_file(&p).unwrap();
+    }
+}
+
 fn main() {
     let files: usize = std::env::var("KILN_BENCH_FILES")
         .ok()
@@ -101,6 +156,16 @@ fn main() {
         find_stat.as_secs_f64() / find.as_secs_f64()
     );
 
+    time_fstatat_walk(&root);
+    let stat_walks: Vec<(Duration, usize)> = (0..RUNS).map(|_| time_fstatat_walk(&root)).collect();
+    let paths = stat_walks[0].1;
+    let stat_walk = median(stat_walks.into_iter().map(|(d, _)| d).collect());
+    println!(
+        "bare fstatat walk, 1 thread ({paths} paths): {:8.1} ms  ({:.2}x bare find)",
+        ms(stat_walk),
+        stat_walk.as_secs_f64() / find.as_secs_f64()
+    );
+
     for mode in [SnapshotMode::Full, SnapshotMode::Redo] {
         let t = Instant::now();
         let mut walk = WalkSnapshotter::new(&root, mode, ignore.clone()).unwrap();
@@ -131,6 +196,25 @@ fn main() {
             "walk ({mode}): baseline + change + diff  {:8.1} ms  ({:.2}x find)",
             ms(baseline + step),
             (baseline + step).as_secs_f64() / find.as_secs_f64()
+        );
+        // A step whose events overflowed the journal: only the diff is timed.
+        let overflowed: Vec<Duration> = (0..RUNS)
+            .map(|i| {
+                overflow_journal(&root.join("usr0/lib0/pkg1"));
+                fs::write(&target, format!("overflow {i} {mode}\n")).unwrap();
+                let t = Instant::now();
+                let changes = walk.diff().unwrap();
+                let d = t.elapsed();
+                assert_eq!(changes.len(), 5, "one file, a dir and their 3 parent dirs");
+                d
+            })
+            .collect();
+        let overflowed = median(overflowed);
+        println!(
+            "walk ({mode}): diff after a journal overflow {:6.1} ms  ({:.2}x find, {:.2}x bare fstatat walk; a full walk)",
+            ms(overflowed),
+            overflowed.as_secs_f64() / find.as_secs_f64(),
+            overflowed.as_secs_f64() / stat_walk.as_secs_f64()
         );
     }
 
