@@ -25,7 +25,13 @@
 //!   entries relative to it. An inode whose identity (dev, ino, birth time) and ctime are
 //!   unchanged reuses its record without reading anything; only touched inodes get their
 //!   xattrs, link target and (in `full` mode) contents read. The walk that computes a diff
-//!   becomes the next step's baseline, so a step costs one walk.
+//!   becomes the next step's baseline, so a step costs one walk — and after the first, not
+//!   even that: an inotify journal (no privilege needed) watches every directory walked,
+//!   and the walk after a step reads again only the directories that saw an event, their
+//!   parents (which hold their records) and directories holding files with several hard
+//!   links. Untouched subtrees are shared with the previous snapshot and skipped by the
+//!   diff, so a step costs what it touched. Without inotify, after a queue overflow, or
+//!   when an inode gained or lost links, the walk is whole again.
 //! * **Overlay** ([`OverlaySnapshotter`]) mounts the rootfs as the lower dir of an
 //!   overlay (redirect_dir and metacopy off, so upper holds whole files) and runs the step
 //!   in the merged view. The upper dir is the change: char 0:0 devices become whiteouts,
