@@ -14,6 +14,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("kiln-sandbox", "run_overhead"),
     ("kiln-registry", "push_pull"),
     ("kiln-build", "build"),
+    ("kiln-build", "cache_rebuild"),
 ];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
