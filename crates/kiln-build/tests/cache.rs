@@ -426,3 +426,57 @@ fn a_bind_mount_content_change_misses() {
         "second\n"
     );
 }
+
+#[test]
+fn lookups_go_on_after_a_miss() {
+    let s = setup(DOCKERFILE, &[("a.txt", "A\n"), ("b.txt", "B\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("layers");
+    let (mut o, _r) = s.options("one");
+    o.cache.repo = Some(format!("oci:{}", dir.display()));
+    let (_, rec) = s.build(&o);
+    // Forget the entry of the first RUN (step 5) only.
+    let key = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            BuildEvent::CacheLookup { id, key, .. } if id.step == 5 => Some(key.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let hex = key.strip_prefix("sha256:").unwrap();
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    let before = manifests.len();
+    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"] != hex);
+    assert_eq!(manifests.len(), before - 1);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let (mut o, _r) = s.options("two");
+    o.cache.repo = Some(format!("oci:{}", dir.display()));
+    let (_, rec) = s.build(&o);
+    assert_eq!(ran(&rec), ["ran-1"], "only the forgotten step runs");
+    assert_eq!(lookups(&rec), [(3, true), (5, false), (7, true), (8, true)]);
+    let unpacked = tempfile::tempdir().unwrap();
+    let root = s.pull("two", unpacked.path());
+    assert_eq!(
+        std::fs::read_to_string(root.join("app/r1")).unwrap(),
+        "one plain\n"
+    );
+    assert_eq!(std::fs::read_to_string(root.join("app/r2")).unwrap(), "B\n");
+}
+
+#[test]
+fn no_push_cache_looks_up_but_never_stores() {
+    let s = setup(DOCKERFILE, &[("a.txt", "A\n"), ("b.txt", "B\n")]);
+    let (mut o, _r) = s.options("one");
+    o.cache.no_push = true;
+    s.build(&o);
+    let (o, _r) = s.options("two");
+    let (_, rec) = s.build(&o);
+    assert_eq!(ran(&rec), ["ran-1", "ran-2", "ran-3"]);
+}
