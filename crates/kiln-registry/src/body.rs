@@ -10,6 +10,8 @@ use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 
+use crate::progress::BlobMeter;
+
 /// The body type of every request kiln sends.
 pub(crate) type HyperBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -26,6 +28,8 @@ pub(crate) enum RequestBody {
         path: PathBuf,
         offset: u64,
         len: u64,
+        /// Told `offset + bytes sent so far` as chunks go to the network.
+        meter: Option<BlobMeter>,
     },
 }
 
@@ -45,12 +49,22 @@ impl RequestBody {
             RequestBody::Bytes(b) => Ok(Full::new(b.clone())
                 .map_err(|never| match never {})
                 .boxed_unsync()),
-            RequestBody::File { path, offset, len } => open_file_body(path, *offset, *len).await,
+            RequestBody::File {
+                path,
+                offset,
+                len,
+                meter,
+            } => open_file_body(path, *offset, *len, meter.clone()).await,
         }
     }
 }
 
-async fn open_file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<HyperBody> {
+async fn open_file_body(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    meter: Option<BlobMeter>,
+) -> std::io::Result<HyperBody> {
     let p = path.to_path_buf();
     let mut file = tokio::task::spawn_blocking(move || -> std::io::Result<fs_err::File> {
         let mut f = fs_err::File::open(&p)?;
@@ -84,8 +98,17 @@ async fn open_file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<H
             remaining -= want as u64;
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item.map(Frame::data), rx))
+    // Progress counts what hyper has taken from the stream, not what was read ahead.
+    let stream = futures_util::stream::unfold((rx, offset), move |(mut rx, sent)| {
+        let meter = meter.clone();
+        async move {
+            let item = rx.recv().await?;
+            let sent = sent + item.as_ref().map_or(0, |b| b.len() as u64);
+            if let (Some(meter), Ok(_)) = (&meter, &item) {
+                meter.report(sent);
+            }
+            Some((item.map(Frame::data), (rx, sent)))
+        }
     });
     Ok(StreamBody::new(stream).boxed_unsync())
 }

@@ -10,6 +10,7 @@ use http::HeaderValue;
 use crate::error::{Ctx, Error, ErrorKind};
 use crate::foreign::ForeignClients;
 use crate::options::{Direction, RegistryOptions};
+use crate::progress::ProgressHook;
 use crate::session::{Endpoint, EndpointConfig};
 use crate::transport::build_client;
 
@@ -82,6 +83,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    progress: Option<ProgressHook>,
 }
 
 impl fmt::Debug for Client {
@@ -101,7 +103,21 @@ impl Client {
                 endpoints: Mutex::new(BTreeMap::new()),
                 foreign,
             }),
+            progress: None,
         }
+    }
+
+    /// A client sharing this one's sessions and token caches whose blob transfers
+    /// ([`Client::fetch_blob`], pushes) report their progress to `hook`.
+    pub fn with_progress(&self, hook: ProgressHook) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            progress: Some(hook),
+        }
+    }
+
+    pub(crate) fn progress_hook(&self) -> Option<&ProgressHook> {
+        self.progress.as_ref()
     }
 
     pub fn options(&self) -> &RegistryOptions {

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use kiln_oci::{Descriptor, Digest, Hasher};
 
 use crate::error::{Ctx, Error, ErrorKind};
+use crate::progress::BlobMeter;
 use crate::transport::{BODY_IDLE_TIMEOUT, chain};
 
 const BUFFER: usize = 1 << 20;
@@ -24,6 +25,7 @@ pub(crate) async fn body_to_file(
     resp: Response<Incoming>,
     expected: &Descriptor,
     dest: &Path,
+    meter: Option<&BlobMeter>,
 ) -> Result<(), Error> {
     let partial = partial_path(dest);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
@@ -42,7 +44,7 @@ pub(crate) async fn body_to_file(
         Ok((hasher.finish(), written))
     });
 
-    let streamed = stream_body(ctx, resp.into_body(), expected.size, &tx).await;
+    let streamed = stream_body(ctx, resp.into_body(), expected.size, &tx, meter).await;
     drop(tx);
     let written = writer
         .await
@@ -65,7 +67,11 @@ pub(crate) async fn body_to_file(
             } else {
                 fs_err::tokio::rename(&partial, dest)
                     .await
-                    .map_err(|e| ctx.io("renaming", &partial, e))
+                    .map_err(|e| ctx.io("renaming", &partial, e))?;
+                if let Some(meter) = meter {
+                    meter.report(size);
+                }
+                Ok(())
             }
         }
     };
@@ -80,6 +86,7 @@ async fn stream_body(
     mut body: Incoming,
     limit: u64,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
+    meter: Option<&BlobMeter>,
 ) -> Result<(), Error> {
     let mut buf = BytesMut::with_capacity(BUFFER);
     let mut received = 0u64;
@@ -111,8 +118,13 @@ async fn stream_body(
             }));
         }
         buf.extend_from_slice(&data);
-        if buf.len() >= BUFFER && tx.send(buf.split().freeze()).await.is_err() {
-            return Ok(()); // the writer stopped: its error is reported
+        if buf.len() >= BUFFER {
+            if tx.send(buf.split().freeze()).await.is_err() {
+                return Ok(()); // the writer stopped: its error is reported
+            }
+            if let Some(meter) = meter {
+                meter.report(received);
+            }
         }
     }
     if !buf.is_empty() {

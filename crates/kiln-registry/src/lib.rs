@@ -21,6 +21,9 @@
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
 //!   a log event.
+//! - Progress: [`Client::with_progress`] gives a client whose blob downloads and
+//!   uploads report bytes done and total to a [`ProgressHook`] after each chunk of at
+//!   most 1 MiB and once when the blob is complete.
 //! - Credentials and TLS configuration come from [`CredentialProvider`] and
 //!   [`TlsProvider`] (kiln-auth implements both).
 
@@ -34,6 +37,7 @@ mod download;
 pub mod error;
 mod foreign;
 mod options;
+mod progress;
 mod providers;
 mod pull;
 mod push;
@@ -46,6 +50,7 @@ pub use client::{Client, ManifestRef, RepoRef};
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
 pub use kiln_auth::{Credential, Secret};
 pub use options::{Direction, RegistryOptions};
+pub use progress::{BlobProgress, ProgressHook};
 pub use providers::{Anonymous, AuthTls, CredentialProvider, StaticCredentials, TlsProvider};
 pub use pull::{CONFIG_LIMIT, ManifestDocument, PulledImage};
 pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget};

@@ -14,6 +14,7 @@ use crate::client::{Client, ManifestRef, RepoRef};
 use crate::download::{body_to_bytes, body_to_file};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
+use crate::progress::BlobMeter;
 use crate::session::{Req, Target, read_limited};
 
 /// Manifests and indexes larger than this are refused (distribution's own limit is 4 MiB).
@@ -260,11 +261,17 @@ impl Client {
             .object(&descriptor.digest);
         let ep = self.endpoint(&repo.registry, Direction::Pull, &ctx)?;
         let req = blob_get(repo, &descriptor.digest);
+        let meter = BlobMeter::new(
+            self.progress_hook(),
+            Direction::Pull,
+            &descriptor.digest,
+            descriptor.size,
+        );
         ep.cfg
             .retry
             .run(|_| async {
                 let resp = ep.call(&ctx, &req).await?;
-                body_to_file(&ctx, resp, descriptor, dest).await
+                body_to_file(&ctx, resp, descriptor, dest, meter.as_ref()).await
             })
             .await
     }

@@ -19,6 +19,7 @@ use crate::challenge::Scope;
 use crate::client::{Client, ManifestRef, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
+use crate::progress::BlobMeter;
 use crate::session::{Req, Target, drain};
 use crate::upload::{self, BlobSource, check_digest_header, location};
 
@@ -210,17 +211,23 @@ impl Client {
         let ep = self.endpoint(&repo.registry, Direction::Push, &ctx)?;
         let scopes = push_scopes(repo);
         let chunk = self.options().chunk_size;
+        let meter = BlobMeter::new(
+            self.progress_hook(),
+            Direction::Push,
+            digest,
+            blob.descriptor.size,
+        );
         ep.cfg
             .retry
             .run(|_| {
                 let pre = session.take();
-                let (ep, ctx, scopes) = (&ep, &ctx, &scopes);
+                let (ep, ctx, scopes, meter) = (&ep, &ctx, &scopes, meter.as_ref());
                 async move {
                     let url = match pre {
                         Some(u) => u,
                         None => upload::start(ep, ctx, &repo.repository, scopes).await?,
                     };
-                    upload::send(ep, ctx, url, &blob.descriptor, &blob.source, chunk, scopes).await
+                    upload::send(ep, ctx, url, blob, chunk, scopes, meter).await
                 }
             })
             .await?;

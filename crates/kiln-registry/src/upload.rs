@@ -11,12 +11,14 @@ use bytes::Bytes;
 use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, Response, StatusCode};
 use hyper::body::Incoming;
-use kiln_oci::{Descriptor, Digest};
+use kiln_oci::Digest;
 use url::Url;
 
 use crate::body::RequestBody;
 use crate::challenge::Scope;
 use crate::error::{Ctx, Error, ErrorKind};
+use crate::progress::BlobMeter;
+use crate::push::BlobToPush;
 use crate::session::{Endpoint, Req, Target, drain};
 
 /// Where a blob's bytes come from; re-read for every attempt.
@@ -27,12 +29,14 @@ pub enum BlobSource {
 }
 
 impl BlobSource {
-    pub(crate) fn range(&self, offset: u64, len: u64) -> RequestBody {
+    /// Bytes `offset..offset + len`; a file range reports its progress to `meter`.
+    pub(crate) fn range(&self, offset: u64, len: u64, meter: Option<&BlobMeter>) -> RequestBody {
         match self {
             BlobSource::File(path) => RequestBody::File {
                 path: path.clone(),
                 offset,
                 len,
+                meter: meter.cloned(),
             },
             BlobSource::Bytes(b) => {
                 RequestBody::Bytes(b.slice(offset as usize..(offset + len) as usize))
@@ -91,11 +95,12 @@ pub(crate) async fn send(
     ep: &Endpoint,
     ctx: &Ctx,
     mut url: Url,
-    descriptor: &Descriptor,
-    source: &BlobSource,
+    blob: &BlobToPush,
     chunk: Option<u64>,
     scopes: &[Scope],
+    meter: Option<&BlobMeter>,
 ) -> Result<(), Error> {
+    let (descriptor, source) = (&blob.descriptor, &blob.source);
     let size = descriptor.size;
     let octets = HeaderValue::from_static("application/octet-stream");
     let final_body = match chunk {
@@ -113,7 +118,7 @@ pub(crate) async fn send(
                 )
                 .header(CONTENT_TYPE, octets.clone())
                 .header(CONTENT_RANGE, range)
-                .body(source.range(offset, len));
+                .body(source.range(offset, len, meter));
                 let resp = ep.call(ctx, &req).await?;
                 url = location(ctx, &resp, &url)?;
                 drain(resp).await;
@@ -121,7 +126,7 @@ pub(crate) async fn send(
             }
             RequestBody::Empty
         }
-        _ => source.range(0, size),
+        _ => source.range(0, size, meter),
     };
     url.query_pairs_mut()
         .append_pair("digest", &descriptor.digest.to_string());
@@ -136,6 +141,9 @@ pub(crate) async fn send(
     let resp = ep.call(ctx, &req).await?;
     check_digest_header(ctx, &resp, &descriptor.digest)?;
     drain(resp).await;
+    if let Some(meter) = meter {
+        meter.report(size);
+    }
     Ok(())
 }
 
