@@ -2,7 +2,10 @@
 //! (bind, cache, tmpfs, secret) and `--network`, executed through
 //! kiln-sandbox in the stage's rootfs. Secret values are written to a
 //! private file outside the rootfs, bind-mounted read-only, and never appear
-//! in a layer, the history, a log line or the cache key.
+//! in a layer, the history, a log line or the cache key. Cache mounts and
+//! their sharing modes are in `run/cache_mount.rs`.
+
+mod cache_mount;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -23,8 +26,17 @@ pub struct RunStep {
     pub created_by: String,
     /// Cache key material (no secret values).
     pub key_material: String,
+    /// What the run uses and releases when it ends.
+    held: Held,
+}
+
+/// Host resources a RUN holds for its duration.
+#[derive(Default)]
+struct Held {
     /// Temporary host files to delete after the run (secrets, scripts, rw copies).
     temp: Vec<PathBuf>,
+    /// Cache mounts in use, locked as their sharing mode says until the run ends.
+    caches: Vec<cache_mount::CacheDir>,
 }
 
 impl RunStep {
@@ -39,7 +51,7 @@ impl RunStep {
         let env = stage.build_env();
         let tmp_dir = env.work.join("run-tmp");
         fs_err::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
-        let mut temp = Vec::new();
+        let mut held = Held::default();
         let mut mounts = Vec::new();
         let mut key_extra = Vec::new();
         let mut secret_env = Vec::new();
@@ -76,7 +88,7 @@ impl RunStep {
                         target: target.clone(),
                         readonly: true,
                     });
-                    temp.push(script);
+                    held.temp.push(script);
                     argv = vec![target.to_string_lossy().into_owned()];
                 } else {
                     argv = ctx.shell.clone();
@@ -102,7 +114,7 @@ impl RunStep {
                 stage,
                 env,
                 &tmp_dir,
-                &mut temp,
+                &mut held,
                 &mut key_extra,
                 &mut secret_env,
             )? {
@@ -144,7 +156,7 @@ impl RunStep {
             spec,
             created_by,
             key_material,
-            temp,
+            held,
         })
     }
 
@@ -172,7 +184,8 @@ impl RunStep {
             });
         };
         let result = sandbox.run(&self.spec, &mut sink);
-        for path in &self.temp {
+        drop(self.held.caches);
+        for path in &self.held.temp {
             let _ = if path.is_dir() {
                 fs_err::remove_dir_all(path)
             } else {
@@ -213,7 +226,7 @@ fn to_sandbox_mount(
     stage: &StageRun<'_, '_>,
     env: &BuildEnv<'_>,
     tmp_dir: &Path,
-    temp: &mut Vec<PathBuf>,
+    held: &mut Held,
     key_extra: &mut Vec<String>,
     secret_env: &mut Vec<(String, String)>,
 ) -> Result<Option<Mount>, String> {
@@ -241,13 +254,13 @@ fn to_sandbox_mount(
             } else {
                 // Writes to a read-write bind mount are discarded: the command gets a copy,
                 // so the build context is never modified.
-                let copy = tmp_dir.join(format!("bind-{}", temp.len()));
+                let copy = tmp_dir.join(format!("bind-{}", held.temp.len()));
                 if source.is_dir() {
                     crate::stage::copy_tree(&source, &copy)?;
                 } else {
                     fs_err::copy(&source, &copy).map_err(|e| e.to_string())?;
                 }
-                temp.push(copy.clone());
+                held.temp.push(copy.clone());
                 copy
             };
             Ok(Some(Mount::Bind {
@@ -262,33 +275,18 @@ fn to_sandbox_mount(
                 .clone()
                 .ok_or("--mount=type=cache needs a target")?;
             let id = m.id.clone().unwrap_or_else(|| target.clone());
-            let name: String = id
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let dir = env.options.kaniko_dir.join("cache-mounts").join(name);
-            if !dir.exists() {
-                fs_err::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                fs_err::set_permissions(
-                    &dir,
-                    std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
-                )
-                .map_err(|e| e.to_string())?;
-                if crate::archive::running_as_root() {
-                    std::os::unix::fs::lchown(
-                        &dir,
-                        Some(m.uid.unwrap_or(0)),
-                        Some(m.gid.unwrap_or(0)),
-                    )
-                    .map_err(|e| e.to_string())?;
-                }
-            }
+            let cache = cache_mount::acquire(
+                &env.options.kaniko_dir.join("cache-mounts"),
+                &id,
+                m.sharing,
+                &cache_mount::NewDir {
+                    mode: m.mode.unwrap_or(0o755),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                },
+            )?;
+            let dir = cache.path.clone();
+            held.caches.push(cache);
             Ok(Some(Mount::Bind {
                 source: dir,
                 target: PathBuf::from(target),
@@ -349,7 +347,7 @@ fn to_sandbox_mount(
                 .target
                 .clone()
                 .unwrap_or_else(|| format!("/run/secrets/{id}"));
-            let file = tmp_dir.join(format!("secret-{}", temp.len()));
+            let file = tmp_dir.join(format!("secret-{}", held.temp.len()));
             fs_err::write(&file, value).map_err(|e| e.to_string())?;
             fs_err::set_permissions(
                 &file,
@@ -364,7 +362,7 @@ fn to_sandbox_mount(
                 )
                 .map_err(|e| e.to_string())?;
             }
-            temp.push(file.clone());
+            held.temp.push(file.clone());
             Ok(Some(Mount::Bind {
                 source: file,
                 target: PathBuf::from(target),
