@@ -30,8 +30,9 @@
 //!   and the walk after a step reads again only the directories that saw an event, their
 //!   parents (which hold their records) and directories holding files with several hard
 //!   links. Untouched subtrees are shared with the previous snapshot and skipped by the
-//!   diff, so a step costs what it touched. Without inotify, after a queue overflow, or
-//!   when an inode gained or lost links, the walk is whole again.
+//!   diff, so a step costs what it touched. A thread moves events out of the kernel
+//!   queue as they come, so large steps do not overflow it. Without inotify, after an
+//!   overflow anyway, or when an inode gained or lost links, the walk is whole again.
 //! * **Overlay** ([`OverlaySnapshotter`]) mounts the rootfs as the lower dir of an
 //!   overlay (redirect_dir and metacopy off, so upper holds whole files) and runs the step
 //!   in the merged view. The upper dir is the change: char 0:0 devices become whiteouts,
