@@ -211,7 +211,11 @@ pub async fn push(
         media_type: written.media_type.clone(),
         blobs: to_push,
     };
-    let outcome = match client.push_image(&request, &targets).await {
+    let pushed = crate::pull::progress::reporting(client, observer, |client| async move {
+        client.push_image(&request, &targets).await
+    })
+    .await;
+    let outcome = match pushed {
         Ok(outcome) => outcome,
         Err(e) if options.push_ignore_immutable_tag_errors && is_immutable_tag_error(&e) => {
             observer.event(&BuildEvent::Warning {

@@ -1,12 +1,15 @@
 //! Pulling a base image: manifest for the target platform and config; layer
 //! blobs are fetched into the content-addressed store only when something
 //! needs their bytes (unpacking, a local output, a push that cannot mount).
+//! Transfers report their progress as events ([`progress`]).
+
+pub(crate) mod progress;
 
 use kiln_oci::{Digest, ImageConfig, Platform, Reference};
 use kiln_registry::{Client, ManifestRef, RepoRef};
 
 use crate::blobs::BlobStore;
-use crate::events::{BuildEvent, BuildObserver, Transfer};
+use crate::events::BuildObserver;
 use crate::image::{Format, ImageState};
 
 /// Pulls `reference` for `platform`; returns the image state and manifest digest.
@@ -55,28 +58,25 @@ pub async fn ensure_blobs(
     image: &ImageState,
     observer: &dyn BuildObserver,
 ) -> Result<(), String> {
-    for layer in &image.layers {
-        if blobs.contains(&layer.digest) {
-            continue;
+    progress::reporting(client, observer, |client| async move {
+        for layer in &image.layers {
+            if blobs.contains(&layer.digest) {
+                continue;
+            }
+            let origin = image.origins.get(&layer.digest).ok_or_else(|| {
+                format!(
+                    "layer {} is neither in the blob store nor in a known repository",
+                    layer.digest
+                )
+            })?;
+            client
+                .fetch_blob(origin, layer, &blobs.path(&layer.digest))
+                .await
+                .map_err(|e| format!("pulling layer {} from {origin}: {e}", layer.digest))?;
         }
-        let origin = image.origins.get(&layer.digest).ok_or_else(|| {
-            format!(
-                "layer {} is neither in the blob store nor in a known repository",
-                layer.digest
-            )
-        })?;
-        client
-            .fetch_blob(origin, layer, &blobs.path(&layer.digest))
-            .await
-            .map_err(|e| format!("pulling layer {} from {origin}: {e}", layer.digest))?;
-        observer.event(&BuildEvent::BlobProgress {
-            transfer: Transfer::Pull,
-            digest: layer.digest.to_string(),
-            done: layer.size,
-            total: Some(layer.size),
-        });
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 /// Pulls `reference` and unpacks it into `root` (for `COPY --from=<image>`).
