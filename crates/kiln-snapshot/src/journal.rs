@@ -294,6 +294,12 @@ impl Journal {
         }
     }
 
+    /// Forgets which directories the last drain reported, because they were not acted
+    /// upon (the walk or the diff failed): the next drain reports everything.
+    pub(crate) fn invalidate(&self) {
+        self.queue.lock().overflow = true;
+    }
+
     /// Every event since the last call (read by the thread, or still in the kernel
     /// queue): which watched directories saw something happen.
     pub(crate) fn drain(&self) -> Dirty {

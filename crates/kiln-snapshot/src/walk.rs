@@ -57,9 +57,12 @@ impl WalkSnapshotter {
     /// Walks the tree, returns what changed since the baseline, and makes the current
     /// state the baseline for the next step.
     pub fn diff(&mut self) -> Result<ChangeSet> {
-        let current = self.current()?;
-        let raw = diff_trees(&self.baseline.tree, &current.tree, current.mode);
-        let changes = changeset::build(&self.root, raw)?;
+        let (current, changes) = self.or_forget(|w| {
+            let current = w.current()?;
+            let raw = diff_trees(&w.baseline.tree, &current.tree, current.mode);
+            let changes = changeset::build(&w.root, raw)?;
+            Ok((current, changes))
+        })?;
         tracing::debug!(root = %self.root.display(), entries = changes.len(), "walk snapshot diffed");
         self.baseline = current;
         Ok(changes)
@@ -68,8 +71,20 @@ impl WalkSnapshotter {
     /// Makes the current state the baseline without computing a change set (after a step
     /// whose changes are not wanted in a layer).
     pub fn rebaseline(&mut self) -> Result<()> {
-        self.baseline = self.current()?;
+        self.baseline = self.or_forget(Self::current)?;
         Ok(())
+    }
+
+    /// Runs `f`; when it fails, the journal's drained events were not acted upon, so the
+    /// next diff walks the whole tree instead of missing them.
+    fn or_forget<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        let result = f(self);
+        if result.is_err()
+            && let Some(journal) = &self.journal
+        {
+            journal.invalidate();
+        }
+        result
     }
 
     /// The tree as it is now: refreshed from the baseline with the journal's events, or

@@ -194,3 +194,54 @@ fn a_flood_of_events_loses_no_change() {
     });
     assert_eq!(got, ["a directory", "a/sibling file"]);
 }
+
+/// Creates `levels` nested directories of 200-byte names below `dir`, relative to each
+/// parent's fd: the full path ends up longer than PATH_MAX.
+fn make_too_deep(dir: &Path, levels: usize) {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let name = "d".repeat(200);
+    let mut fd = open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..levels {
+        mkdirat(Some(fd), name.as_str(), Mode::from_bits_truncate(0o755)).unwrap();
+        let next = openat(
+            Some(fd),
+            name.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        nix::unistd::close(fd).unwrap();
+        fd = next;
+    }
+    nix::unistd::close(fd).unwrap();
+}
+
+#[test]
+fn a_failed_diff_loses_no_change_for_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    let mut walk = new_walk(&root, SnapshotMode::Redo);
+    fs::write(root.join("a/new-file"), "new\n").unwrap();
+    fs::create_dir(root.join("deep")).unwrap();
+    make_too_deep(&root.join("deep"), 24);
+    let err = walk
+        .diff()
+        .expect_err("paths beyond PATH_MAX cannot be described");
+    assert!(err.to_string().contains("deep"), "{err}");
+    let out = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg(root.join("deep"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rm -rf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the failed diff saw must be seen again.
+    assert_eq!(
+        paths_and_kinds(walk.diff().unwrap().entries()),
+        ["a directory", "a/new-file file"]
+    );
+}
