@@ -127,6 +127,10 @@ fn prepare_context(context: &Path, kiln: &Path) -> Result<()> {
     )?;
     fs_err::create_dir_all(context.join("bin"))?;
     std::os::unix::fs::symlink("/busybox/sh", context.join("bin/sh"))?;
+    // kaniko's warmer path: the same binary answers to the name `warmer`. In a
+    // directory, so that COPY keeps it a link (a named source is followed).
+    fs_err::create_dir_all(context.join("links"))?;
+    std::os::unix::fs::symlink("executor", context.join("links/warmer"))?;
     let busybox_dir = context.join("busybox");
     fs_err::create_dir_all(&busybox_dir)?;
     let busybox = Path::new("/usr/bin/busybox");

@@ -75,7 +75,6 @@ pub fn run(args: &[String]) -> ExitCode {
             name => forwarded.push(format!("--{name}={value}")),
         }
     }
-    forwarded.push(format!("--cache-dir={cache_dir}"));
     let executor_args = match executor_flags::parse(&forwarded) {
         Ok(a) => a,
         Err(e) => return usage_error(&e.to_string()),
@@ -86,10 +85,11 @@ pub fn run(args: &[String]) -> ExitCode {
         executor_args.log_timestamp,
     );
     let env = |name: &str| std::env::var(name).ok();
-    let options = match crate::executor::options::build_options(&executor_args, &env) {
+    let mut options = match crate::executor::options::build_options(&executor_args, &env) {
         Ok(o) => o,
         Err(message) => return usage_error(&message),
     };
+    options.cache.dir = Some(PathBuf::from(&cache_dir));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

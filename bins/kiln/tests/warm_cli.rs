@@ -100,8 +100,10 @@ fn warms_images_and_dockerfile_bases_then_a_build_reads_them_offline() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("already cached"), "{}", text(&out));
 
-    // The registry goes away: the build reads its base from the cache dir.
+    // The registry goes away: the build reads its base from the cache dir
+    // (with --cache=true, as kaniko).
     drop(registry);
+    let layer_cache = format!("--cache-repo=oci:{}", dir.path().join("layers").display());
     let layout = dir.path().join("out");
     let out = run(
         Path::new(kiln()),
@@ -112,6 +114,8 @@ fn warms_images_and_dockerfile_bases_then_a_build_reads_them_offline() {
             "--build-arg",
             "TAG=2",
             "--no-push",
+            "--cache=true",
+            &layer_cache,
             &cache_arg,
             &format!("--oci-layout-path={}", layout.display()),
             "--kaniko-dir",

@@ -12,7 +12,9 @@
 //! 3. wrong password: fails with an authentication error, pushes nothing;
 //! 4. multi-stage with RUN steps and a second destination tag;
 //! 5. a privileged runner (namespaces allowed): kiln builds in private roots
-//!    and the job container's own filesystem stays as it was.
+//!    and the job container's own filesystem stays as it was;
+//! 6. `--cache=true` on the job's line: a second job on a fresh runner hits
+//!    the cache for every RUN (nothing runs) and pushes the same image.
 
 mod container;
 mod verify;
@@ -80,7 +82,7 @@ fn gitlab() -> Result<()> {
 
     let mut passed = 0;
     let mut failed = Vec::new();
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("push with the CA line", case_push_with_ca),
         ("no CA line", case_without_ca),
         ("wrong password", case_wrong_password),
@@ -89,6 +91,7 @@ fn gitlab() -> Result<()> {
             "privileged runner keeps the container intact",
             case_privileged,
         ),
+        ("--cache: a second runner reuses the layers", case_cache),
     ];
     for (name, case) in cases {
         match case(&env) {
@@ -154,6 +157,8 @@ struct Job<'a> {
     extra_script: &'a [&'a str],
     tag: &'a str,
     privileged: bool,
+    /// `--cache=true` added to the job's executor line.
+    cache: bool,
 }
 
 struct JobResult {
@@ -200,7 +205,10 @@ fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
             env.ca_pem.trim_end()
         ));
     }
-    lines.extend(SCRIPT.iter().map(|l| l.to_string()));
+    lines.extend(SCRIPT.iter().map(|l| match job.cache {
+        true if l.starts_with("/kaniko/executor") => format!("{l} --cache=true"),
+        _ => l.to_string(),
+    }));
     lines.extend(job.extra_script.iter().map(|l| l.to_string()));
     let script = format!("set -e\n{}\n", lines.join("\n"));
 
@@ -246,6 +254,7 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         extra_script: &["/busybox/ls /busybox/busybox /kaniko/executor"],
         tag: "v1.0.0",
         privileged: false,
+        cache: false,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -271,6 +280,7 @@ fn case_without_ca(env: &Env) -> Result<()> {
         extra_script: &[],
         tag: "no-ca",
         privileged: false,
+        cache: false,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded without the CA");
@@ -294,6 +304,7 @@ fn case_wrong_password(env: &Env) -> Result<()> {
         extra_script: &[],
         tag: "bad-auth",
         privileged: false,
+        cache: false,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded with a wrong password");
@@ -330,6 +341,7 @@ fn case_multi_stage(env: &Env) -> Result<()> {
         ],
         tag: "v2.0.0",
         privileged: false,
+        cache: false,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -363,6 +375,7 @@ fn case_privileged(env: &Env) -> Result<()> {
         extra_script: &[],
         tag: "privileged",
         privileged: true,
+        cache: false,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -388,6 +401,59 @@ fn case_privileged(env: &Env) -> Result<()> {
             "/{path} disappeared from the job container"
         );
     }
+    Ok(())
+}
+
+/// `--cache=true`: the first job stores every RUN layer in
+/// `$CI_REGISTRY_IMAGE/cache`; a second job, on a fresh runner, runs none of
+/// them and pushes the same image.
+fn case_cache(env: &Env) -> Result<()> {
+    let host = env.registry.host_port();
+    let dockerfile = format!(
+        "FROM {host}/group/base:1\n\
+         COPY app.txt /app/app.txt\n\
+         RUN echo cached-$((6*7)) && echo layer > /app/layer.txt\n\
+         RUN echo second-$((6*7)) && ls /app > /app/listing\n"
+    );
+    let job = |name: &'static str, tag: &'static str| Job {
+        name,
+        dockerfile: dockerfile.clone(),
+        files: &[("app.txt", "cached app\n")],
+        with_ca: true,
+        password: PASSWORD,
+        extra_script: &[],
+        tag,
+        privileged: false,
+        cache: true,
+    };
+    let first = run_job(env, &job("cache-first", "cache-1"))?;
+    ensure!(first.success, "the first job failed:\n{}", first.output);
+    ensure!(
+        first.output.contains("cached-42") && first.output.contains("cache miss"),
+        "the first job should run its RUN steps and say they missed:\n{}",
+        first.output
+    );
+    let second = run_job(env, &job("cache-second", "cache-2"))?;
+    ensure!(second.success, "the second job failed:\n{}", second.output);
+    ensure!(
+        !second.output.contains("cached-42") && !second.output.contains("second-42"),
+        "the second job ran a RUN step despite the cache:\n{}",
+        second.output
+    );
+    ensure!(
+        second.output.matches("cache hit").count() == 2,
+        "the second job should log two cache hits:\n{}",
+        second.output
+    );
+    let a = verify::pull(&env.registry, "group/project:cache-1", (USER, PASSWORD))?;
+    let b = verify::pull(&env.registry, "group/project:cache-2", (USER, PASSWORD))?;
+    b.expect_file("app/layer.txt", "layer\n")?;
+    b.expect_file("app/listing", "app.txt\nlayer.txt\nlisting\n")?;
+    ensure!(
+        a.expect_file("app/listing", "app.txt\nlayer.txt\nlisting\n")
+            .is_ok(),
+        "the first image lacks its RUN output"
+    );
     Ok(())
 }
 

@@ -121,7 +121,8 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
     c.run_layers = args.cache_run_layers;
     c.copy_layers = args.cache_copy_layers;
     c.no_push = args.no_push_cache;
-    c.dir = Some(PathBuf::from(&args.cache_dir));
+    // As kaniko: warmed base images are read only when the cache is on.
+    c.dir = args.cache.then(|| PathBuf::from(&args.cache_dir));
 
     if !o.no_push && o.destinations.is_empty() {
         return Err("you must provide --destination, or use --no-push".into());
