@@ -4,7 +4,10 @@
 //! Text and colour formats go through tracing (so they share `--verbosity`
 //! and `--log-timestamp` with the libraries' events). The JSON format writes
 //! one object per line itself, with the event's fields as keys, in the same
-//! shape as tracing's JSON lines (`timestamp`, `level`, `message`).
+//! shape as tracing's JSON lines (`timestamp`, `level`, `message`). Blob
+//! progress: see `report/progress.rs`.
+
+mod progress;
 
 use kiln_build::{BuildEvent, BuildObserver, BuildOutcome, OutputStream, Transfer};
 use serde_json::{Map, Value, json};
@@ -21,8 +24,10 @@ enum Level {
 /// Logs build events.
 pub struct Reporter {
     json: bool,
+    /// stderr is a terminal and the format is text or colour: draw the progress board.
     progress: bool,
-    last_progress: Mutex<Option<String>>,
+    board: Mutex<progress::Board>,
+    json_progress: Mutex<progress::JsonThrottle>,
 }
 
 impl Reporter {
@@ -31,7 +36,8 @@ impl Reporter {
         Reporter {
             json,
             progress: !json && std::io::stderr().is_terminal(),
-            last_progress: Mutex::new(None),
+            board: Mutex::default(),
+            json_progress: Mutex::default(),
         }
     }
 
@@ -69,30 +75,40 @@ impl Reporter {
     }
 
     fn clear_progress(&self) {
-        let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
-        if last.take().is_some() {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        if !self.progress {
+            return;
+        }
+        let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = board.clear();
+        if !bytes.is_empty() {
+            let _ = write!(std::io::stderr().lock(), "{bytes}");
         }
     }
 
     fn show_progress(&self, transfer: Transfer, digest: &str, done: u64, total: Option<u64>) {
-        let verb = match transfer {
-            Transfer::Pull => "pulling",
-            Transfer::Push => "pushing",
-        };
-        let short = digest.get(..19).unwrap_or(digest);
-        let line = match total {
-            Some(total) if total > 0 => format!(
-                "{verb} {short} {:>3}% ({} / {} KiB)",
-                done * 100 / total,
-                done / 1024,
-                total / 1024
-            ),
-            _ => format!("{verb} {short} {} KiB", done / 1024),
-        };
-        let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
-        *last = Some(line);
+        if self.progress {
+            let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+            let bytes = board.update(transfer, digest, done, total);
+            let _ = write!(std::io::stderr().lock(), "{bytes}");
+        } else if self.json {
+            let due = self
+                .json_progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .due(transfer, digest, done, total, std::time::Instant::now());
+            if due {
+                let message = progress::line(transfer, digest, done, total);
+                let transfer = match transfer {
+                    Transfer::Pull => "pull",
+                    Transfer::Push => "push",
+                };
+                self.emit(
+                    Level::Info,
+                    &message,
+                    json!({"transfer": transfer, "digest": digest, "done": done, "total": total}),
+                );
+            }
+        }
     }
 
     /// The end-of-build summary: digest, size, layers, time per phase.
@@ -137,9 +153,7 @@ impl BuildObserver for Reporter {
             total,
         } = event
         {
-            if self.progress {
-                self.show_progress(*transfer, digest, *done, *total);
-            }
+            self.show_progress(*transfer, digest, *done, *total);
             return;
         }
         self.clear_progress();
