@@ -1,7 +1,14 @@
 //! Unpacking an image's layers (blobs in the store) onto a stage root with
 //! kiln-layer's safe applier, verifying each blob's digest and size.
+//!
+//! `--image-fs-extract-retry N` (kaniko's semantics): a layer that fails to
+//! apply is applied again, up to N more times, after 1 s, 2 s, 4 s… Applying
+//! a layer again over a partial first attempt gives the same tree: every
+//! entry of the layer is written again, whiteouts and opaque directories
+//! included.
 
 use std::path::Path;
+use std::time::Duration;
 
 use kiln_layer::{ApplyOptions, Expected, apply_layer};
 use kiln_oci::Descriptor;
@@ -9,29 +16,143 @@ use kiln_oci::Descriptor;
 use crate::archive::running_as_root;
 use crate::blobs::BlobStore;
 
-/// Applies `layers` in order onto `root`.
+/// The delay before the first retry; doubled for each further one (kaniko's).
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Applies `layers` in order onto `root`, each tried once.
 pub fn unpack_layers(blobs: &BlobStore, layers: &[Descriptor], root: &Path) -> Result<(), String> {
+    unpack_layers_retrying(blobs, layers, root, 0)
+}
+
+/// Applies `layers` in order onto `root`; a layer that fails is retried up to
+/// `retries` times (`--image-fs-extract-retry`). The error of the last attempt says
+/// how many attempts were made.
+pub fn unpack_layers_retrying(
+    blobs: &BlobStore,
+    layers: &[Descriptor],
+    root: &Path,
+    retries: u32,
+) -> Result<(), String> {
     let options = ApplyOptions {
         preserve_owners: running_as_root(),
         xattrs: true,
     };
     for layer in layers {
-        let path = blobs.path(&layer.digest);
-        let file = fs_err::File::open(&path)
-            .map_err(|e| format!("base layer {} is not in the blob store: {e}", layer.digest))?;
-        let expected = Expected {
-            digest: Some(layer.digest.clone()),
-            size: Some(layer.size),
-            diff_id: None,
-        };
-        apply_layer(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            &layer.digest.to_string(),
-            expected,
-            root,
-            &options,
-        )
-        .map_err(|e| format!("unpacking base layer {}: {e}", layer.digest))?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let Err(e) = unpack_layer(blobs, layer, root, &options) else {
+                break;
+            };
+            if attempt > retries {
+                return Err(if retries == 0 {
+                    e
+                } else {
+                    format!(
+                        "{e} (gave up after {attempt} attempts, --image-fs-extract-retry={retries})"
+                    )
+                });
+            }
+            let delay = FIRST_RETRY_DELAY * 2u32.saturating_pow(attempt - 1);
+            tracing::warn!(layer = %layer.digest, attempt, "{e}; retrying in {delay:?}");
+            std::thread::sleep(delay);
+        }
     }
     Ok(())
+}
+
+fn unpack_layer(
+    blobs: &BlobStore,
+    layer: &Descriptor,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<(), String> {
+    let path = blobs.path(&layer.digest);
+    let file = fs_err::File::open(&path)
+        .map_err(|e| format!("base layer {} is not in the blob store: {e}", layer.digest))?;
+    let expected = Expected {
+        digest: Some(layer.digest.clone()),
+        size: Some(layer.size),
+        diff_id: None,
+    };
+    apply_layer(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        &layer.digest.to_string(),
+        expected,
+        root,
+        options,
+    )
+    .map(|_| ())
+    .map_err(|e| format!("unpacking base layer {}: {e}", layer.digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_oci::MediaType;
+
+    /// A gzipped layer holding `hello` (`world`).
+    fn layer_bytes() -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, "hello", &b"world"[..])
+            .unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A store whose blob for the layer has the right size and the wrong bytes.
+    fn corrupt_store(dir: &Path) -> (BlobStore, Descriptor, Vec<u8>) {
+        let good = layer_bytes();
+        let descriptor = Descriptor::for_bytes(MediaType::OciLayerGzip, &good);
+        let blobs = BlobStore::open(dir.join("blobs")).unwrap();
+        let mut bad = good.clone();
+        for b in bad.iter_mut().skip(10) {
+            *b ^= 0x5a;
+        }
+        fs_err::write(blobs.path(&descriptor.digest), &bad).unwrap();
+        (blobs, descriptor, good)
+    }
+
+    #[test]
+    fn a_layer_failing_every_time_is_tried_retries_plus_one_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, layer, _) = corrupt_store(dir.path());
+        let root = dir.path().join("root");
+        fs_err::create_dir(&root).unwrap();
+        let err =
+            unpack_layers_retrying(&blobs, std::slice::from_ref(&layer), &root, 2).unwrap_err();
+        assert!(err.contains(&layer.digest.to_string()), "{err}");
+        assert!(
+            err.contains("gave up after 3 attempts, --image-fs-extract-retry=2"),
+            "{err}"
+        );
+        let once = unpack_layers(&blobs, &[layer], &root).unwrap_err();
+        assert!(!once.contains("attempts"), "{once}");
+    }
+
+    /// The blob is repaired while the first retry waits: the layer is then applied.
+    #[test]
+    fn a_layer_repaired_between_attempts_is_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, layer, good) = corrupt_store(dir.path());
+        let root = dir.path().join("root");
+        fs_err::create_dir(&root).unwrap();
+        let path = blobs.path(&layer.digest);
+        let repair = std::thread::spawn(move || {
+            std::thread::sleep(FIRST_RETRY_DELAY / 4);
+            fs_err::write(path, good).unwrap();
+        });
+        unpack_layers_retrying(&blobs, &[layer], &root, 3).unwrap();
+        repair.join().unwrap();
+        assert_eq!(fs_err::read_to_string(root.join("hello")).unwrap(), "world");
+    }
 }
