@@ -31,6 +31,8 @@ pub struct Build<'a> {
     pub work: &'a Path,
     /// `HOST/REPO:TAG` to push to.
     pub destination: &'a str,
+    /// More kiln flags (the cache cases' `--cache=true --cache-repo …`).
+    pub kiln_flags: &'a [String],
 }
 
 /// `kiln build` with kaniko's flags.
@@ -45,7 +47,8 @@ pub fn kiln(kiln_bin: &Path, build: &Build<'_>) -> Result<Outcome> {
         .arg(build.destination)
         .args(["--insecure", "--insecure-pull"])
         .arg("--kaniko-dir")
-        .arg(build.work.join("kaniko"));
+        .arg(build.work.join("kaniko"))
+        .args(build.kiln_flags);
     common_args(&mut cmd, build);
     let log = build.work.join("kiln.log");
     run_logged(cmd, &log)

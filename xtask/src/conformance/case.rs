@@ -4,7 +4,7 @@
 use super::bases::Bases;
 use super::builders::{self, Build, Outcome};
 use super::compare::{self, Side};
-use super::corpus::Case;
+use super::corpus::{CacheStore, Case};
 use super::rewrite::rewrite;
 use super::{pull, tree};
 use anyhow::{Context, Result};
@@ -62,6 +62,11 @@ pub fn run(case: &Case, harness: &mut Harness<'_>) -> Result<Verdict> {
 
 fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Result<Verdict> {
     let host = harness.bases.host();
+    if case.cache.is_some() && harness.self_check {
+        return Ok(Verdict::Skipped(
+            "a layer-cache case compares kiln with itself".into(),
+        ));
+    }
     let kiln_df =
         match prepare_dockerfile(case, &case.dockerfile, &case.edits, &host, &dir.join("df"))? {
             Ok(prepared) => prepared,
@@ -87,12 +92,28 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
         harness.bases.ensure(&image.repo_tag, image.kind)?;
     }
     let context = copy_context(case, &dir.join("ctx"))?;
+    // A cache case: kiln cold (the reference), then kiln again on a fresh
+    // work dir with the cache warm; kaniko's harness compared those two.
+    let (builders, kiln_flags) = match case.cache {
+        None => (["buildah", "kiln"], Vec::new()),
+        Some(store) => {
+            let repo = match store {
+                CacheStore::Registry => format!("{host}/cache/{slug}"),
+                CacheStore::Layout => format!("oci:{}", dir.join("layer-cache").display()),
+            };
+            let mut flags = vec!["--cache=true".to_string(), format!("--cache-repo={repo}")];
+            if case.name.contains("cache_copy") {
+                flags.push("--cache-copy-layers=true".into());
+            }
+            (["kiln-cold", "kiln"], flags)
+        }
+    };
     let mut outcomes = Vec::new();
-    for builder in ["buildah", "kiln"] {
+    for builder in builders {
         let work = dir.join(builder);
         fs_err::create_dir_all(&work)?;
         let destination = format!("{host}/{builder}/{slug}:latest");
-        let prepared = if builder == "kiln" && !harness.self_check {
+        let prepared = if builder.starts_with("kiln") && !harness.self_check {
             &kiln_df
         } else {
             &buildah_df
@@ -104,10 +125,12 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             build_args: &prepared.build_args,
             work: &work,
             destination: &destination,
+            kiln_flags: &kiln_flags,
         };
         let outcome = match builder {
-            "kiln" if !harness.self_check => builders::kiln(harness.kiln, &build)?,
-            _ => builders::buildah(harness.buildah_storage, &build)?,
+            "buildah" => builders::buildah(harness.buildah_storage, &build)?,
+            _ if harness.self_check => builders::buildah(harness.buildah_storage, &build)?,
+            _ => builders::kiln(harness.kiln, &build)?,
         };
         fs_err::copy(
             &outcome.log,
@@ -147,11 +170,22 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             .collect();
         return Ok(Verdict::Failed(lines));
     }
+    let mut differences = Vec::new();
+    if case.cache.is_some() {
+        // The rebuild must come from the cache: every lookup hits.
+        let log = fs_err::read_to_string(&outcomes[1].2.log)?;
+        if log.contains("cache miss") || !log.contains("cache hit") {
+            differences.push(format!(
+                "the rebuild did not come from the cache; its log:\n{}",
+                indent(&builders::log_tail(&outcomes[1].2.log, 12))
+            ));
+        }
+    }
     let buildah = pull::pull(&outcomes[0].1, &dir.join("pulled-buildah"))?;
     let kiln = pull::pull(&outcomes[1].1, &dir.join("pulled-kiln"))?;
     let buildah_nodes = tree::walk(&buildah.rootfs)?;
     let kiln_nodes = tree::walk(&kiln.rootfs)?;
-    let mut differences = compare::configs(&kiln.config, &buildah.config);
+    differences.extend(compare::configs(&kiln.config, &buildah.config));
     differences.extend(compare::trees(
         &Side {
             rootfs: &kiln.rootfs,

@@ -37,6 +37,19 @@ pub struct Case {
     pub removed_files: Vec<&'static str>,
     /// Files added to the context copy: (relative path, content, mode).
     pub extra_files: Vec<(&'static str, &'static [u8], u32)>,
+    /// A layer-cache case: kiln builds it twice with `--cache` (the second
+    /// time as a fresh runner) and the two images are compared, as kaniko's
+    /// harness did; buildah is not involved.
+    pub cache: Option<CacheStore>,
+}
+
+/// Where a layer-cache case keeps its cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStore {
+    /// A repository of the harness's registry.
+    Registry,
+    /// `--cache-repo oci:DIR`.
+    Layout,
 }
 
 /// A case to build, or one skipped with its reason.
@@ -118,7 +131,14 @@ fn kaniko_case(name: String, context: PathBuf, dockerfile: PathBuf) -> Case {
         expect_failure: false,
         removed_files: Vec::new(),
         extra_files: Vec::new(),
+        cache: None,
     };
+    if case.name.starts_with("Dockerfile_test_cache") {
+        case.cache = Some(match case.name.ends_with("_oci") {
+            true => CacheStore::Layout,
+            false => CacheStore::Registry,
+        });
+    }
     match case.name.as_str() {
         "Dockerfile_test_run" | "Dockerfile_test_run_new" | "Dockerfile_test_run_redo" => {
             case.build_args = vec![arg("file", "/file")];
@@ -182,6 +202,7 @@ fn fixture_case(dir: &Path) -> Result<Case> {
         expect_failure: false,
         removed_files: Vec::new(),
         extra_files: Vec::new(),
+        cache: None,
     };
     let options = text
         .lines()

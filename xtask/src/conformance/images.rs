@@ -3,8 +3,9 @@
 //!
 //! Mapping (by repository, after dropping the registry host and `library/`):
 //! debian, ubuntu, fedora, ubi7/ubi, ubi8/ubi, distroless/base -> Debian
-//! bookworm minbase; alpine, busybox -> the busybox fixture. Anything else
-//! (phusion/baseimage, google/cloud-sdk, rabbitmq, jboss/base-jdk, composer,
+//! bookworm minbase; alpine, busybox and google/cloud-sdk (its `-alpine` tag,
+//! used only as the base of the COPY cache cases) -> the busybox fixture.
+//! Anything else (phusion/baseimage, rabbitmq, jboss/base-jdk, composer,
 //! php, atomist/sdm-base, kaniko-test/hardlink-base and extraction-base-image)
 //! has no stand-in and its cases are skipped. kaniko-test/onbuild-base is
 //! built from the corpus itself, as kaniko's harness did. The local name keeps the repository and tag, so that
@@ -73,7 +74,7 @@ pub fn base_for(repo: &str) -> Option<BaseKind> {
         "debian" | "ubuntu" | "fedora" | "ubi7/ubi" | "ubi8/ubi" | "distroless/base" => {
             Some(BaseKind::Debian)
         }
-        "alpine" | "busybox" => Some(BaseKind::Busybox),
+        "alpine" | "busybox" | "google/cloud-sdk" => Some(BaseKind::Busybox),
         "kaniko-test/onbuild-base" => Some(BaseKind::OnbuildBase),
         _ => None,
     }
