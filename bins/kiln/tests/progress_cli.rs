@@ -110,3 +110,63 @@ fn progress_is_json_in_json_logs_and_absent_from_plain_logs() {
     assert_eq!(last.len(), 2, "both base layers reported: {last:?}");
     assert!(last.values().all(|(done, total)| done == total), "{last:?}");
 }
+
+/// On a terminal (util-linux `script` gives kiln a pseudo-terminal), text logs get
+/// the progress board: one line per blob, redrawn in place, ending complete.
+#[test]
+fn progress_board_on_a_terminal() {
+    let registry = kiln_testkit::Registry::start_plain();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let base_ctx = context(&base, "FROM scratch\nCOPY big.bin /big.bin\n");
+    std::fs::write(base.join("big.bin"), noise(BIG)).unwrap();
+    let base_ref = format!("{}/progress/tty:v1", registry.host_port());
+    let work = dir.path().join("work");
+    let args = [
+        env!("CARGO_BIN_EXE_kiln"),
+        "build",
+        "-c",
+        &base_ctx,
+        "-d",
+        &base_ref,
+        "--insecure",
+        "--log-format=text",
+        "--kaniko-dir",
+        work.to_str().unwrap(),
+    ];
+    // Every argument is a plain path or word: no quoting needed for `script -c`.
+    assert!(args.iter().all(|a| !a.contains([' ', '\'', '"'])));
+    let out = Command::new("/usr/bin/script")
+        .args(["-q", "-e", "-c", &args.join(" "), "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux script (run .ci/install-deps)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let layer_line = regex_free_find(&screen, "pushing sha256:")
+        .unwrap_or_else(|| panic!("no progress line on the terminal: {screen:?}"));
+    assert!(layer_line.contains(" MB"), "{layer_line:?}");
+    // The big layer's line reaches its size: `N.N/N.N MB` with both sides equal.
+    assert!(
+        screen.lines().any(|l| {
+            l.split("pushing sha256:").nth(1).is_some_and(|rest| {
+                let figures = rest.split_whitespace().nth(1).unwrap_or("");
+                figures
+                    .split_once('/')
+                    .is_some_and(|(a, b)| a == b && a.parse::<f64>().is_ok_and(|v| v >= 3.0))
+            })
+        }),
+        "{screen:?}"
+    );
+    // Redrawn in place: cursor-up sequences.
+    assert!(
+        screen.contains("\x1b[1A") || screen.contains("\x1b[2A"),
+        "{screen:?}"
+    );
+}
+
+/// The first line of `text` holding `needle`.
+fn regex_free_find<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.contains(needle))
+}
