@@ -88,7 +88,7 @@ pub struct StageRun<'a, 'b> {
     rootfs: Option<PathBuf>,
     /// What the filesystem will be made of when a step first needs it.
     pending: Option<PendingRoot>,
-    snapshotter: Option<kiln_snapshot::WalkSnapshotter>,
+    snapshotter: Option<kiln_snapshot::Snapshotter>,
     cmd_set_here: bool,
     cache_key: Digest,
     /// The step being run (for events).
@@ -1036,8 +1036,25 @@ impl<'a, 'b> StageRun<'a, 'b> {
             crate::options::SnapshotMode::Redo => kiln_snapshot::SnapshotMode::Redo,
             crate::options::SnapshotMode::Time => kiln_snapshot::SnapshotMode::Time,
         };
-        let snap = kiln_snapshot::WalkSnapshotter::new(root, mode, ignore)
-            .map_err(|e| format!("taking the filesystem baseline: {e}"))?;
+        // An overlay over the stage root where mounts are allowed (its upper
+        // dir is the change, whatever the size of the root); a walk in place
+        // (`/` cannot be overlaid under ourselves), for single-snapshot stages
+        // (one baseline for all steps) and wherever overlay cannot be mounted.
+        let backend = if self.env.in_place || self.env.options.single_snapshot {
+            kiln_snapshot::BackendChoice::Walk
+        } else {
+            kiln_snapshot::BackendChoice::Auto
+        };
+        let options = kiln_snapshot::SnapshotOptions {
+            mode,
+            ignore,
+            backend,
+            scratch: Some(self.env.work.join(format!("overlay-{}", self.stage.index))),
+            overlay_over_root: true,
+        };
+        let snap = kiln_snapshot::Snapshotter::new(root, options)
+            .map_err(|e| format!("preparing the filesystem snapshots: {e}"))?;
+        tracing::debug!(backend = ?snap.backend(), "snapshot backend");
         self.snapshotter = Some(snap);
         Ok(())
     }
@@ -1055,16 +1072,22 @@ impl<'a, 'b> StageRun<'a, 'b> {
         }
         self.root()?;
         self.ensure_snapshotter()?;
-        step.execute(self.env, id)?;
         if self.env.options.single_snapshot {
+            // The stage's one baseline stays; the diff comes at its end.
+            step.execute(self.env, id)?;
             self.single_snapshot_steps.push(created_by);
             return Ok(None);
         }
-        let changes = self
+        let snap = self
             .snapshotter
             .as_mut()
-            .ok_or("internal: no snapshotter")?
-            .diff()
+            .ok_or("internal: no snapshotter")?;
+        let running = snap
+            .begin()
+            .map_err(|e| format!("preparing the RUN's snapshot: {e}"))?;
+        step.execute(self.env, id)?;
+        let changes = running
+            .finish()
             .map_err(|e| format!("snapshotting the RUN's changes: {e}"))?;
         let layer = self.push_layer(changes.into_entries(), created_by.clone())?;
         self.remember(Cacheable::Run, key, created_by, layer.as_ref());
@@ -1155,7 +1178,8 @@ impl<'a, 'b> StageRun<'a, 'b> {
             .snapshotter
             .as_mut()
             .ok_or("internal: no snapshotter")?
-            .diff()
+            .begin()
+            .and_then(|s| s.finish())
             .map_err(|e| format!("snapshotting the stage: {e}"))?;
         let steps = std::mem::take(&mut self.single_snapshot_steps);
         let created_by = if steps.is_empty() {

@@ -42,6 +42,10 @@ pub struct SnapshotOptions {
     /// Scratch dir for the overlay backend: outside the rootfs, on its filesystem.
     /// `None` means a `.kiln-overlay` sibling of the rootfs.
     pub scratch: Option<PathBuf>,
+    /// Mount each step's overlay over the rootfs itself, so that the step runs
+    /// at the rootfs's own path ([`Step::root`] is the rootfs for both
+    /// backends): for runners that fix the root path before a step begins.
+    pub overlay_over_root: bool,
 }
 
 /// Snapshots one rootfs across the steps of a stage.
@@ -63,19 +67,22 @@ impl Snapshotter {
         let walk = |ignore| WalkSnapshotter::new(&root, options.mode, ignore).map(Inner::Walk);
         let inner = match options.backend {
             BackendChoice::Walk => walk(options.ignore)?,
-            BackendChoice::Overlay => Inner::Overlay(OverlaySnapshotter::new(
-                &root,
-                scratch_for(&root, options.scratch.as_deref())?,
-                options.mode,
-                options.ignore,
-            )?),
+            BackendChoice::Overlay => Inner::Overlay(
+                OverlaySnapshotter::new(
+                    &root,
+                    scratch_for(&root, options.scratch.as_deref())?,
+                    options.mode,
+                    options.ignore,
+                )?
+                .over_root(options.overlay_over_root),
+            ),
             BackendChoice::Auto => match OverlaySnapshotter::new(
                 &root,
                 scratch_for(&root, options.scratch.as_deref())?,
                 options.mode,
                 options.ignore.clone(),
             ) {
-                Ok(o) => Inner::Overlay(o),
+                Ok(o) => Inner::Overlay(o.over_root(options.overlay_over_root)),
                 Err(e @ Error::OverlayUnavailable { .. }) => {
                     tracing::debug!(reason = %e, "falling back to walk snapshots");
                     walk(options.ignore)?
@@ -128,7 +135,8 @@ enum StepInner<'a> {
 
 impl Step<'_> {
     /// The directory the step must run in (and write to): the rootfs itself for the walk
-    /// backend, the overlay's merged view for the overlay backend.
+    /// backend, the overlay's merged view for the overlay backend (the rootfs's own
+    /// path too with [`SnapshotOptions::overlay_over_root`]).
     pub fn root(&self) -> &Path {
         match &self.inner {
             StepInner::Walk(w) => w.root(),

@@ -241,7 +241,11 @@ struct StepResult {
     tar: Vec<u8>,
 }
 
-fn run_all(choice: BackendChoice, expected: Backend) -> (Vec<StepResult>, Vec<String>) {
+fn run_all(
+    choice: BackendChoice,
+    expected: Backend,
+    over_root: bool,
+) -> (Vec<StepResult>, Vec<String>) {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("rootfs");
@@ -253,12 +257,16 @@ fn run_all(choice: BackendChoice, expected: Backend) -> (Vec<StepResult>, Vec<St
         ignore,
         backend: choice,
         scratch: Some(tmp.path().join("scratch")),
+        overlay_over_root: over_root,
     };
     let mut snap = Snapshotter::new(&root, options).unwrap();
     assert_eq!(snap.backend(), expected);
     let mut results = Vec::new();
     for (i, (name, step, want)) in steps().into_iter().enumerate() {
         let s = snap.begin().unwrap();
+        if over_root {
+            assert_eq!(s.root(), root.canonicalize().unwrap());
+        }
         step(s.root());
         normalize_recent_mtimes(s.root(), 1_600_000_000 + 1000 * i as i64);
         let changes = s.finish().unwrap_or_else(|e| panic!("step {name:?}: {e}"));
@@ -275,8 +283,8 @@ fn run_all(choice: BackendChoice, expected: Backend) -> (Vec<StepResult>, Vec<St
 
 #[test]
 fn walk_and_overlay_give_identical_layers_and_rootfs() {
-    let (walk, walk_tree) = run_all(BackendChoice::Walk, Backend::Walk);
-    let (overlay, overlay_tree) = run_all(BackendChoice::Overlay, Backend::Overlay);
+    let (walk, walk_tree) = run_all(BackendChoice::Walk, Backend::Walk, false);
+    let (overlay, overlay_tree) = run_all(BackendChoice::Overlay, Backend::Overlay, false);
     for (w, o) in walk.iter().zip(&overlay) {
         assert_eq!(
             w.described, o.described,
@@ -292,7 +300,7 @@ fn walk_and_overlay_give_identical_layers_and_rootfs() {
 /// puller would) reproduces the snapshotted rootfs, ignored paths aside.
 #[test]
 fn layers_replayed_onto_the_base_reproduce_the_rootfs() {
-    let (layers, tree) = run_all(BackendChoice::Overlay, Backend::Overlay);
+    let (layers, tree) = run_all(BackendChoice::Overlay, Backend::Overlay, false);
     let tmp = tempfile::tempdir().unwrap();
     let replay = tmp.path().join("replay");
     build_fixture(&replay);
@@ -312,4 +320,19 @@ fn layers_replayed_onto_the_base_reproduce_the_rootfs() {
         .filter(not_ignored)
         .collect();
     assert_eq!(replayed, captured);
+}
+
+#[test]
+fn an_overlay_mounted_over_the_rootfs_gives_the_walk_layers() {
+    let (walk, walk_tree) = run_all(BackendChoice::Walk, Backend::Walk, false);
+    let (overlay, overlay_tree) = run_all(BackendChoice::Overlay, Backend::Overlay, true);
+    for (w, o) in walk.iter().zip(&overlay) {
+        assert_eq!(
+            w.described, o.described,
+            "step {:?}: entries differ",
+            w.name
+        );
+        assert!(w.tar == o.tar, "step {:?}: tar bytes differ", w.name);
+    }
+    assert_eq!(walk_tree, overlay_tree, "rootfs after all steps differ");
 }

@@ -23,6 +23,7 @@ fn one_step(mode: SnapshotMode, backend: BackendChoice, step: fn(&Path)) -> Vec<
             ignore: IgnoreList::new(),
             backend,
             scratch: Some(tmp.path().join("scratch")),
+            overlay_over_root: false,
         },
     )
     .unwrap();

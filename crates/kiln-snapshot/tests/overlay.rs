@@ -19,6 +19,7 @@ fn options(backend: BackendChoice, scratch: &Path) -> SnapshotOptions {
         ignore: IgnoreList::new(),
         backend,
         scratch: Some(scratch.to_path_buf()),
+        overlay_over_root: false,
     }
 }
 

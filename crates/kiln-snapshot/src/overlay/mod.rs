@@ -27,6 +27,7 @@ pub struct OverlaySnapshotter {
     mode: SnapshotMode,
     ignore: IgnoreList,
     ns: XattrNamespace,
+    over_root: bool,
 }
 
 impl OverlaySnapshotter {
@@ -72,7 +73,16 @@ impl OverlaySnapshotter {
             mode,
             ignore,
             ns,
+            over_root: false,
         })
+    }
+
+    /// Mount each step's overlay over the rootfs itself (the rootfs's path then
+    /// shows the merged view until [`OverlayStep::finish`]) instead of on a
+    /// separate `merged` dir.
+    pub fn over_root(mut self, yes: bool) -> Self {
+        self.over_root = yes;
+        self
     }
 
     /// The rootfs (the overlay's lower dir).
@@ -97,7 +107,10 @@ impl OverlaySnapshotter {
             lower: self.root.clone(),
             upper: self.scratch.join("upper"),
             work: self.scratch.join("work"),
-            merged: self.scratch.join("merged"),
+            merged: match self.over_root {
+                true => self.root.clone(),
+                false => self.scratch.join("merged"),
+            },
         };
         layout.create_dirs()?;
         give_root_attrs(&self.root, &layout.upper)?;

@@ -100,18 +100,28 @@ impl Layout {
         }
     }
 
-    /// Creates `upper`, `work` and `merged` afresh (removing leftovers of an aborted step).
+    /// The scratch dirs: `upper`, `work` and `merged` unless the overlay is
+    /// mounted over its lower dir.
+    fn scratch_dirs(&self) -> Vec<&PathBuf> {
+        let mut dirs = vec![&self.upper, &self.work];
+        if self.merged != self.lower {
+            dirs.push(&self.merged);
+        }
+        dirs
+    }
+
+    /// Creates the scratch dirs afresh (removing leftovers of an aborted step).
     pub fn create_dirs(&self) -> Result<()> {
-        for d in [&self.upper, &self.work, &self.merged] {
+        for d in self.scratch_dirs() {
             remove_if_exists(d)?;
             std::fs::create_dir_all(d).at("creating overlay directory", d)?;
         }
         Ok(())
     }
 
-    /// Removes `upper`, `work` and `merged`.
+    /// Removes the scratch dirs (never the lower dir).
     pub fn remove_dirs(&self) -> Result<()> {
-        for d in [&self.upper, &self.work, &self.merged] {
+        for d in self.scratch_dirs() {
             remove_if_exists(d)?;
         }
         Ok(())
