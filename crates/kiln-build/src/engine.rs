@@ -223,14 +223,22 @@ async fn build_with(
                 .path()
                 .join(format!("image-{}", images.len()))
                 .join("rootfs");
-            crate::pull::pull_and_unpack(client, &blobs, &reference, platform, &root, observer)
-                .await
-                .map_err(|reason| BuildError::Step {
-                    step: format!("[stage {}/{count}]", position + 1),
-                    location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                    text: format!("--from={reference}"),
-                    reason,
-                })?;
+            crate::pull::pull_and_unpack(
+                client,
+                &blobs,
+                &reference,
+                platform,
+                &root,
+                observer,
+                options.retries.image_fs_extract_retry,
+            )
+            .await
+            .map_err(|reason| BuildError::Step {
+                step: format!("[stage {}/{count}]", position + 1),
+                location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                text: format!("--from={reference}"),
+                reason,
+            })?;
             timings.pull += pull_start.elapsed();
             images.insert(reference, root);
         }

@@ -87,11 +87,12 @@ pub async fn pull_and_unpack(
     platform: &Platform,
     root: &std::path::Path,
     observer: &dyn BuildObserver,
+    extract_retries: u32,
 ) -> Result<(), String> {
     let (image, _) = pull_base(client, reference, platform).await?;
     ensure_blobs(client, blobs, &image, observer).await?;
     fs_err::create_dir_all(root).map_err(|e| e.to_string())?;
-    crate::unpack::unpack_layers(blobs, &image.layers, root)
+    crate::unpack::unpack_layers_retrying(blobs, &image.layers, root, extract_retries)
 }
 
 /// Looks `reference` up in `--cache-dir` when it is an OCI image layout whose
@@ -115,6 +116,13 @@ pub fn from_cache_dir(
     let names = [reference.to_string(), parsed.to_string(), parsed.familiar()];
     let known = layout.ref_names();
     let name = names.iter().find(|n| known.contains(n))?;
+    // An image warmed for another platform is not this build's base: pull it.
+    if let Ok(image) = layout.image(Some(name), Some(platform))
+        && !platform.matches(&image.config.platform())
+    {
+        tracing::debug!(image = %name, cached = %image.config.platform(), wanted = %platform, "--cache-dir holds another platform");
+        return None;
+    }
     Some(load_cached(&layout, blobs, name, platform))
 }
 

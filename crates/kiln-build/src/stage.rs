@@ -253,7 +253,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
             copy_tree(from, &root)
                 .map_err(|reason| format!("copying the base stage's filesystem: {reason}"))?;
         }
-        crate::unpack::unpack_layers(self.env.blobs, &pending.layers, &root)?;
+        crate::unpack::unpack_layers_retrying(
+            self.env.blobs,
+            &pending.layers,
+            &root,
+            self.env.options.retries.image_fs_extract_retry,
+        )?;
         for volume in &pending.volumes {
             make_volume_dir(&root, &self.workdir(), volume)?;
         }
@@ -322,7 +327,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 if let Some(saved) = saved {
                     copy_tree(&saved, &staging)?;
                 }
-                crate::unpack::unpack_layers(self.env.blobs, layers, &staging)?;
+                crate::unpack::unpack_layers_retrying(
+                    self.env.blobs,
+                    layers,
+                    &staging,
+                    self.env.options.retries.image_fs_extract_retry,
+                )?;
                 Some(staging)
             }
         };
@@ -1139,7 +1149,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
             (Some(root), _) => {
                 let layers = std::slice::from_ref(&layer);
                 cache.fetch_blobs(self.env.blobs, layers, &self.image.origins)?;
-                crate::unpack::unpack_layers(self.env.blobs, layers, root)?;
+                crate::unpack::unpack_layers_retrying(
+                    self.env.blobs,
+                    layers,
+                    root,
+                    self.env.options.retries.image_fs_extract_retry,
+                )?;
                 // The next RUN takes a fresh baseline.
                 self.snapshotter = None;
             }

@@ -405,6 +405,32 @@ fn base_images_from_an_oci_layout_cache_dir_need_no_registry() {
 }
 
 #[test]
+fn a_base_warmed_for_another_platform_is_not_used() {
+    let cache = tempfile::tempdir().unwrap();
+    // A registry that refuses connections: the base must be pulled from it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = format!("127.0.0.1:{port}/base:1");
+    kiln_testkit::FixtureImage::busybox().write_oci_layout(cache.path(), &name);
+    let fx = Fixture::new(&format!("FROM {name}\nRUN true\n"), &[]);
+    let mut options = fx.options();
+    options.cache.dir = Some(cache.path().to_path_buf());
+    options.registry.insecure_pull = true;
+    let other = if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    options.custom_platform = Some(other.into());
+    let err = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+}
+
+#[test]
 fn copy_from_keeps_hard_links() {
     let fx = Fixture::new(
         "FROM scratch AS b\nADD rootfs.tar /\nRUN mkdir /d && echo x > /d/a && ln /d/a /d/b\n\nFROM scratch\nCOPY --from=b /d /d\n",
