@@ -92,7 +92,7 @@ pub async fn pull_and_unpack(
     let (image, _) = pull_base(client, reference, platform).await?;
     ensure_blobs(client, blobs, &image, observer).await?;
     fs_err::create_dir_all(root).map_err(|e| e.to_string())?;
-    crate::unpack::unpack_layers_retrying(blobs, &image.layers, root, extract_retries)
+    crate::unpack::unpack_layers(blobs, &image.layers, root, extract_retries)
 }
 
 /// Looks `reference` up in `--cache-dir` when it is an OCI image layout whose

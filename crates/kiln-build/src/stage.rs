@@ -253,7 +253,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             copy_tree(from, &root)
                 .map_err(|reason| format!("copying the base stage's filesystem: {reason}"))?;
         }
-        crate::unpack::unpack_layers_retrying(
+        crate::unpack::unpack_layers(
             self.env.blobs,
             &pending.layers,
             &root,
@@ -327,7 +327,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 if let Some(saved) = saved {
                     copy_tree(&saved, &staging)?;
                 }
-                crate::unpack::unpack_layers_retrying(
+                crate::unpack::unpack_layers(
                     self.env.blobs,
                     layers,
                     &staging,
@@ -1149,7 +1149,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             (Some(root), _) => {
                 let layers = std::slice::from_ref(&layer);
                 cache.fetch_blobs(self.env.blobs, layers, &self.image.origins)?;
-                crate::unpack::unpack_layers_retrying(
+                crate::unpack::unpack_layers(
                     self.env.blobs,
                     layers,
                     root,

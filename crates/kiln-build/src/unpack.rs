@@ -19,15 +19,10 @@ use crate::blobs::BlobStore;
 /// The delay before the first retry; doubled for each further one (kaniko's).
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Applies `layers` in order onto `root`, each tried once.
-pub fn unpack_layers(blobs: &BlobStore, layers: &[Descriptor], root: &Path) -> Result<(), String> {
-    unpack_layers_retrying(blobs, layers, root, 0)
-}
-
 /// Applies `layers` in order onto `root`; a layer that fails is retried up to
 /// `retries` times (`--image-fs-extract-retry`). The error of the last attempt says
 /// how many attempts were made.
-pub fn unpack_layers_retrying(
+pub fn unpack_layers(
     blobs: &BlobStore,
     layers: &[Descriptor],
     root: &Path,
@@ -128,14 +123,13 @@ mod tests {
         let (blobs, layer, _) = corrupt_store(dir.path());
         let root = dir.path().join("root");
         fs_err::create_dir(&root).unwrap();
-        let err =
-            unpack_layers_retrying(&blobs, std::slice::from_ref(&layer), &root, 2).unwrap_err();
+        let err = unpack_layers(&blobs, std::slice::from_ref(&layer), &root, 2).unwrap_err();
         assert!(err.contains(&layer.digest.to_string()), "{err}");
         assert!(
             err.contains("gave up after 3 attempts, --image-fs-extract-retry=2"),
             "{err}"
         );
-        let once = unpack_layers(&blobs, &[layer], &root).unwrap_err();
+        let once = unpack_layers(&blobs, &[layer], &root, 0).unwrap_err();
         assert!(!once.contains("attempts"), "{once}");
     }
 
@@ -151,7 +145,7 @@ mod tests {
             std::thread::sleep(FIRST_RETRY_DELAY / 4);
             fs_err::write(path, good).unwrap();
         });
-        unpack_layers_retrying(&blobs, &[layer], &root, 3).unwrap();
+        unpack_layers(&blobs, &[layer], &root, 3).unwrap();
         repair.join().unwrap();
         assert_eq!(fs_err::read_to_string(root.join("hello")).unwrap(), "world");
     }
