@@ -29,7 +29,7 @@ pub async fn build(
 ) -> Result<BuildOutcome, BuildError> {
     check_options(options)?;
     let platform = target_platform(options)?;
-    let cache = StepCache::open(options, &platform)?;
+    let cache = StepCache::open(options, &platform, observer)?;
     let result = build_with(options, observer, &platform, cache.as_ref()).await;
     // Steps that ran are worth keeping even when a later one failed.
     if let Some(cache) = cache {

@@ -45,16 +45,26 @@ pub struct StepCache {
 }
 
 impl StepCache {
-    /// The cache `options` ask for, if any.
+    /// The cache `options` ask for, if any. A cache with nowhere to live
+    /// (no `--cache-repo`, no `--destination`) is a warning and no cache, as
+    /// kaniko builds on without one.
     pub fn open(
         options: &BuildOptions,
         platform: &Platform,
+        observer: &dyn BuildObserver,
     ) -> Result<Option<StepCache>, BuildError> {
         if !options.cache.enabled {
             return Ok(None);
         }
-        let repo = CacheRepo::from_flags(options.cache.repo.as_deref(), &options.destinations)
-            .map_err(|e| BuildError::Options(e.to_string()))?;
+        let repo = match CacheRepo::from_flags(options.cache.repo.as_deref(), &options.destinations)
+        {
+            Ok(repo) => repo,
+            Err(e @ kiln_cache::CacheError::NoRepo) => {
+                warn(observer, format!("{e}; building without the layer cache"));
+                return Ok(None);
+            }
+            Err(e) => return Err(BuildError::Options(e.to_string())),
+        };
         let client = Arc::new(crate::registry_glue::client(options)?);
         let cache = match repo {
             CacheRepo::Registry(repo) => {

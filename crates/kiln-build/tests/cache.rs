@@ -480,3 +480,20 @@ fn no_push_cache_looks_up_but_never_stores() {
     let (_, rec) = s.build(&o);
     assert_eq!(ran(&rec), ["ran-1", "ran-2", "ran-3"]);
 }
+
+#[test]
+fn a_cache_with_nowhere_to_live_is_a_warning() {
+    let fx = Fixture::new("FROM scratch\nADD rootfs.tar /\nRUN echo ran-1\n", &[]);
+    let mut o = fx.options();
+    o.cache.enabled = true;
+    let recorder = Recorder::default();
+    run_tokio(kiln_build::build(&o, &recorder)).unwrap();
+    assert_eq!(ran(&recorder), ["ran-1"]);
+    let warned = warnings(&recorder);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("building without the layer cache")),
+        "{warned:?}"
+    );
+}

@@ -42,6 +42,9 @@ pub enum CacheError {
         /// Why.
         reason: String,
     },
+    /// Neither `--cache-repo` nor a `--destination` says where the cache lives.
+    #[error("--cache needs --cache-repo when no --destination is given")]
+    NoRepo,
     /// `--cache-repo` does not name a repository.
     #[error("--cache-repo {value:?}: {reason}")]
     BadRepo {

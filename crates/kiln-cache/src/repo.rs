@@ -27,10 +27,7 @@ impl CacheRepo {
         match cache_repo {
             Some(value) => Self::parse(value),
             None => {
-                let first = destinations.first().ok_or_else(|| CacheError::BadRepo {
-                    value: String::new(),
-                    reason: "--cache needs --cache-repo when no --destination is given".into(),
-                })?;
+                let first = destinations.first().ok_or(CacheError::NoRepo)?;
                 let r = Reference::parse(first).map_err(|e| CacheError::BadRepo {
                     value: first.clone(),
                     reason: format!("the destination is not a valid reference: {e}"),
