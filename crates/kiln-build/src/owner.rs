@@ -14,7 +14,9 @@ pub struct Owner {
 
 /// Resolves `user[:group]` against the stage root's passwd/group files
 /// (`root` is `None` for a stage without a filesystem, e.g. scratch).
-/// A user without a group takes the user's primary group (or the same number).
+/// As BuildKit: a user name without a group takes the user's primary group
+/// from /etc/passwd; a numeric uid without a group takes the same number as
+/// gid (not looked up).
 pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<Owner, String> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -26,12 +28,7 @@ pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<Owner, String> {
     let passwd = root.and_then(|r| std::fs::read_to_string(r.join("etc/passwd")).ok());
     let groups = root.and_then(|r| std::fs::read_to_string(r.join("etc/group")).ok());
     let (uid, primary_gid) = match user.parse::<u64>() {
-        Ok(uid) => (
-            uid,
-            lookup(passwd.as_deref(), |f| f.get(2) == Some(&user)).map_or(uid, |f| {
-                f.get(3).and_then(|g| g.parse().ok()).unwrap_or(uid)
-            }),
-        ),
+        Ok(uid) => (uid, uid),
         Err(_) => {
             let fields =
                 lookup(passwd.as_deref(), |f| f.first() == Some(&user)).ok_or_else(|| {

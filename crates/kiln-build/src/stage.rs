@@ -800,11 +800,15 @@ impl<'a, 'b> StageRun<'a, 'b> {
         Ok(layer)
     }
 
+    /// Owner of directories WORKDIR creates: USER resolved as BuildKit's file
+    /// operations do (a name through /etc/passwd, `0:0` when it is not there;
+    /// a bare uid is also the gid).
     fn user_ids(&self, root: &Path) -> (u64, u64) {
-        let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok();
-        let group = std::fs::read_to_string(root.join("etc/group")).ok();
-        kiln_sandbox::resolve_user_from(&self.user(), passwd.as_deref(), group.as_deref())
-            .map_or((0, 0), |u| (u64::from(u.uid), u64::from(u.gid)))
+        let user = self.user();
+        if user.is_empty() {
+            return (0, 0);
+        }
+        crate::owner::resolve_chown(&user, Some(root)).map_or((0, 0), |o| (o.uid, o.gid))
     }
 
     fn file_time(&self) -> Timestamp {

@@ -431,6 +431,40 @@ fn a_base_warmed_for_another_platform_is_not_used() {
 }
 
 #[test]
+fn owners_of_copied_files_and_workdirs_follow_buildkit() {
+    let fx = Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\n\
+         RUN echo 'app:x:1000:100::/home/app:/bin/sh' >> /etc/passwd\n\
+         COPY --chown=1000 a.txt /a.txt\n\
+         COPY --chown=app a.txt /b.txt\n\
+         USER 9999\nWORKDIR /w\n\
+         USER app\nWORKDIR /x\n\
+         USER ghost\nWORKDIR /y\nUSER root\n",
+        &[("a.txt", "a\n")],
+    );
+    let layout = fx.work.path().join("layout");
+    let mut options = fx.options();
+    options.oci_layout_path = Some(layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let rootfs = umoci_unpack(&layout, "latest", unpacked.path()).join("rootfs");
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &str| {
+        let m = fs_err::symlink_metadata(rootfs.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("a.txt"), (1000, 1000), "a bare uid is also the gid");
+    assert_eq!(owner("b.txt"), (1000, 100), "a name takes its passwd group");
+    assert_eq!(owner("w"), (9999, 9999));
+    assert_eq!(owner("x"), (1000, 100));
+    assert_eq!(
+        owner("y"),
+        (0, 0),
+        "a user not in /etc/passwd: root, as BuildKit"
+    );
+}
+
+#[test]
 fn copy_from_keeps_hard_links() {
     let fx = Fixture::new(
         "FROM scratch AS b\nADD rootfs.tar /\nRUN mkdir /d && echo x > /d/a && ln /d/a /d/b\n\nFROM scratch\nCOPY --from=b /d /d\n",
