@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::SandboxError;
 use crate::caps;
 use crate::env::{command_env, exec_candidates};
+use crate::idmap::IdMapping;
 use crate::plan::{ChrootPlan, ExecPlan, Op, Plan, Source};
 use crate::rootpath::{CreatedTargets, Ensured, Root, TargetKind, cstring, rel_cstring};
 use crate::spec::{Mount, Network, RunSpec};
@@ -33,6 +34,8 @@ const MASKED_PROC_FILES: [&str; 4] = ["kcore", "keys", "timer_list", "sched_debu
 const READONLY_PROC_PATHS: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
 /// Device nodes bind-mounted from the host into the sandbox's /dev.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The tty group, owner of /dev/pts entries.
+const TTY_GID: u32 = 5;
 /// Host files bind-mounted read-only, never left in the rootfs.
 const HOST_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
 
@@ -96,7 +99,22 @@ impl OpsBuilder<'_> {
         Ok(())
     }
 
-    fn standard(&mut self, userns: bool) -> Result<(), SandboxError> {
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+        let rel = rel_cstring(path)
+            .map_err(|e| SandboxError::InvalidSpec(format!("path {}: {e}", path.display())))?;
+        self.push(
+            Op::Chown {
+                path: rel,
+                uid,
+                gid,
+            },
+            format!("give {} to {uid}:{gid}", path.display()),
+        );
+        Ok(())
+    }
+
+    /// `tty_gid`: the tty group exists in the namespace, so devpts gives it its ptys.
+    fn standard(&mut self, tty_gid: bool) -> Result<(), SandboxError> {
         if self.ensure(Path::new("/proc"), TargetKind::Dir)? == Ensured::Present {
             let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             self.mount(
@@ -184,10 +202,10 @@ impl OpsBuilder<'_> {
             },
             "create /dev/pts".into(),
         );
-        let pts_data = if userns {
-            "newinstance,ptmxmode=0666,mode=0620"
-        } else {
+        let pts_data = if tty_gid {
             "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620"
         };
         self.mount(
             Source::Name(c("devpts")),
@@ -346,21 +364,33 @@ impl OpsBuilder<'_> {
     }
 }
 
-/// Prepares a chroot-mode run of `spec`. `userns`: map the (unprivileged) caller to root in a
-/// new user namespace.
-pub(crate) fn prepare(spec: &RunSpec, userns: bool) -> Result<Prepared, SandboxError> {
+/// Prepares a chroot-mode run of `spec`. `userns`: the id maps of a new user namespace
+/// (kiln is not root), `None` when kiln is root.
+pub(crate) fn prepare(
+    spec: &RunSpec,
+    userns: Option<&IdMapping>,
+) -> Result<Prepared, SandboxError> {
     let root = Root::open(&spec.root)?;
     let user = resolve_user(&root, &spec.user)?;
-    if userns && (user.uid != 0 || user.gid != 0) {
-        return Err(SandboxError::User {
-            user: spec.user.clone(),
-            reason: format!(
-                "uid {} gid {} cannot be used: kiln runs unprivileged, so its user namespace maps only root",
-                user.uid, user.gid
-            ),
-        });
-    }
-    let created_workdir = crate::workdir::ensure(&root, &spec.cwd, &user)?;
+    let mut workdir_chowns = Vec::new();
+    let created_workdir = match userns {
+        None => crate::workdir::ensure(&root, &spec.cwd, &user)?,
+        Some(mapping) => {
+            // Supplementary groups need setgroups, which only helper-written maps allow.
+            let gids: Vec<u32> = if mapping.uses_helpers() {
+                user.groups.iter().copied().chain([user.gid]).collect()
+            } else {
+                vec![user.gid]
+            };
+            mapping.check_user(&spec.user, user.uid, gids)?;
+            // The caller cannot give a directory to another id outside; root inside can.
+            let created = crate::workdir::ensure_owned_by(&root, &spec.cwd, None)?;
+            if (user.uid, user.gid) != (0, 0) {
+                workdir_chowns.clone_from(&created);
+            }
+            created
+        }
+    };
     let env = command_env(&spec.env, &user.home);
     let argv0 = spec
         .argv
@@ -374,7 +404,7 @@ pub(crate) fn prepare(spec: &RunSpec, userns: bool) -> Result<Prepared, SandboxE
         user.uid,
         user.gid,
         &user.groups,
-        userns,
+        userns.is_some_and(|m| !m.uses_helpers()),
     )?;
     let mut created = CreatedTargets::default();
     let mut builder = OpsBuilder {
@@ -383,8 +413,10 @@ pub(crate) fn prepare(spec: &RunSpec, userns: bool) -> Result<Prepared, SandboxE
         ops: Vec::new(),
         descriptions: Vec::new(),
     };
-    let built = builder
-        .standard(userns)
+    let built = workdir_chowns
+        .iter()
+        .try_for_each(|dir| builder.chown(dir, user.uid, user.gid))
+        .and_then(|()| builder.standard(userns.is_none_or(|m| m.maps_gid(TTY_GID))))
         .and_then(|()| spec.mounts.iter().try_for_each(|m| builder.extra(m)));
     let (ops, op_descriptions) = (builder.ops, builder.descriptions);
     if let Err(e) = built {
@@ -408,27 +440,27 @@ pub(crate) fn namespace_setup(
     root: &Root,
     network: Network,
     hostname: Option<&str>,
-    userns: bool,
+    userns: Option<&IdMapping>,
     ops: Vec<Op>,
 ) -> Result<ChrootPlan, SandboxError> {
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-    if userns {
+    if userns.is_some() {
         flags |= libc::CLONE_NEWUSER;
     }
     if network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
-    let id_maps = userns.then(|| {
-        // SAFETY: trivial getters.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        (c(&format!("0 {uid} 1\n")), c(&format!("0 {gid} 1\n")))
+    let helper_maps = userns.filter(|m| m.uses_helpers()).cloned().map(Box::new);
+    let id_maps = userns.filter(|m| !m.uses_helpers()).map(|m| {
+        let (uid_map, gid_map) = m.map_texts();
+        (c(&uid_map), c(&gid_map))
     });
     let hostname = hostname
         .map(|h| cstring(h.as_bytes(), "hostname"))
         .transpose()?;
     // Real root sharing the host's network namespace keeps no packet-socket access to it.
-    let cap_mask = if !userns && network != Network::None {
+    let cap_mask = if userns.is_none() && network != Network::None {
         caps::default_mask() & !(1u64 << caps::CAP_NET_RAW)
     } else {
         caps::default_mask()
@@ -437,6 +469,7 @@ pub(crate) fn namespace_setup(
         root: cstring(root.path().as_os_str().as_bytes(), "root path")?,
         unshare_flags: flags,
         id_maps,
+        helper_maps,
         hostname,
         loopback_up: network == Network::None,
         ops,

@@ -50,6 +50,15 @@ pub enum SandboxError {
         /// The OS error.
         source: io::Error,
     },
+    /// A setuid helper (newuidmap, newgidmap) could not write the id maps of the user
+    /// namespace of a rootless run.
+    #[error("set up the user namespace's id maps with {}: {reason}", helper.display())]
+    IdMap {
+        /// The helper binary.
+        helper: PathBuf,
+        /// Its exit status, the map it was given and what it printed.
+        reason: String,
+    },
     /// The run specification cannot be honoured (bad path, unsupported option in this mode).
     #[error("invalid RUN specification: {0}")]
     InvalidSpec(String),

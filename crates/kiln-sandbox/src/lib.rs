@@ -48,6 +48,7 @@ mod child;
 mod chroot;
 mod env;
 mod error;
+mod idmap;
 mod inplace;
 mod output;
 mod plan;

@@ -7,6 +7,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::SandboxError;
+use crate::idmap::IdMapping;
 use crate::rootpath::cstring;
 
 /// Steps that are not mount operations, for failure reports; mount op `i` is `OP_BASE + i`.
@@ -35,6 +36,7 @@ pub(crate) enum Step {
     Setsid,
     Subreaper,
     WaitCommand,
+    WaitIdMaps,
 }
 
 pub(crate) const OP_BASE: u32 = 1000;
@@ -42,7 +44,7 @@ pub(crate) const OP_BASE: u32 = 1000;
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 22] = [
+        const ALL: [Step; 23] = [
             Unshare,
             SetgroupsDeny,
             UidMap,
@@ -65,6 +67,7 @@ impl Step {
             Setsid,
             Subreaper,
             WaitCommand,
+            WaitIdMaps,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -93,6 +96,7 @@ impl Step {
             Step::Setsid => "start a new session",
             Step::Subreaper => "become a child subreaper",
             Step::WaitCommand => "wait for the command",
+            Step::WaitIdMaps => "wait for newuidmap/newgidmap to map the user namespace's ids",
         }
     }
 }
@@ -137,6 +141,9 @@ pub(crate) enum Op {
         name: CString,
         target: CString,
     },
+    /// Change the owner of a path (ids as seen inside the user namespace), not following
+    /// a final symlink.
+    Chown { path: CString, uid: u32, gid: u32 },
 }
 
 /// The identity switch and the exec, common to both modes.
@@ -211,8 +218,12 @@ impl ExecPlan {
 pub(crate) struct ChrootPlan {
     pub(crate) root: CString,
     pub(crate) unshare_flags: libc::c_int,
-    /// Contents of uid_map and gid_map when a user namespace maps the caller to root.
+    /// Contents of uid_map and gid_map the supervisor writes itself when a user namespace
+    /// maps only the caller to root.
     pub(crate) id_maps: Option<(CString, CString)>,
+    /// A user namespace whose maps the parent writes with newuidmap/newgidmap once the
+    /// supervisor has unshared (the supervisor waits for it).
+    pub(crate) helper_maps: Option<Box<IdMapping>>,
     pub(crate) hostname: Option<CString>,
     pub(crate) loopback_up: bool,
     pub(crate) ops: Vec<Op>,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
 use crate::chroot::{self, Prepared};
+use crate::idmap::IdMapping;
 use crate::inplace;
 use crate::plan::{Op, Plan, Source, Step};
 use crate::rootpath::Root;
@@ -59,13 +60,20 @@ pub enum Mode {
 pub struct Sandbox {
     mode: Mode,
     reason: String,
+    /// The id maps of the user namespace when kiln is not root.
+    id_mapping: Option<IdMapping>,
 }
 
 /// Checks that chroot mode can work here: in a forked child, create the namespaces (a user
 /// namespace when not root), make mounts private, mount a tmpfs and a proc in a scratch dir
 /// and pivot_root into it. Returns why not on failure.
 pub fn probe_namespaces(scratch_parent: Option<&Path>) -> Result<(), String> {
-    let userns = !is_root();
+    let mapping = (!is_root()).then(IdMapping::detect);
+    probe_with(scratch_parent, mapping.as_ref())
+}
+
+/// [`probe_namespaces`] with the id maps a rootless run will use.
+fn probe_with(scratch_parent: Option<&Path>, userns: Option<&IdMapping>) -> Result<(), String> {
     let dir = scratch_dir(scratch_parent)
         .map_err(|e| format!("cannot create a scratch directory for the probe: {e}"))?;
     let result = (|| {
@@ -197,14 +205,19 @@ impl Sandbox {
     /// Chooses the mode: probes namespaces (except for an explicit in-place request) and
     /// looks for [`KILN_CONTAINER_MARKER`]. The reason is for the log (info level).
     pub fn new(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let id_mapping = (!is_root()).then(IdMapping::detect);
         let probe = match options.isolation {
             Isolation::InPlace => Err("not probed: in-place mode requested".to_owned()),
-            _ => probe_namespaces(options.scratch_dir.as_deref()),
+            _ => probe_with(options.scratch_dir.as_deref(), id_mapping.as_ref()),
         };
         let marker = Path::new(KILN_CONTAINER_MARKER).exists();
         let (mode, reason) = decide(options, probe, marker)?;
         tracing::debug!(?mode, %reason, "RUN isolation chosen");
-        Ok(Sandbox { mode, reason })
+        Ok(Sandbox {
+            mode,
+            reason,
+            id_mapping,
+        })
     }
 
     /// The chosen mode.
@@ -236,7 +249,9 @@ impl Sandbox {
                         path: spec.root.clone(),
                         source,
                     })?;
-                chroot::prepare(&spec, user_namespace)?
+                // Both come from the same `is_root` check in `new`.
+                let mapping = self.id_mapping.as_ref().filter(|_| user_namespace);
+                chroot::prepare(&spec, mapping)?
             }
             Mode::InPlace => inplace::prepare(spec)?,
         };

@@ -1,7 +1,7 @@
 //! The parent's side of a run: pipes, fork of the supervisor, output streaming, the report
 //! records, and turning them into a result.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::SandboxError;
@@ -74,10 +74,23 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
     let (out_r, out_w) = pipe().map_err(io_err("create output pipe"))?;
     let (err_r, err_w) = pipe().map_err(io_err("create output pipe"))?;
     let (rep_r, rep_w) = pipe().map_err(io_err("create report pipe"))?;
+    let helper_maps = match plan {
+        Plan::Chroot { setup, .. } => setup.helper_maps.as_ref(),
+        Plan::InPlace { .. } => None,
+    };
+    let idmap_pipes = match helper_maps {
+        Some(_) => Some((
+            pipe().map_err(io_err("create id map pipe"))?,
+            pipe().map_err(io_err("create id map pipe"))?,
+        )),
+        None => None,
+    };
     let fds = ChildFds {
         stdout_w: out_w.as_raw_fd(),
         stderr_w: err_w.as_raw_fd(),
         report_w: rep_w.as_raw_fd(),
+        idmap_ready_w: idmap_pipes.as_ref().map_or(-1, |((_, w), _)| w.as_raw_fd()),
+        idmap_go_r: idmap_pipes.as_ref().map_or(-1, |(_, (r, _))| r.as_raw_fd()),
     };
     // SAFETY: the child only runs `child::supervisor`, which makes raw system calls on data
     // prepared before the fork and ends with _exit.
@@ -92,6 +105,28 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
     }
     drop((out_w, err_w, rep_w));
     let mut guard = SupervisorGuard { pid, reaped: false };
+    let mut map_error = None;
+    if let (Some(mapping), Some(((ready_r, ready_w), (go_r, go_w)))) = (helper_maps, idmap_pipes) {
+        drop((ready_w, go_r));
+        let mut byte = [0u8];
+        // Nothing to read: the supervisor failed before its user namespace existed, and its
+        // report says why.
+        let unshared = std::fs::File::from(ready_r)
+            .read(&mut byte)
+            .map_err(io_err("wait for the sandbox's user namespace"))?
+            == 1;
+        if unshared {
+            match mapping.write_with_helpers(pid) {
+                Ok(()) => {
+                    std::fs::File::from(go_w)
+                        .write_all(&byte)
+                        .map_err(io_err("let the sandbox go on"))?;
+                }
+                // Closing the pipe unblocks the supervisor, which then gives up.
+                Err(e) => map_error = Some(e),
+            }
+        }
+    }
     let pumped = output::pump(out_r, err_r, sink);
     let mut reports = Vec::new();
     let read = std::fs::File::from(rep_r).read_to_end(&mut reports);
@@ -100,6 +135,9 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
         .map_err(io_err("wait for the sandbox supervisor"))?;
     pumped.map_err(io_err("read the command's output"))?;
     read.map_err(io_err("read the sandbox report"))?;
+    if let Some(e) = map_error {
+        return Err(e);
+    }
     let mut ended = None;
     for rec in reports.chunks_exact(REPORT_LEN) {
         let kind = u32::from_ne_bytes(rec[0..4].try_into().unwrap_or_default());

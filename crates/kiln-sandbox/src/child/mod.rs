@@ -25,6 +25,37 @@ pub(crate) struct ChildFds {
     pub(crate) stdout_w: RawFd,
     pub(crate) stderr_w: RawFd,
     pub(crate) report_w: RawFd,
+    /// Rootless runs with helper-written id maps: the supervisor writes a byte here once it
+    /// has unshared its user namespace...
+    pub(crate) idmap_ready_w: RawFd,
+    /// ...and reads a byte here once the parent has written the maps (EOF: it could not).
+    pub(crate) idmap_go_r: RawFd,
+}
+
+/// Tells the parent the user namespace exists and waits until it has written the id maps.
+fn wait_for_id_maps(fds: &ChildFds) {
+    let byte = [1u8];
+    // SAFETY: writing and reading one byte on pipes this child owns.
+    unsafe {
+        if libc::write(fds.idmap_ready_w, byte.as_ptr().cast(), 1) != 1 {
+            fail(fds.report_w, Step::WaitIdMaps as u32, errno());
+        }
+        close(fds.idmap_ready_w);
+        let mut got = [0u8];
+        loop {
+            let n = libc::read(fds.idmap_go_r, got.as_mut_ptr().cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            // EOF: the parent could not write the maps and reports why itself.
+            let e = if n == 0 { libc::EPERM } else { errno() };
+            fail(fds.report_w, Step::WaitIdMaps as u32, e);
+        }
+        close(fds.idmap_go_r);
+    }
 }
 
 pub(super) fn errno() -> i32 {
@@ -220,7 +251,9 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
                 if libc::unshare(setup.unshare_flags) < 0 {
                     fail_step(Step::Unshare);
                 }
-                if let Some((uid_map, gid_map)) = &setup.id_maps {
+                if setup.helper_maps.is_some() {
+                    wait_for_id_maps(fds);
+                } else if let Some((uid_map, gid_map)) = &setup.id_maps {
                     if let Err(e) = write_file(c"/proc/self/setgroups", b"deny") {
                         fail(rfd, Step::SetgroupsDeny as u32, e);
                     }

@@ -229,6 +229,14 @@ pub(super) fn do_op(rootfd: RawFd, op: &Op) -> Result<(), i32> {
                 Ok(())
             }
         }
+        Op::Chown { path, uid, gid } => {
+            let fd = open_in_root(rootfd, path, libc::O_PATH | libc::O_NOFOLLOW)?;
+            // SAFETY: valid fd; AT_EMPTY_PATH changes the file the descriptor refers to.
+            let rc = unsafe { libc::fchownat(fd, c"".as_ptr(), *uid, *gid, libc::AT_EMPTY_PATH) };
+            let e = errno();
+            close(fd);
+            if rc < 0 { Err(e) } else { Ok(()) }
+        }
     }
 }
 
