@@ -10,6 +10,7 @@ mod cli;
 mod executor;
 mod logging;
 mod parse_cmd;
+mod runtime;
 mod warm;
 
 use std::path::Path;

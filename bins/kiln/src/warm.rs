@@ -90,17 +90,10 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(message) => return usage_error(&message),
     };
     options.cache.dir = Some(PathBuf::from(&cache_dir));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(result) = crate::runtime::block_on(kiln_build::warm(&options, &request)) else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(kiln_build::warm(&options, &request)) {
+    match result {
         Ok(warmed) => {
             for w in &warmed {
                 let state = if w.already_cached {

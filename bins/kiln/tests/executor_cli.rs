@@ -2,28 +2,15 @@
 //! formats, and the binary answering to the name `executor`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn kiln() -> &'static str {
-    env!("CARGO_BIN_EXE_kiln")
-}
+mod common;
+use common::{kiln, run, text};
 
 /// A context with one file and a `FROM scratch` Dockerfile.
 fn context(dir: &Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("hello.txt"), "hello\n").unwrap();
-}
-
-fn run(program: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running kiln")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]

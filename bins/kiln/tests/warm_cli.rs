@@ -6,23 +6,10 @@
 //! to the name `warmer` too.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn kiln() -> &'static str {
-    env!("CARGO_BIN_EXE_kiln")
-}
-
-fn run(program: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running kiln")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
+mod common;
+use common::{kiln, run, text};
 
 /// The ref names listed in the cache dir's index.json.
 fn ref_names(cache_dir: &Path) -> Vec<String> {

@@ -21,18 +21,11 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(options) => options,
         Err(message) => return usage_error(&message),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let reporter = report::Reporter::new(&parsed.log_format);
-    match runtime.block_on(kiln_build::build(&options, &reporter)) {
+    let Some(result) = crate::runtime::block_on(kiln_build::build(&options, &reporter)) else {
+        return ExitCode::FAILURE;
+    };
+    match result {
         Ok(outcome) => {
             reporter.summary(&outcome);
             ExitCode::SUCCESS
