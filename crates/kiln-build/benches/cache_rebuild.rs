@@ -11,7 +11,6 @@
 //! Needs root, debootstrap and the Debian package registry the first time.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 3;
@@ -30,44 +29,7 @@ fn debian_tar() -> PathBuf {
     if conformance.is_file() {
         return conformance;
     }
-    let dir = target_dir().join("bench");
-    let tar = dir.join("debian-rootfs.tar");
-    if tar.is_file() {
-        return tar;
-    }
-    assert!(
-        Path::new("/usr/sbin/debootstrap").is_file(),
-        "needs debootstrap: install with .ci/install-deps"
-    );
-    fs_err::create_dir_all(&dir).unwrap();
-    let root = tempfile::tempdir_in(&dir).unwrap();
-    eprintln!(
-        "making the Debian base once with debootstrap (kept in {})",
-        tar.display()
-    );
-    let status = Command::new("debootstrap")
-        .args(["--variant=minbase", "bookworm"])
-        .arg(root.path())
-        .arg("http://deb.debian.org/debian")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "debootstrap failed");
-    for sub in ["var/lib/apt/lists", "var/cache/apt", "dev"] {
-        let _ = std::fs::remove_dir_all(root.path().join(sub));
-    }
-    let partial = dir.join("debian-rootfs.tar.partial");
-    let status = Command::new("tar")
-        .args(["--sort=name", "--numeric-owner", "--format=posix", "-C"])
-        .arg(root.path())
-        .arg("-cf")
-        .arg(&partial)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success(), "tar failed");
-    fs_err::rename(&partial, &tar).unwrap();
-    tar
+    kiln_testkit::debian::rootfs_tar(&target_dir().join("bench")).expect("the Debian base image")
 }
 
 fn dockerfile(host: &str) -> String {

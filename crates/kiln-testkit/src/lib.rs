@@ -28,6 +28,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod busybox;
 pub mod container;
+pub mod debian;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;

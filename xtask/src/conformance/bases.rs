@@ -18,10 +18,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Fixed mtime for the Debian tar entries (2024-01-01T00:00:00Z), so the tar
-/// and the image made from it are the same on every run.
-const DEBIAN_MTIME: &str = "@1704067200";
-
 /// Where buildah's image of `Dockerfile_onbuild_base` is kept.
 const ONBUILD_BASE: &str = "bases/onbuild-base:src";
 
@@ -90,7 +86,8 @@ impl Bases {
             BaseKind::Busybox => FixtureImage::busybox(),
             BaseKind::OnbuildBase => anyhow::bail!("onbuild-base is not built yet"),
             BaseKind::Debian => {
-                let tar = debian_rootfs_tar(&self.cache_dir)?;
+                let tar = kiln_testkit::debian::rootfs_tar(&self.cache_dir)
+                    .context("making the Debian base image")?;
                 let bytes = fs_err::read(&tar)?;
 
                 FixtureImage::from_layers(vec![FixtureLayer::from_tar(&bytes, false)], &["bash"])
@@ -118,81 +115,5 @@ fn copy_tag(host: &str, source: &str, dest: &str) -> Result<()> {
         "skopeo copy {source} -> {dest}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
-}
-
-/// The cached Debian bookworm minbase rootfs tar, made with debootstrap when missing.
-fn debian_rootfs_tar(cache_dir: &Path) -> Result<PathBuf> {
-    let tar = cache_dir.join("debian-rootfs.tar");
-    if tar.exists() {
-        return Ok(tar);
-    }
-    ensure!(
-        Path::new("/usr/sbin/debootstrap").exists(),
-        "needs debootstrap to make the Debian base image: apt-get install -y debootstrap"
-    );
-    let root = tempfile::Builder::new()
-        .prefix("debian-rootfs-")
-        .tempdir_in(cache_dir)?;
-    eprintln!(
-        "conformance: debootstrap --variant=minbase bookworm (once, cached in {})",
-        tar.display()
-    );
-    let status = Command::new("debootstrap")
-        .args(["--variant=minbase", "bookworm"])
-        .arg(root.path())
-        .arg("http://deb.debian.org/debian")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running debootstrap")?;
-    ensure!(status.success(), "debootstrap failed with {status}");
-    trim_rootfs(root.path())?;
-    let partial = cache_dir.join("debian-rootfs.tar.partial");
-    let mut entries: Vec<String> = fs_err::read_dir(root.path())?
-        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_>>()?;
-    entries.sort();
-    let status = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--numeric-owner",
-            "--xattrs",
-            "--format=posix",
-        ])
-        .args(["--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"])
-        .arg(format!("--mtime={DEBIAN_MTIME}"))
-        .arg("-C")
-        .arg(root.path())
-        .arg("-cf")
-        .arg(&partial)
-        .args(&entries)
-        .status()
-        .context("running tar")?;
-    ensure!(
-        status.success(),
-        "tar of the Debian rootfs failed with {status}"
-    );
-    fs_err::rename(&partial, &tar)?;
-    Ok(tar)
-}
-
-/// Removes what a published Debian image does not carry: apt lists and caches,
-/// device nodes (the builders provide /dev), debootstrap's log.
-fn trim_rootfs(root: &Path) -> Result<()> {
-    for dir in ["var/lib/apt/lists", "var/cache/apt", "dev"] {
-        let dir = root.join(dir);
-        for entry in fs_err::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() && !path.is_symlink() {
-                fs_err::remove_dir_all(&path)?;
-            } else {
-                fs_err::remove_file(&path)?;
-            }
-        }
-    }
-    let log = root.join("debootstrap");
-    if log.exists() {
-        fs_err::remove_dir_all(log)?;
-    }
     Ok(())
 }
