@@ -99,17 +99,32 @@ impl OpsBuilder<'_> {
         Ok(())
     }
 
-    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
-        let rel = rel_cstring(path)
-            .map_err(|e| SandboxError::InvalidSpec(format!("path {}: {e}", path.display())))?;
+    /// Creates a WORKDIR directory (mode 0755) owned by `uid:gid` inside the namespace.
+    fn workdir(&mut self, dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+        let invalid = |e: std::io::Error| {
+            SandboxError::InvalidSpec(format!("WORKDIR {}: {e}", dir.display()))
+        };
+        let parent = rel_cstring(dir.parent().unwrap_or(Path::new("/"))).map_err(invalid)?;
+        let name = dir
+            .file_name()
+            .map(|n| cstring(n.as_bytes(), "a WORKDIR component"))
+            .transpose()?
+            .ok_or_else(|| SandboxError::InvalidSpec(format!("WORKDIR {}", dir.display())))?;
         self.push(
-            Op::Chown {
-                path: rel,
-                uid,
-                gid,
+            Op::Mkdir {
+                parent,
+                name,
+                mode: 0o755,
             },
-            format!("give {} to {uid}:{gid}", path.display()),
+            format!("create the working directory {}", dir.display()),
         );
+        if (uid, gid) != (0, 0) {
+            let path = rel_cstring(dir).map_err(invalid)?;
+            self.push(
+                Op::Chown { path, uid, gid },
+                format!("give {} to {uid}:{gid}", dir.display()),
+            );
+        }
         Ok(())
     }
 
@@ -372,7 +387,7 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, SandboxError> {
     let root = Root::open(&spec.root)?;
     let user = resolve_user(&root, &spec.user)?;
-    let mut workdir_chowns = Vec::new();
+    let mut workdir_mkdirs = Vec::new();
     let created_workdir = match userns {
         None => crate::workdir::ensure(&root, &spec.cwd, &user)?,
         Some(mapping) => {
@@ -383,12 +398,11 @@ pub(crate) fn prepare(
                 vec![user.gid]
             };
             mapping.check_user(&spec.user, user.uid, gids)?;
-            // The caller cannot give a directory to another id outside; root inside can.
-            let created = crate::workdir::ensure_owned_by(&root, &spec.cwd, None)?;
-            if (user.uid, user.gid) != (0, 0) {
-                workdir_chowns.clone_from(&created);
-            }
-            created
+            // The caller may not write in the user's directories nor give a directory to
+            // another id outside; root inside the namespace can.
+            let missing = crate::workdir::missing(&root, &spec.cwd)?;
+            workdir_mkdirs.clone_from(&missing);
+            missing
         }
     };
     let env = command_env(&spec.env, &user.home);
@@ -413,9 +427,9 @@ pub(crate) fn prepare(
         ops: Vec::new(),
         descriptions: Vec::new(),
     };
-    let built = workdir_chowns
+    let built = workdir_mkdirs
         .iter()
-        .try_for_each(|dir| builder.chown(dir, user.uid, user.gid))
+        .try_for_each(|dir| builder.workdir(dir, user.uid, user.gid))
         .and_then(|()| builder.standard(userns.is_none_or(|m| m.maps_gid(TTY_GID))))
         .and_then(|()| spec.mounts.iter().try_for_each(|m| builder.extra(m)));
     let (ops, op_descriptions) = (builder.ops, builder.descriptions);

@@ -189,6 +189,47 @@ impl Root {
         }
     }
 
+    /// The directories of `inner` that do not exist yet, outermost first, without creating
+    /// anything: for a WORKDIR that a user namespace creates, in directories the caller may
+    /// not write to. A component that exists and is not a directory is an error.
+    pub(crate) fn missing_dirs(&self, inner: &Path) -> io::Result<(Vec<PathBuf>, Ensured)> {
+        let cleaned = clean_abs(inner);
+        let mut parent = self.fd.try_clone()?;
+        let mut prefix = PathBuf::from("/");
+        let mut missing = Vec::new();
+        for comp in cleaned.components() {
+            let Component::Normal(comp) = comp else {
+                continue;
+            };
+            prefix.push(comp);
+            if !missing.is_empty() {
+                missing.push(prefix.clone());
+                continue;
+            }
+            match openat2_in_root(self.fd.as_raw_fd(), &rel_cstring(&prefix)?, libc::O_PATH) {
+                Ok(fd) => {
+                    if !is_dir(&fstat(fd.as_raw_fd())?) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotADirectory,
+                            format!("{} exists and is not a directory", prefix.display()),
+                        ));
+                    }
+                    parent = fd;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let name = CString::new(comp.as_bytes())
+                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+                    if lstat_at(parent.as_raw_fd(), &name).is_ok() {
+                        return Ok((Vec::new(), Ensured::DanglingSymlink(prefix)));
+                    }
+                    missing.push(prefix.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((missing, Ensured::Present))
+    }
+
     /// Makes sure `inner` exists inside the root with the given kind, creating missing
     /// components (directories with `dir_mode`, a final file with mode 0644) owned by
     /// `owner` (or root). Created entries are recorded in `record`, or returned as paths in

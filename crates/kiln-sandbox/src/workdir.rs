@@ -17,19 +17,46 @@ pub(crate) fn ensure(
     ensure_owned_by(root, cwd, Some((user.uid, user.gid)))
 }
 
-/// Like [`ensure`], with the new directories owned by `owner` (`None`: by the caller; a
-/// rootless run gives them to the user inside its user namespace).
-pub(crate) fn ensure_owned_by(
+/// The directories of `cwd` a rootless run must create inside its user namespace, outermost
+/// first (the caller may not write where the user's directories are).
+pub(crate) fn missing(root: &Root, cwd: &Path) -> Result<Vec<PathBuf>, SandboxError> {
+    check_absolute(cwd)?;
+    let (missing, ensured) = root.missing_dirs(cwd).map_err(|source| SandboxError::Io {
+        action: "inspect working directory",
+        path: root.display(cwd),
+        source,
+    })?;
+    present_or_error(cwd, ensured).map(|()| missing)
+}
+
+fn check_absolute(cwd: &Path) -> Result<(), SandboxError> {
+    if cwd.is_absolute() {
+        Ok(())
+    } else {
+        Err(SandboxError::InvalidSpec(format!(
+            "working directory {} is not absolute",
+            cwd.display()
+        )))
+    }
+}
+
+fn present_or_error(cwd: &Path, ensured: Ensured) -> Result<(), SandboxError> {
+    match ensured {
+        Ensured::Present => Ok(()),
+        Ensured::DanglingSymlink(at) => Err(SandboxError::InvalidSpec(format!(
+            "working directory {}: {} is a symlink to a missing path",
+            cwd.display(),
+            at.display()
+        ))),
+    }
+}
+
+fn ensure_owned_by(
     root: &Root,
     cwd: &Path,
     owner: Option<(u32, u32)>,
 ) -> Result<Vec<PathBuf>, SandboxError> {
-    if !cwd.is_absolute() {
-        return Err(SandboxError::InvalidSpec(format!(
-            "working directory {} is not absolute",
-            cwd.display()
-        )));
-    }
+    check_absolute(cwd)?;
     let mut created = Vec::new();
     let ensured = root
         .ensure(cwd, TargetKind::Dir, 0o755, owner, None, &mut created)
@@ -38,12 +65,5 @@ pub(crate) fn ensure_owned_by(
             path: root.display(cwd),
             source,
         })?;
-    match ensured {
-        Ensured::Present => Ok(created),
-        Ensured::DanglingSymlink(at) => Err(SandboxError::InvalidSpec(format!(
-            "working directory {}: {} is a symlink to a missing path",
-            cwd.display(),
-            at.display()
-        ))),
-    }
+    present_or_error(cwd, ensured).map(|()| created)
 }

@@ -1,10 +1,16 @@
-//! Chroot mode without root: a user namespace maps the caller to root.
+//! Chroot mode without root: a user namespace maps the caller to root, plus the caller's
+//! /etc/subuid and /etc/subgid ranges when it has some.
 //!
 //! The test (run as root, as in CI) builds a busybox rootfs owned by an unprivileged uid and
-//! re-executes itself as that uid with `setpriv`; the inner run checks what a laptop user
-//! gets: chroot mode chosen automatically, root inside mapped to the caller, /proc, /dev,
-//! read-only /sys, network none, leftovers killed, the host unreachable, and a clear
-//! error for a USER the namespace cannot map.
+//! re-executes itself as that uid with `setpriv`, twice:
+//! * with no subordinate range for that uid, the inner run checks what a laptop user gets:
+//!   chroot mode chosen automatically, root inside mapped to the caller, /proc, /dev,
+//!   read-only /sys, network none, leftovers killed, the host unreachable, and a clear error
+//!   for a USER the namespace cannot map;
+//! * with a line of its own (`65534:START:65536`) appended to /etc/subuid and /etc/subgid
+//!   (and removed afterwards, even on panic), a non-root USER works through newuidmap/
+//!   newgidmap: its uid, gid and supplementary groups inside, and on disk its files owned
+//!   by START + uid - 1, while root inside is still the caller.
 
 mod common;
 
@@ -16,14 +22,115 @@ use common::{Collected, busybox_rootfs, processes_with_arg, sh};
 use kiln_sandbox::{Mode, Network, Sandbox, SandboxError, SandboxOptions};
 
 const UID: u32 = 65534;
+/// Start of the subordinate range the test gives UID (an otherwise unused range).
+const SUB_START: u32 = 1_300_000;
+const SUB_COUNT: u32 = 65536;
+const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--inner") {
-        inner(Path::new(&args[2]), Path::new(&args[3]));
-    } else {
-        orchestrate();
+    match args.get(1).map(String::as_str) {
+        Some("--inner") => inner(Path::new(&args[2]), Path::new(&args[3])),
+        Some("--inner-subids") => inner_subids(Path::new(&args[2])),
+        _ => orchestrate(),
     }
+}
+
+/// The line this test adds to /etc/subuid and /etc/subgid.
+fn subid_line() -> String {
+    format!("{UID}:{SUB_START}:{SUB_COUNT}")
+}
+
+fn without_line(text: &str, line: &str) -> String {
+    text.lines()
+        .filter(|l| l.trim() != line)
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Removes this test's line from the subordinate id files (also a stale one a killed run
+/// left).
+fn remove_subid_line() {
+    for file in SUBID_FILES {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let kept = without_line(&text, &subid_line());
+        if kept != text {
+            std::fs::write(file, kept).unwrap_or_else(|e| panic!("restore {file}: {e}"));
+        }
+    }
+}
+
+/// This test's line in /etc/subuid and /etc/subgid while it lives; only that line is ever
+/// added or removed.
+struct SubidLine;
+
+impl SubidLine {
+    fn add() -> SubidLine {
+        let guard = SubidLine;
+        for file in SUBID_FILES {
+            let mut text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&subid_line());
+            text.push('\n');
+            std::fs::write(file, text).unwrap_or_else(|e| panic!("append to {file}: {e}"));
+        }
+        guard
+    }
+}
+
+impl Drop for SubidLine {
+    fn drop(&mut self) {
+        remove_subid_line();
+    }
+}
+
+/// Panics if /etc/subuid or /etc/subgid already gives UID a range (the fallback could not be
+/// tested).
+fn require_no_subids_for_uid() {
+    for file in SUBID_FILES {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let owner = line.split(':').next().unwrap_or("");
+            assert!(
+                owner != UID.to_string() && owner != "nobody",
+                "{file} already gives uid {UID} a range ({line}); this test needs it to have none at first"
+            );
+        }
+    }
+}
+
+fn run_as_uid(exe: &Path, args: &[&Path]) {
+    let out = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid",
+            &UID.to_string(),
+            "--regid",
+            &UID.to_string(),
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(exe)
+        .args(args)
+        .output()
+        .unwrap();
+    eprint!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the rootless run {args:?} failed: {}",
+        out.status
+    );
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()));
+    (m.uid(), m.gid())
 }
 
 fn orchestrate() {
@@ -55,31 +162,9 @@ fn orchestrate() {
         .unwrap();
     assert!(status.success(), "chown -R failed");
 
-    let out = Command::new(setpriv)
-        .args([
-            "--reuid",
-            &UID.to_string(),
-            "--regid",
-            &UID.to_string(),
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&exe)
-        .arg("--inner")
-        .arg(&root)
-        .arg(&secret)
-        .output()
-        .unwrap();
-    eprint!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the rootless run failed: {}",
-        out.status
-    );
+    remove_subid_line();
+    require_no_subids_for_uid();
+    run_as_uid(&exe, &[Path::new("--inner"), &root, &secret]);
 
     let made = std::fs::metadata(root.join("made-by-rootless"))
         .expect("the file written as root inside is missing");
@@ -95,6 +180,32 @@ fn orchestrate() {
         );
     }
     eprintln!("rootless: chroot mode with a user namespace works");
+
+    {
+        let _line = SubidLine::add();
+        run_as_uid(&exe, &[Path::new("--inner-subids"), &root]);
+    }
+    for file in SUBID_FILES {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(
+            !text.contains(&subid_line()),
+            "{file} still holds the test's line"
+        );
+    }
+    let sub = |inside: u32| SUB_START + inside - 1;
+    assert_eq!(
+        owner(&root.join("data/by-1000")),
+        (sub(1000), sub(1000)),
+        "uid/gid 1000 inside must be subuid start + 999 outside"
+    );
+    assert_eq!(owner(&root.join("data/by-user")), (sub(1000), sub(1000)));
+    assert_eq!(owner(&root.join("home/user/new")), (sub(1000), sub(1000)));
+    assert_eq!(
+        owner(&root.join("made-by-root-with-subids")),
+        (UID, UID),
+        "root inside must still be the caller outside"
+    );
+    eprintln!("rootless: a non-root USER works with /etc/subuid and /etc/subgid ranges");
 }
 
 fn stdout_of(sb: &Sandbox, spec: &kiln_sandbox::RunSpec) -> Vec<String> {
@@ -150,8 +261,88 @@ fn inner(root: &Path, secret: &Path) {
     let err = sb
         .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
         .unwrap_err();
+    let msg = err.to_string();
     assert!(
-        matches!(err, SandboxError::User { .. }) && err.to_string().contains("maps only root"),
-        "{err}"
+        matches!(err, SandboxError::User { .. })
+            && msg.contains("uid 1000")
+            && msg.contains("maps only root")
+            && msg.contains("/etc/subuid has no range for nobody")
+            && msg.contains("nobody:100000:65536"),
+        "{msg}"
+    );
+}
+
+fn run_as(sb: &Sandbox, root: &Path, user: &str, cwd: &str, script: &str) -> Vec<String> {
+    let mut spec = sh(root, script);
+    spec.user = user.into();
+    spec.cwd = cwd.into();
+    stdout_of(sb, &spec)
+}
+
+fn inner_subids(root: &Path) {
+    // SAFETY: trivial getter.
+    assert_eq!(unsafe { libc::geteuid() }, UID);
+    let sb = Sandbox::new(&SandboxOptions::default()).expect("chroot mode with a user namespace");
+    assert_eq!(
+        sb.mode(),
+        Mode::Chroot {
+            user_namespace: true
+        },
+        "{}",
+        sb.reason()
+    );
+    let lines = run_as(
+        &sb,
+        root,
+        "",
+        "/",
+        "id -u; tr -s ' ' < /proc/self/uid_map; tr -s ' ' < /proc/self/gid_map; \
+         mkdir /data && chown 1000:1000 /data /home/user && echo hi > /made-by-root-with-subids",
+    );
+    let (start, count) = (SUB_START, SUB_COUNT);
+    assert_eq!(
+        lines,
+        [
+            "0",
+            &format!(" 0 {UID} 1"),
+            &format!(" 1 {start} {count}"),
+            &format!(" 0 {UID} 1"),
+            &format!(" 1 {start} {count}"),
+        ]
+    );
+    assert_eq!(
+        run_as(
+            &sb,
+            root,
+            "1000:1000",
+            "/",
+            "id -u; id -g; id -G; echo x > /data/by-1000"
+        ),
+        ["1000", "1000", "1000"]
+    );
+    // `user` (uid 1000) is also in group wheel (10) in the rootfs's /etc/group; WORKDIR is
+    // created for it.
+    assert_eq!(
+        run_as(
+            &sb,
+            root,
+            "user",
+            "/home/user/new",
+            "id -u; id -G; stat -c %u:%g .; echo x > /data/by-user"
+        ),
+        ["1000", "1000 10", "1000:1000"]
+    );
+    let mut spec = sh(root, "true");
+    spec.user = "70000".into();
+    let err = sb
+        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, SandboxError::User { .. })
+            && msg.contains("uid 70000")
+            && msg.contains("0-65536")
+            && msg.contains("/etc/subuid"),
+        "{msg}"
     );
 }

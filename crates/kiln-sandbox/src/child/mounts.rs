@@ -185,7 +185,12 @@ pub(super) fn do_op(rootfd: RawFd, op: &Op) -> Result<(), i32> {
         Op::Mkdir { parent, name, mode } => {
             let pfd = open_in_root(rootfd, parent, libc::O_PATH)?;
             // SAFETY: valid fd and name.
-            let rc = unsafe { libc::mkdirat(pfd, name.as_ptr(), *mode) };
+            let mut rc = unsafe { libc::mkdirat(pfd, name.as_ptr(), *mode) };
+            // A new directory gets exactly `mode`, whatever the umask.
+            if rc == 0 {
+                // SAFETY: valid fd and name; the directory was just created.
+                rc = unsafe { libc::fchmodat(pfd, name.as_ptr(), *mode, 0) };
+            }
             let e = errno();
             close(pfd);
             if rc < 0 && e != libc::EEXIST {
