@@ -86,19 +86,7 @@ fn config_view(config: &Value) -> Value {
 }
 
 fn layout_config(layout: &Path) -> Value {
-    let index: Value =
-        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
-    let blob = |d: &str| {
-        fs_err::read(
-            layout
-                .join("blobs/sha256")
-                .join(d.trim_start_matches("sha256:")),
-        )
-        .unwrap()
-    };
-    let manifest: Value =
-        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
-    serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap()
+    support::layout_documents(layout).1
 }
 
 fn compare(dockerfile_body: &str, files: &[(&str, &str)]) {

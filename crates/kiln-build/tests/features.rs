@@ -4,26 +4,7 @@
 
 mod support;
 
-use serde_json::Value;
-use support::{Fixture, Recorder, run_tokio, umoci_unpack};
-
-fn layout_documents(layout: &std::path::Path) -> (Value, Value) {
-    let index: Value =
-        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
-    let blob = |d: &str| {
-        fs_err::read(
-            layout
-                .join("blobs/sha256")
-                .join(d.trim_start_matches("sha256:")),
-        )
-        .unwrap()
-    };
-    let manifest: Value =
-        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
-    let config: Value =
-        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
-    (manifest, config)
-}
+use support::{Fixture, Recorder, layout_documents, run_tokio, umoci_unpack};
 
 #[test]
 fn single_snapshot_makes_one_layer_per_stage() {

@@ -14,7 +14,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use serde_json::Value;
 use support::{Fixture, run_tokio};
 
 /// Serialises the tests of this file. kiln-sandbox's RUN supervisor is forked and
@@ -33,18 +32,8 @@ type LayerEntry = (u32, u64, u64, char);
 
 /// The entries of every layer of the layout's image, in manifest order.
 fn layers(layout: &std::path::Path) -> Vec<BTreeMap<String, LayerEntry>> {
-    let blob = |d: &str| {
-        fs_err::read(
-            layout
-                .join("blobs/sha256")
-                .join(d.trim_start_matches("sha256:")),
-        )
-        .unwrap()
-    };
-    let index: Value =
-        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest: Value =
-        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let blob = |d: &str| support::layout_blob(layout, d);
+    let (manifest, _) = support::layout_documents(layout);
     manifest["layers"]
         .as_array()
         .unwrap()

@@ -165,3 +165,30 @@ pub fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
     });
     format!("http://{addr}")
 }
+
+/// A blob of an OCI layout by digest (`sha256:…`).
+pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    fs_err::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+}
+
+/// The manifest and config of the first image of an OCI layout.
+pub fn layout_documents(layout: &Path) -> (serde_json::Value, serde_json::Value) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&layout_blob(
+        layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let config = serde_json::from_slice(&layout_blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    (manifest, config)
+}
