@@ -30,6 +30,7 @@ use std::path::Path;
 use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::read::{DecodedLayer, Expected, Measured};
+use crate::readahead::spawn_decoder;
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sparse::{PaxSparse, write_segments};
 use crate::sys;
@@ -79,17 +80,45 @@ pub struct Applied {
 /// been read, i.e. after the rootfs was written: callers that must not touch
 /// the rootfs with unverified data verify the stored blob first (registry
 /// pulls do so while downloading).
-pub fn apply_layer<R: Read>(
+///
+/// Reading, decompressing and hashing run on a second thread
+/// ([`crate::readahead`]) while this one makes the file-system calls.
+pub fn apply_layer<R: Read + Send>(
     blob: R,
     name: &str,
     expected: Expected,
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<Applied> {
-    let mut decoded = DecodedLayer::new(blob, name, expected)?;
-    let stats = apply_tar(&mut decoded, name, root, options)?;
-    let measured = decoded.finish()?;
-    Ok(Applied { measured, stats })
+    let decoded = DecodedLayer::new(blob, name, expected)?;
+    std::thread::scope(|scope| {
+        let (mut tar, decoder) = spawn_decoder(scope, decoded);
+        let applied = apply_tar(&mut tar, name, root, options).and_then(|stats| {
+            // what follows the end-of-archive blocks still belongs to the blob
+            io::copy(&mut tar, &mut io::sink()).map_err(|source| Error::Read {
+                blob: name.to_owned(),
+                source,
+            })?;
+            Ok(stats)
+        });
+        // lets the decoder stop if the applier gave up early
+        drop(tar);
+        let verified = decoder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let stats = applied?;
+        match verified {
+            Some(measured) => Ok(Applied {
+                measured: measured?,
+                stats,
+            }),
+            // the decoder only stops early when the applier failed, so not reached
+            None => Err(Error::Read {
+                blob: name.to_owned(),
+                source: io::Error::other("layer decoding stopped before the end of the blob"),
+            }),
+        }
+    })
 }
 
 /// Applies an uncompressed tar stream onto `root`. `name` names the blob in

@@ -60,6 +60,7 @@ pub mod error;
 pub mod order;
 pub mod pgzip;
 pub mod read;
+mod readahead;
 mod rootfs;
 mod sparse;
 mod sys;

@@ -1,0 +1,114 @@
+//! Decoding a blob on a second thread while the applier works.
+//!
+//! Reading, decompressing and hashing a blob (both digests) costs about as
+//! much CPU as the file-system calls the applier makes; done in line they
+//! add up. [`spawn_decoder`] moves them onto a scoped thread that hands the
+//! uncompressed tar stream to the applier in fixed-size chunks through a
+//! bounded queue ([`DEPTH`] chunks of [`CHUNK`] bytes, so memory stays
+//! bounded), and [`ChunkReader`] reads them back as a plain `Read`. Spent
+//! chunks are sent back to be refilled, so the steady state allocates
+//! nothing.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crate::error::Result;
+use crate::read::{DecodedLayer, Measured};
+
+/// Bytes per chunk handed over.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight at most (queued plus the one being read).
+const DEPTH: usize = 8;
+
+/// The applier's end: the decoded tar stream, chunk by chunk.
+pub(crate) struct ChunkReader {
+    full: Receiver<io::Result<Vec<u8>>>,
+    empty: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            let next = match self.full.recv() {
+                Ok(chunk) => chunk?,
+                // the decoder is done (or gone): end of stream
+                Err(_) => return Ok(0),
+            };
+            let spent = std::mem::replace(&mut self.current, next);
+            self.pos = 0;
+            // the decoder may have stopped already: then the chunk is simply dropped
+            let _ = self.empty.try_send(spent);
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Starts decoding `layer` on a thread of `scope`. The thread reads the
+/// whole blob, then verifies it ([`DecodedLayer::finish`]) and returns
+/// `Some` of that. It returns `None` when it stopped early: the
+/// [`ChunkReader`] was dropped (the applier failed) or reading failed (the
+/// error went to the applier as the stream's error); either way the
+/// applier's error is the one to report.
+pub(crate) fn spawn_decoder<'scope, R: Read + Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    mut layer: DecodedLayer<R>,
+) -> (
+    ChunkReader,
+    ScopedJoinHandle<'scope, Option<Result<Measured>>>,
+) {
+    let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH - 1);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH);
+    let handle = std::thread::Builder::new()
+        .name("kiln-layer-decode".into())
+        .spawn_scoped(scope, move || {
+            loop {
+                let mut chunk = empty_rx.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
+                match fill(&mut layer, &mut chunk) {
+                    Ok(0) => {
+                        drop(full_tx);
+                        return Some(layer.finish());
+                    }
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if full_tx.send(Ok(chunk)).is_err() {
+                            return None; // the applier stopped
+                        }
+                    }
+                    Err(e) => {
+                        // the applier reports it, as a read error of the blob
+                        let _ = full_tx.send(Err(e));
+                        return None;
+                    }
+                }
+            }
+        })
+        .unwrap_or_else(|e| panic!("spawning the layer decoding thread: {e}"));
+    let reader = ChunkReader {
+        full: full_rx,
+        empty: empty_tx,
+        current: Vec::new(),
+        pos: 0,
+    };
+    (reader, handle)
+}
+
+/// Reads until `chunk` is full or the stream ends; returns the bytes read.
+fn fill(layer: &mut impl Read, chunk: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < chunk.len() {
+        match layer.read(&mut chunk[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
