@@ -363,16 +363,21 @@ impl Applier<'_> {
             return self.whiteout(&raw, parent, rest);
         }
 
-        let is_dir = entry_type == T::Directory;
+        // Files, directories and symlinks are created optimistically and
+        // replace what is there only when creation says it exists (see
+        // `create_replacing`, `make_dir`); the rarer kinds look first.
+        let looks_first = !matches!(
+            entry_type,
+            T::Regular | T::Continuous | T::GNUSparse | T::Directory | T::Symlink
+        );
         let parent_real;
         {
             let dir = self.parent(&raw, parent)?;
             parent_real = dir.real.clone();
-            let existing = sys::lstat_at(dir.fd.as_fd(), name)
-                .map_err(|e| self.apply_err(&raw, "inspecting existing entry", e))?;
-            if let Some(st) = existing {
-                let existing_dir = sys::file_type(&st) == libc::S_IFDIR;
-                if !(existing_dir && is_dir) {
+            if looks_first {
+                let existing = sys::lstat_at(dir.fd.as_fd(), name)
+                    .map_err(|e| self.apply_err(&raw, "inspecting existing entry", e))?;
+                if existing.is_some() {
                     let dir = &self.cache.as_ref().expect("parent cached").1;
                     remove_all_at(dir.fd.as_fd(), name)
                         .map_err(|e| self.apply_err(&raw, "removing the entry it replaces", e))?;
@@ -425,6 +430,26 @@ impl Applier<'_> {
         self.cache.as_ref().expect("parent resolved").1.fd.as_fd()
     }
 
+    /// Runs `create` (which must fail with `EEXIST` rather than follow or
+    /// reuse anything already at `name`) in the parent directory; if `name`
+    /// exists, removes it (never following a symlink) and runs it once more.
+    fn create_replacing<T>(
+        &self,
+        raw: &[u8],
+        name: &[u8],
+        action: &'static str,
+        create: impl Fn(std::os::fd::BorrowedFd<'_>) -> io::Result<T>,
+    ) -> Result<T> {
+        match create(self.dir_fd()) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                remove_all_at(self.dir_fd(), name)
+                    .map_err(|e| self.apply_err(raw, "removing the entry it replaces", e))?;
+                create(self.dir_fd()).map_err(|e| self.apply_err(raw, action, e))
+            }
+            other => other.map_err(|e| self.apply_err(raw, action, e)),
+        }
+    }
+
     fn write_file<R: Read>(
         &mut self,
         member: &mut tar::Entry<'_, R>,
@@ -432,8 +457,9 @@ impl Applier<'_> {
         name: &[u8],
         meta: &MemberMeta,
     ) -> Result<()> {
-        let mut file = sys::create_file_at(self.dir_fd(), name)
-            .map_err(|e| self.apply_err(raw, "creating file", e))?;
+        let mut file = self.create_replacing(raw, name, "creating file", |dir| {
+            sys::create_file_at(dir, name)
+        })?;
         loop {
             let n = match member.read(&mut self.buf) {
                 Ok(0) => break,
@@ -470,8 +496,9 @@ impl Applier<'_> {
             .sparse
             .real_size
             .ok_or_else(|| self.unsafe_entry(raw, "sparse file without a real size"))?;
-        let mut file = sys::create_file_at(self.dir_fd(), name)
-            .map_err(|e| self.apply_err(raw, "creating file", e))?;
+        let mut file = self.create_replacing(raw, name, "creating file", |dir| {
+            sys::create_file_at(dir, name)
+        })?;
         let written = write_segments(member, &mut file, &segments, real_size, &mut self.buf)
             .map_err(|e| self.apply_err(raw, "writing sparse file content", e))?;
         self.stats.bytes += written;
@@ -515,7 +542,16 @@ impl Applier<'_> {
     ) -> Result<()> {
         match sys::mkdir_at(self.dir_fd(), name, 0o700) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let existing = sys::lstat_at(self.dir_fd(), name)
+                    .map_err(|e| self.apply_err(raw, "inspecting existing entry", e))?;
+                // a directory over a directory merges; anything else is replaced
+                if !matches!(existing, Some(st) if sys::file_type(&st) == libc::S_IFDIR) {
+                    self.create_replacing(raw, name, "creating directory", |dir| {
+                        sys::mkdir_at(dir, name, 0o700)
+                    })?;
+                }
+            }
             Err(e) => return Err(self.apply_err(raw, "creating directory", e)),
         }
         let fd = sys::open_dir_at(self.dir_fd(), name)
@@ -532,8 +568,9 @@ impl Applier<'_> {
         target: &[u8],
         meta: &MemberMeta,
     ) -> Result<()> {
-        sys::symlink_at(target, self.dir_fd(), name)
-            .map_err(|e| self.apply_err(raw, "creating symlink", e))?;
+        self.create_replacing(raw, name, "creating symlink", |dir| {
+            sys::symlink_at(target, dir, name)
+        })?;
         if self.options.preserve_owners {
             sys::lchown_at(self.dir_fd(), name, meta.uid, meta.gid)
                 .map_err(|e| self.apply_err(raw, "setting owner", e))?;
