@@ -210,6 +210,15 @@ impl IdMapping {
         }
     }
 
+    /// The caller-only mapping of the same caller, because of `why`.
+    pub(crate) fn caller_only(self, why: String) -> IdMapping {
+        match self {
+            IdMapping::CallerOnly { caller, .. } | IdMapping::Subordinate { caller, .. } => {
+                IdMapping::CallerOnly { caller, why }
+            }
+        }
+    }
+
     /// Whether `gid` (inside) is mapped.
     pub(crate) fn maps_gid(&self, gid: u32) -> bool {
         mapped(&self.gid_ranges(), gid)

@@ -205,10 +205,28 @@ impl Sandbox {
     /// Chooses the mode: probes namespaces (except for an explicit in-place request) and
     /// looks for [`KILN_CONTAINER_MARKER`]. The reason is for the log (info level).
     pub fn new(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
-        let id_mapping = (!is_root()).then(IdMapping::detect);
+        let mut id_mapping = (!is_root()).then(IdMapping::detect);
+        let scratch = options.scratch_dir.as_deref();
         let probe = match options.isolation {
             Isolation::InPlace => Err("not probed: in-place mode requested".to_owned()),
-            _ => probe_with(options.scratch_dir.as_deref(), id_mapping.as_ref()),
+            _ => match probe_with(scratch, id_mapping.as_ref()) {
+                // newuidmap/newgidmap refused the ranges: a caller-only map may still work.
+                Err(why) if id_mapping.as_ref().is_some_and(IdMapping::uses_helpers) => {
+                    let fallback = id_mapping
+                        .take()
+                        .map(|m| m.caller_only(format!("the subordinate ranges failed: {why}")));
+                    let probe = probe_with(scratch, fallback.as_ref());
+                    if probe.is_ok() {
+                        tracing::debug!(
+                            %why,
+                            "rootless RUN: newuidmap/newgidmap failed; the user namespace maps only the caller to root"
+                        );
+                    }
+                    id_mapping = fallback;
+                    probe
+                }
+                probe => probe,
+            },
         };
         let marker = Path::new(KILN_CONTAINER_MARKER).exists();
         let (mode, reason) = decide(options, probe, marker)?;

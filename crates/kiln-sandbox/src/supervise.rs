@@ -91,6 +91,9 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
         report_w: rep_w.as_raw_fd(),
         idmap_ready_w: idmap_pipes.as_ref().map_or(-1, |((_, w), _)| w.as_raw_fd()),
         idmap_go_r: idmap_pipes.as_ref().map_or(-1, |(_, (r, _))| r.as_raw_fd()),
+        idmap_parent_ends: idmap_pipes
+            .as_ref()
+            .map_or([-1, -1], |((r, _), (_, w))| [r.as_raw_fd(), w.as_raw_fd()]),
     };
     // SAFETY: the child only runs `child::supervisor`, which makes raw system calls on data
     // prepared before the fork and ends with _exit.

@@ -32,6 +32,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--inner") => inner(Path::new(&args[2]), Path::new(&args[3])),
         Some("--inner-subids") => inner_subids(Path::new(&args[2])),
+        Some("--inner-broken-subids") => inner_broken_subids(Path::new(&args[2])),
         _ => orchestrate(),
     }
 }
@@ -41,6 +42,11 @@ fn subid_line() -> String {
     format!("{UID}:{SUB_START}:{SUB_COUNT}")
 }
 
+/// A line the kernel refuses: its range overlaps the caller's own id, already mapped to root.
+fn broken_subid_line() -> String {
+    format!("{UID}:{}:10", UID - 4)
+}
+
 fn without_line(text: &str, line: &str) -> String {
     text.lines()
         .filter(|l| l.trim() != line)
@@ -48,12 +54,12 @@ fn without_line(text: &str, line: &str) -> String {
         .collect()
 }
 
-/// Removes this test's line from the subordinate id files (also a stale one a killed run
-/// left).
-fn remove_subid_line() {
+/// Removes one of this test's lines from the subordinate id files (also a stale one a
+/// killed run left).
+fn remove_subid_line(line: &str) {
     for file in SUBID_FILES {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        let kept = without_line(&text, &subid_line());
+        let kept = without_line(&text, line);
         if kept != text {
             std::fs::write(file, kept).unwrap_or_else(|e| panic!("restore {file}: {e}"));
         }
@@ -62,17 +68,17 @@ fn remove_subid_line() {
 
 /// This test's line in /etc/subuid and /etc/subgid while it lives; only that line is ever
 /// added or removed.
-struct SubidLine;
+struct SubidLine(String);
 
 impl SubidLine {
-    fn add() -> SubidLine {
-        let guard = SubidLine;
+    fn add(line: String) -> SubidLine {
+        let guard = SubidLine(line);
         for file in SUBID_FILES {
             let mut text = std::fs::read_to_string(file).unwrap_or_default();
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str(&subid_line());
+            text.push_str(&guard.0);
             text.push('\n');
             std::fs::write(file, text).unwrap_or_else(|e| panic!("append to {file}: {e}"));
         }
@@ -82,7 +88,7 @@ impl SubidLine {
 
 impl Drop for SubidLine {
     fn drop(&mut self) {
-        remove_subid_line();
+        remove_subid_line(&self.0);
     }
 }
 
@@ -162,7 +168,8 @@ fn orchestrate() {
         .unwrap();
     assert!(status.success(), "chown -R failed");
 
-    remove_subid_line();
+    remove_subid_line(&subid_line());
+    remove_subid_line(&broken_subid_line());
     require_no_subids_for_uid();
     run_as_uid(&exe, &[Path::new("--inner"), &root, &secret]);
 
@@ -182,15 +189,21 @@ fn orchestrate() {
     eprintln!("rootless: chroot mode with a user namespace works");
 
     {
-        let _line = SubidLine::add();
+        let _line = SubidLine::add(subid_line());
         run_as_uid(&exe, &[Path::new("--inner-subids"), &root]);
+    }
+    {
+        let _line = SubidLine::add(broken_subid_line());
+        run_as_uid(&exe, &[Path::new("--inner-broken-subids"), &root]);
     }
     for file in SUBID_FILES {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        assert!(
-            !text.contains(&subid_line()),
-            "{file} still holds the test's line"
-        );
+        for line in [subid_line(), broken_subid_line()] {
+            assert!(
+                !text.lines().any(|l| l.trim() == line),
+                "{file} still holds the test's line {line}"
+            );
+        }
     }
     let sub = |inside: u32| SUB_START + inside - 1;
     assert_eq!(
@@ -343,6 +356,29 @@ fn inner_subids(root: &Path) {
             && msg.contains("uid 70000")
             && msg.contains("0-65536")
             && msg.contains("/etc/subuid"),
+        "{msg}"
+    );
+}
+
+/// newuidmap fails on the ranges (the kernel refuses them): kiln falls back to the caller-only
+/// map, and a non-root USER's error says why.
+fn inner_broken_subids(root: &Path) {
+    let sb = Sandbox::new(&SandboxOptions::default()).expect("chroot mode with a user namespace");
+    assert_eq!(
+        run_as(&sb, root, "", "/", "tr -s ' ' < /proc/self/uid_map"),
+        [format!(" 0 {UID} 1")]
+    );
+    let mut spec = sh(root, "true");
+    spec.user = "1000".into();
+    let err = sb
+        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("uid 1000")
+            && msg.contains("maps only root")
+            && msg.contains("the subordinate ranges failed")
+            && msg.contains("newuidmap"),
         "{msg}"
     );
 }

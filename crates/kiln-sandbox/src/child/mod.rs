@@ -30,11 +30,16 @@ pub(crate) struct ChildFds {
     pub(crate) idmap_ready_w: RawFd,
     /// ...and reads a byte here once the parent has written the maps (EOF: it could not).
     pub(crate) idmap_go_r: RawFd,
+    /// The parent's ends of those pipes, closed first so that the parent's close is an EOF.
+    pub(crate) idmap_parent_ends: [RawFd; 2],
 }
 
 /// Tells the parent the user namespace exists and waits until it has written the id maps.
 fn wait_for_id_maps(fds: &ChildFds) {
     let byte = [1u8];
+    for fd in fds.idmap_parent_ends {
+        close(fd);
+    }
     // SAFETY: writing and reading one byte on pipes this child owns.
     unsafe {
         if libc::write(fds.idmap_ready_w, byte.as_ptr().cast(), 1) != 1 {
