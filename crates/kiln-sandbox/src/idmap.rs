@@ -21,10 +21,60 @@ const SUBGID: &str = "/etc/subgid";
 
 /// One line of a uid_map or gid_map: `count` ids from `inside` map to ids from `outside`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct IdRange {
-    pub(crate) inside: u32,
-    pub(crate) outside: u32,
-    pub(crate) count: u32,
+pub struct IdRange {
+    /// First id inside the user namespace.
+    pub inside: u32,
+    /// The id it is outside (on disk, as the host sees it).
+    pub outside: u32,
+    /// How many consecutive ids.
+    pub count: u32,
+}
+
+/// The uid and gid maps of a rootless run's user namespace, to translate owners between
+/// the disk (outside) and the image (inside): a file a `USER 1000` command creates is owned
+/// by `subuid start + 999` on disk and must be uid 1000 in the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    /// uid_map lines.
+    pub uids: Vec<IdRange>,
+    /// gid_map lines.
+    pub gids: Vec<IdRange>,
+}
+
+impl IdMaps {
+    /// The uid inside for a uid on disk, `None` when unmapped.
+    pub fn uid_inside(&self, outside: u32) -> Option<u32> {
+        to_inside(&self.uids, outside)
+    }
+
+    /// The gid inside for a gid on disk, `None` when unmapped.
+    pub fn gid_inside(&self, outside: u32) -> Option<u32> {
+        to_inside(&self.gids, outside)
+    }
+
+    /// The uid on disk for a uid inside, `None` when unmapped.
+    pub fn uid_outside(&self, inside: u32) -> Option<u32> {
+        to_outside(&self.uids, inside)
+    }
+
+    /// The gid on disk for a gid inside, `None` when unmapped.
+    pub fn gid_outside(&self, inside: u32) -> Option<u32> {
+        to_outside(&self.gids, inside)
+    }
+}
+
+fn to_inside(ranges: &[IdRange], outside: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| outside >= r.outside && outside - r.outside < r.count)
+        .map(|r| r.inside + (outside - r.outside))
+}
+
+fn to_outside(ranges: &[IdRange], inside: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| inside >= r.inside && inside - r.inside < r.count)
+        .map(|r| r.outside + (inside - r.inside))
 }
 
 /// The id maps of the user namespace of a rootless chroot-mode run.
@@ -196,6 +246,14 @@ impl IdMapping {
         mapping
     }
 
+    /// The maps as a public value.
+    pub(crate) fn maps(&self) -> IdMaps {
+        IdMaps {
+            uids: self.uid_ranges(),
+            gids: self.gid_ranges(),
+        }
+    }
+
     fn uid_ranges(&self) -> Vec<IdRange> {
         match self {
             IdMapping::CallerOnly { caller, .. } => ranges(caller.uid, &[]),
@@ -341,9 +399,7 @@ fn run_helper(helper: &Path, pid: libc::pid_t, ranges: &[IdRange]) -> Result<(),
 }
 
 fn mapped(ranges: &[IdRange], id: u32) -> bool {
-    ranges
-        .iter()
-        .any(|r| id >= r.inside && id - r.inside < r.count)
+    to_outside(ranges, id).is_some()
 }
 
 fn last_inside(ranges: &[IdRange]) -> u32 {
@@ -395,6 +451,16 @@ mod tests {
         assert_eq!(uid_map, "0 1500 1\n1 100000 65536\n65537 200000 10\n");
         assert_eq!(gid_map, "0 1600 1\n1 100000 65536\n");
         assert!(m.uses_helpers());
+        let maps = m.maps();
+        assert_eq!(maps.uid_outside(0), Some(1500));
+        assert_eq!(maps.uid_outside(1000), Some(100999));
+        assert_eq!(maps.uid_outside(65537), Some(200000));
+        assert_eq!(maps.uid_outside(65547), None);
+        assert_eq!(maps.uid_inside(100999), Some(1000));
+        assert_eq!(maps.uid_inside(1500), Some(0));
+        assert_eq!(maps.uid_inside(99999), None);
+        assert_eq!(maps.gid_inside(1600), Some(0));
+        assert_eq!(maps.gid_outside(65537), None);
         m.check_user("1000:1000", 1000, [1000, 10]).unwrap();
         let e = m.check_user("70000", 70000, [0]).unwrap_err().to_string();
         assert!(

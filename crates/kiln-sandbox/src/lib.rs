@@ -61,6 +61,7 @@ mod workdir;
 
 pub use env::command_env;
 pub use error::SandboxError;
+pub use idmap::{IdMaps, IdRange};
 pub use sandbox::{
     Isolation, KILN_CONTAINER_MARKER, Mode, Sandbox, SandboxOptions, decide, probe_namespaces,
 };

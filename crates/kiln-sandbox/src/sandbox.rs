@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
 use crate::chroot::{self, Prepared};
-use crate::idmap::IdMapping;
+use crate::idmap::{IdMapping, IdMaps};
 use crate::inplace;
 use crate::plan::{Op, Plan, Source, Step};
 use crate::rootpath::Root;
@@ -236,6 +236,19 @@ impl Sandbox {
             reason,
             id_mapping,
         })
+    }
+
+    /// The uid and gid maps of the user namespace chroot-mode commands run in when kiln is
+    /// not root (`None` when kiln is root or in-place: ids on disk are the image's ids).
+    /// Files a command creates are owned on disk by the outside ids; a snapshot must
+    /// translate them back with [`IdMaps::uid_inside`] and [`IdMaps::gid_inside`].
+    pub fn id_maps(&self) -> Option<IdMaps> {
+        match self.mode {
+            Mode::Chroot {
+                user_namespace: true,
+            } => self.id_mapping.as_ref().map(IdMapping::maps),
+            _ => None,
+        }
     }
 
     /// The chosen mode.

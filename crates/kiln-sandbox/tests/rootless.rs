@@ -313,6 +313,10 @@ fn inner_subids(root: &Path) {
          mkdir /data && chown 1000:1000 /data /home/user && echo hi > /made-by-root-with-subids",
     );
     let (start, count) = (SUB_START, SUB_COUNT);
+    let maps = sb.id_maps().expect("a rootless sandbox has id maps");
+    assert_eq!(maps.uid_outside(1000), Some(start + 999));
+    assert_eq!(maps.gid_inside(start + 999), Some(1000));
+    assert_eq!(maps.uid_inside(UID), Some(0));
     assert_eq!(
         lines,
         [
@@ -368,6 +372,8 @@ fn inner_broken_subids(root: &Path) {
         run_as(&sb, root, "", "/", "tr -s ' ' < /proc/self/uid_map"),
         [format!(" 0 {UID} 1")]
     );
+    let maps = sb.id_maps().expect("a rootless sandbox has id maps");
+    assert_eq!((maps.uid_inside(UID), maps.uid_outside(1)), (Some(0), None));
     let mut spec = sh(root, "true");
     spec.user = "1000".into();
     let err = sb
