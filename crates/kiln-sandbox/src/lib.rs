@@ -4,7 +4,7 @@
 //!
 //! * **chroot mode** ([`Mode::Chroot`]): the root is the stage's private rootfs directory.
 //!   A forked supervisor enters new mount, pid, ipc and uts namespaces (plus a user
-//!   namespace mapping the caller to root when kiln is not root, plus a network namespace
+//!   namespace when kiln is not root, plus a network namespace
 //!   with only `lo` for `--network=none`), and forks the command process, pid 1 of the new
 //!   pid namespace. That process binds the rootfs onto itself, mounts `/proc` (with Docker's
 //!   masked and read-only paths), a tmpfs `/dev` (null, zero, full, random, urandom, tty
@@ -36,6 +36,13 @@
 //! * No process the command started survives [`Sandbox::run`].
 //! * Between fork and exec only raw system calls on data prepared before the fork run, so
 //!   the crate is safe to call from a multi-threaded (tokio) process.
+//!
+//! Rootless id maps (module `idmap`): the caller is root inside; the ranges `/etc/subuid`
+//! and `/etc/subgid` give it become ids 1, 2, ... inside, written by the setuid helpers
+//! `newuidmap`/`newgidmap`, which the parent runs while the supervisor waits on a pipe.
+//! Without ranges or helpers (or when they fail), only the caller is mapped, and a non-root
+//! USER is refused with an error saying what to add to `/etc/subuid`. [`Sandbox::id_maps`]
+//! tells the engine how on-disk owners translate to image ids.
 //!
 //! USER resolution follows Docker ([`resolve_user_from`]); the environment gets Docker's
 //! `PATH` and `HOME` defaults; WORKDIR is created owned by the user. The crate is

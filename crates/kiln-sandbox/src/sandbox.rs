@@ -47,7 +47,8 @@ pub struct SandboxOptions {
 pub enum Mode {
     /// Namespaces + pivot_root into the stage's rootfs directory.
     Chroot {
-        /// A user namespace maps the unprivileged caller to root.
+        /// A user namespace maps the unprivileged caller to root (and its /etc/subuid range,
+        /// see [`Sandbox::id_maps`]).
         user_namespace: bool,
     },
     /// Commands run directly in `/` of kiln's container.
