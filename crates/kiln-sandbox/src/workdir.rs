@@ -14,7 +14,23 @@ pub(crate) fn ensure(
     cwd: &Path,
     user: &ExecUser,
 ) -> Result<Vec<PathBuf>, SandboxError> {
-    ensure_owned_by(root, cwd, Some((user.uid, user.gid)))
+    check_absolute(cwd)?;
+    let mut created = Vec::new();
+    let ensured = root
+        .ensure(
+            cwd,
+            TargetKind::Dir,
+            0o755,
+            Some((user.uid, user.gid)),
+            None,
+            &mut created,
+        )
+        .map_err(|source| SandboxError::Io {
+            action: "create working directory",
+            path: root.display(cwd),
+            source,
+        })?;
+    present_or_error(cwd, ensured).map(|()| created)
 }
 
 /// The directories of `cwd` a rootless run must create inside its user namespace, outermost
@@ -49,21 +65,4 @@ fn present_or_error(cwd: &Path, ensured: Ensured) -> Result<(), SandboxError> {
             at.display()
         ))),
     }
-}
-
-fn ensure_owned_by(
-    root: &Root,
-    cwd: &Path,
-    owner: Option<(u32, u32)>,
-) -> Result<Vec<PathBuf>, SandboxError> {
-    check_absolute(cwd)?;
-    let mut created = Vec::new();
-    let ensured = root
-        .ensure(cwd, TargetKind::Dir, 0o755, owner, None, &mut created)
-        .map_err(|source| SandboxError::Io {
-            action: "create working directory",
-            path: root.display(cwd),
-            source,
-        })?;
-    present_or_error(cwd, ensured).map(|()| created)
 }
