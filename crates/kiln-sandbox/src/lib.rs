@@ -59,6 +59,7 @@ mod idmap;
 mod inplace;
 mod output;
 mod plan;
+mod rerun;
 mod rootpath;
 mod sandbox;
 mod spec;
@@ -69,6 +70,7 @@ mod workdir;
 pub use env::command_env;
 pub use error::SandboxError;
 pub use idmap::{IdMaps, IdRange};
+pub use rerun::{INSIDE_ENV as ROOTLESS_NAMESPACE_ENV, rerun_in_user_namespace};
 pub use sandbox::{
     Isolation, KILN_CONTAINER_MARKER, Mode, Sandbox, SandboxOptions, decide, probe_namespaces,
 };

@@ -21,6 +21,13 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(options) => options,
         Err(message) => return usage_error(&message),
     };
+    // Without root: the whole build in a user namespace mapping the caller's
+    // subordinate ids, so layers keep the image's owners.
+    match kiln_sandbox::rerun_in_user_namespace() {
+        Ok(Some(code)) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{e}; building with only the caller mapped"),
+    }
     let reporter = report::Reporter::new(&parsed.log_format);
     let Some(result) = crate::runtime::block_on(kiln_build::build(&options, &reporter)) else {
         return ExitCode::FAILURE;
