@@ -22,9 +22,7 @@ CMD ["cat", "/app/run.txt"]
 #[test]
 fn scratch_add_copy_run_to_oci_layout_unpacks_with_umoci() {
     let fx = Fixture::new(SLICE, &[("hello.txt", "hello from the context\n")]);
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (mut options, layout) = fx.layout_options();
     options.destinations = vec!["example.invalid/kiln/slice:v1".into()];
     let recorder = Recorder::default();
     let outcome = run_tokio(kiln_build::build(&options, &recorder)).unwrap();
@@ -142,9 +140,7 @@ FROM scratch
 COPY --from=builder /out/greeting /greeting
 "#;
     let fx = Fixture::new(dockerfile, &[]);
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (mut options, layout) = fx.layout_options();
     options.build_args.insert("WHO".into(), "kiln".into());
     let recorder = Recorder::default();
     let outcome = run_tokio(kiln_build::build(&options, &recorder)).unwrap();
@@ -268,9 +264,7 @@ fn secrets_are_usable_in_run_but_never_stored() {
     );
     let secret = fx.work.path().join("token");
     fs_err::write(&secret, "s3cr3t-value").unwrap();
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (mut options, layout) = fx.layout_options();
     options
         .secrets
         .insert("token".into(), kiln_build::SecretSource::File(secret));
@@ -362,12 +356,9 @@ fn add_url_downloads_verifies_checksums_and_reports_http_errors() {
         ),
         &[],
     );
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
-    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
-    let unpacked = tempfile::tempdir().unwrap();
-    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let (options, _) = fx.layout_options();
+    let unpacked = fx.build_and_unpack(&options);
+    let bundle = &unpacked.bundle;
     let notes = bundle.join("rootfs/dl/notes.txt");
     assert_eq!(fs_err::read_to_string(&notes).unwrap(), "remote notes\n");
     use std::os::unix::fs::MetadataExt;

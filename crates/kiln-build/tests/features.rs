@@ -319,12 +319,9 @@ fn bind_mount_of_a_single_file_from_the_context() {
         "FROM scratch\nADD rootfs.tar /\nRUN --mount=type=bind,source=input.txt,target=/in.txt cp /in.txt /out\n",
         &[("input.txt", "single file\n")],
     );
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
-    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
-    let unpacked = tempfile::tempdir().unwrap();
-    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let (options, _) = fx.layout_options();
+    let unpacked = fx.build_and_unpack(&options);
+    let bundle = &unpacked.bundle;
     assert_eq!(
         fs_err::read_to_string(bundle.join("rootfs/out")).unwrap(),
         "single file\n"
@@ -343,15 +340,12 @@ fn secret_as_environment_variable_only_for_the_command() {
     );
     let secret = fx.work.path().join("tok");
     fs_err::write(&secret, "env-secret-value").unwrap();
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (mut options, _) = fx.layout_options();
     options
         .secrets
         .insert("tok".into(), kiln_build::SecretSource::File(secret));
-    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
-    let unpacked = tempfile::tempdir().unwrap();
-    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let unpacked = fx.build_and_unpack(&options);
+    let bundle = &unpacked.bundle;
     let expected = kiln_oci::Digest::sha256_of(b"env-secret-value");
     assert_eq!(
         fs_err::read_to_string(bundle.join("rootfs/h")).unwrap(),
@@ -423,9 +417,7 @@ fn owners_of_copied_files_and_workdirs_follow_buildkit() {
          USER ghost\nWORKDIR /y\nUSER root\n",
         &[("a.txt", "a\n")],
     );
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (options, layout) = fx.layout_options();
     run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
     let unpacked = tempfile::tempdir().unwrap();
     let rootfs = umoci_unpack(&layout, "latest", unpacked.path()).join("rootfs");
@@ -451,12 +443,9 @@ fn copy_from_keeps_hard_links() {
         "FROM scratch AS b\nADD rootfs.tar /\nRUN mkdir /d && echo x > /d/a && ln /d/a /d/b\n\nFROM scratch\nCOPY --from=b /d /d\n",
         &[],
     );
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
-    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
-    let unpacked = tempfile::tempdir().unwrap();
-    let bundle = umoci_unpack(&layout, "latest", unpacked.path());
+    let (options, _) = fx.layout_options();
+    let unpacked = fx.build_and_unpack(&options);
+    let bundle = &unpacked.bundle;
     use std::os::unix::fs::MetadataExt;
     let a = fs_err::metadata(bundle.join("rootfs/d/a")).unwrap();
     let b = fs_err::metadata(bundle.join("rootfs/d/b")).unwrap();

@@ -273,9 +273,7 @@ fn cache_mount_id_owner_and_mode() {
         ),
         &[],
     );
-    let layout = fx.work.path().join("layout");
-    let mut options = fx.options();
-    options.oci_layout_path = Some(layout.clone());
+    let (options, layout) = fx.layout_options();
     run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
     let unpacked = tempfile::tempdir().unwrap();
     let bundle = support::umoci_unpack(&layout, "latest", unpacked.path());

@@ -51,6 +51,13 @@ impl Recorder {
     }
 }
 
+/// An image unpacked by umoci: the bundle (`rootfs/`, `config.json`), kept
+/// while this lives.
+pub struct Unpacked {
+    _dir: tempfile::TempDir,
+    pub bundle: PathBuf,
+}
+
 /// A build context directory holding the busybox rootfs as `rootfs.tar`
 /// plus `files` (path, content), and a Dockerfile.
 pub struct Fixture {
@@ -88,6 +95,23 @@ impl Fixture {
         o.kaniko_dir = self.work.path().join("kiln");
         o.no_push = true;
         o
+    }
+
+    /// [`Fixture::options`] writing the image to `<work>/layout`, and that path.
+    pub fn layout_options(&self) -> (BuildOptions, PathBuf) {
+        let layout = self.work.path().join("layout");
+        let mut o = self.options();
+        o.oci_layout_path = Some(layout.clone());
+        (o, layout)
+    }
+
+    /// Builds with `options` (from [`Fixture::layout_options`]) and unpacks the
+    /// image with umoci.
+    pub fn build_and_unpack(&self, options: &BuildOptions) -> Unpacked {
+        run_tokio(kiln_build::build(options, &kiln_build::NoopObserver)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = umoci_unpack(&self.work.path().join("layout"), "latest", dir.path());
+        Unpacked { _dir: dir, bundle }
     }
 }
 
