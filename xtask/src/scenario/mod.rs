@@ -6,7 +6,8 @@
 //! Cases:
 //! 1. with the CA line: pushed as $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG, pulled
 //!    back with skopeo, files and config as the Dockerfile says, nothing
-//!    from /builds, /kaniko or /busybox in it;
+//!    from /builds, /kaniko or /busybox in it; then `/kaniko/warmer` caches
+//!    the base image with the job's credentials and CA;
 //! 2. without the CA line: fails naming the registry and the unknown
 //!    authority, pushes nothing;
 //! 3. wrong password: fails with an authentication error, pushes nothing;
@@ -250,8 +251,13 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         files: &[("app.txt", "hello from the project\n")],
         with_ca: true,
         password: PASSWORD,
-        // The build ran in place: the job's shell and tools must survive it.
-        extra_script: &["/busybox/ls /busybox/busybox /kaniko/executor"],
+        // The build ran in place: the job's shell and tools must survive it;
+        // and kaniko's warmer path works with the job's credentials and CA.
+        extra_script: &[
+            "/busybox/ls /busybox/busybox /kaniko/executor",
+            "/kaniko/warmer --image $CI_REGISTRY/group/base:1 --cache-dir /kaniko/warmed",
+            "/busybox/grep -q group/base:1 /kaniko/warmed/index.json",
+        ],
         tag: "v1.0.0",
         privileged: false,
         cache: false,
