@@ -116,26 +116,25 @@ pub fn from_cache_dir(
     let names = [reference.to_string(), parsed.to_string(), parsed.familiar()];
     let known = layout.ref_names();
     let name = names.iter().find(|n| known.contains(n))?;
-    // An image warmed for another platform is not this build's base: pull it.
-    if let Ok(image) = layout.image(Some(name), Some(platform))
-        && !platform.matches(&image.config.platform())
-    {
-        tracing::debug!(image = %name, cached = %image.config.platform(), wanted = %platform, "--cache-dir holds another platform");
-        return None;
-    }
-    Some(load_cached(&layout, blobs, name, platform))
+    load_cached(&layout, blobs, name, platform).transpose()
 }
 
+/// The cached image `name`; `None` when it was warmed for another platform
+/// (it is not this build's base: pull it).
 fn load_cached(
     layout: &kiln_oci::OciLayout,
     blobs: &BlobStore,
     name: &str,
     platform: &Platform,
-) -> Result<(ImageState, Digest), String> {
+) -> Result<Option<(ImageState, Digest)>, String> {
     let shown = format!("{name} in --cache-dir {}", layout.root().display());
     let image = layout
         .image(Some(name), Some(platform))
         .map_err(|e| format!("{shown}: {e}"))?;
+    if !platform.matches(&image.config.platform()) {
+        tracing::debug!(image = %shown, cached = %image.config.platform(), wanted = %platform, "--cache-dir holds another platform");
+        return Ok(None);
+    }
     for layer in &image.manifest.layers {
         if !blobs.contains(&layer.digest) {
             let temp = blobs.temp_path();
@@ -157,5 +156,5 @@ fn load_cached(
         origins: Default::default(),
         format,
     };
-    Ok((state, image.descriptor.digest))
+    Ok(Some((state, image.descriptor.digest)))
 }
