@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
-use support::{Fixture, Recorder, run_tokio, tool, umoci_unpack};
+use support::{Fixture, Recorder, run_tokio, skopeo, umoci_unpack};
 
 const SLICE: &str = r#"FROM scratch
 ADD rootfs.tar /
@@ -193,23 +191,16 @@ fn push_to_a_real_registry_and_inspect_with_skopeo() {
         format!("{dest}@{}\n", outcome.digest)
     );
 
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{dest}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = skopeo(|c| {
+        c.args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{dest}"));
+    });
     let served = kiln_oci::Digest::sha256_of(&out.stdout);
     assert_eq!(served.to_string(), outcome.digest);
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .args(["inspect", "--tls-verify=false", "--config", "--raw"])
-        .arg(format!("docker://{dest}"))
-        .output()
-        .unwrap();
+    let out = skopeo(|c| {
+        c.args(["inspect", "--tls-verify=false", "--config", "--raw"])
+            .arg(format!("docker://{dest}"));
+    });
     let config: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
@@ -306,16 +297,10 @@ fn tar_path_writes_a_docker_archive_skopeo_reads() {
     options.tar_path = Some(tar.clone());
     options.destinations = vec!["example.invalid/kiln/archive:v2".into()];
     let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .args(["inspect", "--config", "--raw"])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = skopeo(|c| {
+        c.args(["inspect", "--config", "--raw"])
+            .arg(format!("docker-archive:{}", tar.display()));
+    });
     let config: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         config["rootfs"]["diff_ids"][0].as_str().unwrap(),
@@ -323,17 +308,11 @@ fn tar_path_writes_a_docker_archive_skopeo_reads() {
     );
     // And the content survives a copy into an OCI layout.
     let layout = fx.work.path().join("from-archive");
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .arg("copy")
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("oci:{}:copied", layout.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(|c| {
+        c.arg("copy")
+            .arg(format!("docker-archive:{}", tar.display()))
+            .arg(format!("oci:{}:copied", layout.display()));
+    });
     let unpacked = tempfile::tempdir().unwrap();
     let bundle = umoci_unpack(&layout, "copied", unpacked.path());
     assert_eq!(
@@ -429,17 +408,11 @@ fn metadata_only_stage_carries_base_layers_without_downloading_them() {
     );
     // The pushed image is complete: skopeo can copy every blob out of it.
     let copy = fx.work.path().join("copied");
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{dest}"))
-        .arg(format!("oci:{}:x", copy.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(|c| {
+        c.args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{dest}"))
+            .arg(format!("oci:{}:x", copy.display()));
+    });
     assert!(copy.join("blobs/sha256").join(&layer).is_file());
 
     // Another registry cannot mount from the first: the layer is fetched and uploaded.
@@ -448,17 +421,11 @@ fn metadata_only_stage_carries_base_layers_without_downloading_them() {
     options.destinations = vec![dest.clone()];
     run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
     let copy = fx.work.path().join("copied-2");
-    let out = Command::new(tool("/usr/bin/skopeo"))
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{dest}"))
-        .arg(format!("oci:{}:x", copy.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(|c| {
+        c.args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{dest}"))
+            .arg(format!("oci:{}:x", copy.display()));
+    });
 }
 
 #[test]

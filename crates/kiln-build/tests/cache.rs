@@ -8,11 +8,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use kiln_build::{BuildEvent, BuildOptions, BuildOutcome, SecretSource};
-use support::{Fixture, Recorder, run_tokio, tool, umoci_unpack};
+use support::{Fixture, Recorder, run_tokio, skopeo, umoci_unpack};
 
 const DOCKERFILE: &str = r#"FROM BASE
 ARG FLAVOR=plain
@@ -81,17 +80,11 @@ impl Setup {
     /// Pulls `app:TAG` back with skopeo and unpacks it with umoci.
     fn pull(&self, tag: &str, into: &Path) -> std::path::PathBuf {
         let layout = into.join("layout");
-        let out = Command::new(tool("/usr/bin/skopeo"))
-            .args(["copy", "--src-tls-verify=false"])
-            .arg(format!("docker://{}/app:{tag}", self.host()))
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        skopeo(|c| {
+            c.args(["copy", "--src-tls-verify=false"])
+                .arg(format!("docker://{}/app:{tag}", self.host()))
+                .arg(format!("oci:{}:{tag}", layout.display()));
+        });
         umoci_unpack(&layout, tag, into).join("rootfs")
     }
 }

@@ -281,10 +281,11 @@ fn run_all(
     (results, tree_state(&root))
 }
 
-#[test]
-fn walk_and_overlay_give_identical_layers_and_rootfs() {
+/// Both backends on the same steps: the same entries, tar bytes and final rootfs.
+fn assert_overlay_equals_walk(overlay_over_root: bool) {
     let (walk, walk_tree) = run_all(BackendChoice::Walk, Backend::Walk, false);
-    let (overlay, overlay_tree) = run_all(BackendChoice::Overlay, Backend::Overlay, false);
+    let (overlay, overlay_tree) =
+        run_all(BackendChoice::Overlay, Backend::Overlay, overlay_over_root);
     for (w, o) in walk.iter().zip(&overlay) {
         assert_eq!(
             w.described, o.described,
@@ -294,6 +295,11 @@ fn walk_and_overlay_give_identical_layers_and_rootfs() {
         assert!(w.tar == o.tar, "step {:?}: tar bytes differ", w.name);
     }
     assert_eq!(walk_tree, overlay_tree, "rootfs after all steps differ");
+}
+
+#[test]
+fn walk_and_overlay_give_identical_layers_and_rootfs() {
+    assert_overlay_equals_walk(false);
 }
 
 /// Applying the layers in order onto the original tree (kiln-layer's applier, as a
@@ -324,15 +330,5 @@ fn layers_replayed_onto_the_base_reproduce_the_rootfs() {
 
 #[test]
 fn an_overlay_mounted_over_the_rootfs_gives_the_walk_layers() {
-    let (walk, walk_tree) = run_all(BackendChoice::Walk, Backend::Walk, false);
-    let (overlay, overlay_tree) = run_all(BackendChoice::Overlay, Backend::Overlay, true);
-    for (w, o) in walk.iter().zip(&overlay) {
-        assert_eq!(
-            w.described, o.described,
-            "step {:?}: entries differ",
-            w.name
-        );
-        assert!(w.tar == o.tar, "step {:?}: tar bytes differ", w.name);
-    }
-    assert_eq!(walk_tree, overlay_tree, "rootfs after all steps differ");
+    assert_overlay_equals_walk(true);
 }

@@ -115,6 +115,19 @@ impl Fixture {
     }
 }
 
+/// Runs skopeo as `configure` sets it up and insists that it succeeds.
+pub fn skopeo(configure: impl FnOnce(&mut Command)) -> std::process::Output {
+    let mut cmd = Command::new(tool("/usr/bin/skopeo"));
+    configure(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn tool(path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     assert!(p.is_file(), "needs {path}: install with .ci/install-deps");
