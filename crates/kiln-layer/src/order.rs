@@ -50,10 +50,25 @@ pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
     key(a).cmp(key(b))
 }
 
+/// [`key`] as one byte string that compares the same way: per level the
+/// rank, the name, then a NUL (names hold no NUL, so a name sorts before
+/// every longer name it is a prefix of, as slices do).
+fn flat_key(entry: &Entry) -> Vec<u8> {
+    let mut flat = Vec::with_capacity(entry.path.as_bytes().len() + 2 * entry.path.depth() + 2);
+    for (rank, name) in key(entry) {
+        flat.push(rank);
+        flat.extend_from_slice(name);
+        flat.push(0);
+    }
+    flat
+}
+
 /// Sorts entries into layer order. Stable, so exact duplicates keep their
-/// relative order (the writer rejects duplicates anyway).
+/// relative order (the writer rejects duplicates anyway). Each key is
+/// built once ([`flat_key`]), which is several times faster on large change
+/// sets than comparing component iterators.
 pub fn sort_entries(entries: &mut [Entry]) {
-    entries.sort_by(compare_entries);
+    entries.sort_by_cached_key(flat_key);
 }
 
 #[cfg(test)]
@@ -83,6 +98,9 @@ mod tests {
             .iter()
             .map(|e| String::from_utf8(e.tar_path()).unwrap())
             .collect();
+        for pair in entries.windows(2) {
+            assert_eq!(compare_entries(&pair[0], &pair[1]), Ordering::Less);
+        }
         assert_eq!(
             names,
             [
@@ -96,5 +114,32 @@ mod tests {
                 "a-z"
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// The flat keys sort exactly as [`compare_entries`] orders.
+        #[test]
+        fn flat_keys_sort_as_compare_entries(
+            specs in proptest::collection::vec(
+                (proptest::collection::vec(r"a|a-z|ab|b|0|a\.b|a\x01", 1..4), 0u8..3),
+                1..40,
+            )
+        ) {
+            let mut entries: Vec<Entry> = specs
+                .iter()
+                .map(|(parts, kind)| {
+                    let path = p(&parts.join("/"));
+                    match kind {
+                        0 => Entry::opaque_dir(path),
+                        1 => Entry::whiteout(path),
+                        _ => Entry::dir(path, Metadata::default()),
+                    }
+                })
+                .collect();
+            sort_entries(&mut entries);
+            for pair in entries.windows(2) {
+                proptest::prop_assert_ne!(compare_entries(&pair[0], &pair[1]), Ordering::Greater);
+            }
+        }
     }
 }
