@@ -1,21 +1,36 @@
 //! Encoding a change set into a layer blob in one streaming pass.
 //!
 //! ```text
-//! entries -> tar writer -> sha256 (diff_id) -> compressor -> sha256 + count (digest, size) -> sink
+//! [tar thread]  entries -> tar writer -> sha256 (diff_id) --queue-->
+//! [caller]      compressor (feeding its worker threads)     --queue-->
+//! [write thread] sha256 + count (digest, size) -> sink
 //! ```
 //!
-//! Nothing is held whole in memory: file contents stream through a 256 KiB
-//! buffer, gzip holds a bounded number of 512 KiB blocks, zstd its window.
+//! Compressed layers go through three threads joined by bounded queues
+//! ([`crate::chunk_queue`]), so reading files and hashing overlap
+//! compression; a plain tar is written and hashed in line. Nothing is held
+//! whole in memory: at most 4 MiB queued per queue, gzip a bounded number of
+//! 512 KiB blocks, zstd its jobs of 4 MiB.
 
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use zstd::zstd_safe::CParameter;
 
 use kiln_oci::{Descriptor, Digest, DigestWriter, LayerCompression, MediaType};
 
+use crate::chunk_queue::{ChunkReceiver, ChunkSender, chunk_queue, hashed_chunk_queue};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::pgzip::{DEFAULT_BLOCK_SIZE, ParallelGzEncoder};
-use crate::tar_writer::{TarOptions, write_tar};
+use crate::tar_writer::{TarOptions, write_tar, write_tar_to};
+
+/// libzstd's job size: the tar is compressed in jobs of this size by its
+/// workers. Jobs of 4 MiB keep a job's input and tables in a core's cache
+/// (measured: less CPU per byte than the default 8 MiB at level 3, with the
+/// same ratio) and bound the memory in flight.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
 
 /// Layer compression with its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +128,7 @@ fn threads(options: &EncodeOptions) -> usize {
 /// Writes `entries` as a layer blob into `sink` in one pass and returns the
 /// digests, along with the sink (not flushed beyond what `Write::flush`
 /// does; fsync is the caller's business).
-pub fn encode_layer<W: Write>(
+pub fn encode_layer<W: Write + Send>(
     entries: Vec<Entry>,
     options: &EncodeOptions,
     sink: W,
@@ -133,30 +148,13 @@ pub fn encode_layer<W: Write>(
         };
         return Ok((encoded, sink));
     }
-    let blob = DigestWriter::new(sink);
-    let (blob, diff_id, uncompressed_size) = match options.compression {
-        Compression::None => unreachable!("handled above"),
-        Compression::Gzip { level } => {
-            let gz = ParallelGzEncoder::new(blob, level, threads(options), DEFAULT_BLOCK_SIZE);
-            let mut tar = DigestWriter::new(gz);
-            write_tar(entries, &options.tar, &mut tar)?;
-            let (gz, diff_id, size) = tar.finish().map_err(Error::Sink)?;
-            (gz.finish().map_err(Error::Sink)?, diff_id, size)
-        }
-        Compression::Zstd { level } => {
-            let mut zst = zstd::stream::write::Encoder::new(blob, level).map_err(Error::Sink)?;
-            // Always use libzstd's multithreaded mode (even with 1 thread):
-            // its output is the same for any number of workers >= 1.
-            let workers = u32::try_from(threads(options)).unwrap_or(1);
-            zst.multithread(workers).map_err(Error::Sink)?;
-            zst.include_checksum(true).map_err(Error::Sink)?;
-            let mut tar = DigestWriter::new(zst);
-            write_tar(entries, &options.tar, &mut tar)?;
-            let (zst, diff_id, size) = tar.finish().map_err(Error::Sink)?;
-            (zst.finish().map_err(Error::Sink)?, diff_id, size)
-        }
-    };
-    let (sink, digest, size) = blob.finish().map_err(Error::Sink)?;
+    let Staged {
+        sink,
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    } = encode_in_stages(entries, options, sink)?;
     let encoded = EncodedLayer {
         digest,
         size,
@@ -166,6 +164,106 @@ pub fn encode_layer<W: Write>(
     };
     tracing::debug!(digest = %encoded.digest, size, diff_id = %encoded.diff_id, "layer encoded");
     Ok((encoded, sink))
+}
+
+/// What the three stages of a compressed encode produced.
+struct Staged<W> {
+    sink: W,
+    digest: Digest,
+    size: u64,
+    diff_id: Digest,
+    uncompressed_size: u64,
+}
+
+/// A compressed encode as three stages on their own threads, joined by
+/// bounded queues ([`crate::chunk_queue`]): the tar writer (reads the files,
+/// hashes the tar), the compressor on the calling thread (only feeds its
+/// workers), the blob writer (hashes the blob, writes the sink). Reading
+/// and hashing then overlap compression, and a write that blocks on the
+/// disk does not leave the compressor's workers idle.
+///
+/// A stage that fails drops its ends of the queues, so the stages next to
+/// it fail with `BrokenPipe`; errors are therefore taken in the order sink,
+/// compressor, tar: the first one there is the cause.
+fn encode_in_stages<W: Write + Send>(
+    entries: Vec<Entry>,
+    options: &EncodeOptions,
+    sink: W,
+) -> Result<Staged<W>> {
+    let (tar_tx, tar_rx) = hashed_chunk_queue();
+    let (blob_tx, blob_rx) = chunk_queue();
+    std::thread::scope(|scope| {
+        let tar = spawn_stage(scope, "kiln-layer-tar", move || {
+            let mut tar_tx = tar_tx;
+            write_tar_to(entries, &options.tar, &mut tar_tx)?;
+            let hashed = tar_tx.finish().map_err(Error::Sink)?;
+            Ok(hashed.expect("a hashed queue's sender returns the hash"))
+        });
+        let writer = spawn_stage(scope, "kiln-layer-write", move || {
+            let mut blob = DigestWriter::new(sink);
+            blob_rx.drain_into(&mut blob)?;
+            blob.finish()
+        });
+        let compressed = compress(tar_rx, options, blob_tx).and_then(ChunkSender::finish);
+        let (sink, digest, size) = join_stage(writer).map_err(Error::Sink)?;
+        compressed.map_err(Error::Sink)?;
+        let (diff_id, uncompressed_size) = join_stage(tar)?;
+        Ok(Staged {
+            sink,
+            digest,
+            size,
+            diff_id,
+            uncompressed_size,
+        })
+    })
+}
+
+/// The compressor stage: compresses the tar stream `tar` into `blob`.
+fn compress(
+    tar: ChunkReceiver,
+    options: &EncodeOptions,
+    blob: ChunkSender,
+) -> io::Result<ChunkSender> {
+    match options.compression {
+        Compression::None => unreachable!("plain layers are not staged"),
+        Compression::Gzip { level } => {
+            let mut gz = ParallelGzEncoder::new(blob, level, threads(options), DEFAULT_BLOCK_SIZE);
+            tar.drain_into(&mut gz)?;
+            gz.finish()
+        }
+        Compression::Zstd { level } => {
+            let mut zst = zstd::stream::write::Encoder::new(blob, level)?;
+            // Always use libzstd's multithreaded mode (even with 1 thread)
+            // with a fixed job size: its output then depends on the level
+            // and the job size only, never on the number of workers.
+            let workers = u32::try_from(threads(options)).unwrap_or(1);
+            zst.multithread(workers)?;
+            zst.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))?;
+            // No XXH64 frame checksum: the blob's sha256 digest, which every
+            // reader verifies, already covers every byte (measured: ~3% of
+            // the encode's CPU).
+            zst.include_checksum(false)?;
+            tar.drain_into(&mut zst)?;
+            zst.finish()
+        }
+    }
+}
+
+fn spawn_stage<'scope, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    name: &str,
+    stage: impl FnOnce() -> T + Send + 'scope,
+) -> ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn_scoped(scope, stage)
+        .unwrap_or_else(|e| panic!("spawning the {name} thread: {e}"))
+}
+
+fn join_stage<T>(stage: ScopedJoinHandle<'_, T>) -> T {
+    stage
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// [`encode_layer`] into a new file at `path` (created or truncated).

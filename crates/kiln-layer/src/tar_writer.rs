@@ -8,7 +8,7 @@
 //! in bounded chunks. Output is a pure function of the entries, their source
 //! contents and [`TarOptions`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,13 +35,64 @@ const COPY_BUF: usize = 256 * 1024;
 /// Go's `archive/tar` does by default). The stream ends with the two zero
 /// blocks of the tar format, without padding to a 10 KiB record.
 pub fn write_tar<W: Write>(entries: Vec<Entry>, options: &TarOptions, out: &mut W) -> Result<()> {
+    write_tar_to(
+        entries,
+        options,
+        &mut Buffered {
+            out,
+            buf: vec![0u8; COPY_BUF],
+        },
+    )
+}
+
+/// [`write_tar`] into a [`TarSink`].
+pub(crate) fn write_tar_to<S: TarSink>(
+    entries: Vec<Entry>,
+    options: &TarOptions,
+    out: &mut S,
+) -> Result<()> {
     let plan = plan(entries)?;
-    let mut buf = vec![0u8; COPY_BUF];
     for item in &plan {
-        write_entry(item, options, out, &mut buf)?;
+        write_entry(item, options, out)?;
     }
     out.write_all(&[0u8; 2 * BLOCK]).map_err(Error::Sink)?;
     Ok(())
+}
+
+/// Where the tar writer puts the stream: a `Write` that also takes file
+/// contents, so that a sink with a buffer of its own can have them read
+/// straight into it.
+pub(crate) trait TarSink: Write {
+    /// Reads at most `max` (> 0) bytes of `file` into the stream; returns
+    /// how many, 0 at the end of the file.
+    fn read_file(&mut self, file: &mut File, max: usize) -> std::result::Result<usize, CopyError>;
+}
+
+/// Any `Write` as a [`TarSink`]: file contents go through a buffer.
+struct Buffered<'a, W> {
+    out: &'a mut W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for Buffered<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.out.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W: Write> TarSink for Buffered<'_, W> {
+    fn read_file(&mut self, file: &mut File, max: usize) -> std::result::Result<usize, CopyError> {
+        let want = self.buf.len().min(max);
+        let n = file.read(&mut self.buf[..want]).map_err(CopyError::Read)?;
+        self.out
+            .write_all(&self.buf[..n])
+            .map_err(CopyError::Write)?;
+        Ok(n)
+    }
 }
 
 /// One member to write, after hardlink groups have been resolved.
@@ -61,12 +112,29 @@ fn invalid(path: &LayerPath, reason: impl Into<String>) -> Error {
 /// Validates and orders the change set.
 fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
     sort_entries(&mut entries);
+    check_members(&entries)?;
+    if !entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }))
+    {
+        return Ok(entries
+            .into_iter()
+            .map(|entry| Planned {
+                entry,
+                link_to: None,
+            })
+            .collect());
+    }
+    plan_hardlinks(&entries)
+}
 
-    // Duplicates: same path for two non-marker entries, or a whiteout next to
-    // any other entry of the same path.
-    let mut seen: BTreeMap<&LayerPath, &EntryKind> = BTreeMap::new();
+/// Refuses duplicates (the same path for two non-marker entries, or a
+/// whiteout next to any other entry of the same path), reserved names and
+/// misplaced opaque markers.
+fn check_members(entries: &[Entry]) -> Result<()> {
+    let mut seen: HashMap<&LayerPath, &EntryKind> = HashMap::with_capacity(entries.len());
     let mut opaque: BTreeSet<&LayerPath> = BTreeSet::new();
-    for entry in &entries {
+    for entry in entries {
         if matches!(entry.kind, EntryKind::OpaqueDir) {
             if !opaque.insert(&entry.path) {
                 return Err(invalid(&entry.path, "two opaque markers for one directory"));
@@ -97,9 +165,13 @@ fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
             return Err(invalid(dir, format!("opaque marker on a {}", kind.name())));
         }
     }
+    Ok(())
+}
 
-    // Hardlink groups: resolve each link to the regular file at the end of
-    // its chain.
+/// The plan of a change set with hardlinks: each link is resolved to the
+/// regular file at the end of its chain, and the first member of each group
+/// in layer order carries the content.
+fn plan_hardlinks(entries: &[Entry]) -> Result<Vec<Planned>> {
     let kinds: BTreeMap<LayerPath, EntryKind> = entries
         .iter()
         .map(|e| (e.path.clone(), e.kind.clone()))
@@ -127,7 +199,7 @@ fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
         Err(invalid(start, "hardlink cycle"))
     };
     let mut roots: BTreeMap<LayerPath, LayerPath> = BTreeMap::new(); // member -> root file
-    for entry in &entries {
+    for entry in entries {
         if matches!(entry.kind, EntryKind::Hardlink { .. }) {
             roots.insert(entry.path.clone(), root_of(&entry.path)?);
         }
@@ -137,7 +209,7 @@ fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
     // The first member of each group in layer order carries the content.
     let mut carrier: BTreeMap<LayerPath, LayerPath> = BTreeMap::new(); // root -> first member
     let mut planned = Vec::with_capacity(entries.len());
-    for entry in &entries {
+    for entry in entries {
         let root = match &entry.kind {
             EntryKind::Hardlink { .. } => roots.get(&entry.path).cloned(),
             EntryKind::File(_) if linked_roots.contains(&entry.path) => Some(entry.path.clone()),
@@ -171,12 +243,7 @@ fn plan(mut entries: Vec<Entry>) -> Result<Vec<Planned>> {
     Ok(planned)
 }
 
-fn write_entry<W: Write>(
-    item: &Planned,
-    options: &TarOptions,
-    out: &mut W,
-    buf: &mut [u8],
-) -> Result<()> {
+fn write_entry<S: TarSink>(item: &Planned, options: &TarOptions, out: &mut S) -> Result<()> {
     let entry = &item.entry;
     let meta = &entry.meta;
     let mut mtime = meta.mtime.sec;
@@ -234,7 +301,7 @@ fn write_entry<W: Write>(
             spec.size = size;
             spec.name = &name;
             write_member_header(&spec, out).map_err(Error::Sink)?;
-            copy_exact(&mut file, size, out, buf).map_err(|e| match e {
+            copy_exact(&mut file, size, out).map_err(|e| match e {
                 CopyError::Read(e) => io_err("reading source file", e),
                 CopyError::Write(e) => Error::Sink(e),
             })?;
@@ -281,23 +348,23 @@ fn write_entry<W: Write>(
     Ok(())
 }
 
-enum CopyError {
+/// A failed copy of file contents: reading the file or writing the stream.
+pub(crate) enum CopyError {
     Read(io::Error),
     Write(io::Error),
 }
 
 /// Copies exactly `size` bytes; fails if the source is shorter (it changed
 /// since it was measured), ignores anything beyond `size`.
-fn copy_exact<W: Write>(
+fn copy_exact<S: TarSink>(
     file: &mut File,
     size: u64,
-    out: &mut W,
-    buf: &mut [u8],
+    out: &mut S,
 ) -> std::result::Result<(), CopyError> {
     let mut left = size;
     while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = match file.read(&mut buf[..want]) {
+        let want = usize::try_from(left).unwrap_or(usize::MAX);
+        let n = match out.read_file(file, want) {
             Ok(0) => {
                 return Err(CopyError::Read(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -305,10 +372,9 @@ fn copy_exact<W: Write>(
                 )));
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
+            Err(CopyError::Read(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         };
-        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
         left -= n as u64;
     }
     Ok(())

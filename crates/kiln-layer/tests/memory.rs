@@ -2,8 +2,8 @@
 //!
 //! The test re-runs itself as a child process (so other tests' allocations do
 //! not count) which encodes a layer holding a sparse 2 GiB file (gzip level
-//! 1, 2 threads, to a file), then encodes and applies a 512 MiB one onto a
-//! rootfs, and reports its peak RSS (`VmHWM` from /proc/self/status). The
+//! 1, then zstd level 3; 2 threads, to a file), then encodes and applies a
+//! 512 MiB one onto a rootfs, and reports its peak RSS (`VmHWM` from /proc/self/status). The
 //! parent asserts it stays under 64 MiB.
 
 mod common;
@@ -52,6 +52,16 @@ fn child(report: &Path) {
     let huge = sparse("huge", ENCODE_SIZE);
     let file = std::fs::File::create(dir.path().join("huge.tar.gz")).unwrap();
     let (encoded, _) = encode_layer(entries(&huge), &gzip, std::io::BufWriter::new(file)).unwrap();
+    assert!(encoded.uncompressed_size > ENCODE_SIZE);
+
+    // the same with zstd: tar thread, libzstd's workers and the write thread
+    let zstd = EncodeOptions {
+        compression: Compression::Zstd { level: 3 },
+        threads: Some(2),
+        ..Default::default()
+    };
+    let file = std::fs::File::create(dir.path().join("huge.tar.zst")).unwrap();
+    let (encoded, _) = encode_layer(entries(&huge), &zstd, std::io::BufWriter::new(file)).unwrap();
     assert!(encoded.uncompressed_size > ENCODE_SIZE);
 
     // apply 512 MiB (the applier streams the same way; a smaller size keeps
