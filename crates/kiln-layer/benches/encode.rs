@@ -1,17 +1,20 @@
 //! Encode bench: kiln's gzip-6 and zstd-3 against `tar -c | pigz -p 2 -6`
 //! and `tar -c | zstd -T2 -3` on the same generated ~500 MB tree.
 //!
-//! Each pair runs interleaved, best of `ROUNDS`, so a machine shared with
-//! other jobs hurts both sides alike. Besides wall-clock MB/s it prints MB
-//! per CPU-second (user + system of all threads/processes involved), which
-//! other load disturbs much less. "vs base" compares wall-clock MB/s.
+//! Each pair runs interleaved, `ROUNDS` times, who goes first alternating,
+//! so a machine shared with other jobs hurts both sides alike; the rows show each side's best run.
+//! Besides wall-clock MB/s they print MB per CPU-second (user + system of
+//! all threads/processes involved), which other load disturbs much less.
+//! "vs base" compares the best wall-clock times; "median of pairs" is the
+//! median over rounds of the baseline's time over kiln's in that round, the
+//! steadier figure on a noisy machine.
 #![allow(clippy::print_stdout)]
 
 mod tree;
 
 use kiln_layer::{Compression, EncodeOptions, encode_layer_to_path};
 
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 5;
 
 fn main() {
     let work = tempfile::tempdir().unwrap();
@@ -23,7 +26,7 @@ fn main() {
         src.display()
     ));
     println!(
-        "tree: {:.0} MB of file data; kiln and baselines use 2 threads; best of {ROUNDS}",
+        "tree: {:.0} MB of file data; kiln and baselines use 2 threads; {ROUNDS} rounds",
         tree::mb(data)
     );
     tree::header("encoder", "ratio");
@@ -52,15 +55,34 @@ fn main() {
             ..Default::default()
         };
         let mut best: Option<(kiln_layer::EncodedLayer, tree::Run, tree::Run)> = None;
-        for _ in 0..ROUNDS {
-            let (encoded, kiln) = tree::measure_self(|| {
-                encode_layer_to_path(tree::entries(&src), &options, &out).unwrap()
-            });
-            let base = tree::measure_shell(&format!(
-                "tar -cf - -C {} . | {baseline_cmd} > {}",
-                src.display(),
-                base_out.display()
-            ));
+        let mut pairs = Vec::with_capacity(ROUNDS);
+        for round in 0..ROUNDS {
+            // every run writes a new file, as a build writes a new blob
+            // (rewriting a truncated file makes ext4 flush it on close)
+            for old in [&out, &base_out] {
+                let _ = std::fs::remove_file(old);
+            }
+            let run_kiln = || {
+                tree::measure_self(|| {
+                    encode_layer_to_path(tree::entries(&src), &options, &out).unwrap()
+                })
+            };
+            let run_base = || {
+                tree::measure_shell(&format!(
+                    "tar -cf - -C {} . | {baseline_cmd} > {}",
+                    src.display(),
+                    base_out.display()
+                ))
+            };
+            // which side goes first alternates: neither gets the warmer start
+            let ((encoded, kiln), base) = if round % 2 == 0 {
+                let k = run_kiln();
+                (k, run_base())
+            } else {
+                let b = run_base();
+                (run_kiln(), b)
+            };
+            pairs.push(base.wall / kiln.wall);
             best = Some(match best {
                 None => (encoded, kiln, base),
                 Some((e, k, b)) => (
@@ -82,5 +104,16 @@ fn main() {
             &format!("{:.2}x", base.wall / kiln.wall),
         );
         tree::row(baseline_label, tar_mb, base, &ratio(base_size), "1.00x");
+        pairs.sort_by(f64::total_cmp);
+        println!(
+            "{:<30} {:.2}x (rounds: {})",
+            format!("  {label} median of pairs"),
+            pairs[ROUNDS / 2],
+            pairs
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }

@@ -7,15 +7,16 @@
 //! blocks on the disk) does not stall the compressor's workers.
 //!
 //! The sending end is also a [`TarSink`]: file contents are read straight
-//! into the chunk being filled, and a hashing sender hashes each chunk as it
-//! sends it, while it is still in cache. Spent chunks go back to the sender
-//! to be refilled, so the steady state allocates nothing.
+//! into the chunk being filled. The receiving end can hash what it drains:
+//! it reads each chunk anyway to pass it on, so the hash finds it in cache.
+//! Spent chunks go back to the sender to be refilled, so the steady state
+//! allocates nothing.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use kiln_oci::{Digest, Sha256Hasher};
+use kiln_oci::{Digest, Hasher};
 
 use crate::tar_writer::{CopyError, TarSink};
 
@@ -33,19 +34,11 @@ pub(crate) fn chunk_queue() -> (ChunkSender, ChunkReceiver) {
         empty: empty_rx,
         current: vec![0; CHUNK],
         filled: 0,
-        hasher: None,
     };
     let receiver = ChunkReceiver {
         full: full_rx,
         empty: empty_tx,
     };
-    (sender, receiver)
-}
-
-/// A new queue whose sender hashes (sha256) what it sends.
-pub(crate) fn hashed_chunk_queue() -> (ChunkSender, ChunkReceiver) {
-    let (mut sender, receiver) = chunk_queue();
-    sender.hasher = Some(Sha256Hasher::new());
     (sender, receiver)
 }
 
@@ -57,15 +50,12 @@ pub(crate) struct ChunkSender {
     /// Always `CHUNK` bytes long; `filled` of them are data.
     current: Vec<u8>,
     filled: usize,
-    hasher: Option<Sha256Hasher>,
 }
 
 impl ChunkSender {
-    /// Sends what is left, so that the receiver's drain ends; returns the
-    /// sha256 and size of everything sent if this sender hashes.
-    pub(crate) fn finish(mut self) -> io::Result<Option<(Digest, u64)>> {
-        self.send()?;
-        Ok(self.hasher.take().map(Sha256Hasher::finish))
+    /// Sends what is left; the receiver's drain then ends.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.send()
     }
 
     /// Sends the current chunk if it holds anything.
@@ -74,9 +64,6 @@ impl ChunkSender {
             return Ok(());
         }
         self.current.truncate(self.filled);
-        if let Some(hasher) = &mut self.hasher {
-            hasher.write_all(&self.current)?;
-        }
         let mut next = self.empty.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
         // recycled chunks come back full length: this is a no-op for them
         next.resize(CHUNK, 0);
@@ -131,15 +118,23 @@ pub(crate) struct ChunkReceiver {
 }
 
 impl ChunkReceiver {
-    /// Writes every chunk into `out` until the sender is finished or gone.
-    /// On an error of `out` the receiver is dropped, so the sender's next
-    /// write fails.
-    pub(crate) fn drain_into<W: Write + ?Sized>(self, out: &mut W) -> io::Result<()> {
+    /// Writes every chunk into `out` until the sender is finished or gone;
+    /// returns the sha256 and size of what was written. On an error of
+    /// `out` the receiver is dropped, so the sender's next write fails.
+    pub(crate) fn drain_hashed_into<W: Write + ?Sized>(
+        self,
+        out: &mut W,
+    ) -> io::Result<(Digest, u64)> {
+        let mut hasher = Hasher::sha256();
+        let mut size = 0u64;
         for chunk in &self.full {
             out.write_all(&chunk)?;
+            // just read by the write above: still in cache
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
             // the sender may be done already: then the chunk is dropped
             let _ = self.empty.try_send(chunk);
         }
-        Ok(())
+        Ok((hasher.finish(), size))
     }
 }

@@ -20,7 +20,7 @@ use zstd::zstd_safe::CParameter;
 
 use kiln_oci::{Descriptor, Digest, DigestWriter, LayerCompression, MediaType};
 
-use crate::chunk_queue::{ChunkReceiver, ChunkSender, chunk_queue, hashed_chunk_queue};
+use crate::chunk_queue::{ChunkReceiver, ChunkSender, chunk_queue};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::pgzip::{DEFAULT_BLOCK_SIZE, ParallelGzEncoder};
@@ -176,11 +176,13 @@ struct Staged<W> {
 }
 
 /// A compressed encode as three stages on their own threads, joined by
-/// bounded queues ([`crate::chunk_queue`]): the tar writer (reads the files,
-/// hashes the tar), the compressor on the calling thread (only feeds its
+/// bounded queues ([`crate::chunk_queue`]): the tar writer (reads the
+/// files), the compressor on the calling thread (hashes the tar, feeds its
 /// workers), the blob writer (hashes the blob, writes the sink). Reading
-/// and hashing then overlap compression, and a write that blocks on the
-/// disk does not leave the compressor's workers idle.
+/// then overlaps compression, and a write that blocks on the disk does not
+/// leave the compressor's workers idle. Each hash is taken by the thread
+/// that reads the chunk anyway, while it is in cache (measured: 2-3% less
+/// CPU than hashing on the tar thread).
 ///
 /// A stage that fails drops its ends of the queues, so the stages next to
 /// it fail with `BrokenPipe`; errors are therefore taken in the order sink,
@@ -190,24 +192,24 @@ fn encode_in_stages<W: Write + Send>(
     options: &EncodeOptions,
     sink: W,
 ) -> Result<Staged<W>> {
-    let (tar_tx, tar_rx) = hashed_chunk_queue();
+    let (tar_tx, tar_rx) = chunk_queue();
     let (blob_tx, blob_rx) = chunk_queue();
     std::thread::scope(|scope| {
         let tar = spawn_stage(scope, "kiln-layer-tar", move || {
             let mut tar_tx = tar_tx;
             write_tar_to(entries, &options.tar, &mut tar_tx)?;
-            let hashed = tar_tx.finish().map_err(Error::Sink)?;
-            Ok(hashed.expect("a hashed queue's sender returns the hash"))
+            tar_tx.finish().map_err(Error::Sink)
         });
         let writer = spawn_stage(scope, "kiln-layer-write", move || {
-            let mut blob = DigestWriter::new(sink);
-            blob_rx.drain_into(&mut blob)?;
-            blob.finish()
+            let mut sink = sink;
+            let (digest, size) = blob_rx.drain_hashed_into(&mut sink)?;
+            sink.flush()?;
+            Ok::<_, io::Error>((sink, digest, size))
         });
-        let compressed = compress(tar_rx, options, blob_tx).and_then(ChunkSender::finish);
+        let compressed = compress(tar_rx, options, blob_tx);
         let (sink, digest, size) = join_stage(writer).map_err(Error::Sink)?;
-        compressed.map_err(Error::Sink)?;
-        let (diff_id, uncompressed_size) = join_stage(tar)?;
+        let (diff_id, uncompressed_size) = compressed.map_err(Error::Sink)?;
+        join_stage(tar)?;
         Ok(Staged {
             sink,
             digest,
@@ -218,18 +220,19 @@ fn encode_in_stages<W: Write + Send>(
     })
 }
 
-/// The compressor stage: compresses the tar stream `tar` into `blob`.
+/// The compressor stage: compresses the tar stream `tar` into `blob`;
+/// returns the tar's sha256 (the diff_id) and size.
 fn compress(
     tar: ChunkReceiver,
     options: &EncodeOptions,
     blob: ChunkSender,
-) -> io::Result<ChunkSender> {
-    match options.compression {
+) -> io::Result<(Digest, u64)> {
+    let (blob, tarred) = match options.compression {
         Compression::None => unreachable!("plain layers are not staged"),
         Compression::Gzip { level } => {
             let mut gz = ParallelGzEncoder::new(blob, level, threads(options), DEFAULT_BLOCK_SIZE);
-            tar.drain_into(&mut gz)?;
-            gz.finish()
+            let tarred = tar.drain_hashed_into(&mut gz)?;
+            (gz.finish()?, tarred)
         }
         Compression::Zstd { level } => {
             let mut zst = zstd::stream::write::Encoder::new(blob, level)?;
@@ -243,10 +246,12 @@ fn compress(
             // reader verifies, already covers every byte (measured: ~3% of
             // the encode's CPU).
             zst.include_checksum(false)?;
-            tar.drain_into(&mut zst)?;
-            zst.finish()
+            let tarred = tar.drain_hashed_into(&mut zst)?;
+            (zst.finish()?, tarred)
         }
-    }
+    };
+    blob.finish()?;
+    Ok(tarred)
 }
 
 fn spawn_stage<'scope, T: Send + 'scope>(

@@ -124,8 +124,10 @@ pub fn entries(root: &Path) -> Vec<Entry> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            let md = std::fs::symlink_metadata(&path).unwrap();
+            let e = e.unwrap();
+            let path = e.path();
+            // lstat relative to the open directory, as kiln's walk does
+            let md = e.metadata().unwrap();
             let rel = LayerPath::from_os(path.strip_prefix(root).unwrap()).unwrap();
             let meta = Metadata {
                 mode: md.mode() & 0o7777,
