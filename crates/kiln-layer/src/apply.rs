@@ -27,10 +27,12 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use kiln_oci::LayerCompression;
+
 use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
-use crate::read::{DecodedLayer, Expected, Measured};
-use crate::readahead::spawn_decoder;
+use crate::read::{DecodedLayer, Expected, Measured, detect_compression};
+use crate::readahead::{spawn_decoder, spawn_plain};
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sparse::{PaxSparse, write_segments};
 use crate::sys;
@@ -82,7 +84,8 @@ pub struct Applied {
 /// pulls do so while downloading).
 ///
 /// Reading, decompressing and hashing run on a second thread
-/// ([`crate::readahead`]) while this one makes the file-system calls.
+/// ([`crate::readahead`]) while this one makes the file-system calls; a
+/// plain blob is read on one thread and hashed on another.
 pub fn apply_layer<R: Read + Send>(
     blob: R,
     name: &str,
@@ -90,9 +93,32 @@ pub fn apply_layer<R: Read + Send>(
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<Applied> {
-    let decoded = DecodedLayer::new(blob, name, expected)?;
+    // the magic decides, as in `DecodedLayer`; a plain blob needs no decoder
+    let mut blob = blob;
+    let mut head = Vec::with_capacity(4);
+    (&mut blob)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(|source| Error::Read {
+            blob: name.to_owned(),
+            source,
+        })?;
+    let plain = detect_compression(&head) == LayerCompression::None;
+    let blob = io::Cursor::new(head).chain(blob);
+    enum Source<B: Read> {
+        Plain(B, Expected),
+        Compressed(Box<DecodedLayer<B>>),
+    }
+    let source = if plain {
+        Source::Plain(blob, expected)
+    } else {
+        Source::Compressed(Box::new(DecodedLayer::new(blob, name, expected)?))
+    };
     std::thread::scope(|scope| {
-        let (mut tar, decoder) = spawn_decoder(scope, decoded);
+        let (mut tar, decoder) = match source {
+            Source::Plain(blob, expected) => spawn_plain(scope, blob, name, expected),
+            Source::Compressed(decoded) => spawn_decoder(scope, *decoded),
+        };
         let applied = apply_tar(&mut tar, name, root, options).and_then(|stats| {
             // what follows the end-of-archive blocks still belongs to the blob
             io::copy(&mut tar, &mut io::sink()).map_err(|source| Error::Read {

@@ -178,43 +178,56 @@ impl<R: Read> DecodedLayer<R> {
             .expect("the blob is always hashed")
             .finish();
         let (diff_id, uncompressed_size) = uncompressed.unwrap_or_else(|| (digest.clone(), size));
-        let mismatch = |what, expected: String, actual: String| Error::DigestMismatch {
-            blob: self.blob.clone(),
-            what,
-            expected,
-            actual,
-        };
-        if let Some(expected) = self.expected.size
-            && expected != size
-        {
-            return Err(mismatch("size", expected.to_string(), size.to_string()));
-        }
-        if let Some(expected) = &self.expected.digest
-            && *expected != digest
-        {
-            return Err(mismatch(
-                "compressed digest",
-                expected.to_string(),
-                digest.to_string(),
-            ));
-        }
-        if let Some(expected) = &self.expected.diff_id
-            && *expected != diff_id
-        {
-            return Err(mismatch(
-                "diff_id",
-                expected.to_string(),
-                diff_id.to_string(),
-            ));
-        }
-        Ok(Measured {
-            compression: self.compression,
-            digest,
-            size,
-            diff_id,
-            uncompressed_size,
-        })
+        verify(
+            &self.blob,
+            &self.expected,
+            Measured {
+                compression: self.compression,
+                digest,
+                size,
+                diff_id,
+                uncompressed_size,
+            },
+        )
     }
+}
+
+/// Checks what was measured of `blob` against what was expected.
+pub(crate) fn verify(blob: &str, expected: &Expected, measured: Measured) -> Result<Measured> {
+    let mismatch = |what, expected: String, actual: String| Error::DigestMismatch {
+        blob: blob.to_owned(),
+        what,
+        expected,
+        actual,
+    };
+    if let Some(size) = expected.size
+        && size != measured.size
+    {
+        return Err(mismatch(
+            "size",
+            size.to_string(),
+            measured.size.to_string(),
+        ));
+    }
+    if let Some(digest) = &expected.digest
+        && *digest != measured.digest
+    {
+        return Err(mismatch(
+            "compressed digest",
+            digest.to_string(),
+            measured.digest.to_string(),
+        ));
+    }
+    if let Some(diff_id) = &expected.diff_id
+        && *diff_id != measured.diff_id
+    {
+        return Err(mismatch(
+            "diff_id",
+            diff_id.to_string(),
+            measured.diff_id.to_string(),
+        ));
+    }
+    Ok(measured)
 }
 
 impl<R: Read> Read for DecodedLayer<R> {

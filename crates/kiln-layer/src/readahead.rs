@@ -13,8 +13,10 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use kiln_oci::{Hasher, LayerCompression};
+
 use crate::error::Result;
-use crate::read::{DecodedLayer, Measured};
+use crate::read::{DecodedLayer, Expected, Measured, verify};
 
 /// Bytes per chunk handed over.
 const CHUNK: usize = 256 * 1024;
@@ -90,6 +92,84 @@ pub(crate) fn spawn_decoder<'scope, R: Read + Send + 'scope>(
             }
         })
         .unwrap_or_else(|e| panic!("spawning the layer decoding thread: {e}"));
+    let reader = ChunkReader {
+        full: full_rx,
+        empty: empty_tx,
+        current: Vec::new(),
+        pos: 0,
+    };
+    (reader, handle)
+}
+
+/// Starts reading a plain (uncompressed) `blob` for the applier on two
+/// threads of `scope`: one reads it in chunks, the other hashes each chunk
+/// on its way (a plain blob's digest is its diff_id) and at the end checks
+/// the blob against `expected`. Hashing is then neither on the reading
+/// thread nor on the applier's, which keeps pace with `tar -x` on plain
+/// tars. The returned handle behaves as [`spawn_decoder`]'s.
+pub(crate) fn spawn_plain<'scope, R: Read + Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    mut blob: R,
+    name: &'scope str,
+    expected: Expected,
+) -> (
+    ChunkReader,
+    ScopedJoinHandle<'scope, Option<Result<Measured>>>,
+) {
+    let (read_tx, read_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH / 2);
+    let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH / 2);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH);
+    std::thread::Builder::new()
+        .name("kiln-layer-read".into())
+        .spawn_scoped(scope, move || {
+            loop {
+                let mut chunk = empty_rx.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
+                let (end, sent) = match fill(&mut blob, &mut chunk) {
+                    Ok(0) => (true, true),
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        (false, read_tx.send(Ok(chunk)).is_ok())
+                    }
+                    // the applier reports it, as a read error of the blob
+                    Err(e) => (true, read_tx.send(Err(e)).is_ok()),
+                };
+                if end || !sent {
+                    return;
+                }
+            }
+        })
+        .unwrap_or_else(|e| panic!("spawning the layer reading thread: {e}"));
+    let handle = std::thread::Builder::new()
+        .name("kiln-layer-hash".into())
+        .spawn_scoped(scope, move || {
+            let mut hasher = Hasher::sha256();
+            let mut size = 0u64;
+            for chunk in &read_rx {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return None;
+                    }
+                };
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                if full_tx.send(Ok(chunk)).is_err() {
+                    return None; // the applier stopped
+                }
+            }
+            let digest = hasher.finish();
+            let measured = Measured {
+                compression: LayerCompression::None,
+                diff_id: digest.clone(),
+                digest,
+                size,
+                uncompressed_size: size,
+            };
+            Some(verify(name, &expected, measured))
+        })
+        .unwrap_or_else(|e| panic!("spawning the layer hashing thread: {e}"));
     let reader = ChunkReader {
         full: full_rx,
         empty: empty_tx,
