@@ -37,6 +37,7 @@ use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sparse::{PaxSparse, write_segments};
 use crate::sys;
 use crate::tar_writer::{TarOptions, write_tar};
+use crate::threads;
 
 /// Options of the applier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +130,7 @@ pub fn apply_layer<R: Read + Send>(
         });
         // lets the decoder stop if the applier gave up early
         drop(tar);
-        let verified = decoder
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let verified = threads::join(decoder);
         let stats = applied?;
         match verified {
             Some(measured) => Ok(Applied {

@@ -14,7 +14,6 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::thread::{Scope, ScopedJoinHandle};
 
 use zstd::zstd_safe::CParameter;
 
@@ -25,6 +24,7 @@ use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::pgzip::{DEFAULT_BLOCK_SIZE, ParallelGzEncoder};
 use crate::tar_writer::{TarOptions, write_tar, write_tar_to};
+use crate::threads::{join, spawn_named};
 
 /// libzstd's job size: the tar is compressed in jobs of this size by its
 /// workers. Jobs of 4 MiB keep a job's input and tables in a core's cache
@@ -195,21 +195,21 @@ fn encode_in_stages<W: Write + Send>(
     let (tar_tx, tar_rx) = chunk_queue();
     let (blob_tx, blob_rx) = chunk_queue();
     std::thread::scope(|scope| {
-        let tar = spawn_stage(scope, "kiln-layer-tar", move || {
+        let tar = spawn_named(scope, "kiln-layer-tar", move || {
             let mut tar_tx = tar_tx;
             write_tar_to(entries, &options.tar, &mut tar_tx)?;
             tar_tx.finish().map_err(Error::Sink)
         });
-        let writer = spawn_stage(scope, "kiln-layer-write", move || {
+        let writer = spawn_named(scope, "kiln-layer-write", move || {
             let mut sink = sink;
             let (digest, size) = blob_rx.drain_hashed_into(&mut sink)?;
             sink.flush()?;
             Ok::<_, io::Error>((sink, digest, size))
         });
         let compressed = compress(tar_rx, options, blob_tx);
-        let (sink, digest, size) = join_stage(writer).map_err(Error::Sink)?;
+        let (sink, digest, size) = join(writer).map_err(Error::Sink)?;
         let (diff_id, uncompressed_size) = compressed.map_err(Error::Sink)?;
-        join_stage(tar)?;
+        join(tar)?;
         Ok(Staged {
             sink,
             digest,
@@ -252,23 +252,6 @@ fn compress(
     };
     blob.finish()?;
     Ok(tarred)
-}
-
-fn spawn_stage<'scope, T: Send + 'scope>(
-    scope: &'scope Scope<'scope, '_>,
-    name: &str,
-    stage: impl FnOnce() -> T + Send + 'scope,
-) -> ScopedJoinHandle<'scope, T> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn_scoped(scope, stage)
-        .unwrap_or_else(|e| panic!("spawning the {name} thread: {e}"))
-}
-
-fn join_stage<T>(stage: ScopedJoinHandle<'_, T>) -> T {
-    stage
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// [`encode_layer`] into a new file at `path` (created or truncated).

@@ -71,6 +71,7 @@ mod sparse;
 mod sys;
 mod tar_header;
 pub mod tar_writer;
+mod threads;
 
 pub use apply::{Applied, ApplyOptions, ApplyStats, apply_entries, apply_layer, apply_tar};
 pub use encode::{Compression, EncodeOptions, EncodedLayer, encode_layer, encode_layer_to_path};

@@ -17,6 +17,7 @@ use kiln_oci::{Hasher, LayerCompression};
 
 use crate::error::Result;
 use crate::read::{DecodedLayer, Expected, Measured, verify};
+use crate::threads::spawn_named;
 
 /// Bytes per chunk handed over.
 const CHUNK: usize = 256 * 1024;
@@ -29,6 +30,17 @@ pub(crate) struct ChunkReader {
     empty: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+}
+
+impl ChunkReader {
+    fn new(full: Receiver<io::Result<Vec<u8>>>, empty: SyncSender<Vec<u8>>) -> ChunkReader {
+        ChunkReader {
+            full,
+            empty,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
 }
 
 impl Read for ChunkReader {
@@ -66,39 +78,15 @@ pub(crate) fn spawn_decoder<'scope, R: Read + Send + 'scope>(
 ) {
     let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH - 1);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH);
-    let handle = std::thread::Builder::new()
-        .name("kiln-layer-decode".into())
-        .spawn_scoped(scope, move || {
-            loop {
-                let mut chunk = empty_rx.try_recv().unwrap_or_default();
-                chunk.resize(CHUNK, 0);
-                match fill(&mut layer, &mut chunk) {
-                    Ok(0) => {
-                        drop(full_tx);
-                        return Some(layer.finish());
-                    }
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        if full_tx.send(Ok(chunk)).is_err() {
-                            return None; // the applier stopped
-                        }
-                    }
-                    Err(e) => {
-                        // the applier reports it, as a read error of the blob
-                        let _ = full_tx.send(Err(e));
-                        return None;
-                    }
-                }
-            }
-        })
-        .unwrap_or_else(|e| panic!("spawning the layer decoding thread: {e}"));
-    let reader = ChunkReader {
-        full: full_rx,
-        empty: empty_tx,
-        current: Vec::new(),
-        pos: 0,
-    };
-    (reader, handle)
+    let handle = spawn_named(scope, "kiln-layer-decode", move || {
+        if pump(&mut layer, &full_tx, &empty_rx) {
+            drop(full_tx);
+            Some(layer.finish())
+        } else {
+            None
+        }
+    });
+    (ChunkReader::new(full_rx, empty_tx), handle)
 }
 
 /// Starts reading a plain (uncompressed) `blob` for the applier on two
@@ -119,64 +107,65 @@ pub(crate) fn spawn_plain<'scope, R: Read + Send + 'scope>(
     let (read_tx, read_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH / 2);
     let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH / 2);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH);
-    std::thread::Builder::new()
-        .name("kiln-layer-read".into())
-        .spawn_scoped(scope, move || {
-            loop {
-                let mut chunk = empty_rx.try_recv().unwrap_or_default();
-                chunk.resize(CHUNK, 0);
-                let (end, sent) = match fill(&mut blob, &mut chunk) {
-                    Ok(0) => (true, true),
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        (false, read_tx.send(Ok(chunk)).is_ok())
-                    }
-                    // the applier reports it, as a read error of the blob
-                    Err(e) => (true, read_tx.send(Err(e)).is_ok()),
-                };
-                if end || !sent {
-                    return;
+    spawn_named(scope, "kiln-layer-read", move || {
+        pump(&mut blob, &read_tx, &empty_rx);
+    });
+    let handle = spawn_named(scope, "kiln-layer-hash", move || {
+        let mut hasher = Hasher::sha256();
+        let mut size = 0u64;
+        for chunk in &read_rx {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = full_tx.send(Err(e));
+                    return None;
                 }
-            }
-        })
-        .unwrap_or_else(|e| panic!("spawning the layer reading thread: {e}"));
-    let handle = std::thread::Builder::new()
-        .name("kiln-layer-hash".into())
-        .spawn_scoped(scope, move || {
-            let mut hasher = Hasher::sha256();
-            let mut size = 0u64;
-            for chunk in &read_rx {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        let _ = full_tx.send(Err(e));
-                        return None;
-                    }
-                };
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                if full_tx.send(Ok(chunk)).is_err() {
-                    return None; // the applier stopped
-                }
-            }
-            let digest = hasher.finish();
-            let measured = Measured {
-                compression: LayerCompression::None,
-                diff_id: digest.clone(),
-                digest,
-                size,
-                uncompressed_size: size,
             };
-            Some(verify(name, &expected, measured))
-        })
-        .unwrap_or_else(|e| panic!("spawning the layer hashing thread: {e}"));
-    let reader = ChunkReader {
-        full: full_rx,
-        empty: empty_tx,
-        current: Vec::new(),
-        pos: 0,
-    };
-    (reader, handle)
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            if full_tx.send(Ok(chunk)).is_err() {
+                return None; // the applier stopped
+            }
+        }
+        let digest = hasher.finish();
+        let measured = Measured {
+            compression: LayerCompression::None,
+            diff_id: digest.clone(),
+            digest,
+            size,
+            uncompressed_size: size,
+        };
+        Some(verify(name, &expected, measured))
+    });
+    (ChunkReader::new(full_rx, empty_tx), handle)
+}
+
+/// Reads `source` chunk by chunk into `full`, refilling spent chunks from
+/// `empty`. Returns true at the end of `source`, false when the receiving
+/// side is gone or reading failed (the error was sent on, for the applier
+/// to report as a read error of the blob).
+fn pump(
+    source: &mut impl Read,
+    full: &SyncSender<io::Result<Vec<u8>>>,
+    empty: &Receiver<Vec<u8>>,
+) -> bool {
+    loop {
+        let mut chunk = empty.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0);
+        match fill(source, &mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => {
+                chunk.truncate(n);
+                if full.send(Ok(chunk)).is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                let _ = full.send(Err(e));
+                return false;
+            }
+        }
+    }
 }
 
 /// Reads until `chunk` is full or the stream ends; returns the bytes read.
