@@ -1,8 +1,8 @@
 //! Encoding a change set into a layer blob in one streaming pass.
 //!
 //! ```text
-//! [tar thread]  entries -> tar writer -> sha256 (diff_id) --queue-->
-//! [caller]      compressor (feeding its worker threads)     --queue-->
+//! [tar thread]   entries -> tar writer                        --queue-->
+//! [caller]       sha256 (diff_id) -> compressor (its workers) --queue-->
 //! [write thread] sha256 + count (digest, size) -> sink
 //! ```
 //!
@@ -148,31 +148,9 @@ pub fn encode_layer<W: Write + Send>(
         };
         return Ok((encoded, sink));
     }
-    let Staged {
-        sink,
-        digest,
-        size,
-        diff_id,
-        uncompressed_size,
-    } = encode_in_stages(entries, options, sink)?;
-    let encoded = EncodedLayer {
-        digest,
-        size,
-        diff_id,
-        uncompressed_size,
-        media_type: options.compression.oci_media_type(),
-    };
-    tracing::debug!(digest = %encoded.digest, size, diff_id = %encoded.diff_id, "layer encoded");
+    let (encoded, sink) = encode_in_stages(entries, options, sink)?;
+    tracing::debug!(digest = %encoded.digest, size = encoded.size, diff_id = %encoded.diff_id, "layer encoded");
     Ok((encoded, sink))
-}
-
-/// What the three stages of a compressed encode produced.
-struct Staged<W> {
-    sink: W,
-    digest: Digest,
-    size: u64,
-    diff_id: Digest,
-    uncompressed_size: u64,
 }
 
 /// A compressed encode as three stages on their own threads, joined by
@@ -191,7 +169,7 @@ fn encode_in_stages<W: Write + Send>(
     entries: Vec<Entry>,
     options: &EncodeOptions,
     sink: W,
-) -> Result<Staged<W>> {
+) -> Result<(EncodedLayer, W)> {
     let (tar_tx, tar_rx) = chunk_queue();
     let (blob_tx, blob_rx) = chunk_queue();
     std::thread::scope(|scope| {
@@ -210,13 +188,14 @@ fn encode_in_stages<W: Write + Send>(
         let (sink, digest, size) = join(writer).map_err(Error::Sink)?;
         let (diff_id, uncompressed_size) = compressed.map_err(Error::Sink)?;
         join(tar)?;
-        Ok(Staged {
-            sink,
+        let encoded = EncodedLayer {
             digest,
             size,
             diff_id,
             uncompressed_size,
-        })
+            media_type: options.compression.oci_media_type(),
+        };
+        Ok((encoded, sink))
     })
 }
 
