@@ -31,7 +31,7 @@
 //! - Memory is bounded: at most 4 chunks queued between threads, at most
 //!   `2 * threads + 1` gzip blocks or a few zstd jobs in flight, whatever the
 //!   layer size (tested: encoding a 2 GiB layer with gzip and with zstd and
-//!   applying a 512 MiB one peak at about 42 MiB RSS, `tests/memory.rs`).
+//!   applying a 512 MiB one peak at 45-49 MiB RSS, `tests/memory.rs`).
 //!
 //! # Reading and applying a layer
 //!
