@@ -11,50 +11,11 @@ use std::process::Command;
 
 mod common;
 use common::text;
+use kiln_testkit::rootless::{SubidLine, command_as, give_tree};
 
 const UID: u32 = 65534;
+/// The subordinate range this test gives UID.
 const LINE: &str = "65534:1400000:65536";
-const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
-
-/// The test's line in /etc/subuid and /etc/subgid while it lives.
-struct SubidLine;
-
-impl SubidLine {
-    fn add() -> SubidLine {
-        remove_line();
-        for file in SUBID_FILES {
-            let mut text = std::fs::read_to_string(file).unwrap_or_default();
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(LINE);
-            text.push('\n');
-            std::fs::write(file, text).unwrap();
-        }
-        SubidLine
-    }
-}
-
-impl Drop for SubidLine {
-    fn drop(&mut self) {
-        remove_line();
-    }
-}
-
-fn remove_line() {
-    for file in SUBID_FILES {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            let kept: String = text
-                .lines()
-                .filter(|l| *l != LINE)
-                .map(|l| format!("{l}\n"))
-                .collect();
-            if kept != text {
-                std::fs::write(file, kept).unwrap();
-            }
-        }
-    }
-}
 
 /// `(owner, path)` of every entry of a gzip layer, as GNU tar lists them.
 fn owners(blob: &Path) -> Vec<(String, String)> {
@@ -82,11 +43,7 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
         0,
         "needs root to set up the unprivileged user (CI runs as root)"
     );
-    for tool in [
-        "/usr/bin/setpriv",
-        "/usr/bin/newuidmap",
-        "/usr/bin/newgidmap",
-    ] {
+    for tool in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
         assert!(
             Path::new(tool).exists(),
             "needs {tool}: install with .ci/install-deps"
@@ -107,23 +64,10 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
     .unwrap();
     let kiln = dir.path().join("kiln");
     std::fs::copy(common::kiln(), &kiln).unwrap();
-    let status = Command::new("chown")
-        .args(["-R", &format!("{UID}:{UID}")])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _line = SubidLine::add();
+    give_tree(dir.path(), UID);
+    let _line = SubidLine::add(LINE);
     let layout = dir.path().join("out");
-    let out = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid",
-            &UID.to_string(),
-            "--regid",
-            &UID.to_string(),
-            "--clear-groups",
-        ])
-        .arg(&kiln)
+    let out = command_as(UID, &kiln)
         .args(["build", "-c"])
         .arg(&ctx)
         .arg("--no-push")

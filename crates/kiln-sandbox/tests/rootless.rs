@@ -16,16 +16,15 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::{Collected, busybox_rootfs, processes_with_arg, sh};
 use kiln_sandbox::{Mode, Network, Sandbox, SandboxError, SandboxOptions};
+use kiln_testkit::rootless::{SUBID_FILES, SubidLine, command_as, give_tree, remove_subid_line};
 
 const UID: u32 = 65534;
 /// Start of the subordinate range the test gives UID (an otherwise unused range).
 const SUB_START: u32 = 1_300_000;
 const SUB_COUNT: u32 = 65536;
-const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -47,51 +46,6 @@ fn broken_subid_line() -> String {
     format!("{UID}:{}:10", UID - 4)
 }
 
-fn without_line(text: &str, line: &str) -> String {
-    text.lines()
-        .filter(|l| l.trim() != line)
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// Removes one of this test's lines from the subordinate id files (also a stale one a
-/// killed run left).
-fn remove_subid_line(line: &str) {
-    for file in SUBID_FILES {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let kept = without_line(&text, line);
-        if kept != text {
-            std::fs::write(file, kept).unwrap_or_else(|e| panic!("restore {file}: {e}"));
-        }
-    }
-}
-
-/// This test's line in /etc/subuid and /etc/subgid while it lives; only that line is ever
-/// added or removed.
-struct SubidLine(String);
-
-impl SubidLine {
-    fn add(line: String) -> SubidLine {
-        let guard = SubidLine(line);
-        for file in SUBID_FILES {
-            let mut text = std::fs::read_to_string(file).unwrap_or_default();
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&guard.0);
-            text.push('\n');
-            std::fs::write(file, text).unwrap_or_else(|e| panic!("append to {file}: {e}"));
-        }
-        guard
-    }
-}
-
-impl Drop for SubidLine {
-    fn drop(&mut self) {
-        remove_subid_line(&self.0);
-    }
-}
-
 /// Panics if /etc/subuid or /etc/subgid already gives UID a range (the fallback could not be
 /// tested).
 fn require_no_subids_for_uid() {
@@ -108,19 +62,7 @@ fn require_no_subids_for_uid() {
 }
 
 fn run_as_uid(exe: &Path, args: &[&Path]) {
-    let out = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid",
-            &UID.to_string(),
-            "--regid",
-            &UID.to_string(),
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(exe)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = command_as(UID, exe).args(args).output().unwrap();
     eprint!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -141,12 +83,6 @@ fn owner(path: &Path) -> (u32, u32) {
 
 fn orchestrate() {
     common::require_root_and_busybox();
-    let setpriv = Path::new("/usr/bin/setpriv");
-    assert!(
-        setpriv.exists(),
-        "needs {} (util-linux): install with .ci/install-deps",
-        setpriv.display()
-    );
     let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
     assert_ne!(
         max.trim(),
@@ -161,12 +97,7 @@ fn orchestrate() {
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     let secret = dir.path().join("host-secret");
     std::fs::write(&secret, "host secret").unwrap();
-    let status = Command::new("chown")
-        .args(["-R", &format!("{UID}:{UID}")])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "chown -R failed");
+    give_tree(dir.path(), UID);
 
     remove_subid_line(&subid_line());
     remove_subid_line(&broken_subid_line());
@@ -269,20 +200,25 @@ fn inner(root: &Path, secret: &Path) {
     spec.network = Network::None;
     assert_eq!(stdout_of(&sb, &spec), ["lo"]);
 
-    let mut spec = sh(root, "true");
-    spec.user = "user".into();
-    let err = sb
-        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = user_error(&sb, root, "user");
     assert!(
-        matches!(err, SandboxError::User { .. })
-            && msg.contains("uid 1000")
+        msg.contains("uid 1000")
             && msg.contains("maps only root")
             && msg.contains("/etc/subuid has no range for nobody")
             && msg.contains("nobody:100000:65536"),
         "{msg}"
     );
+}
+
+/// The message of the `SandboxError::User` that running as `user` gives.
+fn user_error(sb: &Sandbox, root: &Path, user: &str) -> String {
+    let mut spec = sh(root, "true");
+    spec.user = user.into();
+    let err = sb
+        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
+        .unwrap_err();
+    assert!(matches!(err, SandboxError::User { .. }), "{err}");
+    err.to_string()
 }
 
 fn run_as(sb: &Sandbox, root: &Path, user: &str, cwd: &str, script: &str) -> Vec<String> {
@@ -349,17 +285,9 @@ fn inner_subids(root: &Path) {
         ),
         ["1000", "1000 10", "1000:1000"]
     );
-    let mut spec = sh(root, "true");
-    spec.user = "70000".into();
-    let err = sb
-        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = user_error(&sb, root, "70000");
     assert!(
-        matches!(err, SandboxError::User { .. })
-            && msg.contains("uid 70000")
-            && msg.contains("0-65536")
-            && msg.contains("/etc/subuid"),
+        msg.contains("uid 70000") && msg.contains("0-65536") && msg.contains("/etc/subuid"),
         "{msg}"
     );
 }
@@ -374,12 +302,7 @@ fn inner_broken_subids(root: &Path) {
     );
     let maps = sb.id_maps().expect("a rootless sandbox has id maps");
     assert_eq!((maps.uid_inside(UID), maps.uid_outside(1)), (Some(0), None));
-    let mut spec = sh(root, "true");
-    spec.user = "1000".into();
-    let err = sb
-        .run(&spec, &mut |_: kiln_sandbox::Stream, _: &[u8]| {})
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = user_error(&sb, root, "1000");
     assert!(
         msg.contains("uid 1000")
             && msg.contains("maps only root")

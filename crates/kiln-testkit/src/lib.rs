@@ -19,6 +19,8 @@
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
 //!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
 //!   `skopeo copy`.
+//! - [`rootless`] gives an unprivileged uid a subordinate id range for the
+//!   length of a test and runs commands as that uid.
 //!
 //! Servers run on their own thread with a current-thread tokio runtime, so the API is
 //! synchronous and works from plain `#[test]`s and `#[tokio::test]`s alike.
@@ -35,6 +37,7 @@ pub mod image;
 pub mod ports;
 pub mod proxy;
 pub mod registry;
+pub mod rootless;
 mod server;
 pub mod tls;
 pub mod token;
