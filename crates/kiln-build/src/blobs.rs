@@ -1,6 +1,10 @@
 //! The content-addressed blob store in kiln's work dir: `blobs/sha256/<hex>`.
 //! Layers made by the build and base-image blobs pulled from registries live
 //! here; outputs (OCI layout, tar, push) read from it.
+//!
+//! A blob is written once under a temporary name and renamed into place
+//! (pulls likewise, as `NAME.partial`); a stored blob is never rewritten or
+//! truncated, so readers may map it (the layer applier does).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

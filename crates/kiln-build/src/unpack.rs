@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kiln_layer::{ApplyOptions, Expected, apply_layer};
+use kiln_layer::{ApplyOptions, Expected, apply_layer_file};
 use kiln_oci::Descriptor;
 
 use crate::archive::running_as_root;
@@ -70,8 +70,10 @@ fn unpack_layer(
         size: Some(layer.size),
         diff_id: None,
     };
-    apply_layer(
-        std::io::BufReader::with_capacity(1 << 20, file),
+    // the store writes a blob once, under a temporary name, and never
+    // truncates it: safe to map (see `apply_layer_file`)
+    apply_layer_file(
+        file.file(),
         &layer.digest.to_string(),
         expected,
         root,

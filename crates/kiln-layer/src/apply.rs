@@ -23,16 +23,20 @@
 //!   creating children changes them).
 
 use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_oci::LayerCompression;
 
 use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
+use crate::mapped::MappedBlob;
 use crate::read::{DecodedLayer, Expected, Measured, detect_compression};
-use crate::readahead::{spawn_decoder, spawn_plain};
+use crate::readahead::{spawn_decoder, spawn_mapped_hasher, spawn_plain};
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sparse::{PaxSparse, write_segments};
 use crate::sys;
@@ -120,30 +124,110 @@ pub fn apply_layer<R: Read + Send>(
             Source::Plain(blob, expected) => spawn_plain(scope, blob, name, expected),
             Source::Compressed(decoded) => spawn_decoder(scope, *decoded),
         };
-        let applied = apply_tar(&mut tar, name, root, options).and_then(|stats| {
-            // what follows the end-of-archive blocks still belongs to the blob
-            io::copy(&mut tar, &mut io::sink()).map_err(|source| Error::Read {
+        let applied = apply_stream(&mut tar, name, root, options);
+        // lets the decoder stop if the applier gave up early
+        drop(tar);
+        verified(name, applied, threads::join(decoder))
+    })
+}
+
+/// [`apply_layer`] for a blob stored in a file, read from its start (a
+/// pipe or other stream from where it stands).
+///
+/// A plain (uncompressed) blob in a regular file is read through memory
+/// mappings ([`crate::mapped`]): one thread hashes it while this one applies
+/// it, neither copying it out of the page cache first. The file must not be
+/// truncated meanwhile (the process would receive `SIGBUS`, as with any
+/// mapped file); kiln's blob store never truncates a stored blob. A
+/// compressed blob, or a file that cannot be mapped, is read as
+/// [`apply_layer`] reads any stream.
+pub fn apply_layer_file(
+    file: &File,
+    name: &str,
+    expected: Expected,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<Applied> {
+    let read_err = |source| Error::Read {
+        blob: name.to_owned(),
+        source,
+    };
+    let metadata = file.metadata().map_err(read_err)?;
+    let mut head = [0u8; 4];
+    let plain_file = metadata.is_file()
+        && file
+            .read_at(&mut head, 0)
+            .is_ok_and(|n| detect_compression(&head[..n]) == LayerCompression::None);
+    if !plain_file {
+        let mut reader = file;
+        if metadata.is_file() {
+            reader.seek(io::SeekFrom::Start(0)).map_err(read_err)?;
+        }
+        return apply_layer(
+            io::BufReader::with_capacity(1 << 20, reader),
+            name,
+            expected,
+            root,
+            options,
+        );
+    }
+    let len = metadata.len();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let hasher = spawn_mapped_hasher(scope, file, len, name, expected, &stop);
+        // the hasher reads every byte, including any after the archive's end
+        let blob = MappedBlob::new(file, len);
+        let applied = Applier::open(root, name, options, Some(&blob)).and_then(|applier| {
+            let mut archive = tar::Archive::new(&blob);
+            let members = archive.entries_with_seek().map_err(|source| Error::Read {
                 blob: name.to_owned(),
                 source,
             })?;
-            Ok(stats)
+            applier.apply_members(members)
         });
-        // lets the decoder stop if the applier gave up early
-        drop(tar);
-        let verified = threads::join(decoder);
-        let stats = applied?;
-        match verified {
-            Some(measured) => Ok(Applied {
-                measured: measured?,
-                stats,
-            }),
-            // the decoder only stops early when the applier failed, so not reached
-            None => Err(Error::Read {
-                blob: name.to_owned(),
-                source: io::Error::other("layer decoding stopped before the end of the blob"),
-            }),
+        if applied.is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
+        verified(name, applied, threads::join(hasher))
     })
+}
+
+/// Applies the tar stream `tar` and reads it to its end: what follows the
+/// end-of-archive blocks still belongs to the blob (and to its digest).
+fn apply_stream(
+    tar: &mut impl Read,
+    name: &str,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<ApplyStats> {
+    let stats = apply_tar(&mut *tar, name, root, options)?;
+    io::copy(tar, &mut io::sink()).map_err(|source| Error::Read {
+        blob: name.to_owned(),
+        source,
+    })?;
+    Ok(stats)
+}
+
+/// The result of applying a blob whose reader (`verified`: the blob checked
+/// against what was expected) ran on another thread. The applier's error
+/// comes first: the reader only stops early when the applier failed.
+fn verified(
+    name: &str,
+    applied: Result<ApplyStats>,
+    verified: Option<Result<Measured>>,
+) -> Result<Applied> {
+    let stats = applied?;
+    match verified {
+        Some(measured) => Ok(Applied {
+            measured: measured?,
+            stats,
+        }),
+        // the reader only stops early when the applier failed, so not reached
+        None => Err(Error::Read {
+            blob: name.to_owned(),
+            source: io::Error::other("layer decoding stopped before the end of the blob"),
+        }),
+    }
 }
 
 /// Applies an uncompressed tar stream onto `root`. `name` names the blob in
@@ -154,33 +238,13 @@ pub fn apply_tar<R: Read>(
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<ApplyStats> {
-    let root = Root::open(root).map_err(|source| Error::Io {
-        action: "opening rootfs",
-        path: root.to_owned(),
-        source,
-    })?;
-    let mut applier = Applier {
-        root,
-        blob: name,
-        options,
-        created: BTreeSet::new(),
-        dir_times: Vec::new(),
-        cache: None,
-        stats: ApplyStats::default(),
-        buf: vec![0u8; 256 * 1024],
-    };
+    let applier = Applier::open(root, name, options, None)?;
     let mut archive = tar::Archive::new(tar);
-    let read_err = |source| Error::Read {
+    let members = archive.entries().map_err(|source| Error::Read {
         blob: name.to_owned(),
         source,
-    };
-    for member in archive.entries().map_err(read_err)? {
-        let mut member = member.map_err(read_err)?;
-        applier.apply_member(&mut member)?;
-    }
-    applier.finish_dir_times();
-    tracing::debug!(blob = name, root = %applier.root.path().display(), ?applier.stats, "layer applied");
-    Ok(applier.stats)
+    })?;
+    applier.apply_members(members)
 }
 
 /// Applies a change set directly onto `root` with the same root-confined
@@ -254,6 +318,9 @@ struct Applier<'a> {
     root: Root,
     blob: &'a str,
     options: &'a ApplyOptions,
+    /// The blob, when it is mapped: file contents are written from it in
+    /// place rather than copied out through the tar parser.
+    mapped: Option<&'a MappedBlob<'a>>,
     /// Real paths (below the root) created by this layer.
     created: BTreeSet<Vec<u8>>,
     /// Directories whose mtime is set at the end.
@@ -264,7 +331,45 @@ struct Applier<'a> {
     buf: Vec<u8>,
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
+    fn open(
+        root: &Path,
+        blob: &'a str,
+        options: &'a ApplyOptions,
+        mapped: Option<&'a MappedBlob<'a>>,
+    ) -> Result<Applier<'a>> {
+        let root = Root::open(root).map_err(|source| Error::Io {
+            action: "opening rootfs",
+            path: root.to_owned(),
+            source,
+        })?;
+        Ok(Applier {
+            root,
+            blob,
+            options,
+            mapped,
+            created: BTreeSet::new(),
+            dir_times: Vec::new(),
+            cache: None,
+            stats: ApplyStats::default(),
+            buf: vec![0u8; 256 * 1024],
+        })
+    }
+
+    /// Applies every member of an archive, then the directories' mtimes.
+    fn apply_members<R: Read>(mut self, members: tar::Entries<'_, R>) -> Result<ApplyStats> {
+        for member in members {
+            let mut member = member.map_err(|source| Error::Read {
+                blob: self.blob.to_owned(),
+                source,
+            })?;
+            self.apply_member(&mut member)?;
+        }
+        self.finish_dir_times();
+        tracing::debug!(blob = self.blob, root = %self.root.path().display(), ?self.stats, "layer applied");
+        Ok(self.stats)
+    }
+
     fn unsafe_entry(&self, entry: &[u8], reason: impl Into<String>) -> Error {
         Error::UnsafeEntry {
             blob: self.blob.to_owned(),
@@ -485,6 +590,14 @@ impl Applier<'_> {
         let mut file = self.create_replacing(raw, name, "creating file", |dir| {
             sys::create_file_at(dir, name)
         })?;
+        // an old GNU sparse member's content is not the file's bytes in order
+        let whole = member.header().entry_type() != tar::EntryType::GNUSparse;
+        if let Some(blob) = self.mapped.filter(|_| whole) {
+            self.write_in_place(blob, member, raw, &mut file)?;
+            self.finish_fd(raw, file.as_fd(), meta)?;
+            return sys::set_times_fd(file.as_fd(), meta.mtime_sec, meta.mtime_nsec)
+                .map_err(|e| self.apply_err(raw, "setting mtime", e));
+        }
         loop {
             let n = match member.read(&mut self.buf) {
                 Ok(0) => break,
@@ -504,6 +617,32 @@ impl Applier<'_> {
         self.finish_fd(raw, file.as_fd(), meta)?;
         sys::set_times_fd(file.as_fd(), meta.mtime_sec, meta.mtime_nsec)
             .map_err(|e| self.apply_err(raw, "setting mtime", e))
+    }
+
+    /// Writes a member's content from the mapped blob, where it lies
+    /// whole (the parser then seeks past it).
+    fn write_in_place<R: Read>(
+        &mut self,
+        blob: &MappedBlob<'_>,
+        member: &tar::Entry<'_, R>,
+        raw: &[u8],
+        file: &mut File,
+    ) -> Result<()> {
+        let start = member.raw_file_position();
+        let size = member.size();
+        if start.saturating_add(size) > blob.len() {
+            return Err(Error::Read {
+                blob: self.blob.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the blob ends inside a file's content",
+                ),
+            });
+        }
+        blob.for_each_slice(start, start + size, |bytes| file.write_all(bytes))
+            .map_err(|e| self.apply_err(raw, "writing file content", e))?;
+        self.stats.bytes += size;
+        Ok(())
     }
 
     fn write_pax_sparse<R: Read>(

@@ -9,13 +9,16 @@
 //! chunks are sent back to be refilled, so the steady state allocates
 //! nothing.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use kiln_oci::{Hasher, LayerCompression};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::mapped::MappedBlob;
 use crate::read::{DecodedLayer, Expected, Measured, verify};
 use crate::threads::spawn_named;
 
@@ -138,6 +141,83 @@ pub(crate) fn spawn_plain<'scope, R: Read + Send + 'scope>(
         Some(verify(name, &expected, measured))
     });
     (ChunkReader::new(full_rx, empty_tx), handle)
+}
+
+/// Starts hashing the first `len` bytes of a plain blob stored in `file` on
+/// a thread of `scope`, through its own mappings ([`MappedBlob`]), while
+/// the applier reads the same bytes through others; at the end the blob is
+/// checked against `expected`. Returns `None` when `stop` was raised (the
+/// applier failed) before the end.
+pub(crate) fn spawn_mapped_hasher<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    file: &'scope File,
+    len: u64,
+    name: &'scope str,
+    expected: Expected,
+    stop: &'scope AtomicBool,
+) -> ScopedJoinHandle<'scope, Option<Result<Measured>>> {
+    spawn_named(scope, "kiln-layer-hash", move || {
+        let blob = MappedBlob::new(file, len);
+        let mut hasher = Hasher::sha256();
+        let mut at = 0;
+        while at < len {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let end = (at + CHUNK as u64).min(len);
+            let hashed = blob.for_each_slice(at, end, |bytes| {
+                hash_prefetching(&mut hasher, bytes);
+                Ok(())
+            });
+            if let Err(source) = hashed {
+                return Some(Err(Error::Read {
+                    blob: name.to_owned(),
+                    source,
+                }));
+            }
+            at = end;
+        }
+        let digest = hasher.finish();
+        let measured = Measured {
+            compression: LayerCompression::None,
+            diff_id: digest.clone(),
+            digest,
+            size: len,
+            uncompressed_size: len,
+        };
+        Some(verify(name, &expected, measured))
+    })
+}
+
+/// Hashes `bytes` that are likely not in any CPU cache (the page cache, read
+/// in place), asking for the next few KiB while hashing the current ones:
+/// SHA-256 stalls on memory otherwise and runs at about half its speed on
+/// cached data (measured: 1.0 GB/s, 1.5 GB/s prefetching, 1.9 GB/s cached).
+fn hash_prefetching(hasher: &mut Hasher, bytes: &[u8]) {
+    /// Bytes hashed between prefetches.
+    const STEP: usize = 2 << 10;
+    /// How far ahead of the hasher the prefetches run.
+    const AHEAD: usize = 8 << 10;
+    let prefetch = |range: std::ops::Range<usize>| {
+        #[cfg(target_arch = "x86_64")]
+        for line in bytes[range.start.min(bytes.len())..range.end.min(bytes.len())].chunks(64) {
+            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch
+            // only hints the cache: it never faults, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast(),
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = range;
+    };
+    prefetch(0..AHEAD);
+    for (i, step) in bytes.chunks(STEP).enumerate() {
+        let start = i * STEP + AHEAD;
+        prefetch(start..start + STEP);
+        hasher.update(step);
+    }
 }
 
 /// Reads `source` chunk by chunk into `full`, refilling spent chunks from

@@ -6,12 +6,11 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 
 use common::rawtar::RawTar;
-use common::{describe_tree, meta, p, run_ok};
+use common::{Via, describe_tree, meta, p, run_ok};
 use kiln_layer::{
-    ApplyOptions, Compression, EncodeOptions, Entry, EntryKind, Error, Expected, apply_layer,
-    encode_layer,
+    ApplyOptions, Compression, EncodeOptions, Entry, EntryKind, Error, Expected, encode_layer,
 };
-use kiln_oci::{Digest, LayerCompression};
+use kiln_oci::Digest;
 
 fn rich_entries(dir: &std::path::Path) -> Vec<Entry> {
     let src = dir.join("src.bin");
@@ -56,11 +55,21 @@ fn rich_entries(dir: &std::path::Path) -> Vec<Entry> {
 
 #[test]
 fn applied_tree_matches_gnu_tar_extraction() {
+    // gzip as a stream; plain from a file, its contents written in place
+    for (compression, via) in [
+        (Compression::Gzip { level: 6 }, Via::Stream),
+        (Compression::None, Via::File),
+    ] {
+        applied_tree_matches_gnu_tar(compression, via);
+    }
+}
+
+fn applied_tree_matches_gnu_tar(compression: Compression, via: Via) {
     let dir = tempfile::tempdir().unwrap();
     let (encoded, blob) = encode_layer(
         rich_entries(dir.path()),
         &EncodeOptions {
-            compression: Compression::Gzip { level: 6 },
+            compression,
             ..Default::default()
         },
         Vec::new(),
@@ -76,15 +85,8 @@ fn applied_tree_matches_gnu_tar_extraction() {
         size: Some(encoded.size),
         diff_id: Some(encoded.diff_id.clone()),
     };
-    let applied = apply_layer(
-        &blob[..],
-        "test-layer",
-        expected,
-        &ours,
-        &ApplyOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(applied.measured.compression, LayerCompression::Gzip);
+    let applied = via.apply(&blob, "test-layer", expected, &ours).unwrap();
+    assert_eq!(applied.measured.compression, compression.kind());
     assert_eq!(applied.measured.diff_id, encoded.diff_id);
     assert_eq!(applied.stats.bytes, 200_000 + 1 + 5 + 1 + 1);
 
@@ -93,7 +95,7 @@ fn applied_tree_matches_gnu_tar_extraction() {
     run_ok(
         "tar",
         &[
-            "-xzf",
+            "-xaf",
             blob_path.to_str().unwrap(),
             "-C",
             theirs.to_str().unwrap(),
@@ -131,14 +133,8 @@ fn applied_tree_matches_gnu_tar_extraction() {
     );
 }
 
-fn apply_raw(tar: &[u8], root: &std::path::Path) -> Result<kiln_layer::Applied, Error> {
-    apply_layer(
-        tar,
-        "raw-layer",
-        Expected::default(),
-        root,
-        &ApplyOptions::default(),
-    )
+fn apply_raw(via: Via, tar: &[u8], root: &std::path::Path) -> Result<kiln_layer::Applied, Error> {
+    via.apply(tar, "raw-layer", Expected::default(), root)
 }
 
 fn names(root: &std::path::Path) -> Vec<String> {
@@ -147,117 +143,135 @@ fn names(root: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn whiteouts_and_opaque_dirs_hide_lower_layers_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let lower = RawTar::default()
-        .dir(b"a/")
-        .file(b"a/keep", b"1")
-        .file(b"a/gone", b"2")
-        .dir(b"a/sub/")
-        .file(b"a/sub/deep", b"3")
-        .dir(b"o/")
-        .file(b"o/old", b"4")
-        .dir(b"o/d/")
-        .file(b"o/d/old2", b"5")
-        .file(b"top", b"6")
-        .finish();
-    apply_raw(&lower, root).unwrap();
-    let upper = RawTar::default()
-        .dir(b"a/")
-        .file(b"a/.wh.gone", b"")
-        .file(b"a/.wh.sub", b"")
-        .file(b"a/new", b"7")
-        .file(b"a/.wh.new", b"") // same layer: must not remove a/new
-        .dir(b"o/")
-        .file(b"o/.wh..wh..opq", b"")
-        .dir(b"o/d/")
-        .file(b"o/d/fresh", b"8")
-        .file(b".wh.top", b"")
-        .file(b".wh.never-existed", b"")
-        .finish();
-    let applied = apply_raw(&upper, root).unwrap();
-    assert_eq!(applied.stats.whiteouts, 6);
-    assert_eq!(
-        names(root),
-        ["a", "a/keep", "a/new", "o", "o/d", "o/d/fresh"]
-    );
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let lower = RawTar::default()
+            .dir(b"a/")
+            .file(b"a/keep", b"1")
+            .file(b"a/gone", b"2")
+            .dir(b"a/sub/")
+            .file(b"a/sub/deep", b"3")
+            .dir(b"o/")
+            .file(b"o/old", b"4")
+            .dir(b"o/d/")
+            .file(b"o/d/old2", b"5")
+            .file(b"top", b"6")
+            .finish();
+        apply_raw(via, &lower, root).unwrap();
+        let upper = RawTar::default()
+            .dir(b"a/")
+            .file(b"a/.wh.gone", b"")
+            .file(b"a/.wh.sub", b"")
+            .file(b"a/new", b"7")
+            .file(b"a/.wh.new", b"") // same layer: must not remove a/new
+            .dir(b"o/")
+            .file(b"o/.wh..wh..opq", b"")
+            .dir(b"o/d/")
+            .file(b"o/d/fresh", b"8")
+            .file(b".wh.top", b"")
+            .file(b".wh.never-existed", b"")
+            .finish();
+        let applied = apply_raw(via, &upper, root).unwrap();
+        assert_eq!(applied.stats.whiteouts, 6);
+        assert_eq!(
+            names(root),
+            ["a", "a/keep", "a/new", "o", "o/d", "o/d/fresh"]
+        );
+    }
 }
 
 #[test]
 fn opaque_marker_after_the_new_content_still_keeps_the_new_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    apply_raw(
-        &RawTar::default()
-            .dir(b"o/")
-            .file(b"o/old", b"x")
-            .dir(b"o/s/")
-            .file(b"o/s/old", b"y")
-            .finish(),
-        root,
-    )
-    .unwrap();
-    apply_raw(
-        &RawTar::default()
-            .dir(b"o/s/")
-            .file(b"o/s/new", b"z")
-            .file(b"o/.wh..wh..opq", b"")
-            .finish(),
-        root,
-    )
-    .unwrap();
-    assert_eq!(names(root), ["o", "o/s", "o/s/new"]);
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        apply_raw(
+            via,
+            &RawTar::default()
+                .dir(b"o/")
+                .file(b"o/old", b"x")
+                .dir(b"o/s/")
+                .file(b"o/s/old", b"y")
+                .finish(),
+            root,
+        )
+        .unwrap();
+        apply_raw(
+            via,
+            &RawTar::default()
+                .dir(b"o/s/")
+                .file(b"o/s/new", b"z")
+                .file(b"o/.wh..wh..opq", b"")
+                .finish(),
+            root,
+        )
+        .unwrap();
+        assert_eq!(names(root), ["o", "o/s", "o/s/new"]);
+    }
 }
 
 #[test]
 fn replacing_kinds_removes_what_was_there() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    apply_raw(
-        &RawTar::default()
-            .dir(b"d/")
-            .file(b"d/x", b"1")
-            .file(b"f", b"2")
-            .symlink(b"s", b"f")
-            .finish(),
-        root,
-    )
-    .unwrap();
-    apply_raw(
-        &RawTar::default()
-            .file(b"d", b"now a file")
-            .dir(b"f/")
-            .file(b"s", b"now a file too")
-            .finish(),
-        root,
-    )
-    .unwrap();
-    assert_eq!(std::fs::read(root.join("d")).unwrap(), b"now a file");
-    assert!(std::fs::symlink_metadata(root.join("f")).unwrap().is_dir());
-    assert!(std::fs::symlink_metadata(root.join("s")).unwrap().is_file());
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        apply_raw(
+            via,
+            &RawTar::default()
+                .dir(b"d/")
+                .file(b"d/x", b"1")
+                .file(b"f", b"2")
+                .symlink(b"s", b"f")
+                .finish(),
+            root,
+        )
+        .unwrap();
+        apply_raw(
+            via,
+            &RawTar::default()
+                .file(b"d", b"now a file")
+                .dir(b"f/")
+                .file(b"s", b"now a file too")
+                .finish(),
+            root,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(root.join("d")).unwrap(), b"now a file");
+        assert!(std::fs::symlink_metadata(root.join("f")).unwrap().is_dir());
+        assert!(std::fs::symlink_metadata(root.join("s")).unwrap().is_file());
+    }
 }
 
 #[test]
 fn symlinked_parents_resolve_inside_the_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    // merged-/usr style base, then a layer that writes through `bin/`
-    apply_raw(
-        &RawTar::default()
-            .dir(b"usr/bin/")
-            .symlink(b"bin", b"/usr/bin")
-            .finish(),
-        root,
-    )
-    .unwrap();
-    apply_raw(&RawTar::default().file(b"bin/tool", b"t").finish(), root).unwrap();
-    assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), b"t");
-    assert!(
-        std::fs::symlink_metadata(root.join("bin"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // merged-/usr style base, then a layer that writes through `bin/`
+        apply_raw(
+            via,
+            &RawTar::default()
+                .dir(b"usr/bin/")
+                .symlink(b"bin", b"/usr/bin")
+                .finish(),
+            root,
+        )
+        .unwrap();
+        apply_raw(
+            via,
+            &RawTar::default().file(b"bin/tool", b"t").finish(),
+            root,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), b"t");
+        assert!(
+            std::fs::symlink_metadata(root.join("bin"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
 }
 
 #[test]
@@ -277,32 +291,31 @@ fn compression_is_detected_from_magic_bytes_not_names() {
             Vec::new(),
         )
         .unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let applied = apply_layer(
-            &blob[..],
-            "blob",
-            Expected::default(),
-            root.path(),
-            &ApplyOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(applied.measured.compression, compression.kind());
-        assert_eq!(applied.measured.digest, encoded.digest);
-        assert_eq!(applied.measured.size, encoded.size);
-        assert_eq!(applied.measured.diff_id, encoded.diff_id);
+        for via in Via::BOTH {
+            let root = tempfile::tempdir().unwrap();
+            let applied = via
+                .apply(&blob, "blob", Expected::default(), root.path())
+                .unwrap();
+            assert_eq!(applied.measured.compression, compression.kind());
+            assert_eq!(applied.measured.digest, encoded.digest);
+            assert_eq!(applied.measured.size, encoded.size);
+            assert_eq!(applied.measured.diff_id, encoded.diff_id);
+        }
     }
 }
 
 #[test]
 fn digest_mismatches_and_corruption_are_errors_naming_the_blob() {
-    // zstd goes through the decoder thread, plain through the read and
-    // hash threads: both verify alike
+    // zstd goes through the decoder thread, a plain stream through the read
+    // and hash threads, a plain file through the mapped hasher: all verify
     for compression in [Compression::Zstd { level: 3 }, Compression::None] {
-        mismatches_are_errors_naming_the_blob(compression);
+        for via in Via::BOTH {
+            mismatches_are_errors_naming_the_blob(compression, via);
+        }
     }
 }
 
-fn mismatches_are_errors_naming_the_blob(compression: Compression) {
+fn mismatches_are_errors_naming_the_blob(compression: Compression, via: Via) {
     let dir = tempfile::tempdir().unwrap();
     let (encoded, blob) = encode_layer(
         rich_entries(dir.path()),
@@ -339,112 +352,114 @@ fn mismatches_are_errors_naming_the_blob(compression: Compression) {
     ];
     for (expected, needle) in cases {
         let root = tempfile::tempdir().unwrap();
-        let err = apply_layer(
-            &blob[..],
-            "sha256:feedface",
-            expected,
-            root.path(),
-            &ApplyOptions::default(),
-        )
-        .unwrap_err();
+        let err = via
+            .apply(&blob, "sha256:feedface", expected, root.path())
+            .unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("sha256:feedface") && text.contains(needle),
-            "{compression:?}: {text}"
+            "{compression:?} {via:?}: {text}"
         );
     }
-    // truncated stream
-    let root = tempfile::tempdir().unwrap();
-    let err = apply_layer(
-        &blob[..blob.len() / 2],
-        "truncated-layer",
-        Expected::default(),
-        root.path(),
-        &ApplyOptions::default(),
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("truncated-layer"),
-        "{compression:?}: {err}"
-    );
+    // truncated inside the first header, and halfway (in the big file)
+    for cut in [100, blob.len() / 2] {
+        let root = tempfile::tempdir().unwrap();
+        let err = via
+            .apply(
+                &blob[..cut],
+                "truncated-layer",
+                Expected::default(),
+                root.path(),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("truncated-layer"),
+            "{compression:?} {via:?}: {err}"
+        );
+    }
 }
 
 #[test]
 fn change_sets_apply_directly_with_the_same_safety() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(dir.path().join("canary"), b"canary").unwrap();
-    apply_raw(
-        &RawTar::default()
-            .dir(b"old/")
-            .file(b"old/x", b"1")
-            .file(b"gone", b"2")
-            .symlink(b"evil", b"../..")
-            .finish(),
-        &root,
-    )
-    .unwrap();
-    let entries = rich_entries(dir.path())
-        .into_iter()
-        .chain([
-            Entry::whiteout(p("gone")),
-            Entry::dir(p("old"), meta(0o700, 0, 0)),
-            Entry::opaque_dir(p("old")),
-            Entry::bytes(p("old/new"), &b"3"[..], meta(0o644, 0, 0)),
-            Entry::bytes(p("evil/canary"), &b"pwned"[..], meta(0o644, 0, 0)),
-        ])
-        .collect();
-    let stats = kiln_layer::apply_entries(entries, &root, &ApplyOptions::default()).unwrap();
-    assert_eq!(stats.whiteouts, 2);
-    assert_eq!(std::fs::read(dir.path().join("canary")).unwrap(), b"canary");
-    assert!(!root.join("gone").exists());
-    assert_eq!(names(&root.join("old")), ["new"]);
-    // `evil -> ../..` is followed as if the root were `/`: the file lands in the root
-    assert_eq!(std::fs::read(root.join("canary")).unwrap(), b"pwned");
-    let tool = std::fs::metadata(root.join("usr/bin/tool")).unwrap();
-    assert_eq!(
-        tool.ino(),
-        std::fs::metadata(root.join("usr/bin/tool2")).unwrap().ino()
-    );
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(dir.path().join("canary"), b"canary").unwrap();
+        apply_raw(
+            via,
+            &RawTar::default()
+                .dir(b"old/")
+                .file(b"old/x", b"1")
+                .file(b"gone", b"2")
+                .symlink(b"evil", b"../..")
+                .finish(),
+            &root,
+        )
+        .unwrap();
+        let entries = rich_entries(dir.path())
+            .into_iter()
+            .chain([
+                Entry::whiteout(p("gone")),
+                Entry::dir(p("old"), meta(0o700, 0, 0)),
+                Entry::opaque_dir(p("old")),
+                Entry::bytes(p("old/new"), &b"3"[..], meta(0o644, 0, 0)),
+                Entry::bytes(p("evil/canary"), &b"pwned"[..], meta(0o644, 0, 0)),
+            ])
+            .collect();
+        let stats = kiln_layer::apply_entries(entries, &root, &ApplyOptions::default()).unwrap();
+        assert_eq!(stats.whiteouts, 2);
+        assert_eq!(std::fs::read(dir.path().join("canary")).unwrap(), b"canary");
+        assert!(!root.join("gone").exists());
+        assert_eq!(names(&root.join("old")), ["new"]);
+        // `evil -> ../..` is followed as if the root were `/`: the file lands in the root
+        assert_eq!(std::fs::read(root.join("canary")).unwrap(), b"pwned");
+        let tool = std::fs::metadata(root.join("usr/bin/tool")).unwrap();
+        assert_eq!(
+            tool.ino(),
+            std::fs::metadata(root.join("usr/bin/tool2")).unwrap().ino()
+        );
 
-    // an unreadable source is reported as such, not as a truncated stream
-    let missing = vec![Entry::file(
-        p("f"),
-        dir.path().join("no-such-file"),
-        meta(0o644, 0, 0),
-    )];
-    let err = kiln_layer::apply_entries(missing, &root, &ApplyOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("no-such-file"), "{err}");
+        // an unreadable source is reported as such, not as a truncated stream
+        let missing = vec![Entry::file(
+            p("f"),
+            dir.path().join("no-such-file"),
+            meta(0o644, 0, 0),
+        )];
+        let err = kiln_layer::apply_entries(missing, &root, &ApplyOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no-such-file"), "{err}");
+    }
 }
 
 #[test]
 fn very_deep_paths_apply_without_holding_a_descriptor_per_level() {
-    let dir = tempfile::tempdir().unwrap();
-    let deep: Vec<u8> = b"d/".repeat(1500).into_iter().chain(*b"leaf").collect();
-    let tar = RawTar::default()
-        .pax(&[("path", &deep)])
-        .file(b"x", b"deep")
-        .finish();
-    apply_raw(&tar, dir.path()).unwrap();
-    // too long a path for one open(): walk it through /proc/self/fd
-    let mut current = std::fs::File::open(dir.path()).unwrap();
-    let mut depth = 0;
-    loop {
-        use std::os::fd::AsRawFd;
-        let next = format!("/proc/self/fd/{}/d", current.as_raw_fd());
-        match std::fs::File::open(&next) {
-            Ok(f) => {
-                current = f;
-                depth += 1;
+    for via in Via::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let deep: Vec<u8> = b"d/".repeat(1500).into_iter().chain(*b"leaf").collect();
+        let tar = RawTar::default()
+            .pax(&[("path", &deep)])
+            .file(b"x", b"deep")
+            .finish();
+        apply_raw(via, &tar, dir.path()).unwrap();
+        // too long a path for one open(): walk it through /proc/self/fd
+        let mut current = std::fs::File::open(dir.path()).unwrap();
+        let mut depth = 0;
+        loop {
+            use std::os::fd::AsRawFd;
+            let next = format!("/proc/self/fd/{}/d", current.as_raw_fd());
+            match std::fs::File::open(&next) {
+                Ok(f) => {
+                    current = f;
+                    depth += 1;
+                }
+                Err(_) => break,
             }
-            Err(_) => break,
         }
+        assert_eq!(depth, 1500);
+        use std::os::fd::AsRawFd;
+        assert_eq!(
+            std::fs::read(format!("/proc/self/fd/{}/leaf", current.as_raw_fd())).unwrap(),
+            b"deep"
+        );
     }
-    assert_eq!(depth, 1500);
-    use std::os::fd::AsRawFd;
-    assert_eq!(
-        std::fs::read(format!("/proc/self/fd/{}/leaf", current.as_raw_fd())).unwrap(),
-        b"deep"
-    );
 }

@@ -6,8 +6,8 @@ mod common;
 
 use std::io::{Seek, SeekFrom, Write};
 
-use common::{describe_tree, run_ok};
-use kiln_layer::{ApplyOptions, Expected, apply_layer};
+use common::{Via, describe_tree, run_ok};
+use kiln_layer::Expected;
 
 fn make_tree(root: &std::path::Path) {
     std::fs::create_dir_all(root.join("a/b")).unwrap();
@@ -83,21 +83,22 @@ fn gnu_tar_archives_in_every_format_apply_like_gnu_tar_extracts_them() {
             ],
             None,
         );
-        let ours = dir.path().join(format!("ours-{format}{extra}"));
-        std::fs::create_dir(&ours).unwrap();
-        let blob = std::fs::File::open(&archive).unwrap();
-        let result = apply_layer(
-            blob,
-            &format!("{format}{extra}.tar"),
-            Expected::default(),
-            &ours,
-            &ApplyOptions::default(),
-        );
-        result.unwrap_or_else(|e| panic!("{format}{extra}: {e}"));
-        assert_eq!(
-            describe_tree(&ours),
-            describe_tree(&theirs),
-            "{format}{extra}"
-        );
+        let bytes = std::fs::read(&archive).unwrap();
+        for via in Via::BOTH {
+            let ours = dir.path().join(format!("ours-{format}{extra}-{via:?}"));
+            std::fs::create_dir(&ours).unwrap();
+            via.apply(
+                &bytes,
+                &format!("{format}{extra}.tar"),
+                Expected::default(),
+                &ours,
+            )
+            .unwrap_or_else(|e| panic!("{format}{extra} {via:?}: {e}"));
+            assert_eq!(
+                describe_tree(&ours),
+                describe_tree(&theirs),
+                "{format}{extra} {via:?}"
+            );
+        }
     }
 }

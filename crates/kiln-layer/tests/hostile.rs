@@ -9,8 +9,9 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use common::Via;
 use common::rawtar::RawTar;
-use kiln_layer::{ApplyOptions, Expected, apply_layer};
+use kiln_layer::Expected;
 
 /// What a case must produce.
 enum Outcome {
@@ -259,80 +260,80 @@ fn hostile_layers_never_write_outside_the_root() {
     assert!(corpus.len() >= 15);
     let mut failures = Vec::new();
     for index in 0..corpus.len() {
-        let sandbox = tempfile::tempdir().unwrap();
-        let sandbox = sandbox.path();
-        // the case list is built per sandbox so absolute paths point at it
-        let case = cases(sandbox).into_iter().nth(index).unwrap();
-        let root = sandbox.join("root");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::create_dir(sandbox.join("outside")).unwrap();
-        let canary = sandbox.join("canary");
-        std::fs::write(&canary, b"canary").unwrap();
-        std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let before = std::fs::metadata(&canary).unwrap();
+        // as a stream and from a file (mapped, contents written in place)
+        for via in Via::BOTH {
+            let sandbox = tempfile::tempdir().unwrap();
+            let sandbox = sandbox.path();
+            // the case list is built per sandbox so absolute paths point at it
+            let case = cases(sandbox).into_iter().nth(index).unwrap();
+            let label = format!("{} ({via:?})", case.name);
+            let root = sandbox.join("root");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::create_dir(sandbox.join("outside")).unwrap();
+            let canary = sandbox.join("canary");
+            std::fs::write(&canary, b"canary").unwrap();
+            std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let before = std::fs::metadata(&canary).unwrap();
 
-        let mut result = Ok(());
-        for (i, layer) in case.layers.iter().enumerate() {
-            if let Err(e) = apply_layer(
-                &layer[..],
-                &format!("hostile-{i}"),
-                Expected::default(),
-                &root,
-                &ApplyOptions::default(),
-            ) {
-                result = Err(e);
-                break;
-            }
-        }
-
-        let after = std::fs::metadata(&canary).unwrap();
-        assert_eq!(
-            std::fs::read(&canary).unwrap(),
-            b"canary",
-            "{}: canary content changed",
-            case.name
-        );
-        assert_eq!(
-            (
-                after.mode(),
-                after.uid(),
-                after.gid(),
-                after.nlink(),
-                after.ino()
-            ),
-            (before.mode(), before.uid(), before.gid(), 1, before.ino()),
-            "{}: canary metadata changed",
-            case.name
-        );
-        assert_eq!(
-            listing(sandbox),
-            ["canary", "outside", "root"],
-            "{}: something appeared outside the root",
-            case.name
-        );
-        assert!(
-            listing(&sandbox.join("outside")).is_empty(),
-            "{}: something was written outside",
-            case.name
-        );
-
-        match (&case.outcome, result) {
-            (Outcome::Error(needle), Err(e)) => {
-                let text = e.to_string();
-                if !text.contains(needle) || !text.contains("hostile-") {
-                    failures.push(format!(
-                        "{}: error {text:?} should contain {needle:?} and the blob name",
-                        case.name
-                    ));
+            let mut result = Ok(());
+            for (i, layer) in case.layers.iter().enumerate() {
+                if let Err(e) =
+                    via.apply(layer, &format!("hostile-{i}"), Expected::default(), &root)
+                {
+                    result = Err(e);
+                    break;
                 }
             }
-            (Outcome::Error(needle), Ok(())) => failures.push(format!(
-                "{}: expected an error containing {needle:?}, got success",
-                case.name
-            )),
-            (Outcome::Safe(check), Ok(())) => check(&root, sandbox),
-            (Outcome::Safe(_), Err(e)) => {
-                failures.push(format!("{}: expected a safe success, got {e}", case.name))
+
+            let after = std::fs::metadata(&canary).unwrap();
+            assert_eq!(
+                std::fs::read(&canary).unwrap(),
+                b"canary",
+                "{}: canary content changed",
+                label
+            );
+            assert_eq!(
+                (
+                    after.mode(),
+                    after.uid(),
+                    after.gid(),
+                    after.nlink(),
+                    after.ino()
+                ),
+                (before.mode(), before.uid(), before.gid(), 1, before.ino()),
+                "{}: canary metadata changed",
+                label
+            );
+            assert_eq!(
+                listing(sandbox),
+                ["canary", "outside", "root"],
+                "{}: something appeared outside the root",
+                label
+            );
+            assert!(
+                listing(&sandbox.join("outside")).is_empty(),
+                "{}: something was written outside",
+                label
+            );
+
+            match (&case.outcome, result) {
+                (Outcome::Error(needle), Err(e)) => {
+                    let text = e.to_string();
+                    if !text.contains(needle) || !text.contains("hostile-") {
+                        failures.push(format!(
+                            "{}: error {text:?} should contain {needle:?} and the blob name",
+                            label
+                        ));
+                    }
+                }
+                (Outcome::Error(needle), Ok(())) => failures.push(format!(
+                    "{}: expected an error containing {needle:?}, got success",
+                    label
+                )),
+                (Outcome::Safe(check), Ok(())) => check(&root, sandbox),
+                (Outcome::Safe(_), Err(e)) => {
+                    failures.push(format!("{}: expected a safe success, got {e}", label))
+                }
             }
         }
     }

@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kiln_layer::{LayerPath, Metadata, Timestamp};
+use kiln_layer::{
+    Applied, ApplyOptions, Error, Expected, LayerPath, Metadata, Timestamp, apply_layer,
+    apply_layer_file,
+};
 
 /// A `LayerPath` from a test literal.
 pub fn p(s: impl AsRef<[u8]>) -> LayerPath {
@@ -19,6 +22,37 @@ pub fn meta(mode: u32, uid: u64, gid: u64) -> Metadata {
         gid,
         mtime: Timestamp::from_secs(1_700_000_000),
         ..Metadata::default()
+    }
+}
+
+/// How a test hands a blob to the applier: as a stream ([`apply_layer`]) or
+/// stored in a file ([`apply_layer_file`], which reads a plain blob through
+/// mappings and writes file contents from them in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Stream,
+    File,
+}
+
+impl Via {
+    pub const BOTH: [Via; 2] = [Via::Stream, Via::File];
+
+    /// Applies `blob` onto `root` with the default options.
+    pub fn apply(
+        self,
+        blob: &[u8],
+        name: &str,
+        expected: Expected,
+        root: &Path,
+    ) -> Result<Applied, Error> {
+        match self {
+            Via::Stream => apply_layer(blob, name, expected, root, &ApplyOptions::default()),
+            Via::File => {
+                let mut file = tempfile::tempfile().expect("temporary blob file");
+                std::io::Write::write_all(&mut file, blob).expect("writing the blob file");
+                apply_layer_file(&file, name, expected, root, &ApplyOptions::default())
+            }
+        }
     }
 }
 
