@@ -5,7 +5,8 @@
 //! ([`apply_layer_file`]: a plain blob is read through mappings) and, for
 //! the plain blob, also as any stream ([`apply_layer`]). All sides run
 //! interleaved, `ROUNDS` times, who goes first rotating, so a machine shared
-//! with other jobs hurts them alike. Rows print each side's best wall-clock
+//! with other jobs hurts them alike; each run starts after a `sync`, so none
+//! pays for the writeback of the one before. Rows print each side's best wall-clock
 //! MB/s (of tar stream), MB per CPU-second (all threads) and the ratio of
 //! best times; "median of pairs" is the median over rounds of tar's time over
 //! kiln's in that round, the steadier figure on a noisy machine.
@@ -89,6 +90,8 @@ fn main() {
                 let side = (round + i) % sides.len();
                 let into = work.path().join("into");
                 std::fs::create_dir(&into).unwrap();
+                // every run starts with nothing dirty left by the one before
+                tree::time_shell("sync");
                 runs[side].push((sides[side].1)(&into));
                 std::fs::remove_dir_all(&into).unwrap();
             }

@@ -140,7 +140,8 @@ pub fn apply_layer<R: Read + Send>(
 /// truncated meanwhile (the process would receive `SIGBUS`, as with any
 /// mapped file); kiln's blob store never truncates a stored blob. A
 /// compressed blob, or a file that cannot be mapped, is read as
-/// [`apply_layer`] reads any stream.
+/// [`apply_layer`] reads any stream. A regular file whose size is not the
+/// expected one is refused before anything is written.
 pub fn apply_layer_file(
     file: &File,
     name: &str,
@@ -153,12 +154,27 @@ pub fn apply_layer_file(
         source,
     };
     let metadata = file.metadata().map_err(read_err)?;
+    let len = metadata.len();
+    if metadata.is_file()
+        && let Some(size) = expected.size
+        && size != len
+    {
+        // refused before anything is written
+        return Err(Error::DigestMismatch {
+            blob: name.to_owned(),
+            what: "size",
+            expected: size.to_string(),
+            actual: len.to_string(),
+        });
+    }
     let mut head = [0u8; 4];
     let plain_file = metadata.is_file()
         && file
             .read_at(&mut head, 0)
             .is_ok_and(|n| detect_compression(&head[..n]) == LayerCompression::None);
-    if !plain_file {
+    let blob = MappedBlob::new(file, len);
+    let mappable = plain_file && len > 0 && blob.probe().is_ok();
+    if !mappable {
         let mut reader = file;
         if metadata.is_file() {
             reader.seek(io::SeekFrom::Start(0)).map_err(read_err)?;
@@ -171,12 +187,10 @@ pub fn apply_layer_file(
             options,
         );
     }
-    let len = metadata.len();
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let hasher = spawn_mapped_hasher(scope, file, len, name, expected, &stop);
         // the hasher reads every byte, including any after the archive's end
-        let blob = MappedBlob::new(file, len);
         let applied = Applier::open(root, name, options, Some(&blob)).and_then(|applier| {
             let mut archive = tar::Archive::new(&blob);
             let members = archive.entries_with_seek().map_err(|source| Error::Read {

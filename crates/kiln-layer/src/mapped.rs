@@ -97,6 +97,12 @@ impl<'f> MappedBlob<'f> {
         self.len
     }
 
+    /// Maps the first window: whether the file can be mapped at all (some
+    /// file systems cannot). Needs a length above 0.
+    pub(crate) fn probe(&self) -> io::Result<()> {
+        self.with_window(0, |_| ())
+    }
+
     /// Calls `f` with the bytes from `at` (< len) to the end of the window
     /// holding them, mapping that window first if needed. Returns what `f`
     /// returns.

@@ -463,3 +463,62 @@ fn very_deep_paths_apply_without_holding_a_descriptor_per_level() {
         );
     }
 }
+
+#[test]
+fn stored_blobs_of_the_wrong_size_are_refused_and_pipes_read_as_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let (encoded, blob) = encode_layer(
+        rich_entries(dir.path()),
+        &EncodeOptions {
+            compression: Compression::None,
+            ..Default::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let path = dir.path().join("layer.tar");
+    std::fs::write(&path, &blob).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+
+    // a size that is not the file's: refused before anything is written
+    let root = tempfile::tempdir().unwrap();
+    let wrong = Expected {
+        size: Some(encoded.size - 1),
+        ..Default::default()
+    };
+    let err = kiln_layer::apply_layer_file(
+        &file,
+        "sha256:cut",
+        wrong,
+        root.path(),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::DigestMismatch { blob, what: "size", .. } if blob == "sha256:cut"),
+        "{err}"
+    );
+    assert!(names(root.path()).is_empty(), "nothing may be written");
+
+    // a pipe cannot be mapped: it is read as a stream, and verified
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &blob));
+    let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+    let root = tempfile::tempdir().unwrap();
+    let expected = Expected {
+        digest: Some(encoded.digest.clone()),
+        size: Some(encoded.size),
+        diff_id: Some(encoded.diff_id.clone()),
+    };
+    let applied = kiln_layer::apply_layer_file(
+        &pipe,
+        "piped",
+        expected,
+        root.path(),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    feeder.join().unwrap().unwrap();
+    assert_eq!(applied.measured.digest, encoded.digest);
+    assert_eq!(describe_tree(root.path()).len(), 18);
+}
