@@ -110,7 +110,6 @@ fn main() {
                 .zip(&runs[side])
                 .map(|(b, k)| b.wall / k.wall)
                 .collect();
-            pairs.sort_by(f64::total_cmp);
             tree::row(
                 &format!("{name} {label}"),
                 tar_mb,
@@ -118,16 +117,7 @@ fn main() {
                 "",
                 &format!("{:.2}x", base.wall / ours.wall),
             );
-            println!(
-                "{:<30} {:.2}x (rounds: {})",
-                "  median of pairs",
-                pairs[ROUNDS / 2],
-                pairs
-                    .iter()
-                    .map(|r| format!("{r:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            tree::median_of_pairs("  median of pairs", &mut pairs);
         }
         tree::row(&format!("tar {flag} {label}"), tar_mb, base, "", "1.00x");
     }

@@ -104,16 +104,6 @@ fn main() {
             &format!("{:.2}x", base.wall / kiln.wall),
         );
         tree::row(baseline_label, tar_mb, base, &ratio(base_size), "1.00x");
-        pairs.sort_by(f64::total_cmp);
-        println!(
-            "{:<30} {:.2}x (rounds: {})",
-            format!("  {label} median of pairs"),
-            pairs[ROUNDS / 2],
-            pairs
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        tree::median_of_pairs(&format!("  {label} median of pairs"), &mut pairs);
     }
 }

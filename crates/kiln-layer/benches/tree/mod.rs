@@ -227,3 +227,19 @@ pub fn header(first: &str, extra: &str) {
         "MB/s", "MB/cpu-s", "vs base"
     );
 }
+
+/// Prints the median of `pairs` (the baseline's time over kiln's, one per
+/// round) and every round's ratio, sorted.
+pub fn median_of_pairs(label: &str, pairs: &mut [f64]) {
+    pairs.sort_by(f64::total_cmp);
+    println!(
+        "{:<30} {:.2}x (rounds: {})",
+        label,
+        pairs[pairs.len() / 2],
+        pairs
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
