@@ -69,6 +69,7 @@ pub mod error;
 mod mapped;
 pub mod order;
 pub mod pgzip;
+mod prefetch;
 pub mod read;
 mod readahead;
 mod rootfs;
