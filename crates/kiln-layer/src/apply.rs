@@ -89,7 +89,7 @@ pub struct Applied {
 /// pulls do so while downloading).
 ///
 /// Reading, decompressing and hashing run on a second thread
-/// ([`crate::readahead`]) while this one makes the file-system calls; a
+/// (`readahead`) while this one makes the file-system calls; a
 /// plain blob is read on one thread and hashed on another.
 pub fn apply_layer<R: Read + Send>(
     blob: R,
@@ -135,7 +135,7 @@ pub fn apply_layer<R: Read + Send>(
 /// pipe or other stream from where it stands).
 ///
 /// A plain (uncompressed) blob in a regular file is read through memory
-/// mappings ([`crate::mapped`]): one thread hashes it while this one applies
+/// mappings (`mapped`): one thread hashes it while this one applies
 /// it, neither copying it out of the page cache first. The file must not be
 /// truncated meanwhile (the process would receive `SIGBUS`, as with any
 /// mapped file); kiln's blob store never truncates a stored blob. A

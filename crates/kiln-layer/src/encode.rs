@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Compressed layers go through three threads joined by bounded queues
-//! ([`crate::chunk_queue`]), so reading files and hashing overlap
+//! (`chunk_queue`), so reading files and hashing overlap
 //! compression; a plain tar is written and hashed in line. Nothing is held
 //! whole in memory: at most 4 MiB queued per queue, gzip a bounded number of
 //! 512 KiB blocks, zstd its jobs of 4 MiB.
@@ -154,7 +154,7 @@ pub fn encode_layer<W: Write + Send>(
 }
 
 /// A compressed encode as three stages on their own threads, joined by
-/// bounded queues ([`crate::chunk_queue`]): the tar writer (reads the
+/// bounded queues (`chunk_queue`): the tar writer (reads the
 /// files), the compressor on the calling thread (hashes the tar, feeds its
 /// workers), the blob writer (hashes the blob, writes the sink). Reading
 /// then overlaps compression, and a write that blocks on the disk does not

@@ -65,7 +65,7 @@ fn flat_key(entry: &Entry) -> Vec<u8> {
 
 /// Sorts entries into layer order. Stable, so exact duplicates keep their
 /// relative order (the writer rejects duplicates anyway). Each key is
-/// built once ([`flat_key`]), which is several times faster on large change
+/// built once (`flat_key`), which is several times faster on large change
 /// sets than comparing component iterators.
 pub fn sort_entries(entries: &mut [Entry]) {
     entries.sort_by_cached_key(flat_key);

@@ -3,18 +3,18 @@
 //!
 //! # Design
 //!
-//! - [`Client`] holds one session ([`session`]) per registry and transport setting. A
+//! - [`Client`] holds one session (`session`) per registry and transport setting. A
 //!   session pings `/v2/` once, which decides the scheme (HTTPS, or HTTP after HTTPS for
 //!   registries kaniko's `--insecure*` flags name) and learns the `WWW-Authenticate`
 //!   challenge ([`challenge`]). Requests then carry Basic credentials or a Bearer token
-//!   for the scopes they need ([`auth`]); tokens are cached per scope set, and a 401 is
+//!   for the scopes they need (`auth`); tokens are cached per scope set, and a 401 is
 //!   answered once by re-reading the challenge (a push needing `pull,push`, a mount needing
 //!   `pull` on the source repository).
 //! - Redirects are followed by hand; `Authorization` is only sent to the registry's own
 //!   origin, never to the object storage a blob GET redirects to.
 //! - Retries ([`retry`]) wrap idempotent operations: GET/HEAD, manifest PUT, token
 //!   requests, and whole blob uploads restarted from their POST. Bodies are re-opened from
-//!   their file for each attempt ([`body`]).
+//!   their file for each attempt (`body`).
 //! - Blobs stream: uploads read 1 MiB chunks from disk on a blocking thread; downloads
 //!   hash and write on a blocking thread into `DEST.partial`, renamed once size and digest
 //!   match. A blob is never whole in memory.
