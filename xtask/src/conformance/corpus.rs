@@ -1,6 +1,6 @@
 //! The cases: every Dockerfile of the kaniko corpus (with the build args,
 //! targets and contexts kaniko's harness used, from its README) and the
-//! project's own fixtures in fixtures/conformance/<name>/ (the directory is
+//! project's own fixtures in `fixtures/conformance/<name>/` (the directory is
 //! the context; `# conformance: --build-arg K=V --target T --expect-failure`
 //! comment lines in its Dockerfile give the options; a `Dockerfile.buildah`
 //! next to it is what buildah builds instead, see [`Case::reference_dockerfile`]).
