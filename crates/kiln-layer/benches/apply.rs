@@ -26,6 +26,28 @@ const ROUNDS: usize = 5;
 /// One way of applying a blob onto a fresh directory.
 type Applier<'a> = (&'a str, Box<dyn Fn(&Path) -> tree::Run + 'a>);
 
+/// kiln applying `blob` with `apply_layer_file`, or as a `stream` with
+/// `apply_layer`.
+fn kiln<'a>(
+    blob: &'a Path,
+    expected: &'a Expected,
+    stream: bool,
+) -> Box<dyn Fn(&Path) -> tree::Run + 'a> {
+    Box::new(move |into: &Path| {
+        let file = std::fs::File::open(blob).unwrap();
+        let options = ApplyOptions::default();
+        let ((), run) = tree::measure_self(|| {
+            let expected = expected.clone();
+            if stream {
+                apply_layer(file, "bench", expected, into, &options).unwrap();
+            } else {
+                apply_layer_file(&file, "bench", expected, into, &options).unwrap();
+            }
+        });
+        run
+    })
+}
+
 fn main() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("tree");
@@ -59,29 +81,9 @@ fn main() {
                 ))
             }),
         )];
-        sides.push((
-            "kiln (file)",
-            Box::new(|into: &Path| {
-                let file = std::fs::File::open(&blob).unwrap();
-                let options = ApplyOptions::default();
-                let ((), run) = tree::measure_self(|| {
-                    apply_layer_file(&file, "bench", expected.clone(), into, &options).unwrap();
-                });
-                run
-            }),
-        ));
+        sides.push(("kiln (file)", kiln(&blob, &expected, false)));
         if compression == Compression::None {
-            sides.push((
-                "kiln (stream)",
-                Box::new(|into: &Path| {
-                    let file = std::fs::File::open(&blob).unwrap();
-                    let options = ApplyOptions::default();
-                    let ((), run) = tree::measure_self(|| {
-                        apply_layer(file, "bench", expected.clone(), into, &options).unwrap();
-                    });
-                    run
-                }),
-            ));
+            sides.push(("kiln (stream)", kiln(&blob, &expected, true)));
         }
 
         let mut runs: Vec<Vec<tree::Run>> = vec![Vec::new(); sides.len()];

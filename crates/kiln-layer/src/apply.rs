@@ -35,7 +35,7 @@ use kiln_oci::LayerCompression;
 use crate::entry::{Entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::mapped::MappedBlob;
-use crate::read::{DecodedLayer, Expected, Measured, detect_compression};
+use crate::read::{DecodedLayer, Expected, Measured, check_size, detect_compression};
 use crate::readahead::{spawn_decoder, spawn_mapped_hasher, spawn_plain};
 use crate::rootfs::{ResolvedDir, Root, remove_all_at};
 use crate::sparse::{PaxSparse, write_segments};
@@ -104,10 +104,7 @@ pub fn apply_layer<R: Read + Send>(
     (&mut blob)
         .take(4)
         .read_to_end(&mut head)
-        .map_err(|source| Error::Read {
-            blob: name.to_owned(),
-            source,
-        })?;
+        .map_err(Error::reading(name))?;
     let plain = detect_compression(&head) == LayerCompression::None;
     let blob = io::Cursor::new(head).chain(blob);
     enum Source<B: Read> {
@@ -149,23 +146,12 @@ pub fn apply_layer_file(
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<Applied> {
-    let read_err = |source| Error::Read {
-        blob: name.to_owned(),
-        source,
-    };
+    let read_err = Error::reading(name);
     let metadata = file.metadata().map_err(read_err)?;
     let len = metadata.len();
-    if metadata.is_file()
-        && let Some(size) = expected.size
-        && size != len
-    {
+    if metadata.is_file() {
         // refused before anything is written
-        return Err(Error::DigestMismatch {
-            blob: name.to_owned(),
-            what: "size",
-            expected: size.to_string(),
-            actual: len.to_string(),
-        });
+        check_size(name, &expected, len)?;
     }
     let mut head = [0u8; 4];
     let plain_file = metadata.is_file()
@@ -193,10 +179,7 @@ pub fn apply_layer_file(
         // the hasher reads every byte, including any after the archive's end
         let applied = Applier::open(root, name, options, Some(&blob)).and_then(|applier| {
             let mut archive = tar::Archive::new(&blob);
-            let members = archive.entries_with_seek().map_err(|source| Error::Read {
-                blob: name.to_owned(),
-                source,
-            })?;
+            let members = archive.entries_with_seek().map_err(Error::reading(name))?;
             applier.apply_members(members)
         });
         if applied.is_err() {
@@ -215,10 +198,7 @@ fn apply_stream(
     options: &ApplyOptions,
 ) -> Result<ApplyStats> {
     let stats = apply_tar(&mut *tar, name, root, options)?;
-    io::copy(tar, &mut io::sink()).map_err(|source| Error::Read {
-        blob: name.to_owned(),
-        source,
-    })?;
+    io::copy(tar, &mut io::sink()).map_err(Error::reading(name))?;
     Ok(stats)
 }
 
@@ -237,10 +217,9 @@ fn verified(
             stats,
         }),
         // the reader only stops early when the applier failed, so not reached
-        None => Err(Error::Read {
-            blob: name.to_owned(),
-            source: io::Error::other("layer decoding stopped before the end of the blob"),
-        }),
+        None => Err(Error::reading(name)(io::Error::other(
+            "layer decoding stopped before the end of the blob",
+        ))),
     }
 }
 
@@ -254,10 +233,7 @@ pub fn apply_tar<R: Read>(
 ) -> Result<ApplyStats> {
     let applier = Applier::open(root, name, options, None)?;
     let mut archive = tar::Archive::new(tar);
-    let members = archive.entries().map_err(|source| Error::Read {
-        blob: name.to_owned(),
-        source,
-    })?;
+    let members = archive.entries().map_err(Error::reading(name))?;
     applier.apply_members(members)
 }
 
@@ -373,10 +349,7 @@ impl<'a> Applier<'a> {
     /// Applies every member of an archive, then the directories' mtimes.
     fn apply_members<R: Read>(mut self, members: tar::Entries<'_, R>) -> Result<ApplyStats> {
         for member in members {
-            let mut member = member.map_err(|source| Error::Read {
-                blob: self.blob.to_owned(),
-                source,
-            })?;
+            let mut member = member.map_err(Error::reading(self.blob))?;
             self.apply_member(&mut member)?;
         }
         self.finish_dir_times();
@@ -617,12 +590,7 @@ impl<'a> Applier<'a> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(Error::Read {
-                        blob: self.blob.to_owned(),
-                        source,
-                    });
-                }
+                Err(e) => return Err(Error::reading(self.blob)(e)),
             };
             file.write_all(&self.buf[..n])
                 .map_err(|e| self.apply_err(raw, "writing file content", e))?;
@@ -645,13 +613,10 @@ impl<'a> Applier<'a> {
         let start = member.raw_file_position();
         let size = member.size();
         if start.saturating_add(size) > blob.len() {
-            return Err(Error::Read {
-                blob: self.blob.to_owned(),
-                source: io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the blob ends inside a file's content",
-                ),
-            });
+            return Err(Error::reading(self.blob)(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob ends inside a file's content",
+            )));
         }
         blob.for_each_slice(start, start + size, |bytes| file.write_all(bytes))
             .map_err(|e| self.apply_err(raw, "writing file content", e))?;

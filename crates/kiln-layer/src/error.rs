@@ -79,5 +79,16 @@ pub enum Error {
     InvalidOption(String),
 }
 
+impl Error {
+    /// Turns an I/O error met while reading the blob named `blob` into an
+    /// [`Error::Read`]: `.map_err(Error::reading(name))`.
+    pub(crate) fn reading(blob: &str) -> impl Fn(io::Error) -> Error + Copy + '_ {
+        move |source| Error::Read {
+            blob: blob.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

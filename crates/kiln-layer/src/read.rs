@@ -101,10 +101,7 @@ impl<R: Read> DecodedLayer<R> {
     /// Starts decoding `blob`; `name` is used in every error (a digest or a
     /// file name).
     pub fn new(blob: R, name: &str, expected: Expected) -> Result<Self> {
-        let read_err = |source| Error::Read {
-            blob: name.to_owned(),
-            source,
-        };
+        let read_err = Error::reading(name);
         let mut hashing = Hashing {
             inner: blob,
             hasher: Some(Sha256Hasher::new()),
@@ -153,10 +150,7 @@ impl<R: Read> DecodedLayer<R> {
     /// Reads both streams to their ends and checks them against the
     /// expectations.
     pub fn finish(mut self) -> Result<Measured> {
-        let read_err = |source| Error::Read {
-            blob: self.blob.clone(),
-            source,
-        };
+        let read_err = Error::reading(&self.blob);
         io::copy(&mut self.decoder, &mut io::sink()).map_err(read_err)?;
         let Hashing { inner, hasher } = self.decoder;
         let uncompressed = hasher.map(Sha256Hasher::finish);
@@ -166,10 +160,7 @@ impl<R: Read> DecodedLayer<R> {
             Decoder::Zstd(r) => r.finish(),
         };
         // Anything after the compressed stream still belongs to the blob.
-        io::copy(&mut raw, &mut io::sink()).map_err(|source| Error::Read {
-            blob: self.blob.clone(),
-            source,
-        })?;
+        io::copy(&mut raw, &mut io::sink()).map_err(read_err)?;
         let (digest, size) = raw
             .into_inner()
             .into_inner()
@@ -192,23 +183,42 @@ impl<R: Read> DecodedLayer<R> {
     }
 }
 
+impl Measured {
+    /// What was measured of a plain (uncompressed) blob: the tar itself, so
+    /// its digest is its diff_id.
+    pub(crate) fn plain(digest: Digest, size: u64) -> Measured {
+        Measured {
+            compression: LayerCompression::None,
+            diff_id: digest.clone(),
+            digest,
+            size,
+            uncompressed_size: size,
+        }
+    }
+}
+
+/// Checks the size of `blob` against the expected one, if any.
+pub(crate) fn check_size(blob: &str, expected: &Expected, size: u64) -> Result<()> {
+    match expected.size {
+        Some(wanted) if wanted != size => Err(Error::DigestMismatch {
+            blob: blob.to_owned(),
+            what: "size",
+            expected: wanted.to_string(),
+            actual: size.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks what was measured of `blob` against what was expected.
 pub(crate) fn verify(blob: &str, expected: &Expected, measured: Measured) -> Result<Measured> {
+    check_size(blob, expected, measured.size)?;
     let mismatch = |what, expected: String, actual: String| Error::DigestMismatch {
         blob: blob.to_owned(),
         what,
         expected,
         actual,
     };
-    if let Some(size) = expected.size
-        && size != measured.size
-    {
-        return Err(mismatch(
-            "size",
-            size.to_string(),
-            measured.size.to_string(),
-        ));
-    }
     if let Some(digest) = &expected.digest
         && *digest != measured.digest
     {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use kiln_oci::{Hasher, LayerCompression};
+use kiln_oci::Hasher;
 
 use crate::error::{Error, Result};
 use crate::mapped::MappedBlob;
@@ -137,14 +137,7 @@ pub(crate) fn spawn_plain<'scope, R: Read + Send + 'scope>(
                 return None; // the applier stopped
             }
         }
-        let digest = hasher.finish();
-        let measured = Measured {
-            compression: LayerCompression::None,
-            diff_id: digest.clone(),
-            digest,
-            size,
-            uncompressed_size: size,
-        };
+        let measured = Measured::plain(hasher.finish(), size);
         Some(verify(name, &expected, measured))
     });
     (ChunkReader::new(full_rx, empty_tx), handle)
@@ -179,22 +172,12 @@ pub(crate) fn spawn_mapped_hasher<'scope>(
                     Ok(())
                 })
             });
-            if let Err(source) = hashed {
-                return Some(Err(Error::Read {
-                    blob: name.to_owned(),
-                    source,
-                }));
+            if let Err(e) = hashed {
+                return Some(Err(Error::reading(name)(e)));
             }
             at = end;
         }
-        let digest = hasher.finish();
-        let measured = Measured {
-            compression: LayerCompression::None,
-            diff_id: digest.clone(),
-            digest,
-            size: len,
-            uncompressed_size: len,
-        };
+        let measured = Measured::plain(hasher.finish(), len);
         Some(verify(name, &expected, measured))
     })
 }
