@@ -7,9 +7,13 @@
 //!            [--platform OS/ARCH[/VARIANT]] DOCKERFILE
 //! ```
 //! `--format buildkit` (the default) prints BuildKit's dump of the syntax
-//! tree; `json` prints the typed, checked model. Exit codes: 0 success,
-//! 1 the Dockerfile has errors (each printed as `FILE:LINE:COL: message`),
-//! 2 usage errors. DOCKERFILE `-` reads standard input.
+//! tree; `json` prints the typed, checked model. The BuildKit dump appears
+//! only for a file with no errors: the file is first checked as `--format
+//! json` checks it and planned as `--plan` plans it with no build args
+//! (BuildKit's parser alone would dump `FROM` with no argument, an unknown
+//! instruction or an unknown flag). Exit codes: 0 success, 1 the Dockerfile has errors (each printed as
+//! `FILE:LINE:COL: message`, all of them), 2 usage errors. DOCKERFILE `-`
+//! reads standard input.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -60,10 +64,7 @@ pub fn run(args: &[String]) -> ExitCode {
             json(serde_json::to_string_pretty(&df))
         })
     } else {
-        parse_syntax(&args.file, &bytes).map(|tree| {
-            print_warnings(&tree.warnings);
-            dump(&tree.nodes)
-        })
+        buildkit_dump(&args.file, &bytes)
     };
     match out {
         Ok(text) => {
@@ -177,6 +178,28 @@ fn json(v: serde_json::Result<String>) -> String {
     let mut s = v.unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// BuildKit's dump of the syntax tree, for a file with no errors. BuildKit's
+/// parser alone accepts unknown instructions and flags and `FROM` with no
+/// argument; a person checking a file wants those too, so the file is first
+/// checked as `--format json` and `--plan` (with no build args, the last
+/// stage, this machine's platform) check it, and every error is returned.
+fn buildkit_dump(file: &str, bytes: &[u8]) -> Result<String, Diagnostics> {
+    let df = parse(file, bytes)?;
+    df.plan(&default_plan_options())?;
+    print_warnings(&df.warnings);
+    let tree = parse_syntax(file, bytes)?;
+    Ok(dump(&tree.nodes))
+}
+
+fn default_plan_options() -> PlanOptions {
+    PlanOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        target_platform: Platform::default(),
+        build_platform: Platform::host(),
+    }
 }
 
 fn plan(args: &Args, bytes: &[u8]) -> Result<String, Diagnostics> {

@@ -57,6 +57,138 @@ fn buildkit_dump_matches_the_golden_result() {
     assert_eq!(o.status.code(), Some(0));
 }
 
+/// Runs the default `kiln parse FILE` on `content` and checks that it fails
+/// with exactly `expected` (`{f}` stands for the file's path) and no dump.
+fn check_errors(content: &str, expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "Dockerfile", content);
+    let o = kiln(&[&f]);
+    let want: String = expected
+        .iter()
+        .map(|e| format!("{}\n", e.replace("{f}", &f)))
+        .collect();
+    assert_eq!(o.status.code(), Some(1), "{content:?}: {}", stderr(&o));
+    assert_eq!(stderr(&o), want, "{content:?}");
+    assert!(stdout(&o).is_empty(), "{content:?}: dumped {}", stdout(&o));
+}
+
+#[test]
+fn default_dump_reports_from_without_argument() {
+    check_errors(
+        "FROM\nRUN true\n",
+        &["{f}:1:1: FROM requires either one or three arguments"],
+    );
+}
+
+#[test]
+fn default_dump_reports_unknown_instructions() {
+    check_errors(
+        "FROM alpine\nFOO bar\n",
+        &["{f}:2:1: unknown instruction: FOO"],
+    );
+}
+
+#[test]
+fn default_dump_reports_unknown_flags() {
+    check_errors(
+        "FROM alpine\nCOPY --nope a b\n",
+        &["{f}:2:1: unknown flag: --nope"],
+    );
+}
+
+#[test]
+fn default_dump_reports_invalid_flag_values() {
+    check_errors(
+        "FROM alpine\nRUN --network=bogus true\n",
+        &["{f}:2:1: network mode \"bogus\" not supported"],
+    );
+    check_errors(
+        "FROM alpine\nHEALTHCHECK --interval=abc CMD true\n",
+        &["{f}:2:1: invalid --interval=abc: invalid duration \"abc\""],
+    );
+}
+
+#[test]
+fn default_dump_reports_instructions_before_the_first_from() {
+    check_errors(
+        "CMD [\"x\"]\n",
+        &["{f}:1:1: no build stage in current context: CMD before the first FROM"],
+    );
+}
+
+#[test]
+fn default_dump_reports_what_the_plan_rejects() {
+    check_errors(
+        "ARG BASE\nFROM $BASE\n",
+        &["{f}:2:1: base name ($BASE) should not be blank"],
+    );
+    check_errors(
+        "FROM alpine AS a\nCOPY --from=a x y\n",
+        &["{f}:2:1: --from=a refers to the current build stage"],
+    );
+}
+
+#[test]
+fn default_dump_reports_every_error_in_the_file_in_order() {
+    check_errors(
+        "FROM\nFROM alpine AS a\nFOO bar\nRUN --network=bogus true\nCOPY --nope --user=me x y\n",
+        &[
+            "{f}:1:1: FROM requires either one or three arguments",
+            "{f}:3:1: unknown instruction: FOO",
+            "{f}:4:1: network mode \"bogus\" not supported",
+            "{f}:5:1: unknown flag: --nope",
+            "{f}:5:1: unknown flag: --user",
+        ],
+    );
+}
+
+/// BuildKit's parser golden files: the valid ones dump exactly as BuildKit's
+/// `result`; the ones a build would reject (unknown flags, CMD before any
+/// FROM ...) now report the library's errors instead of a dump.
+#[test]
+fn golden_files_dump_identically_or_report_every_error() {
+    let dir = conformance_dir().join("buildkit/frontend/dockerfile/parser/testfiles");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    let (mut valid, mut invalid) = (0, 0);
+    for case in &cases {
+        let file = case.join("Dockerfile");
+        let file = file.to_str().unwrap();
+        let o = kiln(&[file]);
+        let bytes = std::fs::read(file).unwrap();
+        let checked = kiln_dockerfile::parse(file, &bytes).and_then(|df| {
+            df.plan(&kiln_dockerfile::PlanOptions {
+                build_args: Default::default(),
+                target: None,
+                target_platform: kiln_dockerfile::Platform::host(),
+                build_platform: kiln_dockerfile::Platform::host(),
+            })
+        });
+        match checked {
+            Ok(_) => {
+                valid += 1;
+                assert_eq!(o.status.code(), Some(0), "{file}: {}", stderr(&o));
+                let golden = std::fs::read_to_string(case.join("result")).unwrap();
+                assert_eq!(stdout(&o), golden, "{file}");
+            }
+            Err(diags) => {
+                invalid += 1;
+                assert_eq!(o.status.code(), Some(1), "{file}");
+                assert!(stdout(&o).is_empty(), "{file}");
+                let want: String = diags.iter().map(|d| format!("{d}\n")).collect();
+                assert_eq!(stderr(&o), want, "{file}");
+            }
+        }
+    }
+    eprintln!(
+        "buildkit golden files through kiln parse: {valid} dumped identically, {invalid} reported as errors"
+    );
+    assert!(valid > 0 && invalid > 0, "{valid} valid, {invalid} invalid");
+}
+
 #[test]
 fn json_ast_is_the_typed_model() {
     let dir = tempfile::tempdir().unwrap();
