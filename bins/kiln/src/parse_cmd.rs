@@ -19,10 +19,9 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use crate::cli::{parse_flags, pflag};
 use kiln_dockerfile::syntax::{dump, parse_syntax};
 use kiln_dockerfile::{Base, Diagnostics, Plan, PlanOptions, Platform, parse};
-
-const USAGE: &str = "usage: kiln parse [--format buildkit|json] DOCKERFILE\n       kiln parse --plan [--format text|json] [--build-arg K[=V]]... [--target T] [--platform P] DOCKERFILE";
 
 #[derive(Debug, PartialEq)]
 enum Format {
@@ -43,9 +42,15 @@ struct Args {
 
 pub fn run(args: &[String]) -> ExitCode {
     let args = match parse_args(args) {
-        Ok(a) => a,
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{}", parse_flags::help());
+            return ExitCode::SUCCESS;
+        }
         Err(msg) => {
-            eprintln!("kiln parse: {msg}\n{USAGE}");
+            eprintln!(
+                "kiln parse: {msg}\nusage: kiln parse [flags] DOCKERFILE; run 'kiln parse --help' for the flags."
+            );
             return ExitCode::from(2);
         }
     };
@@ -83,7 +88,12 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<Args, String> {
+/// The command line, or `None` for `--help`.
+fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
+    let parsed = pflag::parse(&parse_flags::specs(), args).map_err(|e| e.to_string())?;
+    if parsed.help {
+        return Ok(None);
+    }
     let mut a = Args {
         format: None,
         plan: false,
@@ -92,54 +102,40 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         platform: None,
         file: String::new(),
     };
-    let mut files = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it.next().cloned().ok_or(format!("{name} needs a value")),
-            }
-        };
-        match flag {
-            "--format" => {
-                a.format = Some(match value(flag)?.as_str() {
+    for occurrence in parsed.flags {
+        let value = occurrence.value;
+        match occurrence.name {
+            "format" => {
+                a.format = Some(match value.as_str() {
                     "buildkit" => Format::Buildkit,
                     "json" => Format::Json,
                     "text" => Format::Text,
                     other => return Err(format!("unknown format {other:?}")),
                 })
             }
-            "--plan" if inline.is_none() => a.plan = true,
-            "--build-arg" => {
-                let kv = value(flag)?;
-                let (k, v) = match kv.split_once('=') {
+            "plan" => a.plan = pflag::parse_bool("plan", &value).map_err(|e| e.to_string())?,
+            "build-arg" => {
+                let (k, v) = match value.split_once('=') {
                     Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => match std::env::var(&kv) {
-                        Ok(v) => (kv.clone(), v),
+                    None => match std::env::var(&value) {
+                        Ok(v) => (value.clone(), v),
                         Err(_) => continue,
                     },
                 };
                 if k.is_empty() {
-                    return Err(format!("invalid --build-arg {kv:?}: empty name"));
+                    return Err(format!("invalid --build-arg {value:?}: empty name"));
                 }
                 a.build_args.insert(k, v);
             }
-            "--target" => a.target = Some(value(flag)?),
-            "--platform" => a.platform = Some(Platform::parse(&value(flag)?)?),
-            "-h" | "--help" => return Err("help requested".to_string()),
-            f if f.starts_with('-') && f != "-" => return Err(format!("unknown option {arg:?}")),
-            _ => files.push(arg.clone()),
+            "target" => a.target = Some(value),
+            "platform" => a.platform = Some(Platform::parse(&value)?),
+            other => unreachable!("flag --{other} is in the table but not handled"),
         }
     }
-    a.file = match files.as_slice() {
+    a.file = match parsed.positional.as_slice() {
         [f] => f.clone(),
         [] => return Err("missing DOCKERFILE".to_string()),
-        _ => return Err(format!("expected one DOCKERFILE, got {}", files.len())),
+        files => return Err(format!("expected one DOCKERFILE, got {}", files.len())),
     };
     match (&a.format, a.plan) {
         (Some(Format::Text), false) => return Err("--format text needs --plan".to_string()),
@@ -151,7 +147,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     if !a.plan && (!a.build_args.is_empty() || a.target.is_some() || a.platform.is_some()) {
         return Err("--build-arg, --target and --platform need --plan".to_string());
     }
-    Ok(a)
+    Ok(Some(a))
 }
 
 fn read_input(file: &str) -> std::io::Result<Vec<u8>> {

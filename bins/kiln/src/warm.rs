@@ -1,63 +1,34 @@
 //! kaniko's warmer: `kiln warm FLAGS` (or the binary installed as `warmer`)
 //! fills `--cache-dir` with base images for later builds.
 //!
-//! Its own flags follow kaniko's warmer (`-i/--image`, `-d/--dockerfile`,
-//! `-c/--cache-dir`, `-f/--force`, `--customPlatform`); the registry, TLS,
-//! build-arg and logging flags are the executor's and are handed to the
-//! executor's parser, so both commands read them identically.
+//! Its flags (cli/warmer_flags.rs) follow kaniko's warmer (`-i/--image`,
+//! `-d/--dockerfile`, `-c/--cache-dir`, `-f/--force`, `--customPlatform`);
+//! the registry, TLS, build-arg and logging flags are the executor's and are
+//! handed to the executor's parser, so both commands read them identically.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::executor_flags;
-use crate::cli::pflag::{self, Arity, FlagSpec};
+use crate::cli::pflag;
+use crate::cli::{executor_flags, warmer_flags};
 
-const fn flag(name: &'static str, short: Option<char>, arity: Arity) -> FlagSpec {
-    FlagSpec { name, short, arity }
-}
-
-/// The warmer's own flags.
-const OWN: &[FlagSpec] = &[
-    flag("image", Some('i'), Arity::Value),
-    flag("dockerfile", Some('d'), Arity::Value),
-    flag("cache-dir", Some('c'), Arity::Value),
-    flag("force", Some('f'), Arity::Bool),
-    flag("customPlatform", None, Arity::Value),
-    flag("custom-platform", None, Arity::Value),
-];
-
-/// Executor flags the warmer also takes, passed through unchanged.
-const SHARED: &[FlagSpec] = &[
-    flag("build-arg", None, Arity::Value),
-    flag("target", None, Arity::Value),
-    flag("insecure", None, Arity::Bool),
-    flag("insecure-pull", None, Arity::Bool),
-    flag("insecure-registry", None, Arity::Value),
-    flag("skip-tls-verify", None, Arity::Bool),
-    flag("skip-tls-verify-pull", None, Arity::Bool),
-    flag("skip-tls-verify-registry", None, Arity::Value),
-    flag("registry-certificate", None, Arity::Value),
-    flag("registry-client-cert", None, Arity::Value),
-    flag("registry-mirror", None, Arity::Value),
-    flag("registry-map", None, Arity::Value),
-    flag("skip-default-registry-fallback", None, Arity::Bool),
-    flag("image-download-retry", None, Arity::Value),
-    flag("verbosity", Some('v'), Arity::Value),
-    flag("log-format", None, Arity::Value),
-    flag("log-timestamp", None, Arity::Bool),
-];
-
-pub fn run(args: &[String]) -> ExitCode {
-    let specs: Vec<FlagSpec> = OWN.iter().chain(SHARED).copied().collect();
-    let parsed = match pflag::parse(&specs, args) {
+/// Warms the cache; `program` is how the warmer was called (`kiln warm`,
+/// `warmer`), for `--help` and usage errors.
+pub fn run(program: &str, args: &[String]) -> ExitCode {
+    let usage_error = |message: &str| usage_error(program, message);
+    let parsed = match pflag::parse(&warmer_flags::specs(), args) {
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
     };
+    if parsed.help {
+        print!("{}", warmer_flags::help(program));
+        return ExitCode::SUCCESS;
+    }
     if let Some(extra) = parsed.positional.first() {
         return usage_error(&format!("unexpected argument {extra:?}"));
     }
     let mut request = kiln_build::WarmRequest::default();
-    let mut cache_dir = "/cache".to_string();
+    let mut cache_dir = warmer_flags::DEFAULT_CACHE_DIR.to_string();
     let mut forwarded = vec!["--no-push".to_string()];
     for occurrence in &parsed.flags {
         let value = occurrence.value.clone();
@@ -112,10 +83,8 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn usage_error(message: &str) -> ExitCode {
+fn usage_error(program: &str, message: &str) -> ExitCode {
     eprintln!("Error: {message}");
-    eprintln!(
-        "usage: kiln warm -i IMAGE [-i IMAGE...] [-d Dockerfile [--build-arg K=V]] [-c /cache] [-f]"
-    );
+    eprintln!("Run '{program} --help' for the flags.");
     ExitCode::from(2)
 }

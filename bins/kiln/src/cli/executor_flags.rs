@@ -2,115 +2,423 @@
 //! [`ExecutorArgs`]. Every flag kaniko 1.x accepts is accepted here; flags
 //! that only tuned kaniko's internals are recorded in
 //! [`ExecutorArgs::ignored`] so the caller can note them at debug level.
+//!
+//! [`FLAGS`] is also the source of `kiln build --help` ([`help`]): each row
+//! carries its group (a section of docs/kaniko-compat.md), placeholder,
+//! default and description, and tests hold the rows, the page and the doc
+//! to each other.
 
+use super::flag::{Flag, Kind, alias, boolean, valued};
+use super::help;
 use super::pflag::{self, Arity, FlagSpec, UsageError};
 use std::time::Duration;
 
-/// How a flag's value is stored.
-#[derive(Clone, Copy)]
-enum Kind {
-    Bool,
-    Str,
-    Int,
-    Duration,
-    /// Repeatable; every occurrence is kept.
-    Multi,
-    /// Accepted for compatibility; has no effect in kiln.
-    Ignored(Arity),
-}
+/// Help groups, titled as the sections of docs/kaniko-compat.md.
+pub const BUILD_INPUT: &str = "Build input";
+pub const OUTPUT: &str = "Output";
+pub const REGISTRIES: &str = "Registries and TLS";
+pub const CACHE: &str = "Cache";
+pub const LOGGING: &str = "Logging";
+pub const IGNORED: &str = "Accepted, no effect";
 
-struct Flag {
-    name: &'static str,
-    short: Option<char>,
-    kind: Kind,
-}
+/// The groups in the order `--help` shows them.
+pub const GROUPS: &[&str] = &[BUILD_INPUT, OUTPUT, REGISTRIES, CACHE, LOGGING, IGNORED];
 
-const fn f(name: &'static str, kind: Kind) -> Flag {
-    Flag {
-        name,
-        short: None,
-        kind,
-    }
-}
+const NO_EFFECT_BOOL: Kind = Kind::Ignored(Arity::Bool);
+const NO_EFFECT_VALUE: Kind = Kind::Ignored(Arity::Value);
 
-const fn s(name: &'static str, short: char, kind: Kind) -> Flag {
-    Flag {
-        name,
-        short: Some(short),
-        kind,
-    }
-}
-
-/// Every executor flag. Deprecated kaniko spellings map onto the same fields.
-const FLAGS: &[Flag] = &[
-    s("context", 'c', Kind::Str),
-    f("context-sub-path", Kind::Str),
-    s("dockerfile", 'f', Kind::Str),
-    s("destination", 'd', Kind::Multi),
-    f("build-arg", Kind::Multi),
-    f("target", Kind::Str),
-    f("custom-platform", Kind::Str),
-    f("customPlatform", Kind::Str),
-    f("label", Kind::Multi),
-    f("annotation", Kind::Multi),
-    f("secret", Kind::Multi),
-    f("no-push", Kind::Bool),
-    f("tar-path", Kind::Str),
-    f("tarPath", Kind::Str),
-    f("oci-layout-path", Kind::Str),
-    f("digest-file", Kind::Str),
-    f("image-name-with-digest-file", Kind::Str),
-    f("image-name-tag-with-digest-file", Kind::Str),
-    f("compression", Kind::Str),
-    f("compression-level", Kind::Int),
-    f("snapshot-mode", Kind::Str),
-    f("snapshotMode", Kind::Str),
-    f("single-snapshot", Kind::Bool),
-    f("reproducible", Kind::Bool),
-    f("ignore-path", Kind::Multi),
-    f("ignore-var-run", Kind::Bool),
-    f("whitelist-var-run", Kind::Bool),
-    f("kaniko-dir", Kind::Str),
-    f("cleanup", Kind::Bool),
-    f("skip-unused-stages", Kind::Bool),
-    f("isolation", Kind::Str),
-    // registries and TLS
-    f("insecure", Kind::Bool),
-    f("insecure-pull", Kind::Bool),
-    f("insecure-registry", Kind::Multi),
-    f("skip-tls-verify", Kind::Bool),
-    f("skip-tls-verify-pull", Kind::Bool),
-    f("skip-tls-verify-registry", Kind::Multi),
-    f("registry-certificate", Kind::Multi),
-    f("registry-client-cert", Kind::Multi),
-    f("registry-mirror", Kind::Multi),
-    f("registry-map", Kind::Multi),
-    f("skip-default-registry-fallback", Kind::Bool),
-    f("push-retry", Kind::Int),
-    f("image-download-retry", Kind::Int),
-    f("image-fs-extract-retry", Kind::Int),
-    f("skip-push-permission-check", Kind::Bool),
-    f("push-ignore-immutable-tag-errors", Kind::Bool),
-    // cache
-    f("cache", Kind::Bool),
-    f("cache-repo", Kind::Str),
-    f("cache-dir", Kind::Str),
-    f("cache-ttl", Kind::Duration),
-    f("cache-run-layers", Kind::Bool),
-    f("cache-copy-layers", Kind::Bool),
-    f("no-push-cache", Kind::Bool),
-    // logging
-    s("verbosity", 'v', Kind::Str),
-    f("log-format", Kind::Str),
-    f("log-timestamp", Kind::Bool),
-    // kaniko internals: accepted, no effect
-    f("force", Kind::Ignored(Arity::Bool)),
-    f("use-new-run", Kind::Ignored(Arity::Bool)),
-    f("compressed-caching", Kind::Ignored(Arity::Bool)),
-    f("force-build-metadata", Kind::Ignored(Arity::Bool)),
-    f("git", Kind::Ignored(Arity::Value)),
-    s("bucket", 'b', Kind::Ignored(Arity::Value)),
+/// Every executor flag, with what `--help` says about it. Deprecated kaniko
+/// spellings map onto the same fields.
+pub const FLAGS: &[Flag] = &[
+    valued(
+        "context",
+        Kind::Str,
+        "PATH",
+        BUILD_INPUT,
+        "build context: a directory, dir://PATH, tar://PATH (maybe compressed) or tar://stdin",
+    )
+    .short('c')
+    .default("/workspace/"),
+    valued(
+        "context-sub-path",
+        Kind::Str,
+        "PATH",
+        BUILD_INPUT,
+        "build from this directory inside the context",
+    ),
+    valued(
+        "dockerfile",
+        Kind::Str,
+        "PATH",
+        BUILD_INPUT,
+        "the Dockerfile: a path (as given, else inside the context) or an http(s) URL",
+    )
+    .short('f')
+    .default("Dockerfile"),
+    valued(
+        "build-arg",
+        Kind::Multi,
+        "KEY[=VALUE]",
+        BUILD_INPUT,
+        "build argument; a bare KEY takes its value from the environment",
+    ),
+    valued(
+        "target",
+        Kind::Str,
+        "STAGE",
+        BUILD_INPUT,
+        "build this stage and only the stages it needs",
+    )
+    .default_note("the last stage"),
+    valued(
+        "custom-platform",
+        Kind::Str,
+        "OS/ARCH[/VARIANT]",
+        BUILD_INPUT,
+        "platform to build for; picks the base image from a multi-platform index",
+    )
+    .default_note("this machine's"),
+    alias("customPlatform", "custom-platform", Kind::Str, BUILD_INPUT),
+    boolean(
+        "skip-unused-stages",
+        BUILD_INPUT,
+        "build only the stages the target needs (kiln always does)",
+    ),
+    valued(
+        "secret",
+        Kind::Multi,
+        "SPEC",
+        BUILD_INPUT,
+        "id=ID,src=PATH or id=ID,env=VAR: a secret for RUN --mount=type=secret, never stored",
+    ),
+    valued(
+        "destination",
+        Kind::Multi,
+        "IMAGE",
+        OUTPUT,
+        "push the image to this reference; required unless --no-push",
+    )
+    .short('d'),
+    boolean(
+        "no-push",
+        OUTPUT,
+        "build without pushing (also KANIKO_NO_PUSH=true)",
+    ),
+    valued(
+        "tar-path",
+        Kind::Str,
+        "PATH",
+        OUTPUT,
+        "also write the image as a docker save archive",
+    ),
+    alias("tarPath", "tar-path", Kind::Str, OUTPUT),
+    valued(
+        "oci-layout-path",
+        Kind::Str,
+        "DIR",
+        OUTPUT,
+        "also write the image as an OCI image layout",
+    ),
+    valued(
+        "digest-file",
+        Kind::Str,
+        "PATH",
+        OUTPUT,
+        "write the image's manifest digest to this file",
+    ),
+    valued(
+        "image-name-with-digest-file",
+        Kind::Str,
+        "PATH",
+        OUTPUT,
+        "write each destination as NAME@DIGEST to this file",
+    ),
+    valued(
+        "image-name-tag-with-digest-file",
+        Kind::Str,
+        "PATH",
+        OUTPUT,
+        "write each destination as NAME:TAG@DIGEST to this file",
+    ),
+    valued(
+        "label",
+        Kind::Multi,
+        "KEY=VALUE",
+        OUTPUT,
+        "add a label to the image config",
+    ),
+    valued(
+        "annotation",
+        Kind::Multi,
+        "KEY=VALUE",
+        OUTPUT,
+        "add an annotation to the manifest",
+    ),
+    valued(
+        "compression",
+        Kind::Str,
+        "gzip|zstd",
+        OUTPUT,
+        "compression of the layers kiln writes",
+    )
+    .default_note("gzip"),
+    valued(
+        "compression-level",
+        Kind::Int,
+        "N",
+        OUTPUT,
+        "compression level; -1 is the codec's default",
+    )
+    .default("-1"),
+    valued(
+        "snapshot-mode",
+        Kind::Str,
+        "full|redo|time",
+        OUTPUT,
+        "how changed files are found after RUN",
+    )
+    .default("full"),
+    alias("snapshotMode", "snapshot-mode", Kind::Str, OUTPUT),
+    boolean(
+        "single-snapshot",
+        OUTPUT,
+        "one layer per stage instead of one per step",
+    ),
+    boolean(
+        "reproducible",
+        OUTPUT,
+        "strip timestamps from layers, config and history (SOURCE_DATE_EPOCH too)",
+    ),
+    valued(
+        "ignore-path",
+        Kind::Multi,
+        "PATH",
+        OUTPUT,
+        "leave this path out of snapshots",
+    ),
+    boolean("ignore-var-run", OUTPUT, "leave /var/run out of snapshots").default("true"),
+    alias("whitelist-var-run", "ignore-var-run", Kind::Bool, OUTPUT),
+    valued(
+        "kaniko-dir",
+        Kind::Str,
+        "DIR",
+        OUTPUT,
+        "kiln's work directory",
+    )
+    .default_note("$KANIKO_DIR, else /kaniko"),
+    boolean(
+        "cleanup",
+        OUTPUT,
+        "clean the filesystem up after an in-place build",
+    ),
+    valued(
+        "isolation",
+        Kind::Str,
+        "auto|chroot|in-place",
+        OUTPUT,
+        "how RUN is isolated: a private root per stage, or kaniko's in-place model",
+    )
+    .default("auto"),
+    boolean("insecure", REGISTRIES, "push over plain HTTP"),
+    boolean("insecure-pull", REGISTRIES, "pull over plain HTTP"),
+    valued(
+        "insecure-registry",
+        Kind::Multi,
+        "REGISTRY",
+        REGISTRIES,
+        "use plain HTTP with this registry",
+    ),
+    boolean(
+        "skip-tls-verify",
+        REGISTRIES,
+        "do not verify TLS certificates when pushing",
+    ),
+    boolean(
+        "skip-tls-verify-pull",
+        REGISTRIES,
+        "do not verify TLS certificates when pulling",
+    ),
+    valued(
+        "skip-tls-verify-registry",
+        Kind::Multi,
+        "REGISTRY",
+        REGISTRIES,
+        "do not verify this registry's TLS certificate",
+    ),
+    valued(
+        "registry-certificate",
+        Kind::Multi,
+        "REGISTRY=PATH",
+        REGISTRIES,
+        "trust this CA certificate for the registry",
+    ),
+    valued(
+        "registry-client-cert",
+        Kind::Multi,
+        "REGISTRY=CERT,KEY",
+        REGISTRIES,
+        "client certificate and key for the registry",
+    ),
+    valued(
+        "registry-mirror",
+        Kind::Multi,
+        "HOST[/PATH]",
+        REGISTRIES,
+        "pull Docker Hub images through this mirror (also KANIKO_REGISTRY_MIRROR)",
+    ),
+    valued(
+        "registry-map",
+        Kind::Multi,
+        "ORIGINAL=REPLACEMENT[;...]",
+        REGISTRIES,
+        "pull images of a registry from another (also KANIKO_REGISTRY_MAP)",
+    ),
+    boolean(
+        "skip-default-registry-fallback",
+        REGISTRIES,
+        "fail instead of falling back to the original registry when mirrors fail",
+    ),
+    valued(
+        "push-retry",
+        Kind::Int,
+        "N",
+        REGISTRIES,
+        "retry a failed push N times",
+    )
+    .default("0"),
+    valued(
+        "image-download-retry",
+        Kind::Int,
+        "N",
+        REGISTRIES,
+        "retry a failed base image download N times",
+    )
+    .default("0"),
+    valued(
+        "image-fs-extract-retry",
+        Kind::Int,
+        "N",
+        REGISTRIES,
+        "retry unpacking a base layer N times, after 1 s, 2 s, 4 s...",
+    )
+    .default("0"),
+    boolean(
+        "skip-push-permission-check",
+        REGISTRIES,
+        "do not check push access before building",
+    ),
+    boolean(
+        "push-ignore-immutable-tag-errors",
+        REGISTRIES,
+        "treat a push refused because the tag is immutable as a success",
+    ),
+    boolean(
+        "cache",
+        CACHE,
+        "look RUN (and COPY) steps up in the cache and store misses",
+    ),
+    valued(
+        "cache-repo",
+        Kind::Str,
+        "REPO|oci:DIR",
+        CACHE,
+        "repository (or local OCI layout) holding cached layers",
+    )
+    .default_note("the first destination + /cache"),
+    valued(
+        "cache-dir",
+        Kind::Str,
+        "DIR",
+        CACHE,
+        "base images warmed by kiln warm, read with --cache",
+    )
+    .default("/cache"),
+    valued(
+        "cache-ttl",
+        Kind::Duration,
+        "DURATION",
+        CACHE,
+        "cache entries older than this are misses (Go syntax: 6h, 1h30m)",
+    )
+    .default("336h"),
+    boolean("cache-run-layers", CACHE, "cache RUN steps").default("true"),
+    boolean("cache-copy-layers", CACHE, "cache COPY and ADD steps"),
+    boolean(
+        "no-push-cache",
+        CACHE,
+        "look the cache up, never store in it",
+    ),
+    valued(
+        "verbosity",
+        Kind::Str,
+        "LEVEL",
+        LOGGING,
+        "trace, debug, info, warn, error, fatal or panic",
+    )
+    .short('v')
+    .default("info"),
+    valued(
+        "log-format",
+        Kind::Str,
+        "text|color|json",
+        LOGGING,
+        "log line format; json is one object per line",
+    )
+    .default("color"),
+    boolean(
+        "log-timestamp",
+        LOGGING,
+        "prefix log lines with a timestamp",
+    ),
+    valued(
+        "force",
+        NO_EFFECT_BOOL,
+        "",
+        IGNORED,
+        "kiln builds in a private root, or refuses in-place outside a disposable container",
+    ),
+    valued(
+        "use-new-run",
+        NO_EFFECT_BOOL,
+        "",
+        IGNORED,
+        "kiln's snapshots already hash only what changed",
+    ),
+    valued(
+        "compressed-caching",
+        NO_EFFECT_BOOL,
+        "",
+        IGNORED,
+        "kiln streams layers; nothing to compress in memory",
+    ),
+    valued(
+        "force-build-metadata",
+        NO_EFFECT_BOOL,
+        "",
+        IGNORED,
+        "kiln writes history and config as Docker does",
+    ),
+    valued(
+        "git",
+        NO_EFFECT_VALUE,
+        "OPTIONS",
+        IGNORED,
+        "git contexts are not supported",
+    ),
+    valued(
+        "bucket",
+        NO_EFFECT_VALUE,
+        "BUCKET",
+        IGNORED,
+        "cloud contexts are not supported",
+    )
+    .short('b'),
 ];
+
+/// The table row of the flag called `name` (aliases included).
+pub fn flag(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.name == name)
+}
 
 /// The executor's command line, with kaniko's defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +481,8 @@ pub struct ExecutorArgs {
     pub log_timestamp: bool,
     /// Flags accepted for compatibility that change nothing, as given.
     pub ignored: Vec<String>,
+    /// `--help` or `-h`: print [`help`] instead of building.
+    pub help: bool,
 }
 
 impl Default for ExecutorArgs {
@@ -232,25 +542,34 @@ impl Default for ExecutorArgs {
             log_format: "color".into(),
             log_timestamp: false,
             ignored: vec![],
+            help: false,
         }
     }
 }
 
+/// The executor's `--help` page; `program` is how it was called
+/// (`kiln build`, `executor`).
+pub fn help(program: &str) -> String {
+    help::render(&help::Page {
+        usage: &[format!("{program} [flags]")],
+        about: "Builds an image from a Dockerfile and pushes it, taking kaniko's executor \
+                flags with kaniko's defaults.",
+        sections: help::sections(GROUPS, FLAGS),
+        footer: "Flags take --flag=value or --flag value; booleans --flag or --flag=false. \
+                 Every flag's kaniko status: docs/kaniko-compat.md.",
+    })
+}
+
 /// Parses the executor's arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<ExecutorArgs, UsageError> {
-    let specs: Vec<FlagSpec> = FLAGS
-        .iter()
-        .map(|flag| FlagSpec {
-            name: flag.name,
-            short: flag.short,
-            arity: match flag.kind {
-                Kind::Bool => Arity::Bool,
-                Kind::Ignored(arity) => arity,
-                _ => Arity::Value,
-            },
-        })
-        .collect();
+    let specs: Vec<FlagSpec> = FLAGS.iter().map(Flag::spec).collect();
     let parsed = pflag::parse(&specs, args)?;
+    if parsed.help {
+        return Ok(ExecutorArgs {
+            help: true,
+            ..ExecutorArgs::default()
+        });
+    }
     if let Some(extra) = parsed.positional.first() {
         return Err(UsageError(format!(
             "unexpected argument {extra:?}: the executor takes only flags (did you mean --context {extra}?)"
@@ -264,10 +583,7 @@ pub fn parse(args: &[String]) -> Result<ExecutorArgs, UsageError> {
 }
 
 fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<(), UsageError> {
-    let flag = FLAGS
-        .iter()
-        .find(|f| f.name == name)
-        .expect("pflag only returns known names");
+    let flag = flag(name).expect("pflag only returns known names");
     if let Kind::Ignored(_) = flag.kind {
         out.ignored.push(format!("--{name}={value}"));
         return Ok(());
@@ -381,6 +697,7 @@ fn all_names() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::flag::Shown;
 
     fn parse_str(s: &str) -> Result<ExecutorArgs, UsageError> {
         parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
@@ -462,6 +779,40 @@ mod tests {
                 .contains("--cache-ttl")
         );
         assert!(parse_str("stray").unwrap_err().0.contains("stray"));
+    }
+
+    #[test]
+    fn every_row_has_a_description_a_group_and_a_placeholder() {
+        let problems = super::super::flag::table_problems(FLAGS, GROUPS);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    /// A default shown as a value is what the parser starts from: giving it
+    /// explicitly changes nothing.
+    #[test]
+    fn shown_defaults_are_the_parsers_defaults() {
+        let mut checked = 0;
+        for flag in FLAGS {
+            if let Shown::Value(v) = flag.default {
+                let given = parse(&[format!("--{}={v}", flag.name)])
+                    .unwrap_or_else(|e| panic!("--{}={v}: {e}", flag.name));
+                assert_eq!(
+                    given,
+                    ExecutorArgs::default(),
+                    "--{} default {v}",
+                    flag.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    #[test]
+    fn help_asks_for_the_page_and_nothing_else() {
+        let a = parse_str("--context x --help --nope").unwrap();
+        assert!(a.help);
+        assert!(!parse_str("--context x").unwrap().help);
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! Command-line parsing: a pflag-compatible splitter and the tables of
-//! kaniko-compatible flags built on it.
+//! Command-line parsing and help: a pflag-compatible splitter, the tables of
+//! flags (each row says how a flag is parsed and what `--help` says about
+//! it) and the help pages rendered from them.
 
 pub mod executor_flags;
+pub mod flag;
+pub mod help;
+pub mod parse_flags;
 pub mod pflag;
+pub mod warmer_flags;

@@ -5,7 +5,8 @@
 //!
 //! The parser only splits the command line into (flag, value) pairs in order,
 //! checking names and value presence against a table; what a value means is
-//! decided by the caller.
+//! decided by the caller. As in pflag, `--help` and `-h` (unless the table
+//! defines them) stop parsing and ask for help.
 
 use std::fmt;
 
@@ -42,6 +43,8 @@ pub struct Occurrence {
 pub struct Parsed {
     pub flags: Vec<Occurrence>,
     pub positional: Vec<String>,
+    /// `--help` or `-h` was given; parsing stopped there.
+    pub help: bool,
 }
 
 /// A usage error, worded like pflag's.
@@ -70,6 +73,10 @@ pub fn parse(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, UsageError> 
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (long, None),
             };
+            if name == "help" && !specs.iter().any(|s| s.name == "help") {
+                parsed.help = true;
+                break;
+            }
             let spec = specs
                 .iter()
                 .find(|s| s.name == name)
@@ -81,6 +88,9 @@ pub fn parse(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, UsageError> 
             });
         } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             parse_shorts(specs, shorts, &mut iter, &mut parsed)?;
+            if parsed.help {
+                break;
+            }
         } else {
             parsed.positional.push(arg.clone());
         }
@@ -98,6 +108,10 @@ fn parse_shorts<'a>(
     let mut rest = shorts;
     while let Some(c) = rest.chars().next() {
         rest = &rest[c.len_utf8()..];
+        if c == 'h' && !specs.iter().any(|s| s.short == Some('h')) {
+            parsed.help = true;
+            return Ok(());
+        }
         let spec = specs
             .iter()
             .find(|s| s.short == Some(c))
@@ -278,6 +292,29 @@ mod tests {
         assert_eq!(
             parse(SPECS, &args("--context")).unwrap_err().0,
             "flag needs an argument: --context"
+        );
+    }
+
+    #[test]
+    fn help_stops_parsing_wherever_it_is() {
+        for line in [
+            "--help",
+            "-h",
+            "--cache --help --nope",
+            "-c x -h",
+            "--no-push=false --help=1",
+        ] {
+            let p = parse(SPECS, &args(line)).unwrap();
+            assert!(p.help, "{line}");
+        }
+        let p = parse(SPECS, &args("--context -h")).unwrap();
+        assert!(!p.help, "a value that looks like -h is a value");
+        assert_eq!(pairs(&p), vec![("context", "-h")]);
+        let p = parse(SPECS, &args("-- --help")).unwrap();
+        assert!(!p.help);
+        assert_eq!(
+            parse(SPECS, &args("--nope --help")).unwrap_err().0,
+            "unknown flag: --nope"
         );
     }
 

@@ -7,11 +7,17 @@ mod report;
 use crate::cli::executor_flags;
 use std::process::ExitCode;
 
-pub fn run(args: &[String]) -> ExitCode {
+/// Runs a build; `program` is how the executor was called (`kiln build`,
+/// `executor`), for `--help`.
+pub fn run(program: &str, args: &[String]) -> ExitCode {
     let parsed = match executor_flags::parse(args) {
         Ok(parsed) => parsed,
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(program, &e.to_string()),
     };
+    if parsed.help {
+        print!("{}", executor_flags::help(program));
+        return ExitCode::SUCCESS;
+    }
     crate::logging::init(&parsed.verbosity, &parsed.log_format, parsed.log_timestamp);
     for flag in &parsed.ignored {
         tracing::debug!("{flag}: accepted for kaniko compatibility; it has no effect in kiln");
@@ -19,7 +25,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let options = match options::build_options(&parsed, &env) {
         Ok(options) => options,
-        Err(message) => return usage_error(&message),
+        Err(message) => return usage_error(program, &message),
     };
     // Without root: the whole build in a user namespace mapping the caller's
     // subordinate ids, so layers keep the image's owners.
@@ -44,8 +50,8 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn usage_error(message: &str) -> ExitCode {
+fn usage_error(program: &str, message: &str) -> ExitCode {
     eprintln!("Error: {message}");
-    eprintln!("Run 'kiln build --help' or see docs/kaniko-compat.md for the flags.");
+    eprintln!("Run '{program} --help' or see docs/kaniko-compat.md for the flags.");
     ExitCode::from(2)
 }

@@ -284,7 +284,9 @@ fn retry_count(flag: &str, value: i64) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::executor_flags;
     use crate::cli::executor_flags::parse;
+    use crate::cli::flag::Shown;
 
     fn opts(cmdline: &str, vars: &[(&str, &str)]) -> Result<BuildOptions, String> {
         let args = parse(
@@ -395,5 +397,37 @@ mod tests {
                 .contains("id=z")
         );
         assert!(opts("--no-push", &[("SOURCE_DATE_EPOCH", "soon")]).is_err());
+    }
+
+    /// Defaults applied after parsing (by `build_options`) are the ones the
+    /// help describes.
+    #[test]
+    fn described_defaults_are_the_options_defaults() {
+        let no_env = |_: &str| None;
+        let args = ExecutorArgs {
+            no_push: true,
+            ..ExecutorArgs::default()
+        };
+        let default = build_options(&args, &no_env).unwrap();
+        let note = |name: &str| match executor_flags::flag(name).unwrap().default {
+            Shown::Note(n) => n,
+            other => panic!("--{name}: {other:?}"),
+        };
+        let compression = format!("{:?}", default.compression).to_ascii_lowercase();
+        assert_eq!(note("compression"), compression);
+        let given = parse(&["--no-push".into(), format!("--compression={compression}")]).unwrap();
+        assert_eq!(
+            build_options(&given, &no_env).unwrap().compression,
+            default.compression
+        );
+        let kaniko_dir = default.kaniko_dir.display().to_string();
+        assert!(
+            note("kaniko-dir").ends_with(&format!("else {kaniko_dir}")),
+            "{kaniko_dir}"
+        );
+        let with_env = |name: &str| (name == "KANIKO_DIR").then(|| "/elsewhere".to_string());
+        let from_env = build_options(&args, &with_env).unwrap();
+        assert_eq!(from_env.kaniko_dir, std::path::Path::new("/elsewhere"));
+        assert!(note("kaniko-dir").starts_with("$KANIKO_DIR"));
     }
 }
