@@ -11,9 +11,9 @@
 //! only for a file with no errors: the file is first checked as `--format
 //! json` checks it and planned as `--plan` plans it with no build args
 //! (BuildKit's parser alone would dump `FROM` with no argument, an unknown
-//! instruction or an unknown flag). Exit codes: 0 success, 1 the Dockerfile has errors (each printed as
-//! `FILE:LINE:COL: message`, all of them), 2 usage errors. DOCKERFILE `-`
-//! reads standard input.
+//! instruction or an unknown flag). Exit codes: 0 success, 1 the Dockerfile
+//! has errors (all of them printed, each as `FILE:LINE:COL: message`),
+//! 2 usage errors. DOCKERFILE `-` reads standard input.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -178,9 +178,9 @@ fn json(v: serde_json::Result<String>) -> String {
 
 /// BuildKit's dump of the syntax tree, for a file with no errors. BuildKit's
 /// parser alone accepts unknown instructions and flags and `FROM` with no
-/// argument; a person checking a file wants those too, so the file is first
-/// checked as `--format json` and `--plan` (with no build args, the last
-/// stage, this machine's platform) check it, and every error is returned.
+/// argument; a person checking a file wants those reported, so the file is
+/// first parsed into the typed model and planned (no build args, the last
+/// stage, this machine's platform), and every error of either is returned.
 fn buildkit_dump(file: &str, bytes: &[u8]) -> Result<String, Diagnostics> {
     let df = parse(file, bytes)?;
     df.plan(&default_plan_options())?;

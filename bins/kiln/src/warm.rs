@@ -36,7 +36,7 @@ pub fn run(program: &str, args: &[String]) -> ExitCode {
             "image" => request.images.push(value),
             "dockerfile" => request.dockerfile = Some(PathBuf::from(value)),
             "cache-dir" => cache_dir = value,
-            "force" => match pflag::parse_bool("--force", &value) {
+            "force" => match pflag::parse_bool("force", &value) {
                 Ok(b) => request.force = b,
                 Err(e) => return usage_error(&e.to_string()),
             },

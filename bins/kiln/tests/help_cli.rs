@@ -240,6 +240,12 @@ fn usage_errors_exit_2_with_one_line_and_a_hint_to_help() {
             "kiln warm --help",
         ),
         (
+            kiln,
+            vec!["warm", "--force=maybe"],
+            "invalid argument \"maybe\" for \"--force\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax",
+            "kiln warm --help",
+        ),
+        (
             warmer.as_path(),
             vec!["--image"],
             "flag needs an argument: --image",
