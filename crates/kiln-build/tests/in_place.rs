@@ -4,9 +4,13 @@
 //! the capabilities Docker does not grant by default (so namespaces, and
 //! chroot isolation, are impossible), and builds a two-stage Dockerfile with
 //! `Isolation::Auto`: kiln-sandbox picks in-place mode and every stage is
-//! built in `/`. The outer process then checks the OCI layout with umoci.
+//! built in `/`; a RUN links names to files of the base, a COPY and an earlier
+//! RUN. The outer process then checks the OCI layout with umoci (hard link
+//! groups included), and that a chroot build (overlay snapshots) gives the same
+//! digest as the in-place one (walk snapshots).
 //! Needs root, as in CI.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,7 +21,16 @@ RUN echo stage1 > /s1.txt
 FROM base
 COPY data.txt /data.txt
 RUN cat /s1.txt /data.txt > /both.txt && rm /bin/vi
+RUN ln /etc/passwd /etc/passwd.link && ln /data.txt /tmp/data.link && ln /both.txt /both.link
 ";
+
+/// Names a RUN linked to files of the base (ADD), a COPY and an earlier RUN: each
+/// pair must be one hard link group in the image.
+const LINKED: [[&str; 2]; 3] = [
+    ["etc/passwd", "etc/passwd.link"],
+    ["data.txt", "tmp/data.link"],
+    ["both.txt", "both.link"],
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -98,6 +111,17 @@ fn orchestrate() {
         !rootfs.join("kaniko").exists(),
         "kiln's own dir leaked into the image"
     );
+    for [old, new] in LINKED {
+        let inode = |p: &str| {
+            let m = fs_err::symlink_metadata(rootfs.join(p)).unwrap();
+            (m.dev(), m.ino())
+        };
+        assert_eq!(
+            inode(old),
+            inode(new),
+            "{old} and {new}: one hard link group"
+        );
+    }
 
     // The same build in chroot mode (outside the container) gives the same image.
     let inner_digest = stdout

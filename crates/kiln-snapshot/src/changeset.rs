@@ -1,7 +1,8 @@
 //! Turning raw changes into the layer entries kiln-layer writes: parent directories
 //! added as Docker does, each path described from disk once (stat, xattrs, link
-//! target; file contents stay on disk as a source path), hard link groups resolved,
-//! everything in layer order.
+//! target; file contents stay on disk as a source path), hard link groups completed
+//! with names the step did not change (`links.rs`) and resolved, everything in layer
+//! order.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 use crate::attrs;
 use crate::diff::RawChange;
 use crate::error::{Error, IoContext, Result};
+use crate::links::{InodeKey, Wanted};
 use crate::stat::{self, FileType};
 
 /// What a step changed, as layer entries in layer order (kiln-layer's order: parents
@@ -45,8 +47,8 @@ impl ChangeSet {
     }
 }
 
-/// An entry and, for a regular file with other links, its (dev, ino).
-type Described = (Entry, Option<(u64, u64)>);
+/// An entry and, for a regular file with other links, its inode and link count.
+type Described = (Entry, Option<(InodeKey, u32)>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -55,37 +57,47 @@ enum Kind {
     Whiteout,
 }
 
-/// Describes `raw` changes of the tree at `root` as a [`ChangeSet`].
-pub(crate) fn build(root: &Path, raw: Vec<RawChange>) -> Result<ChangeSet> {
+/// Describes `raw` changes of the tree at `root` as a [`ChangeSet`]. A captured regular
+/// file with more links than captured names brings its other names along (one hard
+/// link group in the layer, as overlayfs copies the old name up): `names_of` returns
+/// every name (relative to `root`) of the inodes it is given.
+pub(crate) fn build(
+    root: &Path,
+    raw: Vec<RawChange>,
+    names_of: impl FnOnce(&Wanted) -> Result<Vec<PathBuf>>,
+) -> Result<ChangeSet> {
     let mut paths: BTreeMap<PathBuf, Kind> = BTreeMap::new();
     for change in raw {
-        let kind = match change {
-            RawChange::Upsert(_) => Kind::Upsert,
-            RawChange::Opaque(_) => Kind::Opaque,
-            RawChange::Whiteout(_) => Kind::Whiteout,
+        let (path, kind) = match change {
+            RawChange::Upsert(p) => (p, Kind::Upsert),
+            RawChange::Opaque(p) => (p, Kind::Opaque),
+            RawChange::Whiteout(p) => (p, Kind::Whiteout),
         };
-        let path = match change {
-            RawChange::Upsert(p) | RawChange::Opaque(p) | RawChange::Whiteout(p) => p,
-        };
-        for ancestor in path.ancestors().skip(1) {
-            if ancestor.as_os_str().is_empty() {
-                break;
-            }
-            paths.entry(ancestor.to_path_buf()).or_insert(Kind::Upsert);
-        }
-        paths.insert(path, kind);
+        add_with_parents(&mut paths, path, kind);
     }
-    let described: Vec<Vec<Described>> = paths
-        .into_par_iter()
-        .map(|(rel, kind)| describe(root, &rel, kind))
-        .collect::<Result<_>>()?;
-    let mut entries: Vec<Described> = described.into_iter().flatten().collect();
+    let mut entries = describe_all(root, &paths)?;
+    let wanted = incomplete_groups(&entries);
+    if !wanted.is_empty() {
+        let mut more = BTreeMap::new();
+        for name in names_of(&wanted)? {
+            if !paths.contains_key(&name) {
+                add_with_parents(&mut more, name, Kind::Upsert);
+            }
+        }
+        more.retain(|p, _| !paths.contains_key(p));
+        tracing::debug!(
+            inodes = wanted.len(),
+            names = more.len(),
+            "hard link groups completed with unchanged names"
+        );
+        entries.extend(describe_all(root, &more)?);
+    }
     entries.sort_by(|a, b| kiln_layer::compare_entries(&a.0, &b.0));
-    let mut first_of_inode: BTreeMap<(u64, u64), LayerPath> = BTreeMap::new();
+    let mut first_of_inode: BTreeMap<InodeKey, LayerPath> = BTreeMap::new();
     let entries = entries
         .into_iter()
         .map(|(entry, inode)| match inode {
-            Some(key) => match first_of_inode.get(&key) {
+            Some((key, _)) => match first_of_inode.get(&key) {
                 Some(target) => Entry::hardlink(entry.path, target.clone(), entry.meta),
                 None => {
                     first_of_inode.insert(key, entry.path.clone());
@@ -96,6 +108,42 @@ pub(crate) fn build(root: &Path, raw: Vec<RawChange>) -> Result<ChangeSet> {
         })
         .collect();
     Ok(ChangeSet { entries })
+}
+
+/// Records `path` as `kind`, and its parents (never the root) as directories to write
+/// unless already recorded.
+fn add_with_parents(paths: &mut BTreeMap<PathBuf, Kind>, path: PathBuf, kind: Kind) {
+    for ancestor in path.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        paths.entry(ancestor.to_path_buf()).or_insert(Kind::Upsert);
+    }
+    paths.insert(path, kind);
+}
+
+fn describe_all(root: &Path, paths: &BTreeMap<PathBuf, Kind>) -> Result<Vec<Described>> {
+    let described: Vec<Vec<Described>> = paths
+        .par_iter()
+        .map(|(rel, kind)| describe(root, rel, *kind))
+        .collect::<Result<_>>()?;
+    Ok(described.into_iter().flatten().collect())
+}
+
+/// The inodes of captured regular files that have more links than captured names,
+/// with their link counts.
+fn incomplete_groups(entries: &[Described]) -> Wanted {
+    let mut captured: BTreeMap<InodeKey, (u32, u32)> = BTreeMap::new();
+    for (_, inode) in entries {
+        if let Some((key, nlink)) = inode {
+            captured.entry(*key).or_insert((*nlink, 0)).1 += 1;
+        }
+    }
+    captured
+        .into_iter()
+        .filter(|(_, (nlink, names))| names < nlink)
+        .map(|(key, (nlink, _))| (key, nlink))
+        .collect()
 }
 
 fn layer_path(rel: &Path) -> Result<LayerPath> {
@@ -131,7 +179,7 @@ fn describe(root: &Path, rel: &Path, kind: Kind) -> Result<Vec<Described>> {
     let entry = match st.file_type() {
         FileType::File => {
             if st.nlink > 1 {
-                inode = Some((st.dev, st.ino));
+                inode = Some(((st.dev, st.ino), st.nlink));
             }
             Entry::file(lp.clone(), path.clone(), meta)
         }

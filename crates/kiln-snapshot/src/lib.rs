@@ -55,7 +55,12 @@
 //! them; never the root), whiteouts for the topmost deleted path only, an opaque marker
 //! plus the full contents for replaced directories, and hard link groups among the
 //! captured files (the first path in layer order carries the content, the others link to
-//! it). Files are referenced by their path in the rootfs, read when the layer is written.
+//! it). A group is never cut by the step's boundary: when a captured file has more links
+//! than captured names (a step linked a new name to a file from an earlier layer), its
+//! other names are captured too, unchanged, as overlayfs copies the old name up for
+//! Docker and buildah; the walk finds them in its snapshot, the overlay backend among
+//! the upper dir's names and else by reading the rootfs's directories. Files are
+//! referenced by their path in the rootfs, read when the layer is written.
 //!
 //! # Ignored paths
 //!
@@ -76,6 +81,7 @@ mod diff;
 mod error;
 mod ignore;
 mod journal;
+mod links;
 mod mode;
 pub mod mountinfo;
 mod overlay;

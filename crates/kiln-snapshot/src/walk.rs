@@ -10,6 +10,7 @@ use crate::diff::diff_trees;
 use crate::error::Result;
 use crate::ignore::IgnoreList;
 use crate::journal::Journal;
+use crate::links;
 use crate::mode::SnapshotMode;
 use crate::tree::Snapshot;
 
@@ -60,7 +61,9 @@ impl WalkSnapshotter {
         let (current, changes) = self.or_forget(|w| {
             let current = w.current()?;
             let raw = diff_trees(&w.baseline.tree, &current.tree, current.mode);
-            let changes = changeset::build(&w.root, raw)?;
+            let changes = changeset::build(&w.root, raw, |wanted| {
+                Ok(links::in_tree(&current.tree, wanted))
+            })?;
             Ok((current, changes))
         })?;
         tracing::debug!(root = %self.root.display(), entries = changes.len(), "walk snapshot diffed");

@@ -99,12 +99,16 @@ fn steps() -> Vec<(&'static str, StepFn, Vec<&'static str>)> {
                 write(r, "usr/bin/fresh", "fresh\n");
                 fs::hard_link(r.join("usr/bin/fresh"), r.join("usr/bin/fresh-alias")).unwrap();
             },
+            // tool2 joins the fixture's group {tool, tool-alias}: the whole group is
+            // in the layer, as one group.
             vec![
                 "usr directory",
                 "usr/bin directory",
                 "usr/bin/fresh file",
                 "usr/bin/fresh-alias hardlink",
-                "usr/bin/tool2 file",
+                "usr/bin/tool file",
+                "usr/bin/tool-alias hardlink",
+                "usr/bin/tool2 hardlink",
             ],
         ),
         (
@@ -231,6 +235,78 @@ fn steps() -> Vec<(&'static str, StepFn, Vec<&'static str>)> {
                 "srv directory",
                 "srv/www directory",
             ],
+        ),
+        (
+            "link to a file of an earlier layer, in another directory",
+            |r| fs::hard_link(r.join("etc/passwd"), r.join("var/passwd-link")).unwrap(),
+            // The old name comes along (overlayfs copies it up): one group.
+            vec![
+                "etc directory",
+                "etc/passwd file",
+                "var directory",
+                "var/passwd-link hardlink",
+            ],
+        ),
+        (
+            "link to a file an earlier step made, by a command in a chroot",
+            |r| {
+                run(Command::new("chroot").arg(r).args([
+                    "/bin/busybox",
+                    "ln",
+                    "/opt/app/run.sh",
+                    "/srv/run-link",
+                ]))
+            },
+            vec![
+                "opt directory",
+                "opt/app directory",
+                "opt/app/run.sh file",
+                "srv directory",
+                "srv/run-link hardlink",
+            ],
+        ),
+        (
+            "link to a group whose other members are removed",
+            |r| {
+                fs::remove_file(r.join("usr/bin/tool-alias")).unwrap();
+                fs::remove_file(r.join("usr/bin/tool2")).unwrap();
+                fs::hard_link(r.join("usr/bin/tool"), r.join("usr/bin/tool3")).unwrap();
+            },
+            vec![
+                "usr directory",
+                "usr/bin directory",
+                "usr/bin/.wh.tool-alias whiteout",
+                "usr/bin/.wh.tool2 whiteout",
+                "usr/bin/tool file",
+                "usr/bin/tool3 hardlink",
+            ],
+        ),
+        (
+            "removing one name of a group",
+            |r| fs::remove_file(r.join("usr/bin/tool3")).unwrap(),
+            // The other name only lost a link: not a change.
+            vec![
+                "usr directory",
+                "usr/bin directory",
+                "usr/bin/.wh.tool3 whiteout",
+            ],
+        ),
+        (
+            "links from an ignored directory and a new name",
+            |r| {
+                fs::create_dir_all(r.join("kaniko")).unwrap();
+                fs::hard_link(r.join("etc/group"), r.join("kaniko/group-link")).unwrap();
+                fs::hard_link(r.join("etc/group"), r.join("etc/group-link")).unwrap();
+            },
+            vec!["etc directory", "etc/group file", "etc/group-link hardlink"],
+        ),
+        (
+            "a file made and linked in the same step",
+            |r| {
+                write(r, "opt/made", "made\n");
+                fs::hard_link(r.join("opt/made"), r.join("opt/made-link")).unwrap();
+            },
+            vec!["opt directory", "opt/made file", "opt/made-link hardlink"],
         ),
     ]
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::changeset::{self, ChangeSet};
 use crate::error::{Error, IoContext, Result};
 use crate::ignore::IgnoreList;
+use crate::links;
 use crate::mode::SnapshotMode;
 use crate::stat;
 
@@ -153,9 +154,12 @@ impl OverlayStep<'_> {
             mode: snap.mode,
             ns: snap.ns,
         };
-        let raw = scan.changes()?;
-        merge::merge_into_lower(&self.layout.upper, &snap.root, snap.ns)?;
-        let changes = changeset::build(&snap.root, raw)?;
+        let scanned = scan.scan()?;
+        merge::merge_into_lower(&self.layout.upper, &snap.root, snap.ns, &scanned.links)?;
+        let linked: Vec<PathBuf> = scanned.links.into_iter().map(|l| l.rel).collect();
+        let changes = changeset::build(&snap.root, scanned.changes, |wanted| {
+            links::search(&snap.root, &snap.ignore, &linked, wanted)
+        })?;
         self.layout.remove_dirs()?;
         tracing::debug!(root = %snap.root.display(), entries = changes.len(), "overlay snapshot diffed");
         Ok(changes)

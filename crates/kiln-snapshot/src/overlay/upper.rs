@@ -8,12 +8,13 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::attrs;
 use crate::diff::RawChange;
 use crate::error::{IoContext, Result};
 use crate::ignore::IgnoreList;
+use crate::links::InodeKey;
 use crate::mode::SnapshotMode;
 use crate::record::{Record, differs};
 use crate::stat::{self, FileType, Stat};
@@ -34,6 +35,26 @@ pub(crate) fn is_opaque(path: &Path, ns: XattrNamespace) -> Result<bool> {
     }
 }
 
+/// A regular file in the upper dir with several links: one name of an upper inode.
+/// A link made in the step lives in upper with the name it links to (copied up).
+#[derive(Debug, Clone)]
+pub(crate) struct UpperLink {
+    /// Relative to the upper dir (and the rootfs).
+    pub rel: PathBuf,
+    /// The upper inode.
+    pub inode: InodeKey,
+    /// The lower dir has this path's parent and shows it through (not hidden by an
+    /// opaque or new directory).
+    pub lower_visible: bool,
+}
+
+/// What the upper dir holds: the raw changes, and its names of hard-linked files.
+#[derive(Debug, Default)]
+pub(crate) struct Scanned {
+    pub changes: Vec<RawChange>,
+    pub links: Vec<UpperLink>,
+}
+
 pub(crate) struct UpperScan<'a> {
     pub upper: &'a Path,
     pub lower: &'a Path,
@@ -43,16 +64,16 @@ pub(crate) struct UpperScan<'a> {
 }
 
 impl UpperScan<'_> {
-    /// The raw changes in upper, compared with lower.
-    pub fn changes(&self) -> Result<Vec<RawChange>> {
-        let mut out = Vec::new();
+    /// The raw changes in upper, compared with lower, and the hard-linked files.
+    pub fn scan(&self) -> Result<Scanned> {
+        let mut out = Scanned::default();
         self.scan_dir(Path::new(""), true, &mut out)?;
         Ok(out)
     }
 
     /// `lower_visible`: the lower directory at `rel` exists and shows through (not
     /// hidden by an opaque or new directory).
-    fn scan_dir(&self, rel: &Path, lower_visible: bool, out: &mut Vec<RawChange>) -> Result<()> {
+    fn scan_dir(&self, rel: &Path, lower_visible: bool, out: &mut Scanned) -> Result<()> {
         let dir = self.upper.join(rel);
         let mut names: Vec<OsString> = std::fs::read_dir(&dir)
             .at("reading upper directory", &dir)?
@@ -70,7 +91,7 @@ impl UpperScan<'_> {
         Ok(())
     }
 
-    fn scan_entry(&self, rel: &Path, lower_visible: bool, out: &mut Vec<RawChange>) -> Result<()> {
+    fn scan_entry(&self, rel: &Path, lower_visible: bool, out: &mut Scanned) -> Result<()> {
         let up = self.upper.join(rel);
         let ust = stat::lstat(&up).at("stat of", &up)?;
         let low = self.lower.join(rel);
@@ -85,7 +106,7 @@ impl UpperScan<'_> {
         };
         if is_whiteout(&ust) {
             if lst.is_some() {
-                out.push(RawChange::Whiteout(rel.to_path_buf()));
+                out.changes.push(RawChange::Whiteout(rel.to_path_buf()));
             }
             return Ok(());
         }
@@ -93,26 +114,33 @@ impl UpperScan<'_> {
             match lst {
                 Some(l) if l.file_type() == FileType::Dir && !is_opaque(&up, self.ns)? => {
                     if self.differs(&low, l, &up, ust)? {
-                        out.push(RawChange::Upsert(rel.to_path_buf()));
+                        out.changes.push(RawChange::Upsert(rel.to_path_buf()));
                     }
                     self.scan_dir(rel, true, out)
                 }
                 Some(_) => {
-                    out.push(RawChange::Opaque(rel.to_path_buf()));
+                    out.changes.push(RawChange::Opaque(rel.to_path_buf()));
                     self.scan_dir(rel, false, out)
                 }
                 None => {
-                    out.push(RawChange::Upsert(rel.to_path_buf()));
+                    out.changes.push(RawChange::Upsert(rel.to_path_buf()));
                     self.scan_dir(rel, false, out)
                 }
             }
         } else {
+            if ust.file_type() == FileType::File && ust.nlink > 1 {
+                out.links.push(UpperLink {
+                    rel: rel.to_path_buf(),
+                    inode: (ust.dev, ust.ino),
+                    lower_visible,
+                });
+            }
             let changed = match lst {
                 Some(l) => self.differs(&low, l, &up, ust)?,
                 None => true,
             };
             if changed {
-                out.push(RawChange::Upsert(rel.to_path_buf()));
+                out.changes.push(RawChange::Upsert(rel.to_path_buf()));
             }
             Ok(())
         }

@@ -183,20 +183,40 @@ pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-/// Every path of a tree with its type, mode, owner, mtime, size, content, link target
-/// and xattrs: what two rootfs must agree on.
+/// Every path of a tree with its type, mode, owner, mtime, size, content, link target,
+/// hard link group (named by its first path) and xattrs: what two rootfs must agree on.
 pub fn tree_state(root: &Path) -> Vec<String> {
-    all_paths(root)
+    let paths = all_paths(root);
+    // Each hard link group by its first path: two trees agree on the groups too.
+    let mut groups: std::collections::BTreeMap<(u64, u64), Vec<&Path>> = Default::default();
+    for p in &paths {
+        let m = fs::symlink_metadata(p).unwrap();
+        if m.is_file() && m.nlink() > 1 {
+            groups.entry((m.dev(), m.ino())).or_default().push(p);
+        }
+    }
+    let group_of: std::collections::BTreeMap<(u64, u64), &Path> = groups
         .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(inode, names)| (inode, names.into_iter().min().unwrap()))
+        .collect();
+    paths
+        .iter()
         .map(|p| {
-            let m = fs::symlink_metadata(&p).unwrap();
+            let m = fs::symlink_metadata(p).unwrap();
             let ft = m.file_type();
             let what = if ft.is_symlink() {
-                format!("-> {}", fs::read_link(&p).unwrap().display())
+                format!("-> {}", fs::read_link(p).unwrap().display())
             } else if ft.is_file() {
+                let group = match group_of.get(&(m.dev(), m.ino())) {
+                    Some(first) => {
+                        format!(" group={}", first.strip_prefix(root).unwrap().display())
+                    }
+                    None => String::new(),
+                };
                 format!(
-                    "{:?}",
-                    String::from_utf8_lossy(&fs::read(&p).unwrap())
+                    "{:?}{group}",
+                    String::from_utf8_lossy(&fs::read(p).unwrap())
                         .chars()
                         .take(40)
                         .collect::<String>()
@@ -206,10 +226,10 @@ pub fn tree_state(root: &Path) -> Vec<String> {
             } else {
                 format!("special {:x}", m.rdev())
             };
-            let mut xattrs: Vec<String> = xattr::list(&p)
+            let mut xattrs: Vec<String> = xattr::list(p)
                 .unwrap()
                 .map(|k| {
-                    let v = xattr::get(&p, &k).unwrap().unwrap_or_default();
+                    let v = xattr::get(p, &k).unwrap().unwrap_or_default();
                     format!("{}={}", k.to_string_lossy(), String::from_utf8_lossy(&v))
                 })
                 .collect();
