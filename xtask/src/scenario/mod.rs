@@ -484,12 +484,12 @@ fn skopeo(registry: &Registry, creds: (&str, &str), args: &[&str]) -> Result<std
         .tls()
         .context("the scenario registry uses TLS")?
         .cert_dir();
-    Command::new("skopeo")
-        .args(args)
-        .arg("--cert-dir")
-        .arg(cert_dir)
-        .arg("--creds")
-        .arg(format!("{}:{}", creds.0, creds.1))
-        .output()
-        .context("running skopeo")
+    crate::util::output(
+        Command::new("skopeo")
+            .args(args)
+            .arg("--cert-dir")
+            .arg(cert_dir)
+            .arg("--creds")
+            .arg(format!("{}:{}", creds.0, creds.1)),
+    )
 }
