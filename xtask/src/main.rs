@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <command>`:
 //!
-//! - `demo`: kiln's main job: the bundled example built offline into an OCI layout.
+//! - `demo`: kiln's main job: the bundled example built offline into an OCI
+//!   layout and run, with nothing but a Rust toolchain.
 //! - `test`: everything CI checks after fmt and clippy (the README's test command).
 //! - `conformance`: kiln against buildah on the kaniko corpus and our fixtures.
 //! - `bench`: every benchmark, each printing figures next to its baseline.
@@ -42,6 +43,8 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
         Some("scenario") => scenario::run(rest),
         // Internal: pid 1 of the emulated container (see scenario/container.rs).
         Some("__container") => scenario::enter_container(rest.first().map_or("", String::as_str)),
+        // Internal: unpacks and runs the demo image (see demo.rs).
+        Some("__demo-run") => demo::run_image(rest),
         Some(cmd) => anyhow::bail!("unknown command {cmd:?}"),
         None => {
             anyhow::bail!("usage: cargo xtask <demo|test|bench|image|scenario|conformance> [args]")

@@ -20,8 +20,8 @@
 mod container;
 mod verify;
 
-pub use container::{ContainerSpec, enter as enter_container, run as run_container};
-pub use verify::unpack_layout;
+pub use container::enter as enter_container;
+use container::{ContainerSpec, run as run_container};
 
 use anyhow::{Context, Result, bail, ensure};
 use kiln_testkit::{FixtureImage, Registry, RegistryTls, TestCa, TokenIssuer};
