@@ -24,7 +24,7 @@ use kiln_layer::{ApplyOptions, Expected, apply_layer_file};
 use kiln_oci::OciLayout;
 use kiln_sandbox::{Isolation, Network, RunSpec, Sandbox, SandboxOptions, Stream};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The uid and gid of the image's user (`add-user demo 1000` in the Dockerfile).
@@ -32,6 +32,10 @@ const IMAGE_USER_ID: u32 = 1000;
 
 /// The files of `fixtures/demo` that make the build context (with `hello`).
 const CONTEXT_FILES: [&str; 2] = ["Dockerfile", "greeting.txt"];
+
+/// The file that marks a directory as the demo's output, which the next run
+/// may delete.
+const MARKER: &str = ".kiln-demo-output";
 
 /// What `cargo xtask demo [--out DIR] [--kiln PATH --hello PATH]` was asked.
 struct Options {
@@ -80,11 +84,10 @@ pub fn run(args: &[String]) -> Result<()> {
     ensure_static(&hello)?;
 
     let out = options.out;
-    if out.exists() {
-        fs_err::remove_dir_all(&out)?;
-    }
+    clear_output_dir(&out)?;
     let context = out.join("context");
     fs_err::create_dir_all(&context)?;
+    fs_err::write(out.join(MARKER), "made by `cargo xtask demo`\n")?;
     for file in CONTEXT_FILES {
         fs_err::copy(
             workspace_root().join("fixtures/demo").join(file),
@@ -123,6 +126,26 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "it is a plain OCI image layout (any OCI tool reads it, e.g. `skopeo inspect oci:{}`)",
         layout.display()
+    );
+    Ok(())
+}
+
+/// Empties the way for a new run: an earlier run's output (the default
+/// `target/demo`, or a directory holding [`MARKER`]) is deleted, an empty
+/// or missing directory is fine; anything else is the user's and is refused.
+fn clear_output_dir(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let ours = out.join(MARKER).exists() || out == target_dir().join("demo");
+    if ours {
+        return Ok(fs_err::remove_dir_all(out)?);
+    }
+    ensure!(
+        fs_err::read_dir(out)?.next().is_none(),
+        "{} is not empty and not an earlier demo output ({MARKER}); \
+         the demo writes into a new or empty directory only",
+        out.display()
     );
     Ok(())
 }
