@@ -8,7 +8,9 @@
 //! push `REF` and `REF:debug`-style tags (the debug tag is REF's tag with a
 //! `-debug` suffix, or `debug` when REF has no tag).
 
-use crate::util::{cargo, run as run_cmd, target_dir, workspace_root};
+use crate::util::{
+    MissingTool, cargo, ensure_static, output, run as run_cmd, target_dir, workspace_root,
+};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,12 +103,7 @@ pub fn static_kiln() -> Result<PathBuf> {
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
     let binary = target_dir().join(format!("{triple}/release/kiln"));
-    let ldd = Command::new("ldd").arg(&binary).output()?;
-    let text =
-        String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
-    if !(text.contains("statically linked") || text.contains("not a dynamic executable")) {
-        bail!("{} is not static: ldd says {text}", binary.display());
-    }
+    ensure_static(&binary)?;
     Ok(binary)
 }
 
@@ -135,10 +132,13 @@ fn prepare_context(context: &Path, kiln: &Path) -> Result<()> {
     fs_err::create_dir_all(&busybox_dir)?;
     let busybox = Path::new("/usr/bin/busybox");
     if !busybox.exists() {
-        bail!("needs a static busybox at /usr/bin/busybox: run .ci/install-deps (busybox-static)");
+        return Err(MissingTool {
+            tool: busybox.display().to_string(),
+        }
+        .into());
     }
     fs_err::copy(busybox, busybox_dir.join("busybox"))?;
-    let list = Command::new(busybox).arg("--list").output()?;
+    let list = output(Command::new(busybox).arg("--list"))?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
             std::os::unix::fs::symlink("busybox", busybox_dir.join(applet))

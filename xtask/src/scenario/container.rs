@@ -46,14 +46,14 @@ pub fn run(spec: &ContainerSpec) -> Result<(std::process::ExitStatus, String)> {
         "privileged": spec.privileged,
     })
     .to_string();
-    let output = Command::new("unshare")
-        .args(["--mount", "--pid", "--fork", "--propagation", "private"])
-        .arg(me)
-        .arg("__container")
-        .arg(encoded)
-        .env_clear()
-        .output()
-        .context("running unshare (util-linux)")?;
+    let output = crate::util::output(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+            .arg(me)
+            .arg("__container")
+            .arg(encoded)
+            .env_clear(),
+    )?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     Ok((output.status, text))

@@ -20,8 +20,8 @@
 mod container;
 mod verify;
 
-pub use container::{ContainerSpec, enter as enter_container, run as run_container};
-pub use verify::unpack_layout;
+pub use container::enter as enter_container;
+use container::{ContainerSpec, run as run_container};
 
 use anyhow::{Context, Result, bail, ensure};
 use kiln_testkit::{FixtureImage, Registry, RegistryTls, TestCa, TokenIssuer};
@@ -484,12 +484,12 @@ fn skopeo(registry: &Registry, creds: (&str, &str), args: &[&str]) -> Result<std
         .tls()
         .context("the scenario registry uses TLS")?
         .cert_dir();
-    Command::new("skopeo")
-        .args(args)
-        .arg("--cert-dir")
-        .arg(cert_dir)
-        .arg("--creds")
-        .arg(format!("{}:{}", creds.0, creds.1))
-        .output()
-        .context("running skopeo")
+    crate::util::output(
+        Command::new("skopeo")
+            .args(args)
+            .arg("--cert-dir")
+            .arg(cert_dir)
+            .arg("--creds")
+            .arg(format!("{}:{}", creds.0, creds.1)),
+    )
 }

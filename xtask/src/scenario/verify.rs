@@ -2,6 +2,7 @@
 //! umoci unpacks it, and the checks read the files and config from there.
 
 use super::display;
+use crate::util::output;
 use anyhow::{Context, Result, bail, ensure};
 use kiln_testkit::Registry;
 use std::os::unix::fs::MetadataExt;
@@ -20,12 +21,12 @@ pub struct PulledImage {
 /// returns the image's Env, as a runner passes it to the job.
 pub fn unpack_layout(layout: &Path, bundle: &Path) -> Result<Vec<(String, String)>> {
     let (reference, config) = read_layout(layout)?;
-    let out = Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:{reference}", display(layout)))
-        .arg(bundle)
-        .output()
-        .context("running umoci")?;
+    let out = output(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{reference}", display(layout)))
+            .arg(bundle),
+    )?;
     ensure!(
         out.status.success(),
         "umoci unpack {}: {}",
@@ -81,16 +82,16 @@ pub fn pull(registry: &Registry, repo_tag: &str, creds: (&str, &str)) -> Result<
     let layout = dir.path().join("layout");
     let source = format!("docker://{}/{repo_tag}", registry.host_port());
     let cert_dir = registry.tls().context("TLS registry")?.cert_dir();
-    let out = Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg("--src-cert-dir")
-        .arg(cert_dir)
-        .arg("--src-creds")
-        .arg(format!("{}:{}", creds.0, creds.1))
-        .arg(&source)
-        .arg(format!("oci:{}:pulled", display(&layout)))
-        .output()
-        .context("running skopeo copy")?;
+    let out = output(
+        Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg("--src-cert-dir")
+            .arg(cert_dir)
+            .arg("--src-creds")
+            .arg(format!("{}:{}", creds.0, creds.1))
+            .arg(&source)
+            .arg(format!("oci:{}:pulled", display(&layout))),
+    )?;
     ensure!(
         out.status.success(),
         "skopeo copy {source}: {}",
