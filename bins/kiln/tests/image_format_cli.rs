@@ -105,6 +105,31 @@ fn the_digest_file_names_the_chosen_format_and_the_layout_stays_oci() {
 }
 
 #[test]
+fn the_docker_archive_is_the_same_in_both_formats() {
+    // A docker-archive names no media types: with --reproducible the two
+    // formats give the same bytes, while their manifests differ.
+    let tarball = |format: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("image.tar");
+        let out = build(
+            dir.path(),
+            &[
+                "--reproducible",
+                &format!("--image-format={format}"),
+                &format!("--tar-path={}", tar.display()),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let digest = std::fs::read_to_string(dir.path().join("digest")).unwrap();
+        (std::fs::read(tar).unwrap(), digest)
+    };
+    let (oci_tar, oci_digest) = tarball("oci");
+    let (docker_tar, docker_digest) = tarball("docker");
+    assert_ne!(oci_digest, docker_digest);
+    assert!(oci_tar == docker_tar, "the archives differ");
+}
+
+#[test]
 fn docker_format_with_zstd_fails_before_building() {
     let dir = tempfile::tempdir().unwrap();
     let out = build(dir.path(), &["--image-format=docker", "--compression=zstd"]);
