@@ -86,7 +86,7 @@ pub fn write_image(
 }
 
 /// A format's name in messages.
-pub fn describe(format: Format) -> &'static str {
+fn describe(format: Format) -> &'static str {
     match format {
         Format::Oci => "an OCI image",
         Format::Docker => "a Docker schema 2 image",
