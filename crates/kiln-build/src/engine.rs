@@ -14,7 +14,7 @@ use crate::context::BuildContext;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver};
 use crate::image::{Format, ImageState};
-use crate::options::{BuildOptions, Compression, DockerfileSource};
+use crate::options::{BuildOptions, Compression, DockerfileSource, ImageFormatChoice};
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 use crate::output;
 use crate::stage::{
@@ -257,7 +257,27 @@ async fn build_with(
     finalize(&mut image, options, &env.created);
 
     let export_start = Instant::now();
-    let written = output::write_image(&blobs, &image, options)?;
+    let (format, chosen_by) = output::output_format(&image, options);
+    let written = output::write_image(&blobs, &image, format, chosen_by, options)?;
+    // An OCI layout holds the OCI form; its manifest digest differs from the
+    // pushed one when that is Docker's (the digest files name the pushed one).
+    let layout_written = match (&options.oci_layout_path, format) {
+        (Some(_), Format::Docker) => Some(output::write_image(
+            &blobs,
+            &image,
+            Format::Oci,
+            "--oci-layout-path",
+            options,
+        )?),
+        _ => None,
+    };
+    if let Some(layout) = &layout_written {
+        tracing::info!(
+            layout_digest = %layout.digest,
+            image_digest = %written.digest,
+            "the OCI layout holds the image as OCI; its manifest digest differs from the Docker-format image's"
+        );
+    }
     let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
     if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
         let client = registry_client(&registry, options)?;
@@ -265,7 +285,13 @@ async fn build_with(
             .await
             .map_err(BuildError::Registry)?;
     }
-    output::write_local_outputs(&blobs, &image, &written, options, platform)?;
+    output::write_local_outputs(
+        &blobs,
+        &written,
+        layout_written.as_ref().unwrap_or(&written),
+        options,
+        platform,
+    )?;
     timings.export = export_start.elapsed();
 
     let mut pushed = Vec::new();
@@ -290,10 +316,10 @@ async fn build_with(
 
     // The build's own directory (stage roots, staging) always goes away.
     drop(work);
-    let layers = image
-        .manifest(written.config.clone())
+    let layers = written
+        .manifest
         .layers
-        .into_iter()
+        .iter()
         .zip(image.config.rootfs.diff_ids.iter())
         .map(|(d, diff_id)| LayerSummary {
             digest: d.digest.to_string(),
@@ -366,6 +392,18 @@ fn check_options(options: &BuildOptions) -> Result<(), BuildError> {
     for d in &options.destinations {
         kiln_oci::Reference::parse(d)
             .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+    }
+    if options.image_format == ImageFormatChoice::Docker {
+        if options.compression == Compression::Zstd {
+            return Err(BuildError::Options(
+                "--image-format docker cannot hold --compression zstd layers: Docker schema 2 has no zstd layer type (use --image-format oci, or gzip)".into(),
+            ));
+        }
+        if !options.annotations.is_empty() {
+            return Err(BuildError::Options(
+                "--image-format docker cannot hold --annotation: Docker schema 2 manifests have no annotations (use --image-format oci, or drop --annotation)".into(),
+            ));
+        }
     }
     if let Some(level) = options.compression_level {
         let ok = match options.compression {

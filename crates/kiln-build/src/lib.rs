@@ -66,7 +66,7 @@ pub use error::BuildError;
 pub use events::{BuildEvent, BuildObserver, NoopObserver, OutputStream, StepId, Transfer};
 pub use options::{
     BuildOptions, CacheOptions, ClientCert, Compression, ContextSource, DockerfileSource,
-    Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
+    ImageFormatChoice, Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
 };
 pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 pub use warm::{WarmRequest, Warmed, warm};

@@ -41,6 +41,10 @@ pub struct BuildOptions {
     pub image_name_with_digest_file: Option<PathBuf>,
     /// `--image-name-tag-with-digest-file`: write `repo:tag@sha256:…` for each destination.
     pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// `--image-format`: the manifest family of the image pushed, written to
+    /// `--tar-path` and named by the digest files. `--oci-layout-path` always
+    /// holds the OCI form.
+    pub image_format: ImageFormatChoice,
     /// `--compression`.
     pub compression: Compression,
     /// `--compression-level`; `None` is the codec's default.
@@ -101,6 +105,7 @@ impl BuildOptions {
             digest_file: None,
             image_name_with_digest_file: None,
             image_name_tag_with_digest_file: None,
+            image_format: ImageFormatChoice::FollowBase,
             compression: Compression::Gzip,
             compression_level: None,
             snapshot_mode: SnapshotMode::Full,
@@ -141,6 +146,20 @@ pub enum DockerfileSource {
     Path(PathBuf),
     /// An `http://` or `https://` URL, downloaded before the build.
     Url(String),
+}
+
+/// `--image-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormatChoice {
+    /// The base image's family (kaniko's behaviour); OCI on scratch, with
+    /// `--compression zstd`, or when a layer has no Docker schema 2 type.
+    #[default]
+    FollowBase,
+    /// OCI image manifest and config (buildah's `--format oci`).
+    Oci,
+    /// Docker schema 2 manifest and config (buildah's `--format docker`);
+    /// refused for what schema 2 cannot express (zstd layers, annotations).
+    Docker,
 }
 
 /// `--compression`.

@@ -12,8 +12,8 @@ use kiln_registry::{
 use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver};
-use crate::image::ImageState;
-use crate::options::BuildOptions;
+use crate::image::{Format, ImageState};
+use crate::options::{BuildOptions, ImageFormatChoice};
 
 /// The final image's documents, stored in the blob store.
 #[derive(Debug, Clone)]
@@ -32,18 +32,39 @@ pub struct Written {
     pub media_type: MediaType,
 }
 
-/// Serialises config and manifest (with `--annotation`s) into the store.
+/// The format of what is pushed, written to `--tar-path` and named by the
+/// digest files: `--image-format`, or the default (see
+/// [`ImageState::default_format`]); with the choice's name for messages.
+pub fn output_format(image: &ImageState, options: &BuildOptions) -> (Format, &'static str) {
+    match options.image_format {
+        ImageFormatChoice::FollowBase => (image.default_format(), "the base image's format"),
+        ImageFormatChoice::Oci => (Format::Oci, "--image-format oci"),
+        ImageFormatChoice::Docker => (Format::Docker, "--image-format docker"),
+    }
+}
+
+/// Serialises config and manifest (with `--annotation`s) in `format` into the
+/// store. `purpose` names what asked for the format (a flag), for errors.
 pub fn write_image(
     blobs: &BlobStore,
     image: &ImageState,
+    format: Format,
+    purpose: &str,
     options: &BuildOptions,
 ) -> Result<Written, BuildError> {
+    // The config's bytes are the same in both formats; only its descriptor's
+    // media type differs.
     let (config, config_bytes) = image
         .config
-        .to_blob(image.config_media_type())
+        .to_blob(format.config_media_type())
         .map_err(|e| BuildError::Output(format!("serialising the image config: {e}")))?;
     blobs.insert_bytes(&config_bytes)?;
-    let mut manifest = image.manifest(config.clone());
+    let mut manifest = image.manifest(format, config.clone()).map_err(|e| {
+        BuildError::Output(format!(
+            "{purpose}: the image cannot be written as {}: {e}",
+            describe(format)
+        ))
+    })?;
     if !options.annotations.is_empty() {
         let annotations = manifest.annotations.get_or_insert_with(BTreeMap::new);
         for (k, v) in &options.annotations {
@@ -64,15 +85,23 @@ pub fn write_image(
     })
 }
 
-/// `--oci-layout-path` and `--tar-path`.
+/// A format's name in messages.
+fn describe(format: Format) -> &'static str {
+    match format {
+        Format::Oci => "an OCI image",
+        Format::Docker => "a Docker schema 2 image",
+    }
+}
+
+/// `--oci-layout-path` (`layout`: the image in OCI form) and `--tar-path`.
 pub fn write_local_outputs(
     blobs: &BlobStore,
-    image: &ImageState,
     written: &Written,
+    layout: &Written,
     options: &BuildOptions,
     platform: &Platform,
 ) -> Result<(), BuildError> {
-    write_oci_layout(blobs, image, written, options, platform)?;
+    write_oci_layout(blobs, layout, options, platform)?;
     write_docker_archive(blobs, written, options)
 }
 
@@ -130,11 +159,11 @@ fn write_docker_archive(
     Ok(())
 }
 
-/// `--oci-layout-path`: the image added to the layout (created if needed),
-/// named after the first destination's tag (or `latest`).
+/// `--oci-layout-path`: the image (`written`, in OCI form) added to the
+/// layout (created if needed), named after the first destination's tag (or
+/// `latest`).
 fn write_oci_layout(
     blobs: &BlobStore,
-    image: &ImageState,
     written: &Written,
     options: &BuildOptions,
     platform: &Platform,
@@ -149,7 +178,7 @@ fn write_oci_layout(
     layout
         .write_blob_from_file(&blobs.path(&written.config.digest))
         .map_err(fail)?;
-    for layer in &image.layers {
+    for layer in &written.manifest.layers {
         if !layout.blob_path(&layer.digest).is_file() {
             layout
                 .write_blob_from_file(&blobs.path(&layer.digest))
@@ -243,7 +272,9 @@ fn is_immutable_tag_error(e: &kiln_registry::Error) -> bool {
         || text.contains("immutable")
 }
 
-/// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`.
+/// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`:
+/// always the digest of the image in the `--image-format` format (the one
+/// pushed), also with `--no-push`; never the OCI layout's own manifest digest.
 pub fn write_digest_files(
     digest: &Digest,
     pushed: &[Reference],

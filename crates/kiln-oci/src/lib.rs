@@ -20,6 +20,10 @@
 //!   `Content-Type` header, then the JSON's shape); [`timestamp`] formats `created`
 //!   times exactly as Go does; [`validate_image`] checks a manifest against its
 //!   config (layer counts, history, uncompressed digests, media type families).
+//! - **Conversion** ([`convert_manifest`]): a manifest in the other family
+//!   ([`ImageFormat`]: OCI or Docker schema 2). Only media types change; layers
+//!   and config bytes stay the same blobs, and what schema 2 cannot express is an
+//!   error.
 //! - **Formats**: the OCI image layout ([`OciLayoutWriter`], [`OciLayout`]) and
 //!   docker-archive, the `docker save` tarball ([`DockerArchiveWriter`],
 //!   [`DockerArchive`]).
@@ -42,6 +46,7 @@
 
 pub mod canonical_json;
 pub mod config;
+pub mod convert;
 pub mod descriptor;
 pub mod digest;
 pub mod docker_archive;
@@ -57,6 +62,7 @@ pub mod timestamp;
 pub mod validate;
 
 pub use config::{ContainerConfig, ExtraFields, Healthcheck, History, ImageConfig, RootFs};
+pub use convert::{ConversionError, ImageFormat, convert_manifest};
 pub use descriptor::{ANNOTATION_REF_NAME, Descriptor};
 pub use digest::{
     Digest, DigestAlgorithm, DigestError, DigestWriter, Hasher, Sha256Hasher, VerifyingReader,

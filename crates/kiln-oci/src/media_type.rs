@@ -61,6 +61,12 @@ media_types! {
     OciLayerGzip => "application/vnd.oci.image.layer.v1.tar+gzip",
     /// `application/vnd.oci.image.layer.v1.tar+zstd`
     OciLayerZstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    /// `application/vnd.oci.image.layer.nondistributable.v1.tar` (deprecated in OCI 1.1, still read)
+    OciNondistributableLayer => "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    /// `application/vnd.oci.image.layer.nondistributable.v1.tar+gzip`
+    OciNondistributableLayerGzip => "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    /// `application/vnd.oci.image.layer.nondistributable.v1.tar+zstd`
+    OciNondistributableLayerZstd => "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     /// `application/vnd.oci.empty.v1+json` (the `{}` config of artifacts)
     OciEmpty => "application/vnd.oci.empty.v1+json",
     /// `application/vnd.docker.distribution.manifest.v2+json`
@@ -99,11 +105,16 @@ impl MediaType {
     /// The declared compression if this is a known layer media type.
     pub fn layer_compression(&self) -> Option<LayerCompression> {
         match self {
-            MediaType::OciLayer => Some(LayerCompression::None),
+            MediaType::OciLayer | MediaType::OciNondistributableLayer => {
+                Some(LayerCompression::None)
+            }
             MediaType::OciLayerGzip
+            | MediaType::OciNondistributableLayerGzip
             | MediaType::DockerLayerGzip
             | MediaType::DockerForeignLayerGzip => Some(LayerCompression::Gzip),
-            MediaType::OciLayerZstd => Some(LayerCompression::Zstd),
+            MediaType::OciLayerZstd | MediaType::OciNondistributableLayerZstd => {
+                Some(LayerCompression::Zstd)
+            }
             _ => None,
         }
     }
@@ -116,6 +127,45 @@ impl MediaType {
     /// Whether this belongs to the Docker v2s2 family (rather than OCI).
     pub fn is_docker(&self) -> bool {
         self.as_str().starts_with("application/vnd.docker.")
+    }
+
+    /// A layer that registries are not meant to hold (Docker's foreign layers,
+    /// OCI's non-distributable ones).
+    pub fn is_non_distributable(&self) -> bool {
+        matches!(
+            self,
+            MediaType::DockerForeignLayerGzip
+                | MediaType::OciNondistributableLayer
+                | MediaType::OciNondistributableLayerGzip
+                | MediaType::OciNondistributableLayerZstd
+        )
+    }
+
+    /// The OCI media type for this known layer type (Docker's gzip and foreign
+    /// layers become OCI's gzip and non-distributable gzip ones; OCI types are
+    /// returned unchanged); `None` for anything that is not a known layer type.
+    pub fn oci_layer_equivalent(&self) -> Option<MediaType> {
+        let compression = self.layer_compression()?;
+        Some(if self.is_non_distributable() {
+            match compression {
+                LayerCompression::None => MediaType::OciNondistributableLayer,
+                LayerCompression::Gzip => MediaType::OciNondistributableLayerGzip,
+                LayerCompression::Zstd => MediaType::OciNondistributableLayerZstd,
+            }
+        } else {
+            MediaType::oci_layer(compression)
+        })
+    }
+
+    /// The Docker schema 2 media type for this known layer type; `None` when
+    /// schema 2 has none: it knows gzip layers (plain and foreign) only, no
+    /// uncompressed and no zstd ones.
+    pub fn docker_layer_equivalent(&self) -> Option<MediaType> {
+        match (self.layer_compression()?, self.is_non_distributable()) {
+            (LayerCompression::Gzip, false) => Some(MediaType::DockerLayerGzip),
+            (LayerCompression::Gzip, true) => Some(MediaType::DockerForeignLayerGzip),
+            _ => None,
+        }
     }
 
     /// The OCI layer media type for a compression.
@@ -178,6 +228,10 @@ mod tests {
             "application/vnd.docker.distribution.manifest.list.v2+json",
             "application/vnd.docker.container.image.v1+json",
             "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
         ] {
             let media_type = MediaType::parse(text);
             assert!(!matches!(media_type, MediaType::Other(_)), "{text}");
@@ -210,5 +264,38 @@ mod tests {
             MediaType::OciLayerZstd
         );
         assert!(!MediaType::OciConfig.is_layer());
+    }
+
+    #[test]
+    fn layer_types_map_between_the_families() {
+        use MediaType::*;
+        // (type, OCI equivalent, Docker equivalent)
+        let table = [
+            (DockerLayerGzip, Some(OciLayerGzip), Some(DockerLayerGzip)),
+            (
+                DockerForeignLayerGzip,
+                Some(OciNondistributableLayerGzip),
+                Some(DockerForeignLayerGzip),
+            ),
+            (OciLayerGzip, Some(OciLayerGzip), Some(DockerLayerGzip)),
+            (
+                OciNondistributableLayerGzip,
+                Some(OciNondistributableLayerGzip),
+                Some(DockerForeignLayerGzip),
+            ),
+            (OciLayer, Some(OciLayer), None),
+            (OciLayerZstd, Some(OciLayerZstd), None),
+            (
+                OciNondistributableLayerZstd,
+                Some(OciNondistributableLayerZstd),
+                None,
+            ),
+            (OciConfig, None, None),
+            (MediaType::parse("application/x-thing"), None, None),
+        ];
+        for (media_type, oci, docker) in table {
+            assert_eq!(media_type.oci_layer_equivalent(), oci, "{media_type}");
+            assert_eq!(media_type.docker_layer_equivalent(), docker, "{media_type}");
+        }
     }
 }

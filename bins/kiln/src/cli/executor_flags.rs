@@ -155,6 +155,14 @@ pub const FLAGS: &[Flag] = &[
         "add an annotation to the manifest",
     ),
     valued(
+        "image-format",
+        Kind::Str,
+        "oci|docker",
+        OUTPUT,
+        "manifest format of the pushed image (buildah's --format); the OCI layout is always OCI",
+    )
+    .default_note("the base's"),
+    valued(
         "compression",
         Kind::Str,
         "gzip|zstd",
@@ -441,6 +449,8 @@ pub struct ExecutorArgs {
     pub digest_file: Option<String>,
     pub image_name_with_digest_file: Option<String>,
     pub image_name_tag_with_digest_file: Option<String>,
+    /// `oci` or `docker`; `None` follows the base image.
+    pub image_format: Option<String>,
     pub compression: Option<String>,
     /// kaniko's default is -1: the compressor's own default.
     pub compression_level: i64,
@@ -504,6 +514,7 @@ impl Default for ExecutorArgs {
             digest_file: None,
             image_name_with_digest_file: None,
             image_name_tag_with_digest_file: None,
+            image_format: None,
             compression: None,
             compression_level: -1,
             snapshot_mode: "full".into(),
@@ -608,6 +619,14 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
         "digest-file" => out.digest_file = some(),
         "image-name-with-digest-file" => out.image_name_with_digest_file = some(),
         "image-name-tag-with-digest-file" => out.image_name_tag_with_digest_file = some(),
+        "image-format" => {
+            if value != "oci" && value != "docker" {
+                return Err(UsageError(format!(
+                    "invalid argument {value:?} for \"--image-format\" flag: must be one of oci, docker"
+                )));
+            }
+            out.image_format = some();
+        }
         "compression" => {
             if value != "gzip" && value != "zstd" {
                 return Err(UsageError(format!(
@@ -760,6 +779,10 @@ mod tests {
                 .0
                 .contains("--compression")
         );
+        assert_eq!(
+            parse_str("--image-format=v2s2").unwrap_err().0,
+            "invalid argument \"v2s2\" for \"--image-format\" flag: must be one of oci, docker"
+        );
         assert!(
             parse_str("--cache=maybe")
                 .unwrap_err()
@@ -825,6 +848,7 @@ mod tests {
                 Kind::Duration => "1h",
                 _ => match name {
                     "compression" => "zstd",
+                    "image-format" => "docker",
                     "snapshot-mode" | "snapshotMode" => "time",
                     "isolation" => "chroot",
                     "verbosity" => "warn",

@@ -7,8 +7,8 @@
 
 use crate::cli::executor_flags::ExecutorArgs;
 use kiln_build::{
-    BuildOptions, ClientCert, Compression, ContextSource, DockerfileSource, Isolation,
-    SecretSource, SnapshotMode,
+    BuildOptions, ClientCert, Compression, ContextSource, DockerfileSource, ImageFormatChoice,
+    Isolation, SecretSource, SnapshotMode,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,11 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
         .image_name_tag_with_digest_file
         .as_ref()
         .map(PathBuf::from);
+    o.image_format = match args.image_format.as_deref() {
+        Some("oci") => ImageFormatChoice::Oci,
+        Some("docker") => ImageFormatChoice::Docker,
+        _ => ImageFormatChoice::FollowBase,
+    };
     o.compression = match args.compression.as_deref() {
         Some("zstd") => Compression::Zstd,
         _ => Compression::Gzip,
@@ -373,6 +378,20 @@ mod tests {
         );
         assert_eq!(r.registry_client_certs["reg"].key, PathBuf::from("/k.pem"));
         assert!(opts("-d r/x --registry-client-cert reg=/c.pem", &[]).is_err());
+    }
+
+    #[test]
+    fn image_format_follows_the_base_unless_chosen() {
+        let format = |flags: &str| opts(flags, &[]).unwrap().image_format;
+        assert_eq!(format("--no-push"), ImageFormatChoice::FollowBase);
+        assert_eq!(
+            format("--no-push --image-format oci"),
+            ImageFormatChoice::Oci
+        );
+        assert_eq!(
+            format("--no-push --image-format=docker"),
+            ImageFormatChoice::Docker
+        );
     }
 
     #[test]
