@@ -59,6 +59,16 @@ impl WorkDir {
         let trash = kaniko_dir.join(TRASH_DIR);
         fs_err::create_dir_all(&trash)
             .map_err(|e| BuildError::io("creating kiln's work dir", &trash, e))?;
+        // Each build dir (and the tree below it) lands in block groups of its own, away
+        // from the ones the previous build's removal is freeing (kiln_layer::placement).
+        match kiln_layer::spread_new_dirs(kaniko_dir) {
+            Ok(set) => {
+                tracing::debug!(dir = %kaniko_dir.display(), set, "build dirs spread over block groups")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %kaniko_dir.display(), "cannot mark kiln's dir to spread build dirs: {e}")
+            }
+        }
         if let Err(e) = sweep(kaniko_dir) {
             tracing::warn!(dir = %kaniko_dir.display(), "not removing leftovers of earlier builds: {e}");
         }
