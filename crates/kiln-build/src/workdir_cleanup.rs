@@ -632,6 +632,27 @@ mod tests {
     }
 
     #[test]
+    fn the_kaniko_dir_spreads_build_dirs_over_block_groups() {
+        let kaniko = tempfile::tempdir().unwrap();
+        let _work = WorkDir::create(kaniko.path()).unwrap();
+        // SAFETY: statfs fills the struct it is given.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        let c = CString::new(kaniko.path().as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
+        assert_eq!(
+            st.f_type,
+            libc::EXT4_SUPER_MAGIC,
+            "this test needs the temp dir on ext4"
+        );
+        let file = std::fs::File::open(kaniko.path()).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        assert_ne!(flags & 0x0002_0000, 0, "FS_TOPDIR_FL is set on kiln's dir");
+    }
+
+    #[test]
     fn a_kept_dir_is_left_alone() {
         let kaniko = tempfile::tempdir().unwrap();
         let mut work = WorkDir::create(kaniko.path()).unwrap();
