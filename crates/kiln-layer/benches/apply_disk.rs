@@ -3,7 +3,8 @@
 //!
 //! The layer is `KILN_BENCH_LAYER` (a gzip tar, e.g. a real base layer) or a
 //! generated one of about 151,000 entries (small text files in many directories,
-//! symlinks). Sides, interleaved `ROUNDS` times with a rotating order:
+//! symlinks). Sides, interleaved for `KILN_BENCH_ROUNDS` rounds (default 3) with a
+//! rotating order:
 //!
 //! * kiln: `apply_layer_file` into a fresh dir below a parent marked with
 //!   [`kiln_layer::spread_new_dirs`], as kiln-build lays out its build dirs;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use kiln_layer::{ApplyOptions, Expected, apply_layer_file};
 use sha2::{Digest as _, Sha256};
 
+/// Rounds unless `KILN_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 3;
 const DOCKERD: &str = "/usr/sbin/dockerd";
 /// Debian's client; a newer `docker` first on PATH may not talk to dockerd 20.10.
@@ -129,6 +131,7 @@ fn to_hex(bytes: &[u8]) -> String {
 struct Dockerd {
     child: Child,
     host: String,
+    data_root: PathBuf,
     exec_root: PathBuf,
 }
 
@@ -158,6 +161,7 @@ impl Dockerd {
         let d = Dockerd {
             child,
             host: format!("unix://{socket}"),
+            data_root: data_root.to_path_buf(),
             exec_root,
         };
         let start = Instant::now();
@@ -190,6 +194,14 @@ impl Drop for Dockerd {
         // SAFETY: signalling the dockerd this bench started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+        // dockerd bind-mounts its data root onto itself and leaves that mount behind
+        for dir in [&self.data_root, &self.exec_root] {
+            if let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+                // SAFETY: a valid path; failing (not mounted) is fine.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }
 }
@@ -218,6 +230,10 @@ fn docker_archive(work: &Path, layer: &Path, diff_id: &str) -> PathBuf {
 }
 
 fn main() {
+    let rounds: usize = std::env::var("KILN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
     let disk = std::env::var_os("KILN_BENCH_DISK").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-disk"),
         PathBuf::from,
@@ -251,7 +267,7 @@ fn main() {
     .unwrap();
     let size = std::fs::metadata(&layer).unwrap().len();
     println!(
-        "layer {} ({:.1} MB gzip, {} entries), disk dir {}, {ROUNDS} rounds, order rotating",
+        "layer {} ({:.1} MB gzip, {} entries), disk dir {}, {rounds} rounds, order rotating",
         layer.display(),
         size as f64 / 1e6,
         entries.trim(),
@@ -329,7 +345,7 @@ fn main() {
         ("pigz -dc | tar -x, tmpfs", shm.path(), &tar),
     ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); sides.len()];
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for i in 0..sides.len() {
             let side = (round + i) % sides.len();
             let (name, place, apply) = sides[side];
