@@ -10,6 +10,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("kiln-oci", "blob_store"),
     ("kiln-layer", "encode"),
     ("kiln-layer", "apply"),
+    ("kiln-layer", "apply_disk"),
     ("kiln-snapshot", "step"),
     ("kiln-sandbox", "run_overhead"),
     ("kiln-registry", "push_pull"),

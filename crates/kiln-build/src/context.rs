@@ -120,10 +120,13 @@ fn unpack_tar(
 ) -> Result<tempfile::TempDir, BuildError> {
     fs_err::create_dir_all(work_dir)
         .map_err(|e| BuildError::io("creating the work dir", work_dir, e))?;
-    let dir = tempfile::Builder::new()
+    let mut dir = tempfile::Builder::new()
         .prefix("context-")
         .tempdir_in(work_dir)
         .map_err(|e| BuildError::io("creating a context directory in", work_dir, e))?;
+    // It lives in the build dir, which is removed in the background with the rest:
+    // removing it when the context drops would put that on the build's critical path.
+    dir.disable_cleanup(true);
     let root = dir.path().join("root");
     fs_err::create_dir(&root).map_err(|e| BuildError::io("creating", root.clone(), e))?;
     let fail = |reason: String| BuildError::Context {

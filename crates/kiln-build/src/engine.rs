@@ -21,6 +21,7 @@ use crate::stage::{
     Base, BuildEnv, StageOutput, StageRun, encode_options, images_used_by, stage_needs_rootfs,
 };
 use crate::step_cache::StepCache;
+use crate::workdir_cleanup::WorkDir;
 
 /// Builds the image described by `options`, reporting progress to `observer`.
 pub async fn build(
@@ -57,12 +58,8 @@ async fn build_with(
     let mut timings = PhaseTimings::default();
     let started = Instant::now();
 
-    fs_err::create_dir_all(&options.kaniko_dir)
-        .map_err(|e| BuildError::io("creating kiln's work dir", &options.kaniko_dir, e))?;
-    let work = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(&options.kaniko_dir)
-        .map_err(|e| BuildError::io("creating a build dir in", &options.kaniko_dir, e))?;
+    // Removed in the background once this function has returned, whatever it returns.
+    let mut work = WorkDir::create(&options.kaniko_dir)?;
     let blobs = BlobStore::open(options.kaniko_dir.join("blobs"))?;
 
     let mut context = BuildContext::open(
@@ -130,6 +127,12 @@ async fn build_with(
             in_place = Some(ignore);
         }
         let _ = sandbox.set(chosen);
+    }
+    let disposable =
+        in_place.is_some() || std::path::Path::new(kiln_sandbox::KILN_CONTAINER_MARKER).exists();
+    if disposable && !options.cleanup {
+        // The container's end discards the build dir: deleting it would only cost time.
+        work.keep();
     }
     let env = BuildEnv {
         options,
@@ -314,8 +317,6 @@ async fn build_with(
     }
     output::write_digest_files(&written.digest, &pushed, options)?;
 
-    // The build's own directory (stage roots, staging) always goes away.
-    drop(work);
     let layers = written
         .manifest
         .layers
@@ -337,9 +338,11 @@ async fn build_with(
             })?;
         }
         let store = options.kaniko_dir.join("blobs");
-        fs_err::remove_dir_all(&store)
+        crate::workdir_cleanup::discard(&options.kaniko_dir, &store)
             .map_err(|e| BuildError::io("removing the blob store (--cleanup)", &store, e))?;
     }
+    // The build's own directory (stage roots, staging) goes away when `work` drops,
+    // after the outcome is final: renamed into the trash, removed by a detached process.
     Ok(BuildOutcome {
         digest: written.digest.to_string(),
         media_type: written.media_type.as_str().to_string(),

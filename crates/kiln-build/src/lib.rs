@@ -60,6 +60,7 @@ mod test_support;
 mod time;
 mod unpack;
 mod warm;
+mod workdir_cleanup;
 
 pub use engine::build;
 pub use error::BuildError;

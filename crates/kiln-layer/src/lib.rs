@@ -69,6 +69,7 @@ pub mod error;
 mod mapped;
 pub mod order;
 pub mod pgzip;
+mod placement;
 mod prefetch;
 pub mod read;
 mod readahead;
@@ -89,5 +90,6 @@ pub use entry::{
 };
 pub use error::{Error, Result};
 pub use order::{compare_entries, sort_entries};
+pub use placement::spread_new_dirs;
 pub use read::{DecodedLayer, Expected, Measured, detect_compression};
 pub use tar_writer::{TarOptions, write_tar};
