@@ -146,9 +146,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
             Base::Scratch => {
                 let mut config = ImageConfig::for_platform(&env.platform);
                 config.rootfs.kind = "layers".into();
-                // BuildKit gives an image built on scratch the default PATH.
-                config.container_config_mut().env =
-                    Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
+                // BuildKit gives an image built on scratch the default PATH
+                // and the working dir `/` (its dockerfile2llb `emptyImage`).
+                let container = config.container_config_mut();
+                container.env = Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
+                container.working_dir = Some("/".into());
                 let image = ImageState {
                     config,
                     layers: Vec::new(),

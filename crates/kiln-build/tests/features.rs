@@ -28,6 +28,30 @@ fn single_snapshot_makes_one_layer_per_stage() {
     assert!(bundle.join("rootfs/bin/busybox").is_file());
 }
 
+/// BuildKit's empty image (dockerfile2llb `emptyImage`, checked against Docker
+/// 20.10 by `cargo xtask conformance --reference docker`): a stage on scratch
+/// starts with the default PATH and the working dir `/`; WORKDIR replaces it.
+#[test]
+fn scratch_starts_with_buildkit_default_path_and_working_dir() {
+    for (dockerfile, working_dir) in [
+        ("FROM scratch\nCOPY a.txt /a.txt\n", "/"),
+        ("FROM scratch\nWORKDIR /srv\nCOPY a.txt a.txt\n", "/srv"),
+    ] {
+        let fx = Fixture::new(dockerfile, &[("a.txt", "a\n")]);
+        let (options, layout) = fx.layout_options();
+        run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+        let (_, config) = layout_documents(&layout);
+        assert_eq!(config["config"]["WorkingDir"], working_dir, "{dockerfile}");
+        assert_eq!(
+            config["config"]["Env"],
+            serde_json::json!([
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ]),
+            "{dockerfile}"
+        );
+    }
+}
+
 #[test]
 fn zstd_layers_labels_and_annotations_from_options() {
     let fx = Fixture::new(
