@@ -70,6 +70,9 @@ pub struct StageOutput {
     pub rootfs: Option<PathBuf>,
     /// The cache key chain's last value.
     pub cache_key: Digest,
+    /// The final ENV/ARG scope: a stage built `FROM` this one starts from it
+    /// (BuildKit: ARG values carry over to stages based on this one).
+    pub vars: StageEnv,
 }
 
 /// A stage being run.
@@ -142,13 +145,16 @@ impl<'a, 'b> StageRun<'a, 'b> {
         count: usize,
         base: Base,
     ) -> Result<Self, BuildError> {
+        let mut vars = stage.env.clone();
         let (image, rootfs_from, key) = match base {
             Base::Scratch => {
                 let mut config = ImageConfig::for_platform(&env.platform);
                 config.rootfs.kind = "layers".into();
-                // BuildKit gives an image built on scratch the default PATH.
-                config.container_config_mut().env =
-                    Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
+                // BuildKit gives an image built on scratch the default PATH
+                // and the working dir `/` (its dockerfile2llb `emptyImage`).
+                let container = config.container_config_mut();
+                container.env = Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
+                container.working_dir = Some("/".into());
                 let image = ImageState {
                     config,
                     layers: Vec::new(),
@@ -159,11 +165,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
             }
             Base::Stage(index) => {
                 let out = &done[&index];
+                vars.inherit(&out.vars);
                 (out.image.clone(), out.rootfs.clone(), out.cache_key.clone())
             }
             Base::Image { image, digest } => (*image, None, digest),
         };
-        let mut vars = stage.env.clone();
         let base_env = image
             .config
             .config
@@ -446,6 +452,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 image: self.image,
                 rootfs: Some(root),
                 cache_key: self.cache_key,
+                vars: self.vars,
             });
         }
         let rootfs = match (&self.env.in_place_ignore, self.rootfs.take()) {
@@ -474,6 +481,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             image: self.image,
             rootfs,
             cache_key: self.cache_key,
+            vars: self.vars,
         })
     }
 

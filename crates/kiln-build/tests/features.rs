@@ -28,6 +28,62 @@ fn single_snapshot_makes_one_layer_per_stage() {
     assert!(bundle.join("rootfs/bin/busybox").is_file());
 }
 
+/// BuildKit's empty image (dockerfile2llb `emptyImage`, checked against Docker
+/// 20.10 by `cargo xtask conformance --reference docker`): a stage on scratch
+/// starts with the default PATH and the working dir `/`; WORKDIR replaces it.
+#[test]
+fn scratch_starts_with_buildkit_default_path_and_working_dir() {
+    for (dockerfile, working_dir) in [
+        ("FROM scratch\nCOPY a.txt /a.txt\n", "/"),
+        ("FROM scratch\nWORKDIR /srv\nCOPY a.txt a.txt\n", "/srv"),
+    ] {
+        let fx = Fixture::new(dockerfile, &[("a.txt", "a\n")]);
+        let (options, layout) = fx.layout_options();
+        run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+        let (_, config) = layout_documents(&layout);
+        assert_eq!(config["config"]["WorkingDir"], working_dir, "{dockerfile}");
+        assert_eq!(
+            config["config"]["Env"],
+            serde_json::json!([
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ]),
+            "{dockerfile}"
+        );
+    }
+}
+
+/// BuildKit (Docker 20.10 and current: moby/buildkit#5381 documents it) hands a
+/// stage's ARG values to the stages built `FROM` it, as kaniko's corpus case
+/// `Dockerfile_test_multistage_args_issue_1911` shows against Docker; a stage
+/// not based on it sees none of them.
+#[test]
+fn arg_values_carry_over_to_stages_built_from_a_stage() {
+    let fx = Fixture::new(
+        concat!(
+            "FROM scratch AS base\n",
+            "ADD rootfs.tar /\n",
+            "ARG NAME=base\n",
+            "FROM scratch AS unrelated\n",
+            "ADD rootfs.tar /\n",
+            "RUN echo \"[$NAME]\" > /unrelated.txt\n",
+            "FROM base AS dev\n",
+            "ARG NAME=\"$NAME-dev\"\n",
+            "RUN echo \"$NAME\" > /dev.txt\n",
+            "FROM dev\n",
+            "ARG OTHER\n",
+            "RUN echo \"[$NAME][$OTHER]\" > /final.txt\n",
+            "COPY --from=unrelated /unrelated.txt /unrelated.txt\n",
+        ),
+        &[],
+    );
+    let (options, _) = fx.layout_options();
+    let image = fx.build_and_unpack(&options);
+    let read = |name: &str| fs_err::read_to_string(image.bundle.join("rootfs").join(name)).unwrap();
+    assert_eq!(read("dev.txt"), "base-dev\n");
+    assert_eq!(read("final.txt"), "[base-dev][]\n");
+    assert_eq!(read("unrelated.txt"), "[]\n");
+}
+
 #[test]
 fn zstd_layers_labels_and_annotations_from_options() {
     let fx = Fixture::new(

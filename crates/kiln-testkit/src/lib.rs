@@ -19,6 +19,10 @@
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
 //!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
 //!   `skopeo copy`.
+//! - [`Dockerd`] runs a private Docker engine (Debian's docker.io 20.10 with BuildKit
+//!   0.8) with its data root, exec root, pidfile and socket in one temp dir; its
+//!   [`Dockerd::docker`] command is always Debian's `/usr/bin/docker` pointed at it.
+//!   Stopped by PID on drop, mounts and containerd leftovers cleaned up.
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -31,6 +35,7 @@
 pub mod busybox;
 pub mod container;
 pub mod debian;
+pub mod dockerd;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;
@@ -43,6 +48,7 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use dockerd::Dockerd;
 pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};

@@ -33,3 +33,14 @@ pub fn busybox() -> PathBuf {
 pub fn openssl() -> PathBuf {
     require("/usr/bin/openssl")
 }
+
+/// `/usr/sbin/dockerd` (Debian's docker.io 20.10, BuildKit 0.8 built in).
+pub fn dockerd() -> PathBuf {
+    require("/usr/sbin/dockerd")
+}
+
+/// Debian's Docker client, `/usr/bin/docker`. Never the `docker` first on PATH: that
+/// may be a newer client without buildx (see ../shared/design/TESTBED.md).
+pub fn docker_client() -> PathBuf {
+    require("/usr/bin/docker")
+}

@@ -1,5 +1,5 @@
-//! The two builders, run on the same rewritten Dockerfile and context copy,
-//! each pushing to the harness's registry. Every command runs under
+//! The builders (kiln and the reference, buildah or Docker), run on the same
+//! rewritten Dockerfile and context copy, each pushing to the harness's registry. Every command runs under
 //! coreutils `timeout` (which signals the whole process group) and its output
 //! goes to a log file the report quotes on failure.
 
@@ -112,7 +112,49 @@ pub fn buildah(storage: &Path, build: &Build<'_>) -> Result<Outcome> {
     })
 }
 
-/// `--build-arg`, `--target` and the environment, the same for both builders.
+/// `docker build` with Docker 20.10's built-in BuildKit (TESTBED.md: Debian's
+/// client, `DOCKER_BUILDKIT=1`, `--network host` as the engine has no bridge),
+/// `docker push`, then `docker rmi` to keep the engine's store small.
+pub fn docker(engine: &kiln_testkit::Dockerd, build: &Build<'_>) -> Result<Outcome> {
+    let client = engine.docker();
+    let docker = |args: &[&str]| {
+        let mut cmd = timeout_command(Path::new(client.get_program()));
+        for (key, value) in client.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.args(args);
+        cmd
+    };
+    let mut bud = docker(&["build", "--network", "host", "--progress", "plain"]);
+    bud.arg("-f")
+        .arg(build.dockerfile)
+        .arg("-t")
+        .arg(build.destination);
+    common_args(&mut bud, build);
+    bud.arg(build.context);
+    let built = run_logged(bud, &build.work.join("docker.log"))?;
+    if !built.success {
+        return Ok(built);
+    }
+    let pushed = run_logged(
+        docker(&["push", build.destination]),
+        &build.work.join("docker-push.log"),
+    )?;
+    let _ = engine.output(&["rmi", build.destination]);
+    Ok(Outcome {
+        log: if pushed.success {
+            built.log
+        } else {
+            pushed.log
+        },
+        ..pushed
+    })
+}
+
+/// `--build-arg`, `--target` and the environment, the same for every builder.
 fn common_args(cmd: &mut Command, build: &Build<'_>) {
     for arg in build.build_args {
         cmd.arg("--build-arg");

@@ -1,10 +1,11 @@
-//! Runs one case: copy the context, rewrite the Dockerfile, build with both
-//! builders, pull both images back, compare.
+//! Runs one case: copy the context, rewrite the Dockerfile, build with kiln
+//! and the reference builder, pull both images back, compare.
 
 use super::bases::Bases;
 use super::builders::{self, Build, Outcome};
 use super::compare::{self, Side};
 use super::corpus::{CacheStore, Case};
+use super::reference::{Reference, docker_cannot_parse};
 use super::rewrite::rewrite;
 use super::{pull, tree};
 use anyhow::{Context, Result};
@@ -12,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The corpus case whose buildah image is kaniko's `onbuild-base`
+/// The corpus case whose reference image is kaniko's `onbuild-base`
 /// (kaniko's harness built it first, the same way).
 const ONBUILD_BASE_CASE: &str = "Dockerfile_onbuild_base";
 
@@ -27,12 +28,15 @@ pub enum Verdict {
 pub struct Harness<'a> {
     pub bases: &'a mut Bases,
     pub kiln: &'a Path,
+    pub reference: Reference,
     pub buildah_storage: &'a Path,
+    /// The engine that builds the reference with `--reference docker`.
+    pub docker: Option<&'a kiln_testkit::Dockerd>,
     /// Where builder logs are kept after the run.
     pub logs: &'a Path,
     /// Scratch space; the case's directory is removed when it ends.
     pub work: &'a Path,
-    /// Build the "kiln" side with buildah too: checks the harness itself,
+    /// Build the "kiln" side with the reference too: checks the harness itself,
     /// which must then pass every case it can build.
     pub self_check: bool,
 }
@@ -67,21 +71,31 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             "a layer-cache case compares kiln with itself".into(),
         ));
     }
-    let kiln_df =
-        match prepare_dockerfile(case, &case.dockerfile, &case.edits, &host, &dir.join("df"))? {
-            Ok(prepared) => prepared,
-            Err(reason) => return Ok(Verdict::Skipped(reason)),
-        };
-    let buildah_df = match &case.reference_dockerfile {
-        Some(reference) => {
-            match prepare_dockerfile(case, reference, &[], &host, &dir.join("df-buildah"))? {
+    let reference = harness.reference;
+    if reference == Reference::Docker
+        && let Some(reason) = docker_cannot_parse(&fs_err::read_to_string(&case.dockerfile)?)
+    {
+        return Ok(Verdict::Skipped(reason));
+    }
+    // The edits and removed files work around buildah 1.28; Docker needs none.
+    let edits: &[(&str, &str)] = match reference {
+        Reference::Buildah => &case.edits,
+        Reference::Docker => &[],
+    };
+    let kiln_df = match prepare_dockerfile(case, &case.dockerfile, edits, &host, &dir.join("df"))? {
+        Ok(prepared) => prepared,
+        Err(reason) => return Ok(Verdict::Skipped(reason)),
+    };
+    let reference_df = match &case.reference_dockerfile {
+        Some(path) if reference == Reference::Buildah => {
+            match prepare_dockerfile(case, path, &[], &host, &dir.join("df-reference"))? {
                 Ok(prepared) => prepared,
                 Err(reason) => return Ok(Verdict::Skipped(reason)),
             }
         }
-        None => kiln_df.clone(),
+        _ => kiln_df.clone(),
     };
-    let images = || kiln_df.images.iter().chain(&buildah_df.images);
+    let images = || kiln_df.images.iter().chain(&reference_df.images);
     if let Some(missing) = images().find(|i| !harness.bases.available(i.kind)) {
         return Ok(Verdict::Skipped(format!(
             "needs {} built first: include Dockerfile_onbuild_base in the run",
@@ -91,11 +105,11 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
     for image in images() {
         harness.bases.ensure(&image.repo_tag, image.kind)?;
     }
-    let context = copy_context(case, &dir.join("ctx"))?;
+    let context = copy_context(case, reference, &dir.join("ctx"))?;
     // A cache case: kiln cold (the reference), then kiln again on a fresh
     // work dir with the cache warm; kaniko's harness compared those two.
     let (builders, kiln_flags) = match case.cache {
-        None => (["buildah", "kiln"], Vec::new()),
+        None => ([reference.name(), "kiln"], Vec::new()),
         Some(store) => {
             let repo = match store {
                 CacheStore::Registry => format!("{host}/cache/{slug}"),
@@ -116,7 +130,7 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
         let prepared = if builder.starts_with("kiln") && !harness.self_check {
             &kiln_df
         } else {
-            &buildah_df
+            &reference_df
         };
         let build = Build {
             case,
@@ -127,10 +141,16 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             destination: &destination,
             kiln_flags: &kiln_flags,
         };
-        let outcome = match builder {
-            "buildah" => builders::buildah(harness.buildah_storage, &build)?,
-            _ if harness.self_check => builders::buildah(harness.buildah_storage, &build)?,
-            _ => builders::kiln(harness.kiln, &build)?,
+        let outcome = if builder == reference.name() || harness.self_check {
+            match reference {
+                Reference::Buildah => builders::buildah(harness.buildah_storage, &build)?,
+                Reference::Docker => builders::docker(
+                    harness.docker.context("--reference docker has an engine")?,
+                    &build,
+                )?,
+            }
+        } else {
+            builders::kiln(harness.kiln, &build)?
         };
         fs_err::copy(
             &outcome.log,
@@ -181,21 +201,26 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
             ));
         }
     }
-    let buildah = pull::pull(&outcomes[0].1, &dir.join("pulled-buildah"))?;
+    let pulled_reference = pull::pull(&outcomes[0].1, &dir.join("pulled-reference"))?;
     let kiln = pull::pull(&outcomes[1].1, &dir.join("pulled-kiln"))?;
-    let buildah_nodes = tree::walk(&buildah.rootfs)?;
+    let reference_nodes = tree::walk(&pulled_reference.rootfs)?;
     let kiln_nodes = tree::walk(&kiln.rootfs)?;
-    differences.extend(compare::configs(&kiln.config, &buildah.config));
+    differences.extend(compare::configs(
+        &kiln.config,
+        &pulled_reference.config,
+        reference,
+    ));
     differences.extend(compare::trees(
         &Side {
             rootfs: &kiln.rootfs,
             nodes: &kiln_nodes,
         },
         &Side {
-            rootfs: &buildah.rootfs,
-            nodes: &buildah_nodes,
+            rootfs: &pulled_reference.rootfs,
+            nodes: &reference_nodes,
         },
         super::skips::volatile_files(&case.name),
+        reference,
     )?);
     Ok(if differences.is_empty() {
         Verdict::Passed
@@ -205,8 +230,9 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
 }
 
 /// Copies the context (owners and times kept, modes as a checkout has them)
-/// and adds the case's extra files.
-fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
+/// and adds the case's extra files; removes the files buildah cannot copy
+/// when buildah is the reference.
+fn copy_context(case: &Case, reference: Reference, dest: &Path) -> Result<PathBuf> {
     let status = Command::new("cp")
         .arg("-a")
         .arg(&case.context)
@@ -233,7 +259,11 @@ fn copy_context(case: &Case, dest: &Path) -> Result<PathBuf> {
         "normalising modes in {} failed",
         dest.display()
     );
-    for path in &case.removed_files {
+    let removed: &[&str] = match reference {
+        Reference::Buildah => &case.removed_files,
+        Reference::Docker => &[],
+    };
+    for path in removed {
         fs_err::remove_file(dest.join(path))?;
     }
     for (path, content, mode) in &case.extra_files {

@@ -1,8 +1,9 @@
-//! Compares kiln's image with buildah's: file trees (path, type, mode,
-//! uid:gid, size, content, symlink target, hardlink group, xattrs) and the
-//! config fields Docker defines for a container.
+//! Compares kiln's image with the reference's (buildah's or Docker's): file
+//! trees (path, type, mode, uid:gid, size, content, symlink target, hardlink
+//! group, xattrs) and the config fields Docker defines for a container.
 
 use super::artifacts::{BUILDAH_LABEL, is_buildah_only_artifact};
+use super::reference::Reference;
 use super::tree::{Kind, Node};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -33,11 +34,19 @@ pub struct Side<'a> {
 
 /// Differences between the two trees, one line each. Files in `volatile`
 /// (a case's build-time outputs) are compared except for their content.
-pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>, volatile: &[&str]) -> Result<Vec<String>> {
+/// buildah's documented artifacts are left out when it is the reference;
+/// Docker's are reported (docs/conformance.md explains them).
+pub fn trees(
+    kiln: &Side<'_>,
+    other: &Side<'_>,
+    volatile: &[&str],
+    reference: Reference,
+) -> Result<Vec<String>> {
+    let name = reference.name();
     let mut out = Vec::new();
     let mut only_under: Option<String> = None;
     let paths: std::collections::BTreeSet<&String> =
-        kiln.nodes.keys().chain(buildah.nodes.keys()).collect();
+        kiln.nodes.keys().chain(other.nodes.keys()).collect();
     for path in paths {
         if let Some(dir) = &only_under {
             if path.starts_with(&format!("{dir}/")) {
@@ -45,10 +54,10 @@ pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>, volatile: &[&str]) -> Result<V
             }
             only_under = None;
         }
-        match (kiln.nodes.get(path), buildah.nodes.get(path)) {
+        match (kiln.nodes.get(path), other.nodes.get(path)) {
             (Some(k), Some(b)) => {
                 let content = !volatile.contains(&path.as_str());
-                out.extend(node_differences(path, k, b, (kiln, buildah), content)?);
+                out.extend(node_differences(path, k, b, (kiln, other), content, name)?);
             }
             (Some(k), None) => {
                 out.push(format!("only in kiln: {path} {}", describe(k)));
@@ -57,10 +66,10 @@ pub fn trees(kiln: &Side<'_>, buildah: &Side<'_>, volatile: &[&str]) -> Result<V
                 }
             }
             (None, Some(b)) => {
-                if is_buildah_only_artifact(path, b) {
+                if reference == Reference::Buildah && is_buildah_only_artifact(path, b) {
                     continue;
                 }
-                out.push(format!("only in buildah: {path} {}", describe(b)));
+                out.push(format!("only in {name}: {path} {}", describe(b)));
                 if b.kind == Kind::Dir {
                     only_under = Some(path.clone());
                 }
@@ -75,36 +84,37 @@ fn node_differences(
     path: &str,
     k: &Node,
     b: &Node,
-    (kiln, buildah): (&Side<'_>, &Side<'_>),
+    (kiln, reference): (&Side<'_>, &Side<'_>),
     compare_content: bool,
+    name: &str,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if k.kind != b.kind {
         out.push(format!(
-            "{path}: type kiln {:?}, buildah {:?}",
+            "{path}: type kiln {:?}, {name} {:?}",
             k.kind, b.kind
         ));
         return Ok(out);
     }
     if k.mode != b.mode {
         out.push(format!(
-            "{path}: mode kiln {:04o}, buildah {:04o}",
+            "{path}: mode kiln {:04o}, {name} {:04o}",
             k.mode, b.mode
         ));
     }
     if (k.uid, k.gid) != (b.uid, b.gid) {
         out.push(format!(
-            "{path}: owner kiln {}:{}, buildah {}:{}",
+            "{path}: owner kiln {}:{}, {name} {}:{}",
             k.uid, k.gid, b.uid, b.gid
         ));
     }
     if k.kind == Kind::File {
         if k.size != b.size {
-            out.push(format!("{path}: size kiln {}, buildah {}", k.size, b.size));
+            out.push(format!("{path}: size kiln {}, {name} {}", k.size, b.size));
         } else if compare_content
             && !same_content(
                 &kiln.rootfs.join(&path[1..]),
-                &buildah.rootfs.join(&path[1..]),
+                &reference.rootfs.join(&path[1..]),
             )?
         {
             out.push(format!("{path}: content differs ({} bytes each)", k.size));
@@ -112,13 +122,13 @@ fn node_differences(
     }
     if k.hardlinks != b.hardlinks {
         out.push(format!(
-            "{path}: hardlinked with kiln {:?}, buildah {:?}",
+            "{path}: hardlinked with kiln {:?}, {name} {:?}",
             k.hardlinks, b.hardlinks
         ));
     }
     if k.xattrs != b.xattrs {
         out.push(format!(
-            "{path}: xattrs kiln {:?}, buildah {:?}",
+            "{path}: xattrs kiln {:?}, {name} {:?}",
             k.xattrs.keys().collect::<Vec<_>>(),
             b.xattrs.keys().collect::<Vec<_>>()
         ));
@@ -164,12 +174,17 @@ fn read_full(file: &mut fs_err::File, buf: &mut [u8]) -> Result<usize> {
 }
 
 /// Differences between the two configs' container fields.
-pub fn configs(kiln: &serde_json::Value, buildah: &serde_json::Value) -> Vec<String> {
+pub fn configs(
+    kiln: &serde_json::Value,
+    reference_config: &serde_json::Value,
+    reference: Reference,
+) -> Vec<String> {
+    let name = reference.name();
     // buildah's artifact (TESTBED.md): its version label on every image it
     // commits. kiln never sets it, but inherits it, as Docker would, from a
     // base image buildah built (onbuild-base), so it goes on both sides.
-    let (mut kiln, mut buildah) = (kiln.clone(), buildah.clone());
-    for config in [&mut kiln, &mut buildah] {
+    let (mut kiln, mut reference_config) = (kiln.clone(), reference_config.clone());
+    for config in [&mut kiln, &mut reference_config] {
         if let Some(labels) = config["config"]["Labels"].as_object_mut() {
             labels.remove(BUILDAH_LABEL);
         }
@@ -178,8 +193,8 @@ pub fn configs(kiln: &serde_json::Value, buildah: &serde_json::Value) -> Vec<Str
         .iter()
         .filter_map(|field| {
             let k = normalized(&kiln["config"][field]);
-            let b = normalized(&buildah["config"][field]);
-            (k != b).then(|| format!("config {field}: kiln {k}, buildah {b}"))
+            let b = normalized(&reference_config["config"][field]);
+            (k != b).then(|| format!("config {field}: kiln {k}, {name} {b}"))
         })
         .collect()
 }
