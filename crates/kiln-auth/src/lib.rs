@@ -16,6 +16,39 @@
 //!
 //! Secrets live in [`Secret`], whose `Debug`/`Display` print `<redacted>`; errors carry
 //! paths, registry names, line:column, never a secret value.
+//!
+//! # Example: credentials and TLS for one registry
+//!
+//! ```
+//! use kiln_auth::{Credential, Keychain, KeychainOptions, MapEnvironment, TlsConfigs, TlsOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A GitLab-style `$DOCKER_AUTH_CONFIG`. Pass `&ProcessEnvironment` instead to read
+//! // the real environment and `~/.docker/config.json`.
+//! let env = MapEnvironment::new().with(
+//!     "DOCKER_AUTH_CONFIG",
+//!     r#"{"auths": {"registry.example:5000": {"auth": "Y2k6czNjcmV0"}}}"#, // ci:s3cret
+//! );
+//! let keychain = Keychain::load(&env, KeychainOptions::default())?;
+//! match keychain.resolve("registry.example:5000")? {
+//!     Credential::Basic { username, password } => {
+//!         assert_eq!(username, "ci");
+//!         assert_eq!(password.to_string(), "<redacted>"); // `expose()` it on the wire only
+//!     }
+//!     other => panic!("expected a user and password, got {other:?}"),
+//! }
+//! assert_eq!(keychain.resolve("docker.io")?, Credential::Anonymous);
+//!
+//! // System roots plus a CA trusted for this registry only (`--registry-certificate`).
+//! # let ca = kiln_testkit::TestCa::new("example CA");
+//! # let ca_pem = ca.pem_path().to_path_buf();
+//! let mut options = TlsOptions::default();
+//! options.registry_ca.insert("registry.example:5000".into(), ca_pem);
+//! let tls = TlsConfigs::new(options, &env)?;
+//! let config = tls.client_config("registry.example:5000")?; // Arc<rustls::ClientConfig>
+//! # let _ = config;
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

@@ -30,6 +30,50 @@
 //! context is never modified; untrusted paths never escape a stage root;
 //! secrets never reach a layer, the history, an event or a key; the same
 //! inputs with `reproducible` give the same digest.
+//!
+//! # Example: a build in-process, step events printed
+//!
+//! `examples/build_in_process.rs` is the same as a small program.
+//!
+//! ```
+//! use kiln_build::{BuildEvent, BuildOptions, ContextSource, build};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let temp = tempfile::tempdir()?;
+//! # let context = temp.path().join("context");
+//! # let (work_dir, layout) = (temp.path().join("work"), temp.path().join("image"));
+//! # std::fs::create_dir(&context)?;
+//! # std::fs::write(context.join("busybox.tar"), kiln_testkit::busybox::rootfs_tar())?;
+//! // The context holds `busybox.tar`, a busybox root filesystem.
+//! let dockerfile = "FROM scratch\n\
+//!                   ADD busybox.tar /\n\
+//!                   RUN echo built by kiln > /greeting && cat /greeting\n\
+//!                   CMD [\"cat\", \"/greeting\"]\n";
+//! std::fs::write(context.join("Dockerfile"), dockerfile)?;
+//!
+//! let mut options = BuildOptions::new(ContextSource::Dir(context)); // kaniko's defaults
+//! options.kaniko_dir = work_dir; // kiln's work dir, `/kaniko` by default
+//! options.no_push = true; // or `destinations`, as `--destination`
+//! options.oci_layout_path = Some(layout.clone());
+//!
+//! // Any `Fn(&BuildEvent) + Send + Sync` is an observer; it must not block.
+//! let observer = |event: &BuildEvent| match event {
+//!     BuildEvent::StepStarted { id, text } => println!("{id}: {text}"),
+//!     BuildEvent::RunOutput { line, .. } => println!("  {line}"),
+//!     BuildEvent::StepFinished { id, elapsed, layer: Some(layer) } => {
+//!         println!("{id}: layer {layer} in {elapsed:?}")
+//!     }
+//!     _ => {}
+//! };
+//! let outcome = build(&options, &observer).await?;
+//! println!("{} ({} layers)", outcome.digest, outcome.layers.len());
+//!
+//! let image = kiln_oci::OciLayout::open(&layout)?.image(None, None)?;
+//! assert_eq!(image.descriptor.digest.to_string(), outcome.digest);
+//! assert_eq!(image.manifest.layers.len(), 2); // ADD, RUN
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

@@ -16,6 +16,52 @@
 //! The crate never decides whether a build fails: lookup errors and store
 //! errors are returned to the engine, which treats them as misses and
 //! warnings.
+//!
+//! # Example: miss, store, hit
+//!
+//! A cache in a local OCI layout (`--cache-repo oci:/dir`); [`LayerCache::in_registry`]
+//! takes a repository and a kiln-registry [`Client`] instead and works the same.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//!
+//! use kiln_cache::{CachedStep, DEFAULT_TTL, LayerCache, LayerSource, Lookup, StepToStore};
+//! use kiln_oci::{Descriptor, Digest, MediaType, Platform};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let temp = tempfile::tempdir()?;
+//! # let (cache_dir, blob) = (temp.path().join("cache"), temp.path().join("layer.tar"));
+//! let cache = LayerCache::in_layout(cache_dir, DEFAULT_TTL, Platform::new("linux", "amd64"));
+//! // kiln-build derives a step's key from everything that decides its result.
+//! let key = Digest::sha256_of(b"previous key, platform, RUN make, its inputs");
+//! assert_eq!(cache.lookup(&key, SystemTime::now()).await?, Lookup::Absent);
+//!
+//! // The step ran: store its layer (an empty tar here) and its history line.
+//! let layer = vec![0u8; 1024];
+//! std::fs::write(&blob, &layer)?;
+//! let descriptor = Descriptor::for_bytes(MediaType::OciLayer, &layer);
+//! let diff_id = descriptor.digest.clone(); // uncompressed: the same digest
+//! let step = CachedStep {
+//!     layer: Some((descriptor, diff_id)),
+//!     created_by: "RUN make".into(),
+//!     stored: SystemTime::now(),
+//! };
+//! cache.store(&StepToStore { key: key.clone(), step, blob: Some(blob) }).await?;
+//!
+//! // The next build with the same key reuses the layer without running the step.
+//! match cache.lookup(&key, SystemTime::now()).await? {
+//!     Lookup::Hit { step, source: LayerSource::File(path) } => {
+//!         assert_eq!(step.created_by, "RUN make");
+//!         assert_eq!(std::fs::read(path)?, layer);
+//!     }
+//!     other => panic!("expected a hit in the layout, got {other:?}"),
+//! }
+//! // Older than the TTL (`--cache-ttl`), the entry is a miss.
+//! let later = SystemTime::now() + DEFAULT_TTL + Duration::from_secs(60);
+//! assert!(matches!(cache.lookup(&key, later).await?, Lookup::Expired { .. }));
+//! # Ok(()) }
+//! ```
 
 mod entry;
 mod error;

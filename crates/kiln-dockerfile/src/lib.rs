@@ -17,6 +17,48 @@
 //!
 //! Errors are [`Diagnostics`]: every problem in the file, each at
 //! `file:line:column`. Nothing here prints or panics on any input.
+//!
+//! # Example: the base images a build needs
+//!
+//! Parse a Dockerfile, plan it for a build (build args, target) and list the
+//! images its stages start from, with their ARGs expanded:
+//!
+//! ```
+//! use kiln_dockerfile::{Base, PlanOptions, parse};
+//!
+//! # fn main() -> Result<(), kiln_dockerfile::Diagnostics> {
+//! let dockerfile = br#"
+//! ARG DEBIAN=bookworm
+//! FROM docker.io/library/debian:${DEBIAN}-slim AS build
+//! RUN make
+//! FROM docker.io/library/busybox:1.36 AS tools
+//! FROM build AS test
+//! RUN make test
+//! FROM scratch
+//! COPY --from=build /out/app /app
+//! "#;
+//! let parsed = parse("Dockerfile", dockerfile)?;
+//!
+//! let mut options = PlanOptions::default();
+//! options.build_args.insert("DEBIAN".into(), "trixie".into());
+//! let plan = parsed.plan(&options)?;
+//!
+//! // Only the stages the target (the last one) needs, dependencies first.
+//! let bases: Vec<&str> = plan
+//!     .stages
+//!     .iter()
+//!     .filter_map(|stage| match &stage.base {
+//!         Base::Image(image) => Some(image.as_str()),
+//!         Base::Scratch | Base::Stage(_) => None,
+//!     })
+//!     .collect();
+//! assert_eq!(bases, ["docker.io/library/debian:trixie-slim"]);
+//!
+//! // Errors name the file, line and column.
+//! let errors = parse("ci/Dockerfile", b"FROM busybox\nCOPY\n").unwrap_err();
+//! assert!(errors.to_string().starts_with("ci/Dockerfile:2:1: "), "{errors}");
+//! # Ok(()) }
+//! ```
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod diagnostic;

@@ -58,6 +58,44 @@
 //!
 //! No tokio, no printing: errors are [`Error`] values naming the blob, the
 //! entry or the file and what was being done; progress goes to `tracing`.
+//!
+//! # Example: encode a layer, then apply it
+//!
+//! ```
+//! use kiln_layer::{
+//!     ApplyOptions, EncodeOptions, Entry, Expected, LayerPath, Metadata, apply_layer,
+//!     encode_layer,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A change set: a directory, a file held in memory (`Entry::file` reads one
+//! // from disk when the layer is written) and a symlink.
+//! let entries = vec![
+//!     Entry::dir(LayerPath::new("etc")?, Metadata::with_mode(0o755)),
+//!     Entry::bytes(LayerPath::new("etc/motd")?, b"hello\n".to_vec(), Metadata::with_mode(0o644)),
+//!     Entry::symlink(LayerPath::new("etc/issue")?, "motd", Metadata::with_mode(0o777)),
+//! ];
+//!
+//! // Encode (gzip level 6 by default) into any `Write`: a file, a socket, a Vec.
+//! let (layer, blob) = encode_layer(entries, &EncodeOptions::default(), Vec::new())?;
+//! assert_eq!(layer.size, blob.len() as u64);
+//! println!("{} {} diff_id {}", layer.media_type, layer.digest, layer.diff_id);
+//!
+//! // Apply it onto a root filesystem; digests, size and diff_id are checked.
+//! # let temp = tempfile::tempdir()?;
+//! # let rootfs = temp.path();
+//! let expected = Expected {
+//!     digest: Some(layer.digest.clone()),
+//!     size: Some(layer.size),
+//!     diff_id: Some(layer.diff_id.clone()),
+//! };
+//! // Owners are set from the layer (here root): that needs root or CAP_CHOWN,
+//! // else use `ApplyOptions { preserve_owners: false, .. }`.
+//! let applied = apply_layer(blob.as_slice(), "example", expected, rootfs, &ApplyOptions::default())?;
+//! assert_eq!(applied.stats.entries, 3);
+//! assert_eq!(std::fs::read(rootfs.join("etc/issue"))?, b"hello\n");
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

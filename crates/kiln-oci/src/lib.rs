@@ -28,6 +28,43 @@
 //!   docker-archive, the `docker save` tarball ([`DockerArchiveWriter`],
 //!   [`DockerArchive`]).
 //!
+//! # Example: write an OCI layout, read it back
+//!
+//! ```
+//! use kiln_oci::{
+//!     Descriptor, History, ImageConfig, Manifest, MediaType, OciLayout, OciLayoutWriter,
+//!     Platform, validate_image,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let temp = tempfile::tempdir()?;
+//! # let dir = temp.path().join("image");
+//! // Write a one-layer image under the name `latest`. The layer is an empty tar
+//! // archive (two zero blocks); kiln-layer makes real ones.
+//! let layer = vec![0u8; 1024];
+//! let mut writer = OciLayoutWriter::create(&dir)?;
+//! let (layer_digest, layer_size) = writer.write_blob(layer.as_slice())?;
+//!
+//! let mut config = ImageConfig::for_platform(&Platform::new("linux", "amd64"));
+//! let history = History { created_by: Some("example".into()), ..History::default() };
+//! config.push_layer(layer_digest.clone(), history); // uncompressed: diff_id == digest
+//! let (config_descriptor, config_bytes) = config.to_blob(MediaType::OciConfig)?;
+//! writer.write_bytes(&config_bytes)?;
+//!
+//! let layers = vec![Descriptor::new(MediaType::OciLayer, layer_digest, layer_size)];
+//! let manifest = Manifest::new_oci(config_descriptor, layers);
+//! writer.add_image(&manifest, Some("latest"), None)?;
+//! writer.finish()?; // writes index.json
+//!
+//! // Read it back: every document and blob is checked against its digest.
+//! let layout = OciLayout::open(&dir)?;
+//! let image = layout.image(Some("latest"), None)?;
+//! validate_image(&image.manifest, &image.config)?;
+//! assert_eq!(layout.verify_layers(&image)?, 1024);
+//! println!("{} {}", image.descriptor.digest, image.config.platform());
+//! # Ok(()) }
+//! ```
+//!
 //! # Design rules
 //!
 //! - Synchronous and policy-free: no tokio, no network, no printing (tracing events

@@ -26,6 +26,64 @@
 //!   most 1 MiB and once when the blob is complete.
 //! - Credentials and TLS configuration come from [`CredentialProvider`] and
 //!   [`TlsProvider`] (kiln-auth implements both).
+//!
+//! # Example: push an OCI layout, pull it into another
+//!
+//! The registry here is a real `docker-registry` on 127.0.0.1 started by kiln-testkit;
+//! `registry.host_port()` stands for any `host[:port]`.
+//!
+//! ```
+//! use kiln_auth::{Keychain, ProcessEnvironment, TlsConfigs, TlsOptions};
+//! use kiln_oci::{OciLayout, OciLayoutWriter, Platform, Reference};
+//! use kiln_registry::{BlobSource, BlobToPush, Client, ImageToPush, PushTarget, RegistryOptions};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let registry = kiln_testkit::Registry::start_plain();
+//! # let temp = tempfile::tempdir()?;
+//! # let (source_dir, copy_dir) = (temp.path().join("busybox"), temp.path().join("copy"));
+//! # kiln_testkit::FixtureImage::busybox().write_oci_layout(&source_dir, "latest");
+//! let host = registry.host_port();
+//! let keychain = Keychain::load(&ProcessEnvironment, Default::default())?;
+//! let tls = TlsConfigs::new(TlsOptions::default(), &ProcessEnvironment)?;
+//! let mut options = RegistryOptions::with_kiln_auth(keychain, tls);
+//! options.insecure_registries.insert(host.clone()); // plain HTTP: --insecure-registry
+//! let client = Client::new(options);
+//! let reference = Reference::parse(&format!("{host}/tools/busybox:1.36"))?;
+//!
+//! // Push: the manifest as stored, its config and layers streamed from their files.
+//! let layout = OciLayout::open(&source_dir)?;
+//! let image = layout.image(Some("latest"), None)?;
+//! let blobs = std::iter::once(&image.manifest.config)
+//!     .chain(&image.manifest.layers)
+//!     .map(|blob| BlobToPush {
+//!         descriptor: blob.clone(),
+//!         source: BlobSource::File(layout.blob_path(blob)),
+//!         mount_from: None,
+//!     })
+//!     .collect();
+//! let manifest = layout.read_document(&image.descriptor)?.into();
+//! let media_type = image.descriptor.media_type.clone();
+//! let to_push = ImageToPush { manifest, media_type, blobs };
+//! let pushed = client.push_image(&to_push, &[PushTarget::from(&reference)]).await?;
+//! assert_eq!(pushed.digest, image.descriptor.digest);
+//!
+//! // Pull: manifest (resolved for the platform) and config verified in memory,
+//! // layers streamed to disk and verified.
+//! let pulled = client.pull_image(&reference, &Platform::host()).await?;
+//! let mut copy = OciLayoutWriter::create(&copy_dir)?;
+//! for layer in &pulled.manifest.layers {
+//!     client.fetch_blob(&pulled.source, layer, &copy.blob_path(&layer.digest)).await?;
+//! }
+//! copy.write_bytes(&pulled.config)?;
+//! copy.write_bytes(&pulled.manifest_bytes)?;
+//! copy.add_to_index(pulled.descriptor.clone(), Some("1.36"))?;
+//! copy.finish()?;
+//!
+//! let copied = OciLayout::open(&copy_dir)?.image(Some("1.36"), None)?;
+//! assert_eq!(copied.descriptor.digest, image.descriptor.digest);
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

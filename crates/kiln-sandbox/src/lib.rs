@@ -47,6 +47,37 @@
 //! USER resolution follows Docker ([`resolve_user_from`]); the environment gets Docker's
 //! `PATH` and `HOME` defaults; WORKDIR is created owned by the user. The crate is
 //! synchronous: [`Sandbox::run`] blocks until the command and its leftovers are gone.
+//!
+//! # Example: one RUN step in a busybox rootfs
+//!
+//! ```
+//! use kiln_sandbox::{RunSpec, Sandbox, SandboxOptions, Stream};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let busybox = kiln_testkit::busybox::BusyboxRootfs::create(); // a stage's rootfs
+//! # let rootfs = busybox.path();
+//! // Auto: chroot mode where namespaces work (root, or user namespaces), in-place
+//! // mode in kiln's own container, otherwise an error saying what to do.
+//! let sandbox = Sandbox::new(&SandboxOptions::default())?;
+//! println!("{:?}: {}", sandbox.mode(), sandbox.reason());
+//!
+//! let script = "echo \"$GREETING from $(hostname) in $PWD\" > /greeting; id -u";
+//! let mut spec = RunSpec::new(&rootfs, ["/bin/sh", "-c", script]);
+//! spec.env.push(("GREETING".into(), "hello".into())); // ENV and ARG values
+//! spec.cwd = "/app".into(); // WORKDIR: created when missing
+//! spec.hostname = Some("builder".into());
+//!
+//! let mut stdout = Vec::new();
+//! sandbox.run(&spec, &mut |stream: Stream, line: &[u8]| {
+//!     if stream == Stream::Stdout {
+//!         stdout.push(String::from_utf8_lossy(line).into_owned());
+//!     }
+//! })?;
+//! assert_eq!(stdout, ["0"]); // root inside
+//! let greeting = std::fs::read_to_string(rootfs.join("greeting"))?;
+//! assert_eq!(greeting, "hello from builder in /app\n");
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

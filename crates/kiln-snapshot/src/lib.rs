@@ -2,17 +2,32 @@
 //!
 //! The engine drives one [`Snapshotter`] per stage rootfs:
 //!
-//! ```no_run
-//! # fn run_command_in(_: &std::path::Path) {}
-//! # fn main() -> kiln_snapshot::Result<()> {
-//! use kiln_snapshot::{IgnoreList, SnapshotOptions, Snapshotter};
-//! let mut ignore = IgnoreList::kaniko_defaults("/kaniko".as_ref(), true)?;
-//! ignore.add("/etc/resolv.conf")?; // bind-mounted by the sandbox: never captured
-//! let mut snap = Snapshotter::new("/work/stage0/rootfs", SnapshotOptions { ignore, ..Default::default() })?;
-//! let step = snap.begin()?;            // overlay: mounts; walk: nothing (baseline already taken)
-//! run_command_in(step.root());         // the RUN, chrooted into step.root()
-//! let changes = step.finish()?;        // the change set; the rootfs now holds the result
-//! // kiln_layer::write_tar(changes.into_entries(), ..) writes the layer, no second walk.
+//! ```
+//! use kiln_snapshot::{SnapshotOptions, Snapshotter};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let temp = tempfile::tempdir()?;
+//! # let rootfs = temp.path().join("rootfs");
+//! # std::fs::create_dir_all(rootfs.join("etc"))?;
+//! # std::fs::write(rootfs.join("etc/hostname"), "base\n")?;
+//! let mut options = SnapshotOptions::default(); // overlay where it mounts, else walk
+//! options.ignore.add("/etc/resolv.conf")?; // bind-mounted by the sandbox: never captured
+//! let mut snap = Snapshotter::new(&rootfs, options)?; // walk: takes the baseline
+//!
+//! let step = snap.begin()?; // overlay: mounts; walk: nothing
+//! // The RUN runs chrooted into `step.root()`; here the step edits files itself.
+//! std::fs::write(step.root().join("etc/motd"), "hello\n")?;
+//! std::fs::remove_file(step.root().join("etc/hostname"))?;
+//! let changes = step.finish()?; // the change set; the rootfs now holds the result
+//!
+//! let names: Vec<String> =
+//!     changes.entries().iter().map(|e| String::from_utf8_lossy(&e.tar_path()).into()).collect();
+//! assert_eq!(names, ["etc", "etc/.wh.hostname", "etc/motd"]); // the parent, a whiteout, the file
+//!
+//! // kiln-layer writes the layer from the change set, no second walk.
+//! let options = kiln_layer::EncodeOptions::default();
+//! let (layer, _blob) = kiln_layer::encode_layer(changes.into_entries(), &options, Vec::new())?;
+//! println!("{:?} backend: layer {}", snap.backend(), layer.digest);
 //! # Ok(()) }
 //! ```
 //!
