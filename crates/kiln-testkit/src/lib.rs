@@ -18,7 +18,8 @@
 //!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
 //!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
-//!   `skopeo copy`.
+//!   `skopeo copy`; [`foreign`] does the same with Debian's arm64 busybox-static and
+//!   finds qemu-user-static's emulators.
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -31,6 +32,7 @@
 pub mod busybox;
 pub mod container;
 pub mod debian;
+pub mod foreign;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;
