@@ -6,6 +6,7 @@
 
 use std::os::fd::RawFd;
 
+mod binfmt;
 mod mounts;
 mod net;
 mod reap;
@@ -256,7 +257,7 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
                 if libc::unshare(setup.unshare_flags) < 0 {
                     fail_step(Step::Unshare);
                 }
-                if setup.helper_maps.is_some() {
+                if setup.parent_maps.is_some() {
                     wait_for_id_maps(fds);
                 } else if let Some((uid_map, gid_map)) = &setup.id_maps {
                     if let Err(e) = write_file(c"/proc/self/setgroups", b"deny") {
@@ -278,6 +279,11 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
                 ) < 0
                 {
                     fail_step(Step::MakePrivate);
+                }
+                if let Some(line) = &setup.binfmt
+                    && let Err(e) = binfmt::register(line)
+                {
+                    fail(rfd, Step::Binfmt as u32, e);
                 }
                 if let Some(h) = &setup.hostname
                     && libc::sethostname(h.as_ptr(), h.as_bytes().len()) < 0
