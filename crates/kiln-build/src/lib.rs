@@ -45,6 +45,7 @@ mod events;
 mod glob;
 mod image;
 mod inplace;
+pub mod manifest_list;
 mod options;
 mod outcome;
 mod output;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::busybox::{BusyboxRootfs, Entry, entries_with_binary, tar_from_entries};
+use crate::image::{FixtureImage, FixtureLayer, sha256_digest};
 use crate::tools;
 
 /// The Debian package the arm64 busybox comes from.
@@ -97,4 +98,27 @@ pub fn arm64_rootfs_tar() -> Vec<u8> {
 /// `/usr/bin/qemu-<qemu_arch>-static` from Debian's qemu-user-static (e.g. `aarch64`).
 pub fn qemu_user_static(qemu_arch: &str) -> PathBuf {
     tools::require(&format!("/usr/bin/qemu-{qemu_arch}-static"))
+}
+
+/// The arm64 busybox as a one-layer OCI image (gzipped layer, `Cmd ["sh"]`) whose config
+/// says `linux/arm64/v8`, like [`FixtureImage::busybox`] for the host.
+pub fn arm64_busybox_image() -> FixtureImage {
+    let base = FixtureImage::from_layers(
+        vec![FixtureLayer::from_tar(&arm64_rootfs_tar(), true)],
+        &["sh"],
+    );
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&base.config).expect("fixture config JSON");
+    config["architecture"] = "arm64".into();
+    config["variant"] = "v8".into();
+    let config = serde_json::to_vec(&config).expect("config JSON");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&base.manifest).expect("fixture manifest JSON");
+    manifest["config"]["digest"] = sha256_digest(&config).into();
+    manifest["config"]["size"] = config.len().into();
+    FixtureImage {
+        manifest: serde_json::to_vec(&manifest).expect("manifest JSON"),
+        config,
+        layers: base.layers,
+    }
 }
