@@ -9,6 +9,7 @@
 mod cli;
 mod executor;
 mod logging;
+mod manifest_cmd;
 mod parse_cmd;
 mod runtime;
 mod warm;
@@ -21,6 +22,7 @@ const USAGE: &str = "usage: kiln <command> [flags]
 commands:
   build FLAGS      build an image (kaniko executor flags; see docs/kaniko-compat.md)
   parse FILE       print a Dockerfile's parse tree, or its errors
+  manifest create|inspect  combine per-platform images into one index; print a manifest
   warm FLAGS       fill --cache-dir with base images (kaniko's warmer flags)
   version          print kiln's version
 
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     match rest.first().map(String::as_str) {
         Some("build") => executor::run(&rest[1..]),
         Some("parse") => parse_cmd::run(&rest[1..]),
+        Some("manifest") => manifest_cmd::run(&rest[1..]),
         Some("warm") => warm::run(&rest[1..]),
         Some("version") | Some("--version") => version(),
         Some("help") | Some("--help") | Some("-h") => {

@@ -1,0 +1,126 @@
+//! `kiln manifest create --destination REF SRC...` combines single-platform images pushed
+//! by separate jobs into one index; `kiln manifest inspect REF` prints a manifest or index
+//! as the registry serves it. The logic is `kiln_build::manifest_list`; the registry, TLS
+//! and logging flags are the executor's, handed to its parser so they mean the same.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::executor_flags;
+use crate::cli::pflag::{self, Arity, FlagSpec};
+
+const USAGE: &str = "usage: kiln manifest create --destination REF [--destination REF...] SRC...\n       \
+                     kiln manifest inspect REF\n\
+                     (registry flags as for kiln build: --insecure, --registry-certificate, ...)";
+
+const fn flag(name: &'static str, short: Option<char>, arity: Arity) -> FlagSpec {
+    FlagSpec { name, short, arity }
+}
+
+/// `create`'s own flag.
+const DESTINATION: FlagSpec = flag("destination", Some('d'), Arity::Value);
+
+/// Executor flags these commands take, passed through unchanged.
+const SHARED: &[FlagSpec] = &[
+    flag("insecure", None, Arity::Bool),
+    flag("insecure-pull", None, Arity::Bool),
+    flag("insecure-registry", None, Arity::Value),
+    flag("skip-tls-verify", None, Arity::Bool),
+    flag("skip-tls-verify-pull", None, Arity::Bool),
+    flag("skip-tls-verify-registry", None, Arity::Value),
+    flag("registry-certificate", None, Arity::Value),
+    flag("registry-client-cert", None, Arity::Value),
+    flag("registry-mirror", None, Arity::Value),
+    flag("registry-map", None, Arity::Value),
+    flag("skip-default-registry-fallback", None, Arity::Bool),
+    flag("push-retry", None, Arity::Value),
+    flag("image-download-retry", None, Arity::Value),
+    flag("verbosity", Some('v'), Arity::Value),
+    flag("log-format", None, Arity::Value),
+    flag("log-timestamp", None, Arity::Bool),
+];
+
+pub fn run(args: &[String]) -> ExitCode {
+    let (create, rest) = match args.first().map(String::as_str) {
+        Some("create") => (true, &args[1..]),
+        Some("inspect") => (false, &args[1..]),
+        _ => return usage_error("expected `create` or `inspect`"),
+    };
+    let mut specs: Vec<FlagSpec> = SHARED.to_vec();
+    if create {
+        specs.push(DESTINATION);
+    }
+    let parsed = match pflag::parse(&specs, rest) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let mut destinations = Vec::new();
+    let mut forwarded = vec!["--no-push".to_string()];
+    for occurrence in &parsed.flags {
+        match occurrence.name {
+            "destination" => destinations.push(occurrence.value.clone()),
+            name => forwarded.push(format!("--{name}={}", occurrence.value)),
+        }
+    }
+    if create && destinations.is_empty() {
+        return usage_error("create needs --destination");
+    }
+    let executor_args = match executor_flags::parse(&forwarded) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    crate::logging::init(
+        &executor_args.verbosity,
+        &executor_args.log_format,
+        executor_args.log_timestamp,
+    );
+    let env = |name: &str| std::env::var(name).ok();
+    let options = match crate::executor::options::build_options(&executor_args, &env) {
+        Ok(o) => o,
+        Err(message) => return usage_error(&message),
+    };
+    if create {
+        let future = kiln_build::manifest_list::create(&options, &parsed.positional, &destinations);
+        match crate::runtime::block_on(future) {
+            None => ExitCode::FAILURE,
+            Some(Ok(outcome)) => {
+                tracing::info!(
+                    platforms = %outcome.platforms.join(","),
+                    "pushed {} to {}",
+                    outcome.digest,
+                    destinations.join(", ")
+                );
+                println!("{}", outcome.digest);
+                ExitCode::SUCCESS
+            }
+            Some(Err(e)) => {
+                tracing::error!("manifest create failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        let [reference] = parsed.positional.as_slice() else {
+            return usage_error("inspect takes exactly one image reference");
+        };
+        let future = kiln_build::manifest_list::inspect(&options, reference);
+        match crate::runtime::block_on(future) {
+            None => ExitCode::FAILURE,
+            Some(Ok((_, _, bytes))) => {
+                let mut out = std::io::stdout().lock();
+                if out.write_all(&bytes).and_then(|()| writeln!(out)).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            Some(Err(e)) => {
+                tracing::error!("manifest inspect failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("Error: {message}\n{USAGE}");
+    ExitCode::from(2)
+}
