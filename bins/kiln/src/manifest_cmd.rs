@@ -1,5 +1,5 @@
 //! `kiln manifest create --destination REF SRC...` combines single-platform images pushed
-//! by separate jobs into one index; `kiln manifest inspect REF` prints a manifest or index
+//! by separate jobs into one index (`--oci-layout-path DIR`: also, or only, into a layout); `kiln manifest inspect REF` prints a manifest or index
 //! as the registry serves it. The logic is `kiln_build::manifest_list`; the registry, TLS
 //! and logging flags are the executor's, handed to its parser so they mean the same.
 
@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use crate::cli::executor_flags;
 use crate::cli::pflag::{self, Arity, FlagSpec};
 
-const USAGE: &str = "usage: kiln manifest create --destination REF [--destination REF...] SRC...\n       \
+const USAGE: &str = "usage: kiln manifest create --destination REF [--destination REF...] \
+                     [--oci-layout-path DIR] SRC...\n       \
                      kiln manifest inspect REF\n\
                      (registry flags as for kiln build: --insecure, --registry-certificate, ...)";
 
@@ -17,8 +18,11 @@ const fn flag(name: &'static str, short: Option<char>, arity: Arity) -> FlagSpec
     FlagSpec { name, short, arity }
 }
 
-/// `create`'s own flag.
-const DESTINATION: FlagSpec = flag("destination", Some('d'), Arity::Value);
+/// `create`'s own flags (`--oci-layout-path` is forwarded to the executor's parser).
+const CREATE: &[FlagSpec] = &[
+    flag("destination", Some('d'), Arity::Value),
+    flag("oci-layout-path", None, Arity::Value),
+];
 
 /// Executor flags these commands take, passed through unchanged.
 const SHARED: &[FlagSpec] = &[
@@ -48,7 +52,7 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let mut specs: Vec<FlagSpec> = SHARED.to_vec();
     if create {
-        specs.push(DESTINATION);
+        specs.extend_from_slice(CREATE);
     }
     let parsed = match pflag::parse(&specs, rest) {
         Ok(p) => p,
@@ -62,8 +66,11 @@ pub fn run(args: &[String]) -> ExitCode {
             name => forwarded.push(format!("--{name}={}", occurrence.value)),
         }
     }
-    if create && destinations.is_empty() {
-        return usage_error("create needs --destination");
+    let layout = forwarded
+        .iter()
+        .any(|f| f.starts_with("--oci-layout-path="));
+    if create && destinations.is_empty() && !layout {
+        return usage_error("create needs --destination or --oci-layout-path");
     }
     let executor_args = match executor_flags::parse(&forwarded) {
         Ok(a) => a,

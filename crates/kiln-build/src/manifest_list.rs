@@ -8,7 +8,8 @@
 //! `kiln_oci::canonical_json`. For every destination, each source's blobs and manifest are
 //! made present in the destination repository first (a cross-repository mount on the same
 //! registry, a copy otherwise); the index is pushed only after every manifest it names has
-//! been checked to exist there.
+//! been checked to exist there. With `--oci-layout-path` the index, manifests and blobs
+//! are also written to an OCI layout.
 
 use bytes::Bytes;
 use kiln_oci::{Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, Reference};
@@ -40,6 +41,9 @@ pub enum ManifestListError {
     /// A registry operation failed (the message names registry, repository and object).
     #[error("{0}")]
     Registry(String),
+    /// Writing the OCI layout failed (the message names it).
+    #[error("{0}")]
+    Layout(String),
     /// Nothing to do.
     #[error("{0}")]
     Usage(String),
@@ -234,8 +238,58 @@ async fn copy_into(
     Ok(())
 }
 
+/// Writes the index, the source manifests (as served) and their blobs to the OCI layout at
+/// `path`, the index listed in `index.json` as `ref_name`.
+async fn write_layout(
+    client: &Client,
+    path: &std::path::Path,
+    images: &[SourceImage],
+    index: &Bytes,
+    media_type: &MediaType,
+    ref_name: &str,
+) -> Result<(), ManifestListError> {
+    let fail = |e: kiln_oci::LayoutError| {
+        ManifestListError::Layout(format!("writing the OCI layout {}: {e}", path.display()))
+    };
+    let mut layout = kiln_oci::OciLayoutWriter::create(path).map_err(fail)?;
+    for image in images {
+        for blob in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
+            let dest = layout.blob_path(&blob.digest);
+            if !dest.is_file() {
+                client
+                    .fetch_blob(&image.repo, blob, &dest)
+                    .await
+                    .map_err(registry_err)?;
+            }
+        }
+        let descriptor = Descriptor::new(
+            image.media_type.clone(),
+            image.digest.clone(),
+            image.manifest_bytes.len() as u64,
+        );
+        layout
+            .write_blob_expecting(&image.manifest_bytes[..], &descriptor)
+            .map_err(fail)?;
+    }
+    let descriptor = Descriptor::new(
+        media_type.clone(),
+        Digest::sha256_of(index),
+        index.len() as u64,
+    );
+    layout
+        .write_blob_expecting(&index[..], &descriptor)
+        .map_err(fail)?;
+    layout
+        .add_to_index(descriptor, Some(ref_name))
+        .map_err(fail)?;
+    layout.finish().map_err(fail)?;
+    Ok(())
+}
+
 /// Reads every source, makes the index, and pushes it to every destination after the
-/// manifests it references are present there. `options` supplies the registry flags and
+/// manifests it references are present there; with `options.oci_layout_path`, also
+/// writes it (with every manifest and blob) to that OCI layout, named by the first
+/// destination's tag (`latest` without one). `options` supplies the registry flags and
 /// credentials exactly as for a build.
 pub async fn create(
     options: &BuildOptions,
@@ -247,9 +301,9 @@ pub async fn create(
             "no source images: name the per-platform images to combine".into(),
         ));
     }
-    if destinations.is_empty() {
+    if destinations.is_empty() && options.oci_layout_path.is_none() {
         return Err(ManifestListError::Usage(
-            "no destination: give --destination".into(),
+            "no destination: give --destination or --oci-layout-path".into(),
         ));
     }
     let destinations: Vec<Reference> = destinations
@@ -288,6 +342,14 @@ pub async fn create(
             .await
             .map_err(registry_err)?;
         tracing::info!(destination = %dest, %digest, "pushed the index");
+    }
+    if let Some(path) = &options.oci_layout_path {
+        let ref_name = destinations
+            .first()
+            .and_then(|d| d.tag().map(str::to_owned))
+            .unwrap_or_else(|| "latest".to_owned());
+        write_layout(&client, path, &images, &bytes, &media_type, &ref_name).await?;
+        tracing::info!(layout = %path.display(), %digest, "wrote the index");
     }
     Ok(ManifestListOutcome {
         digest,

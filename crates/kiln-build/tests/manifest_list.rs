@@ -1,6 +1,7 @@
 //! `manifest_list::create` over two single-platform pushes (amd64 and arm64 busybox images
 //! in two repositories of a real registry): skopeo reads the index, and
-//! `skopeo copy --override-arch arm64` picks the arm64 image. An index as a source, and two
+//! `skopeo copy --override-arch arm64` picks the arm64 image, from the registry and from
+//! the OCI layout `--oci-layout-path` writes. An index as a source, and two
 //! sources of one platform, are refused.
 
 use std::process::Command;
@@ -141,7 +142,39 @@ fn an_index_over_two_single_platform_pushes_serves_each_platform() {
         .block_on(manifest_list::inspect(&options(&host), &dest))
         .unwrap();
     assert!(media_type.is_index());
-    assert_eq!((digest, bytes), (outcome.digest, outcome.bytes));
+    assert_eq!(
+        (digest, bytes),
+        (outcome.digest.clone(), outcome.bytes.clone())
+    );
+
+    // The same index into an OCI layout only: skopeo picks the arm64 image from it.
+    let layout_dir = tempfile::tempdir().unwrap();
+    let mut layout_options = options(&host);
+    layout_options.oci_layout_path = Some(layout_dir.path().join("multi"));
+    let in_layout = runtime()
+        .block_on(manifest_list::create(&layout_options, &sources, &[]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_layout.digest, outcome.digest);
+    let layout_index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout_dir.path().join("multi/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        layout_index["manifests"][0]["digest"],
+        outcome.digest.to_string()
+    );
+    let from_layout = tempfile::tempdir().unwrap();
+    skopeo(&[
+        "copy",
+        "--override-arch",
+        "arm64",
+        &format!("oci:{}:latest", layout_dir.path().join("multi").display()),
+        &format!("oci:{}:picked", from_layout.path().display()),
+    ]);
+    let picked: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from_layout.path().join("index.json")).unwrap())
+            .unwrap();
+    let picked_digest = picked["manifests"][0]["digest"].as_str().unwrap();
+    assert_eq!(picked_digest, arm64.manifest_digest());
 
     let err = runtime()
         .block_on(manifest_list::create(
