@@ -1,7 +1,8 @@
 //! `manifest_list::create` over two single-platform pushes (amd64 and arm64 busybox images
 //! in two repositories of a real registry): skopeo reads the index, and
 //! `skopeo copy --override-arch arm64` picks the arm64 image, from the registry and from
-//! the OCI layout `--oci-layout-path` writes. An index as a source, and two
+//! the OCI layout `--oci-layout-path` writes. Sources on another registry are copied to
+//! the destination first (`skopeo copy --all` from there works with the source gone). An index as a source, and two
 //! sources of one platform, are refused.
 
 use std::process::Command;
@@ -219,4 +220,54 @@ fn a_repeated_platform_is_refused_and_nothing_is_pushed() {
         !out.status.success(),
         "an index was pushed despite the error"
     );
+}
+
+#[test]
+fn sources_on_another_registry_are_copied_before_the_index_is_pushed() {
+    let jobs = Registry::start_plain();
+    let target = Registry::start_plain();
+    let (jobs_host, target_host) = (jobs.host_port(), target.host_port());
+    let amd64 = FixtureImage::busybox();
+    let arm64 = arm64_busybox_image();
+    amd64.push(&jobs, "ci/amd64:1", None).unwrap();
+    arm64.push(&jobs, "ci/arm64:1", None).unwrap();
+    let mut o = options(&jobs_host);
+    o.registry.insecure_registries.push(target_host.clone());
+    let dest = format!("{target_host}/release/app:1.0");
+    let outcome = runtime()
+        .block_on(manifest_list::create(
+            &o,
+            &[
+                format!("{jobs_host}/ci/amd64:1"),
+                format!("{jobs_host}/ci/arm64:1"),
+            ],
+            std::slice::from_ref(&dest),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{dest}"),
+    ]);
+    assert_eq!(raw, outcome.bytes);
+    // Every manifest and blob now lives on the target registry: copy the whole index
+    // from there with the jobs registry gone.
+    drop(jobs);
+    let copied = tempfile::tempdir().unwrap();
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:all", copied.path().display()),
+    ]);
+    for image in [&amd64, &arm64] {
+        let digest = image.manifest_digest();
+        let blob = copied
+            .path()
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        assert_eq!(std::fs::read(blob).unwrap(), image.manifest);
+    }
 }
