@@ -2,8 +2,8 @@
 //! in two repositories of a real registry): skopeo reads the index, and
 //! `skopeo copy --override-arch arm64` picks the arm64 image, from the registry and from
 //! the OCI layout `--oci-layout-path` writes. Sources on another registry are copied to
-//! the destination first (`skopeo copy --all` from there works with the source gone). An index as a source, and two
-//! sources of one platform, are refused.
+//! the destination first (`skopeo copy --all` from there works with the source gone).
+//! An index as a source, and two sources of one platform, are refused.
 
 use std::process::Command;
 
