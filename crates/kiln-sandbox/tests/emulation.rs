@@ -10,7 +10,10 @@
 //!    aarch64, files keep their ids on disk (root 0, `USER 1000` 1000: the identity maps of
 //!    the user namespace made for binfmt_misc), and the host's binfmt_misc is as it was.
 //! 3. The same without root: the test re-executes itself as uid 65534 (setpriv), whose
-//!    chroot mode is in a user namespace already.
+//!    chroot mode is in a user namespace already: with only the caller mapped, then with
+//!    a subordinate range of its own (`65534:1400000:65536` added to /etc/subuid and
+//!    /etc/subgid and removed again), where `USER 1000` runs emulated and its file is
+//!    1400999 on disk.
 //! 4. A handler the test registers on the host (mounting binfmt_misc there if it is not,
 //!    with Debian's magic and mask from /usr/share/binfmts/qemu-aarch64), no emulator given
 //!    to kiln: the command runs through the host's handler. The entry is removed (and
@@ -26,10 +29,13 @@ use kiln_sandbox::{
     Emulators, HOST_BINFMT_MISC, Mode, RunSpec, Sandbox, SandboxError, SandboxOptions,
 };
 use kiln_testkit::foreign::{arm64_rootfs, qemu_user_static};
-use kiln_testkit::rootless::{command_as, give_tree};
+use kiln_testkit::rootless::{SubidLine, command_as, give_tree, remove_subid_line};
 
 const PLATFORM: &str = "linux/arm64";
 const UID: u32 = 65534;
+/// Start of the subordinate range the test gives UID (unused elsewhere; tests/rootless.rs
+/// uses 1300000).
+const SUB_START: u32 = 1_400_000;
 /// The name of the entry case 4 registers on the host.
 const HOST_ENTRY: &str = "kiln-test-aarch64";
 
@@ -37,6 +43,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--inner-rootless") => inner_rootless(Path::new(&args[2]), Path::new(&args[3])),
+        Some("--inner-rootless-subids") => {
+            inner_rootless_subids(Path::new(&args[2]), Path::new(&args[3]))
+        }
         // `cargo test -- --list` and filters: this binary has one test, run whole.
         Some("--list") => println!("emulation: test"),
         _ => orchestrate(),
@@ -256,6 +265,66 @@ fn own_registration_without_root(qemu: &Path) {
         (UID, UID),
         "root inside must be the caller outside"
     );
+
+    // With subordinate ranges (newuidmap/newgidmap write the maps, then the supervisor
+    // registers the emulator): a non-root USER runs emulated too.
+    remove_subid_line(&subid_line());
+    {
+        let _line = SubidLine::add(subid_line());
+        let out = command_as(UID, &exe)
+            .arg("--inner-rootless-subids")
+            .arg(rootfs.path())
+            .arg(qemu)
+            .output()
+            .unwrap();
+        eprint!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "the rootless run with subordinate ranges failed: {}",
+            out.status
+        );
+    }
+    let by_user = std::fs::metadata(rootfs.path().join("home/user/by-user")).unwrap();
+    assert_eq!(
+        (by_user.uid(), by_user.gid()),
+        (SUB_START + 999, SUB_START + 999),
+        "USER 1000 inside must be subuid start + 999 outside"
+    );
+}
+
+/// The line this test adds to /etc/subuid and /etc/subgid for its subordinate-range case.
+fn subid_line() -> String {
+    format!("{UID}:{SUB_START}:65536")
+}
+
+fn inner_rootless_subids(root: &Path, qemu: &Path) {
+    // SAFETY: trivial getter.
+    assert_eq!(unsafe { libc::geteuid() }, UID);
+    let sb = Sandbox::new(&SandboxOptions::default())
+        .expect("chroot mode with a user namespace")
+        .with_emulators(Emulators {
+            paths: vec![qemu.to_path_buf()],
+            dirs: Vec::new(),
+        })
+        .unwrap();
+    let maps = sb.id_maps().expect("a rootless sandbox has id maps");
+    assert_eq!(
+        maps.uid_outside(1000),
+        Some(SUB_START + 999),
+        "the subordinate range is not in use"
+    );
+    assert_eq!(
+        stdout_of(&sb, &arm64(root, "chown 1000:1000 /home/user && uname -m")),
+        ["aarch64"]
+    );
+    let mut spec = arm64(root, "uname -m; id -u; echo x > /home/user/by-user");
+    spec.user = "user".into();
+    spec.cwd = "/home/user".into();
+    assert_eq!(stdout_of(&sb, &spec), ["aarch64", "1000"]);
 }
 
 fn inner_rootless(root: &Path, qemu: &Path) {
