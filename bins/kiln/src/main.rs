@@ -9,6 +9,7 @@
 mod cli;
 mod executor;
 mod logging;
+mod manifest_cmd;
 mod parse_cmd;
 mod runtime;
 mod warm;
@@ -22,6 +23,7 @@ const USAGE: &str = "usage: kiln <command> [flags]
 commands:
   build FLAGS      build an image (kaniko's executor flags; see docs/kaniko-compat.md)
   parse FILE       print a Dockerfile's parse tree, or every error in it
+  manifest create|inspect  combine per-platform images into one index; print a manifest
   warm FLAGS       fill --cache-dir with base images (kaniko's warmer flags)
   version          print kiln's version
   help [COMMAND]   print this, or a command's flags
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     match rest.first().map(String::as_str) {
         Some("build") => executor::run("kiln build", &rest[1..]),
         Some("parse") => parse_cmd::run(&rest[1..]),
+        Some("manifest") => manifest_cmd::run(&rest[1..]),
         Some("warm") => warm::run("kiln warm", &rest[1..]),
         Some("version") | Some("--version") => version(&rest[1..]),
         Some("help") => help(rest.get(1).map(String::as_str)),
@@ -86,6 +89,7 @@ fn help(command: Option<&str>) -> ExitCode {
         }
         Some("build") => executor::run("kiln build", &help),
         Some("parse") => parse_cmd::run(&help),
+        Some("manifest") => manifest_cmd::run(&help),
         Some("warm") => warm::run("kiln warm", &help),
         Some("version") => version(&help),
         Some(other) => {

@@ -12,7 +12,7 @@ mod common;
 mod cli;
 
 use cli::flag::{Flag, Shown};
-use cli::{executor_flags, parse_flags, warmer_flags};
+use cli::{executor_flags, manifest_flags, parse_flags, warmer_flags};
 use common::{kiln, run};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -177,6 +177,21 @@ fn parse_help_lists_every_parse_flag() {
 }
 
 #[test]
+fn manifest_help_lists_every_manifest_flag() {
+    let rows: Vec<&Flag> = manifest_flags::flags().collect();
+    for args in [
+        vec!["manifest", "--help"],
+        vec!["manifest", "-h"],
+        vec!["manifest", "create", "--help"],
+        vec!["manifest", "inspect", "-h"],
+        vec!["help", "manifest"],
+    ] {
+        let what = format!("{args:?}");
+        assert_help(&what, &run(Path::new(kiln()), &args), &rows);
+    }
+}
+
+#[test]
 fn top_level_and_version_help_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let executor = installed_as(dir.path(), "executor");
@@ -184,7 +199,7 @@ fn top_level_and_version_help_exit_0() {
         let o = run(Path::new(kiln()), &args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         let page = stdout(&o);
-        for command in ["build", "parse", "warm", "version", "help"] {
+        for command in ["build", "parse", "manifest", "warm", "version", "help"] {
             assert!(
                 page.lines().any(|l| l.trim_start().starts_with(command)),
                 "{args:?}: {command} missing from\n{page}"

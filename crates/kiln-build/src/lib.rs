@@ -89,6 +89,7 @@ mod events;
 mod glob;
 mod image;
 mod inplace;
+pub mod manifest_list;
 mod options;
 mod outcome;
 mod output;

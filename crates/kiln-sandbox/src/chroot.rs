@@ -15,6 +15,7 @@ use crate::SandboxError;
 use crate::caps;
 use crate::env::{command_env, exec_candidates};
 use crate::idmap::IdMapping;
+use crate::parent_maps::ParentMaps;
 use crate::plan::{ChrootPlan, ExecPlan, Op, Plan, Source};
 use crate::rootpath::{CreatedTargets, Ensured, Root, TargetKind, cstring, rel_cstring};
 use crate::spec::{Mount, Network, RunSpec};
@@ -380,10 +381,12 @@ impl OpsBuilder<'_> {
 }
 
 /// Prepares a chroot-mode run of `spec`. `userns`: the id maps of a new user namespace
-/// (kiln is not root), `None` when kiln is root.
+/// (kiln is not root), `None` when kiln is root. `binfmt`: an emulator registration for
+/// the sandbox's own binfmt_misc instance (a foreign platform, see `emulation.rs`).
 pub(crate) fn prepare(
     spec: &RunSpec,
     userns: Option<&IdMapping>,
+    binfmt: Option<Vec<u8>>,
 ) -> Result<Prepared, SandboxError> {
     let root = Root::open(&spec.root)?;
     let user = resolve_user(&root, &spec.user)?;
@@ -437,7 +440,14 @@ pub(crate) fn prepare(
         created.remove_all()?;
         return Err(e);
     }
-    let setup = namespace_setup(&root, spec.network, spec.hostname.as_deref(), userns, ops)?;
+    let setup = namespace_setup(
+        &root,
+        spec.network,
+        spec.hostname.as_deref(),
+        userns,
+        ops,
+        binfmt,
+    )?;
     Ok(Prepared {
         plan: Plan::Chroot {
             setup,
@@ -449,23 +459,32 @@ pub(crate) fn prepare(
     })
 }
 
-/// The namespace part of a chroot plan.
+/// The namespace part of a chroot plan. With `binfmt` and kiln root, the supervisor also
+/// gets a user namespace (only a user namespace can own a binfmt_misc instance), whose
+/// identity maps kiln writes: ids on disk stay exactly as in a root run without it.
 pub(crate) fn namespace_setup(
     root: &Root,
     network: Network,
     hostname: Option<&str>,
     userns: Option<&IdMapping>,
     ops: Vec<Op>,
+    binfmt: Option<Vec<u8>>,
 ) -> Result<ChrootPlan, SandboxError> {
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-    if userns.is_some() {
+    let parent_maps = match userns {
+        Some(m) => m
+            .uses_helpers()
+            .then(|| Box::new(ParentMaps::Helpers(m.clone()))),
+        None if binfmt.is_some() => Some(Box::new(ParentMaps::identity()?)),
+        None => None,
+    };
+    if userns.is_some() || binfmt.is_some() {
         flags |= libc::CLONE_NEWUSER;
     }
     if network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
-    let helper_maps = userns.filter(|m| m.uses_helpers()).cloned().map(Box::new);
     let id_maps = userns.filter(|m| !m.uses_helpers()).map(|m| {
         let (uid_map, gid_map) = m.map_texts();
         (c(&uid_map), c(&gid_map))
@@ -483,7 +502,10 @@ pub(crate) fn namespace_setup(
         root: cstring(root.path().as_os_str().as_bytes(), "root path")?,
         unshare_flags: flags,
         id_maps,
-        helper_maps,
+        parent_maps,
+        binfmt: binfmt
+            .map(|line| cstring(&line, "the binfmt_misc registration"))
+            .transpose()?,
         hostname,
         loopback_up: network == Network::None,
         ops,

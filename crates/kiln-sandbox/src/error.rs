@@ -66,6 +66,35 @@ pub enum SandboxError {
     /// disposable container.
     #[error("refusing to run in place: {0}")]
     InPlaceRefused(String),
+    /// A RUN step is for a platform this machine cannot run natively, and no emulation is
+    /// possible; nothing ran.
+    #[error(
+        "RUN '{command}' is for platform {platform}, which this {host} machine cannot run: {reason}. \
+         To build it, either register qemu-user-static for that architecture on the host with \
+         the F flag (for example Debian's qemu-user-static package does, through \
+         /proc/sys/fs/binfmt_misc), or give kiln the emulator (--emulator \
+         /path/to/qemu-<arch>-static, or put it in {dir}) where user namespaces are allowed \
+         (Linux 6.7 or later), and kiln registers it in its own user namespace",
+        dir = crate::DEFAULT_EMULATOR_DIR
+    )]
+    NoEmulation {
+        /// The argv of the command, joined with spaces.
+        command: String,
+        /// The platform of the step (`linux/arm64`).
+        platform: String,
+        /// The host's platform.
+        host: String,
+        /// Why neither way works here.
+        reason: String,
+    },
+    /// An emulator given to kiln cannot be used.
+    #[error("emulator {}: {reason}", path.display())]
+    BadEmulator {
+        /// The emulator's path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No isolation mode can work here.
     #[error("no RUN isolation is possible here: {0}")]
     NoIsolation(String),

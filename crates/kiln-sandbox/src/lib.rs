@@ -44,6 +44,18 @@
 //! USER is refused with an error saying what to add to `/etc/subuid`. [`Sandbox::id_maps`]
 //! tells the engine how on-disk owners translate to image ids.
 //!
+//! # Foreign platforms
+//!
+//! A step whose [`RunSpec::platform`] the host CPU cannot run goes through binfmt_misc
+//! (module `emulation`): a handler the host registered with the F flag is used as it is;
+//! otherwise, in chroot mode, the supervisor (in its own user namespace: the rootless one,
+//! or one with identity maps made just for this when kiln is root) mounts a private
+//! binfmt_misc instance (Linux 6.7 and later) and registers an emulator from [`Emulators`]
+//! (`--emulator`, or [`DEFAULT_EMULATOR_DIR`]) with the F flag; the host sees nothing.
+//! When neither works, [`SandboxError::NoEmulation`] names the platform, the step and both
+//! ways to enable it, and nothing runs. The magic and mask of each architecture are data
+//! in module `binfmt`.
+//!
 //! USER resolution follows Docker ([`resolve_user_from`]); the environment gets Docker's
 //! `PATH` and `HOME` defaults; WORKDIR is created owned by the user. The crate is
 //! synchronous: [`Sandbox::run`] blocks until the command and its leftovers are gone.
@@ -81,14 +93,17 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod binfmt;
 pub mod caps;
 mod child;
 mod chroot;
+mod emulation;
 mod env;
 mod error;
 mod idmap;
 mod inplace;
 mod output;
+mod parent_maps;
 mod plan;
 mod rerun;
 mod rootpath;
@@ -98,6 +113,8 @@ mod supervise;
 mod user;
 mod workdir;
 
+pub use binfmt::HOST_BINFMT_MISC;
+pub use emulation::{DEFAULT_EMULATOR_DIR, Emulators};
 pub use env::command_env;
 pub use error::SandboxError;
 pub use idmap::{IdMaps, IdRange};

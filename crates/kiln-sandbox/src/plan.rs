@@ -7,7 +7,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::SandboxError;
-use crate::idmap::IdMapping;
+use crate::parent_maps::ParentMaps;
 use crate::rootpath::cstring;
 
 /// Steps that are not mount operations, for failure reports; mount op `i` is `OP_BASE + i`.
@@ -37,6 +37,7 @@ pub(crate) enum Step {
     Subreaper,
     WaitCommand,
     WaitIdMaps,
+    Binfmt,
 }
 
 pub(crate) const OP_BASE: u32 = 1000;
@@ -44,7 +45,7 @@ pub(crate) const OP_BASE: u32 = 1000;
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 23] = [
+        const ALL: [Step; 24] = [
             Unshare,
             SetgroupsDeny,
             UidMap,
@@ -68,6 +69,7 @@ impl Step {
             Subreaper,
             WaitCommand,
             WaitIdMaps,
+            Binfmt,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -96,7 +98,10 @@ impl Step {
             Step::Setsid => "start a new session",
             Step::Subreaper => "become a child subreaper",
             Step::WaitCommand => "wait for the command",
-            Step::WaitIdMaps => "wait for newuidmap/newgidmap to map the user namespace's ids",
+            Step::WaitIdMaps => "wait for the parent to map the user namespace's ids",
+            Step::Binfmt => {
+                "register the emulator in a binfmt_misc instance of the sandbox's user namespace"
+            }
         }
     }
 }
@@ -221,9 +226,12 @@ pub(crate) struct ChrootPlan {
     /// Contents of uid_map and gid_map the supervisor writes itself when a user namespace
     /// maps only the caller to root.
     pub(crate) id_maps: Option<(CString, CString)>,
-    /// A user namespace whose maps the parent writes with newuidmap/newgidmap once the
-    /// supervisor has unshared (the supervisor waits for it).
-    pub(crate) helper_maps: Option<Box<IdMapping>>,
+    /// A user namespace whose maps the parent writes (newuidmap/newgidmap, or root's
+    /// identity maps) once the supervisor has unshared (the supervisor waits for it).
+    pub(crate) parent_maps: Option<Box<ParentMaps>>,
+    /// A binfmt_misc registration line (F flag) the supervisor writes into a private
+    /// binfmt_misc instance of its user namespace before forking the command.
+    pub(crate) binfmt: Option<CString>,
     pub(crate) hostname: Option<CString>,
     pub(crate) loopback_up: bool,
     pub(crate) ops: Vec<Op>,

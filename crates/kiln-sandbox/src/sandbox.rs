@@ -4,7 +4,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
+use crate::binfmt::HOST_BINFMT_MISC;
 use crate::chroot::{self, Prepared};
+use crate::emulation::{self, Emulation, Emulators};
 use crate::idmap::{IdMapping, IdMaps};
 use crate::inplace;
 use crate::plan::{Op, Plan, Source, Step};
@@ -63,6 +65,8 @@ pub struct Sandbox {
     reason: String,
     /// The id maps of the user namespace when kiln is not root.
     id_mapping: Option<IdMapping>,
+    /// Emulators for foreign-platform steps.
+    emulators: Emulators,
 }
 
 /// Checks that chroot mode can work here: in a forked child, create the namespaces (a user
@@ -103,7 +107,7 @@ fn probe_with(scratch_parent: Option<&Path>, userns: Option<&IdMapping>) -> Resu
             },
         ];
         let descriptions = vec!["mount proc".to_owned(), "mount a tmpfs".to_owned()];
-        let setup = chroot::namespace_setup(&root, Network::Default, None, userns, ops)
+        let setup = chroot::namespace_setup(&root, Network::Default, None, userns, ops, None)
             .map_err(|e| e.to_string())?;
         let plan = Plan::Chroot { setup, exec: None };
         let mut ignore = |_: crate::Stream, _: &[u8]| {};
@@ -236,7 +240,44 @@ impl Sandbox {
             mode,
             reason,
             id_mapping,
+            emulators: Emulators::default(),
         })
+    }
+
+    /// The same sandbox with these emulators for foreign-platform steps (by default
+    /// [`Emulators::default`]: only [`DEFAULT_EMULATOR_DIR`](crate::DEFAULT_EMULATOR_DIR)).
+    /// Fails when an explicit emulator is missing or its name does not say which
+    /// architecture it emulates.
+    pub fn with_emulators(mut self, emulators: Emulators) -> Result<Sandbox, SandboxError> {
+        emulators.check()?;
+        self.emulators = emulators;
+        Ok(self)
+    }
+
+    /// How the programs of `spec` run here; the error when they cannot.
+    fn emulation(&self, spec: &RunSpec) -> Result<Emulation, SandboxError> {
+        let Some(platform) = spec.platform.as_deref() else {
+            return Ok(Emulation::Native);
+        };
+        let emulation = emulation::decide(
+            platform,
+            &spec.command_line(),
+            &self.emulators,
+            Path::new(HOST_BINFMT_MISC),
+            matches!(self.mode, Mode::Chroot { .. }),
+        )?;
+        match &emulation {
+            Emulation::Native => {}
+            Emulation::Host(h) => tracing::debug!(
+                %platform, handler = %h.path.display(), interpreter = %h.interpreter,
+                "RUN under emulation: the host's binfmt_misc handler"
+            ),
+            Emulation::Register { emulator, .. } => tracing::debug!(
+                %platform, emulator = %emulator.display(),
+                "RUN under emulation: registering the emulator in the sandbox's own binfmt_misc instance"
+            ),
+        }
+        Ok(emulation)
     }
 
     /// The uid and gid maps of the user namespace chroot-mode commands run in when kiln is
@@ -272,6 +313,7 @@ impl Sandbox {
         sink: &mut dyn OutputSink,
     ) -> Result<RunOutcome, SandboxError> {
         let command = spec.command_line();
+        let emulation = self.emulation(spec)?;
         let prepared = match self.mode {
             Mode::Chroot { user_namespace } => {
                 let mut spec = spec.clone();
@@ -283,7 +325,7 @@ impl Sandbox {
                     })?;
                 // Both come from the same `is_root` check in `new`.
                 let mapping = self.id_mapping.as_ref().filter(|_| user_namespace);
-                chroot::prepare(&spec, mapping)?
+                chroot::prepare(&spec, mapping, emulation.registration())?
             }
             Mode::InPlace => inplace::prepare(spec)?,
         };
@@ -328,6 +370,27 @@ impl Sandbox {
                 } else {
                     io::Error::from_raw_os_error(errno)
                 };
+                // The sandbox's own binfmt_misc (and, for root, the user namespace made for
+                // it) is the emulation's part: say so in the emulation's terms.
+                let emulation_step = step == Step::Binfmt as u32
+                    || (step == Step::Unshare as u32
+                        && emulation.registration().is_some()
+                        && self.id_mapping.is_none());
+                if emulation_step {
+                    return Err(SandboxError::NoEmulation {
+                        command,
+                        platform: spec.platform.clone().unwrap_or_default(),
+                        host: format!("linux/{}", crate::binfmt::host_oci_arch()),
+                        reason: format!(
+                            "kiln could not {step_text}: {source}{}",
+                            if source.raw_os_error() == Some(libc::EPERM) {
+                                " (that needs Linux 6.7 or later and user namespaces)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
+                }
                 Err(SandboxError::Setup {
                     command,
                     step: step_text,

@@ -29,6 +29,11 @@ pub struct RunSpec {
     pub network: Network,
     /// The hostname inside the sandbox (chroot mode); `None` keeps the host's.
     pub hostname: Option<String>,
+    /// The platform the root's programs are for, OCI's `os/arch[/variant]` (`linux/arm64`,
+    /// `linux/arm/v7`). `None` or the host's own architecture: they run natively. Another
+    /// architecture runs under emulation (see [`Emulators`](crate::Emulators)) or fails
+    /// with [`SandboxError::NoEmulation`](crate::SandboxError::NoEmulation) before it runs.
+    pub platform: Option<String>,
 }
 
 impl RunSpec {
@@ -47,6 +52,7 @@ impl RunSpec {
             mounts: Vec::new(),
             network: Network::Default,
             hostname: None,
+            platform: None,
         }
     }
 
@@ -74,6 +80,7 @@ impl fmt::Debug for RunSpec {
             .field("mounts", &self.mounts)
             .field("network", &self.network)
             .field("hostname", &self.hostname)
+            .field("platform", &self.platform)
             .finish()
     }
 }

@@ -74,11 +74,11 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
     let (out_r, out_w) = pipe().map_err(io_err("create output pipe"))?;
     let (err_r, err_w) = pipe().map_err(io_err("create output pipe"))?;
     let (rep_r, rep_w) = pipe().map_err(io_err("create report pipe"))?;
-    let helper_maps = match plan {
-        Plan::Chroot { setup, .. } => setup.helper_maps.as_ref(),
+    let parent_maps = match plan {
+        Plan::Chroot { setup, .. } => setup.parent_maps.as_ref(),
         Plan::InPlace { .. } => None,
     };
-    let idmap_pipes = match helper_maps {
+    let idmap_pipes = match parent_maps {
         Some(_) => Some((
             pipe().map_err(io_err("create id map pipe"))?,
             pipe().map_err(io_err("create id map pipe"))?,
@@ -109,7 +109,7 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
     drop((out_w, err_w, rep_w));
     let mut guard = SupervisorGuard { pid, reaped: false };
     let mut map_error = None;
-    if let (Some(mapping), Some(((ready_r, ready_w), (go_r, go_w)))) = (helper_maps, idmap_pipes) {
+    if let (Some(maps), Some(((ready_r, ready_w), (go_r, go_w)))) = (parent_maps, idmap_pipes) {
         drop((ready_w, go_r));
         let mut byte = [0u8];
         // Nothing to read: the supervisor failed before its user namespace existed, and its
@@ -119,7 +119,7 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
             .map_err(io_err("wait for the sandbox's user namespace"))?
             == 1;
         if unshared {
-            match mapping.write_with_helpers(pid) {
+            match maps.write(pid) {
                 Ok(()) => {
                     std::fs::File::from(go_w)
                         .write_all(&byte)

@@ -32,8 +32,15 @@ pub enum Entry {
 
 /// The entries of the busybox rootfs, keyed by relative path (no leading `/`).
 pub fn entries() -> BTreeMap<String, Entry> {
+    let data = fs_err::read(tools::busybox()).expect("reading busybox binary");
+    entries_with_binary(data)
+}
+
+/// The entries of a busybox rootfs whose `/bin/busybox` is `binary` (another architecture's
+/// build of the same Debian version, see [`crate::foreign`]). The applet links are those
+/// the host's busybox-static lists.
+pub fn entries_with_binary(data: Vec<u8>) -> BTreeMap<String, Entry> {
     let busybox = tools::busybox();
-    let data = fs_err::read(&busybox).expect("reading busybox binary");
     let mut out = BTreeMap::new();
     let dir = |mode| Entry::Dir {
         mode,
@@ -153,6 +160,11 @@ impl BusyboxRootfs {
     /// Writes the rootfs into a new temp dir. Owners are set with `lchown`, so this
     /// needs root (tests run as root; panics with the reason otherwise).
     pub fn create() -> BusyboxRootfs {
+        Self::create_from(entries())
+    }
+
+    /// [`BusyboxRootfs::create`] from `entries` (e.g. [`entries_with_binary`]).
+    pub fn create_from(entries: BTreeMap<String, Entry>) -> BusyboxRootfs {
         let dir = tempfile::Builder::new()
             .prefix("kiln-busybox-")
             .tempdir()
@@ -160,7 +172,7 @@ impl BusyboxRootfs {
         let root = dir.path().join("rootfs");
         fs_err::create_dir(&root).expect("creating rootfs dir");
         let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
-        for (path, entry) in entries() {
+        for (path, entry) in entries {
             let target = root.join(&path);
             match entry {
                 Entry::Dir { mode, uid, gid } => {

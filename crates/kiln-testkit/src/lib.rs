@@ -18,7 +18,8 @@
 //!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
 //!   busybox-static; [`FixtureImage`] wraps layers into an OCI image and pushes it with
-//!   `skopeo copy`.
+//!   `skopeo copy`; [`foreign`] does the same with Debian's arm64 busybox-static and
+//!   finds qemu-user-static's emulators.
 //! - [`Dockerd`] runs a private Docker engine (Debian's docker.io 20.10 with BuildKit
 //!   0.8) with its data root, exec root, pidfile and socket in one temp dir; its
 //!   [`Dockerd::docker`] command is always Debian's `/usr/bin/docker` pointed at it.
@@ -36,6 +37,7 @@ pub mod busybox;
 pub mod container;
 pub mod debian;
 pub mod dockerd;
+pub mod foreign;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;

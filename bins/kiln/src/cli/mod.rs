@@ -5,6 +5,7 @@
 pub mod executor_flags;
 pub mod flag;
 pub mod help;
+pub mod manifest_flags;
 pub mod parse_flags;
 pub mod pflag;
 pub mod warmer_flags;

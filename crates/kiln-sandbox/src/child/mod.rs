@@ -6,6 +6,7 @@
 
 use std::os::fd::RawFd;
 
+mod binfmt;
 mod mounts;
 mod net;
 mod reap;
@@ -231,6 +232,35 @@ fn in_place_command(exec: &ExecPlan, report_fd: RawFd) -> ! {
     exec_command(exec, report_fd)
 }
 
+/// Closes every descriptor above stderr but the supervisor's own pipes. The supervisor never
+/// execs, so close-on-exec never fires for what it inherited from the parent's other
+/// threads: a file another thread was writing (a rootfs's `/bin/busybox` being copied)
+/// would stay open for writing while this run lasts, and exec'ing it elsewhere would fail
+/// with ETXTBSY.
+fn close_inherited(fds: &ChildFds) {
+    let mut keep = [
+        fds.report_w,
+        fds.idmap_ready_w,
+        fds.idmap_go_r,
+        fds.idmap_parent_ends[0],
+        fds.idmap_parent_ends[1],
+    ];
+    keep.sort_unstable();
+    let mut next: libc::c_int = 3;
+    for fd in keep {
+        if fd < next {
+            continue;
+        }
+        if fd > next {
+            // SAFETY: closing descriptors this child inherited and does not use.
+            unsafe { libc::syscall(libc::SYS_close_range, next as u32, (fd - 1) as u32, 0u32) };
+        }
+        next = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32) };
+}
+
 /// The supervisor: sets up stdio, namespaces (chroot mode) or subreaping (in-place mode),
 /// forks the command, reports its wait status, cleans up after it and exits.
 pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
@@ -251,12 +281,13 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
         if devnull > 2 {
             close(devnull);
         }
+        close_inherited(fds);
         match plan {
             Plan::Chroot { setup, .. } => {
                 if libc::unshare(setup.unshare_flags) < 0 {
                     fail_step(Step::Unshare);
                 }
-                if setup.helper_maps.is_some() {
+                if setup.parent_maps.is_some() {
                     wait_for_id_maps(fds);
                 } else if let Some((uid_map, gid_map)) = &setup.id_maps {
                     if let Err(e) = write_file(c"/proc/self/setgroups", b"deny") {
@@ -278,6 +309,11 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
                 ) < 0
                 {
                     fail_step(Step::MakePrivate);
+                }
+                if let Some(line) = &setup.binfmt
+                    && let Err(e) = binfmt::register(line)
+                {
+                    fail(rfd, Step::Binfmt as u32, e);
                 }
                 if let Some(h) = &setup.hostname
                     && libc::sethostname(h.as_ptr(), h.as_bytes().len()) < 0
