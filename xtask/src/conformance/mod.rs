@@ -5,7 +5,7 @@
 //!
 //! Base images are made offline and pushed to a local plain-HTTP registry
 //! ([`bases`]); each case's Dockerfile is rewritten to use them ([`rewrite`]),
-//! built by kiln and the reference ([`builders`], [`reference`]), pulled back with skopeo and umoci
+//! built by kiln and the reference ([`builders`], [`mod@reference`]), pulled back with skopeo and umoci
 //! ([`pull`]), and the two images compared ([`compare`]) after removing only
 //! buildah's documented artifacts ([`artifacts`]); Docker's are reported
 //! and explained in the docs, not filtered. Cases run one after the

@@ -3,7 +3,7 @@
 //! that only tuned kaniko's internals are recorded in
 //! [`ExecutorArgs::ignored`] so the caller can note them at debug level.
 //!
-//! [`FLAGS`] is also the source of `kiln build --help` ([`help`]): each row
+//! [`FLAGS`] is also the source of `kiln build --help` ([`help()`]): each row
 //! carries its group (a section of docs/kaniko-compat.md), placeholder,
 //! default and description, and tests hold the rows, the page and the doc
 //! to each other.
@@ -491,7 +491,7 @@ pub struct ExecutorArgs {
     pub log_timestamp: bool,
     /// Flags accepted for compatibility that change nothing, as given.
     pub ignored: Vec<String>,
-    /// `--help` or `-h`: print [`help`] instead of building.
+    /// `--help` or `-h`: print [`help()`] instead of building.
     pub help: bool,
 }
 
