@@ -192,3 +192,55 @@ fn a_config_json_that_differs_wins_over_the_ci_variables() {
     );
     assert!(!report.exists(), "no report after a failed push");
 }
+
+#[test]
+fn reproducible_ci_labels_take_the_commit_time_and_no_push_writes_no_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(dir.path());
+    let layout = dir.path().join("layout");
+    let report = dir.path().join("build.env");
+    let out = Command::new(kiln())
+        .args([
+            "build",
+            "-c",
+            &ctx,
+            "--no-push",
+            "--reproducible",
+            "--ci-labels",
+        ])
+        .arg(format!("--oci-layout-path={}", layout.display()))
+        .arg(format!("--dotenv-report={}", report.display()))
+        .arg(format!(
+            "--kaniko-dir={}",
+            dir.path().join("work").display()
+        ))
+        .env_remove("RUST_LOG")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("CI_COMMIT_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("CI_COMMIT_TIMESTAMP", "2026-12-01T10:00:00+00:00")
+        .env("CI_COMMIT_TAG", "v1.2.3")
+        .output()
+        .expect("running kiln");
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!report.exists(), "--no-push pushes nothing, so no report");
+    assert!(log.contains("--dotenv-report not written"), "{log}");
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}", layout.display()))
+        .output()
+        .expect("skopeo (run .ci/install-deps)");
+    assert!(inspect.status.success(), "{}", text(&inspect));
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("JSON");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        "2026-12-01T10:00:00+00:00"
+    );
+    assert_eq!(labels["org.opencontainers.image.version"], "v1.2.3");
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        serde_json::Value::Null
+    );
+}
