@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ci_env::{self, CiCredential};
 use crate::credential::Credential;
 use crate::docker_config::{ConfigAnswer, DockerConfig};
 use crate::env::Environment;
@@ -29,12 +30,14 @@ impl Default for KeychainOptions {
 /// Sources, each used when present: `$DOCKER_CONFIG/config.json` (or
 /// `~/.docker/config.json` when `DOCKER_CONFIG` is unset: Docker's rule),
 /// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`, then
-/// `$DOCKER_AUTH_CONFIG` (a config's JSON, GitLab's variable). For a registry the first
-/// source with an answer wins; within a source, `credHelpers` beats `auths` beats
-/// `credsStore`.
+/// `$DOCKER_AUTH_CONFIG` (a config's JSON, GitLab's variable), and last GitLab CI's
+/// predefined variables (`CI_REGISTRY*`, `CI_JOB_TOKEN`, `CI_DEPENDENCY_PROXY_*`, see
+/// [`crate::ci_env`]). For a registry the first source with an answer wins; within a
+/// config, `credHelpers` beats `auths` beats `credsStore`.
 #[derive(Debug, Clone)]
 pub struct Keychain {
     configs: Vec<DockerConfig>,
+    ci: Vec<CiCredential>,
     path_var: Option<String>,
     options: KeychainOptions,
 }
@@ -59,6 +62,7 @@ impl Keychain {
         }
         Ok(Keychain {
             configs,
+            ci: ci_env::from_environment(env),
             path_var: env.var("PATH"),
             options,
         })
@@ -68,6 +72,7 @@ impl Keychain {
     pub fn anonymous() -> Keychain {
         Keychain {
             configs: Vec::new(),
+            ci: Vec::new(),
             path_var: None,
             options: KeychainOptions::default(),
         }
@@ -78,28 +83,51 @@ impl Keychain {
         self.configs.iter().map(|c| c.origin.as_str()).collect()
     }
 
-    /// The credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
+    /// The credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub). Logs
+    /// one line naming the source the credential came from, never the secret.
     pub fn resolve(&self, registry: &str) -> Result<Credential, AuthError> {
+        let (credential, source) = self.resolve_with_source(registry)?;
+        tracing::info!(registry, source = %source, kind = %credential.describe(), "registry credentials");
+        Ok(credential)
+    }
+
+    /// Like [`Keychain::resolve`], also returning where the credential came from (a
+    /// config's origin, a helper, CI variable names, or "none"), without logging. The CI
+    /// variables answer only when no config does and no helper has a credential.
+    pub fn resolve_with_source(&self, registry: &str) -> Result<(Credential, String), AuthError> {
+        if let Some(found) = self.config_answer(registry)?
+            && !found.0.is_anonymous()
+        {
+            return Ok(found);
+        }
+        if let Some(ci) = ci_env::lookup(&self.ci, registry) {
+            return Ok((ci.credential.clone(), ci.source.to_owned()));
+        }
+        Ok((Credential::Anonymous, "none (anonymous)".to_owned()))
+    }
+
+    /// The first config's answer for `registry`, asking its helper when it names one.
+    fn config_answer(&self, registry: &str) -> Result<Option<(Credential, String)>, AuthError> {
         for config in &self.configs {
             match config.lookup(registry)? {
                 Some(ConfigAnswer::Credential(credential)) => {
-                    tracing::debug!(registry, origin = %config.origin, kind = %credential.describe(), "credentials found");
-                    return Ok(credential);
+                    return Ok(Some((credential, config.origin.clone())));
                 }
                 Some(ConfigAnswer::Helper(name)) => {
-                    return helper::get(
+                    let credential = helper::get(
                         &name,
                         registry,
                         &config.origin,
                         self.path_var.as_deref(),
                         self.options.helper_timeout,
-                    );
+                    )?;
+                    let source = format!("docker-credential-{name} (from {})", config.origin);
+                    return Ok(Some((credential, source)));
                 }
                 None => {}
             }
         }
-        tracing::debug!(registry, "no credentials configured; anonymous");
-        Ok(Credential::Anonymous)
+        Ok(None)
     }
 }
 

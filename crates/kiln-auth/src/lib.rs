@@ -52,6 +52,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod ci_env;
 mod credential;
 mod docker_config;
 mod env;

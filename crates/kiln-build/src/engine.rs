@@ -461,8 +461,17 @@ fn read_dockerfile(
     Ok((path.display().to_string(), Some(full), bytes))
 }
 
-/// Applies `--label`, the compression's manifest format and the final dates.
+/// Applies `--ci-labels` (below the Dockerfile's labels), `--label`, the compression's
+/// manifest format and the final dates.
 fn finalize(image: &mut ImageState, options: &BuildOptions, created: &str) {
+    if let Some(ci) = &options.ci_labels {
+        let created_is_fake = options.reproducible && options.source_date_epoch.is_none();
+        let config = image.config.container_config_mut();
+        let labels = config.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in ci.for_image(created, created_is_fake) {
+            labels.entry(k).or_insert(v);
+        }
+    }
     if !options.labels.is_empty() {
         let config = image.config.container_config_mut();
         let labels = config.labels.get_or_insert_with(BTreeMap::new);

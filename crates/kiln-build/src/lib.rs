@@ -79,6 +79,7 @@
 
 mod archive;
 mod blobs;
+mod ci_labels;
 mod context;
 mod copy;
 mod dockerignore;
@@ -107,6 +108,7 @@ mod unpack;
 mod warm;
 mod workdir_cleanup;
 
+pub use ci_labels::CiLabels;
 pub use engine::build;
 pub use error::BuildError;
 pub use events::{BuildEvent, BuildObserver, NoopObserver, OutputStream, StepId, Transfer};

@@ -29,6 +29,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--annotation`: added to the final manifest's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// `--ci-labels`: OCI labels and annotations from GitLab CI's variables, below the
+    /// Dockerfile's `LABEL` and `--label` (see [`crate::CiLabels`]).
+    pub ci_labels: Option<crate::CiLabels>,
     /// `--no-push`: build (and write local outputs) without pushing.
     pub no_push: bool,
     /// `--tar-path`: write a docker-archive (`docker save` format) here.
@@ -41,6 +44,9 @@ pub struct BuildOptions {
     pub image_name_with_digest_file: Option<PathBuf>,
     /// `--image-name-tag-with-digest-file`: write `repo:tag@sha256:…` for each destination.
     pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// `--dotenv-report`: after a successful push, write `IMAGE_DIGEST`, `IMAGE_REF`
+    /// and `IMAGE_TAGS` here for GitLab's `artifacts: reports: dotenv`.
+    pub dotenv_report: Option<PathBuf>,
     /// `--image-format`: the manifest family of the image pushed, written to
     /// `--tar-path` and named by the digest files. `--oci-layout-path` always
     /// holds the OCI form.
@@ -99,12 +105,14 @@ impl BuildOptions {
             custom_platform: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            ci_labels: None,
             no_push: false,
             tar_path: None,
             oci_layout_path: None,
             digest_file: None,
             image_name_with_digest_file: None,
             image_name_tag_with_digest_file: None,
+            dotenv_report: None,
             image_format: ImageFormatChoice::FollowBase,
             compression: Compression::Gzip,
             compression_level: None,

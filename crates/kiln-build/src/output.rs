@@ -71,6 +71,18 @@ pub fn write_image(
             annotations.insert(k.clone(), v.clone());
         }
     }
+    if options.ci_labels.is_some() && format == Format::Oci {
+        // The CI keys mirror the final labels; `--annotation` keeps its value.
+        let labels = image.config.config.as_ref().and_then(|c| c.labels.as_ref());
+        for key in crate::ci_labels::KEYS {
+            if let Some(value) = labels.and_then(|l| l.get(key)) {
+                let annotations = manifest.annotations.get_or_insert_with(BTreeMap::new);
+                annotations
+                    .entry(key.to_owned())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
     let (descriptor, manifest_bytes) = manifest
         .to_blob()
         .map_err(|e| BuildError::Output(format!("serialising the manifest: {e}")))?;
@@ -272,8 +284,8 @@ fn is_immutable_tag_error(e: &kiln_registry::Error) -> bool {
         || text.contains("immutable")
 }
 
-/// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`:
-/// always the digest of the image in the `--image-format` format (the one
+/// `--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`
+/// and (after a push only) `--dotenv-report`: always the digest of the image in the `--image-format` format (the one
 /// pushed), also with `--no-push`; never the OCI layout's own manifest digest.
 pub fn write_digest_files(
     digest: &Digest,
@@ -310,7 +322,35 @@ pub fn write_digest_files(
         }
         write_file(path, text.as_bytes())?;
     }
+    if let Some(path) = &options.dotenv_report {
+        match dotenv_report(digest, pushed) {
+            Some(text) => write_file(path, text.as_bytes())?,
+            None => tracing::warn!(
+                path = %path.display(),
+                "--dotenv-report not written: nothing was pushed"
+            ),
+        }
+    }
     Ok(())
+}
+
+/// `--dotenv-report`'s text for GitLab's `artifacts: reports: dotenv`: `IMAGE_DIGEST`,
+/// `IMAGE_REF` (the first destination as `name@digest`) and `IMAGE_TAGS` (the pushed
+/// tags, comma-separated, first seen first). `None` when nothing was pushed
+/// (`--no-push`): a later job must not deploy an image no registry holds.
+pub fn dotenv_report(digest: &Digest, pushed: &[Reference]) -> Option<String> {
+    let first = pushed.first()?;
+    let mut tags: Vec<&str> = Vec::new();
+    for tag in pushed.iter().filter_map(|r| r.tag()) {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Some(format!(
+        "IMAGE_DIGEST={digest}\nIMAGE_REF={}@{digest}\nIMAGE_TAGS={}\n",
+        first.name(),
+        tags.join(",")
+    ))
 }
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), BuildError> {
@@ -322,4 +362,35 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), BuildError> {
         fs_err::File::create(path).map_err(|e| BuildError::io("writing a digest file", path, e))?;
     file.write_all(bytes)
         .map_err(|e| BuildError::io("writing a digest file", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_report_names_the_first_destination_and_each_tag_once() {
+        let digest: Digest = format!("sha256:{}", "ab".repeat(32))
+            .parse()
+            .expect("digest");
+        let pushed: Vec<Reference> = [
+            "reg:5000/g/app:v1",
+            "reg:5000/g/app:latest",
+            "other.io/app:v1",
+        ]
+        .iter()
+        .map(|r| Reference::parse(r).expect("reference"))
+        .collect();
+        assert_eq!(
+            dotenv_report(&digest, &pushed).expect("report"),
+            format!(
+                "IMAGE_DIGEST={digest}\nIMAGE_REF=reg:5000/g/app@{digest}\nIMAGE_TAGS=v1,latest\n"
+            )
+        );
+        assert_eq!(
+            dotenv_report(&digest, &[]),
+            None,
+            "nothing pushed, no report"
+        );
+    }
 }

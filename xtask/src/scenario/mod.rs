@@ -15,7 +15,11 @@
 //! 5. a privileged runner (namespaces allowed): kiln builds in private roots
 //!    and the job container's own filesystem stays as it was;
 //! 6. `--cache=true` on the job's line: a second job on a fresh runner hits
-//!    the cache for every RUN (nothing runs) and pushes the same image.
+//!    the cache for every RUN (nothing runs) and pushes the same image;
+//! 7. the same job without the `echo … > config.json` line: kiln takes
+//!    CI_REGISTRY_USER/CI_REGISTRY_PASSWORD itself, and says so in the log;
+//! 8. a config.json that differs from the CI variables (right password there,
+//!    a wrong CI_REGISTRY_PASSWORD): the config wins and the push succeeds.
 
 mod container;
 mod verify;
@@ -83,7 +87,7 @@ fn gitlab() -> Result<()> {
 
     let mut passed = 0;
     let mut failed = Vec::new();
-    let cases: [(&str, Case); 6] = [
+    let cases: [(&str, Case); 8] = [
         ("push with the CA line", case_push_with_ca),
         ("no CA line", case_without_ca),
         ("wrong password", case_wrong_password),
@@ -93,6 +97,8 @@ fn gitlab() -> Result<()> {
             case_privileged,
         ),
         ("--cache: a second runner reuses the layers", case_cache),
+        ("no config.json line", case_no_config_line),
+        ("a config.json that differs wins", case_config_differs),
     ];
     for (name, case) in cases {
         match case(&env) {
@@ -160,6 +166,19 @@ struct Job<'a> {
     privileged: bool,
     /// `--cache=true` added to the job's executor line.
     cache: bool,
+    /// What the script does about `/kaniko/.docker/config.json`.
+    config_line: ConfigLine,
+}
+
+/// The job's `echo … > /kaniko/.docker/config.json` line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConfigLine {
+    /// As GitLab's page writes it, from the CI variables.
+    Seed,
+    /// Left out: credentials come from the CI variables alone.
+    Absent,
+    /// A config with this password, whatever CI_REGISTRY_PASSWORD says.
+    Literal(&'static str),
 }
 
 struct JobResult {
@@ -206,10 +225,21 @@ fn run_job(env: &Env, job: &Job<'_>) -> Result<JobResult> {
             env.ca_pem.trim_end()
         ));
     }
-    lines.extend(SCRIPT.iter().map(|l| match job.cache {
-        true if l.starts_with("/kaniko/executor") => format!("{l} --cache=true"),
-        _ => l.to_string(),
-    }));
+    for line in SCRIPT {
+        if line.starts_with("echo ") {
+            match job.config_line {
+                ConfigLine::Seed => lines.push(line.to_string()),
+                ConfigLine::Absent => {}
+                ConfigLine::Literal(password) => lines.push(format!(
+                    r#"echo '{{"auths":{{"{host}":{{"username":"{USER}","password":"{password}"}}}}}}' > /kaniko/.docker/config.json"#
+                )),
+            }
+        } else if job.cache && line.starts_with("/kaniko/executor") {
+            lines.push(format!("{line} --cache=true"));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
     lines.extend(job.extra_script.iter().map(|l| l.to_string()));
     let script = format!("set -e\n{}\n", lines.join("\n"));
 
@@ -261,6 +291,7 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         tag: "v1.0.0",
         privileged: false,
         cache: false,
+        config_line: ConfigLine::Seed,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -287,6 +318,7 @@ fn case_without_ca(env: &Env) -> Result<()> {
         tag: "no-ca",
         privileged: false,
         cache: false,
+        config_line: ConfigLine::Seed,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded without the CA");
@@ -311,6 +343,7 @@ fn case_wrong_password(env: &Env) -> Result<()> {
         tag: "bad-auth",
         privileged: false,
         cache: false,
+        config_line: ConfigLine::Seed,
     };
     let result = run_job(env, &job)?;
     ensure!(!result.success, "the job succeeded with a wrong password");
@@ -348,6 +381,7 @@ fn case_multi_stage(env: &Env) -> Result<()> {
         tag: "v2.0.0",
         privileged: false,
         cache: false,
+        config_line: ConfigLine::Seed,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -382,6 +416,7 @@ fn case_privileged(env: &Env) -> Result<()> {
         tag: "privileged",
         privileged: true,
         cache: false,
+        config_line: ConfigLine::Seed,
     };
     let result = run_job(env, &job)?;
     ensure!(result.success, "the job failed:\n{}", result.output);
@@ -431,6 +466,7 @@ fn case_cache(env: &Env) -> Result<()> {
         tag,
         privileged: false,
         cache: true,
+        config_line: ConfigLine::Seed,
     };
     let first = run_job(env, &job("cache-first", "cache-1"))?;
     ensure!(first.success, "the first job failed:\n{}", first.output);
@@ -464,6 +500,61 @@ fn case_cache(env: &Env) -> Result<()> {
 }
 
 /// The job's error line, for the scenario's own log.
+fn case_no_config_line(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "no-config-line",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "no boilerplate\n")],
+        with_ca: true,
+        password: PASSWORD,
+        extra_script: &["test ! -e /kaniko/.docker/config.json"],
+        tag: "no-config",
+        privileged: false,
+        cache: false,
+        config_line: ConfigLine::Absent,
+    };
+    let result = run_job(env, &job)?;
+    ensure!(result.success, "the job failed:\n{}", result.output);
+    ensure!(
+        result
+            .output
+            .contains("source=$CI_REGISTRY_USER/$CI_REGISTRY_PASSWORD"),
+        "the log must say the credential came from the CI variables:\n{}",
+        result.output
+    );
+    let image = verify::pull(&env.registry, "group/project:no-config", (USER, PASSWORD))?;
+    image.expect_file("app/app.txt", "no boilerplate\n")
+}
+
+fn case_config_differs(env: &Env) -> Result<()> {
+    let job = Job {
+        name: "config-differs",
+        dockerfile: simple_dockerfile(env),
+        files: &[("app.txt", "config wins\n")],
+        with_ca: true,
+        // The CI variable is wrong; only the config's password is accepted.
+        password: "wrong-password-123",
+        extra_script: &[],
+        tag: "config-wins",
+        privileged: false,
+        cache: false,
+        config_line: ConfigLine::Literal(PASSWORD),
+    };
+    let result = run_job(env, &job)?;
+    ensure!(
+        result.success,
+        "the config.json's credential must win over CI_REGISTRY_PASSWORD:\n{}",
+        result.output
+    );
+    ensure!(
+        result.output.contains("source=/kaniko/.docker/config.json"),
+        "the log must name the config.json as the source:\n{}",
+        result.output
+    );
+    let image = verify::pull(&env.registry, "group/project:config-wins", (USER, PASSWORD))?;
+    image.expect_file("app/app.txt", "config wins\n")
+}
+
 fn error_line(output: &str) -> &str {
     output
         .lines()

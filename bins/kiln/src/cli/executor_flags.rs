@@ -141,6 +141,18 @@ pub const FLAGS: &[Flag] = &[
         "write each destination as NAME:TAG@DIGEST to this file",
     ),
     valued(
+        "dotenv-report",
+        Kind::Str,
+        "PATH",
+        OUTPUT,
+        "after a push, write IMAGE_DIGEST, IMAGE_REF, IMAGE_TAGS for GitLab's dotenv report",
+    ),
+    boolean(
+        "ci-labels",
+        OUTPUT,
+        "add org.opencontainers.image.* labels and annotations from GitLab CI's variables",
+    ),
+    valued(
         "label",
         Kind::Multi,
         "KEY=VALUE",
@@ -449,6 +461,8 @@ pub struct ExecutorArgs {
     pub digest_file: Option<String>,
     pub image_name_with_digest_file: Option<String>,
     pub image_name_tag_with_digest_file: Option<String>,
+    pub dotenv_report: Option<String>,
+    pub ci_labels: bool,
     /// `oci` or `docker`; `None` follows the base image.
     pub image_format: Option<String>,
     pub compression: Option<String>,
@@ -514,6 +528,8 @@ impl Default for ExecutorArgs {
             digest_file: None,
             image_name_with_digest_file: None,
             image_name_tag_with_digest_file: None,
+            dotenv_report: None,
+            ci_labels: false,
             image_format: None,
             compression: None,
             compression_level: -1,
@@ -619,6 +635,8 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
         "digest-file" => out.digest_file = some(),
         "image-name-with-digest-file" => out.image_name_with_digest_file = some(),
         "image-name-tag-with-digest-file" => out.image_name_tag_with_digest_file = some(),
+        "dotenv-report" => out.dotenv_report = some(),
+        "ci-labels" => out.ci_labels = boolean()?,
         "image-format" => {
             if value != "oci" && value != "docker" {
                 return Err(UsageError(format!(

@@ -3,7 +3,7 @@
 //! `tar://` prefixes, bare `--build-arg KEY` taken from the environment,
 //! `KEY=VALUE` lists, and kaniko's environment variables (`KANIKO_DIR`,
 //! `KANIKO_NO_PUSH`, `KANIKO_REGISTRY_MIRROR`, `KANIKO_REGISTRY_MAP`,
-//! `SOURCE_DATE_EPOCH`).
+//! `SOURCE_DATE_EPOCH`, and GitLab's `CI_*` for `--ci-labels`).
 
 use crate::cli::executor_flags::ExecutorArgs;
 use kiln_build::{
@@ -42,6 +42,8 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
         .image_name_tag_with_digest_file
         .as_ref()
         .map(PathBuf::from);
+    o.dotenv_report = args.dotenv_report.as_ref().map(PathBuf::from);
+    o.ci_labels = args.ci_labels.then(|| kiln_build::CiLabels::from_env(env));
     o.image_format = match args.image_format.as_deref() {
         Some("oci") => ImageFormatChoice::Oci,
         Some("docker") => ImageFormatChoice::Docker,
