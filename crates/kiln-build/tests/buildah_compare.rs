@@ -7,10 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-use support::{Fixture, run_tokio, tool, umoci_unpack};
+use support::{Fixture, run_tokio, umoci_unpack};
 
 /// type, mode, uid, gid, size, content digest or link target.
 type Tree = BTreeMap<String, String>;
@@ -118,20 +117,7 @@ fn compare_in(dockerfile_body: &str, files: &[(&str, &str)], context: Option<&Pa
     // buildah
     let root = fx.work.path().join("buildah");
     let buildah = |args: &[&str]| {
-        let out = Command::new(tool("/usr/bin/buildah"))
-            .arg("--root")
-            .arg(root.join("storage"))
-            .arg("--runroot")
-            .arg(root.join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::buildah(&root, "vfs", args);
     };
     let context = context_dir.display().to_string();
     let dockerfile_arg = dockerfile_path.display().to_string();

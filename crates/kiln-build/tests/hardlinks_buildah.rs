@@ -13,9 +13,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{Fixture, run_tokio, tool, umoci_unpack};
+use support::{Fixture, run_tokio, umoci_unpack};
 
 const DOCKERFILE: &str = "FROM BASE_IMAGE
 COPY copied.txt /opt/copied.txt
@@ -115,20 +114,7 @@ fn links_to_files_of_earlier_layers_are_one_group_as_with_buildah_overlay() {
     // buildah with the overlay driver.
     let root = fx.work.path().join("buildah");
     let buildah = |args: &[&str]| {
-        let out = Command::new(tool("/usr/bin/buildah"))
-            .arg("--root")
-            .arg(root.join("storage"))
-            .arg("--runroot")
-            .arg(root.join("runroot"))
-            .args(["--storage-driver", "overlay"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::buildah(&root, "overlay", args);
     };
     let buildah_layout = fx.work.path().join("buildah-layout");
     let context = fx.path().display().to_string();

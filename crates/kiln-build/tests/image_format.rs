@@ -7,11 +7,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use kiln_build::{BuildOptions, BuildOutcome, ImageFormatChoice};
 use serde_json::Value;
-use support::{Fixture, Recorder, run_tokio, skopeo, tool, umoci_unpack};
+use support::{Fixture, Recorder, run_tokio, skopeo, umoci_unpack};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -294,23 +293,7 @@ fn image_format_docker_converts_an_oci_base_that_buildah_pulls() {
 
     // buildah pulls it and sees the same manifest.
     let root = tempfile::tempdir().unwrap();
-    let buildah = |args: &[&str]| {
-        let out = Command::new(tool("/usr/bin/buildah"))
-            .arg("--root")
-            .arg(root.path().join("storage"))
-            .arg("--runroot")
-            .arg(root.path().join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let buildah = |args: &[&str]| support::buildah(root.path(), "vfs", args);
     buildah(&[
         "pull",
         "--quiet",

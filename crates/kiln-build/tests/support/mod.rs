@@ -128,6 +128,26 @@ pub fn skopeo(configure: impl FnOnce(&mut Command)) -> std::process::Output {
     out
 }
 
+/// Runs buildah with its storage under `root` (`storage`, `runroot`) and the
+/// given storage driver, insists that it succeeds, and returns its stdout.
+pub fn buildah(root: &Path, driver: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(tool("/usr/bin/buildah"))
+        .arg("--root")
+        .arg(root.join("storage"))
+        .arg("--runroot")
+        .arg(root.join("runroot"))
+        .args(["--storage-driver", driver])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "buildah {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 pub fn tool(path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     assert!(p.is_file(), "needs {path}: install with .ci/install-deps");
