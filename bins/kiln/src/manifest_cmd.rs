@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{executor_flags, manifest_flags, pflag};
+use crate::cli::{manifest_flags, pflag};
 
 pub fn run(args: &[String]) -> ExitCode {
     let (create, rest) = match args.first().map(String::as_str) {
@@ -40,17 +40,7 @@ pub fn run(args: &[String]) -> ExitCode {
     if create && destinations.is_empty() && !layout {
         return usage_error("create needs --destination or --oci-layout-path");
     }
-    let executor_args = match executor_flags::parse(&forwarded) {
-        Ok(a) => a,
-        Err(e) => return usage_error(&e.to_string()),
-    };
-    crate::logging::init(
-        &executor_args.verbosity,
-        &executor_args.log_format,
-        executor_args.log_timestamp,
-    );
-    let env = |name: &str| std::env::var(name).ok();
-    let options = match crate::executor::options::build_options(&executor_args, &env) {
+    let options = match crate::executor::options::from_forwarded_flags(&forwarded) {
         Ok(o) => o,
         Err(message) => return usage_error(&message),
     };

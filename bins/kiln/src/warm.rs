@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::pflag;
-use crate::cli::{executor_flags, warmer_flags};
+use crate::cli::warmer_flags;
 
 /// Warms the cache; `program` is how the warmer was called (`kiln warm`,
 /// `warmer`), for `--help` and usage errors.
@@ -46,17 +46,7 @@ pub fn run(program: &str, args: &[String]) -> ExitCode {
             name => forwarded.push(format!("--{name}={value}")),
         }
     }
-    let executor_args = match executor_flags::parse(&forwarded) {
-        Ok(a) => a,
-        Err(e) => return usage_error(&e.to_string()),
-    };
-    crate::logging::init(
-        &executor_args.verbosity,
-        &executor_args.log_format,
-        executor_args.log_timestamp,
-    );
-    let env = |name: &str| std::env::var(name).ok();
-    let mut options = match crate::executor::options::build_options(&executor_args, &env) {
+    let mut options = match crate::executor::options::from_forwarded_flags(&forwarded) {
         Ok(o) => o,
         Err(message) => return usage_error(&message),
     };

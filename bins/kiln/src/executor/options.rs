@@ -16,6 +16,17 @@ use std::path::{Path, PathBuf};
 /// Reads an environment variable; injectable so tests never touch the process env.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// For commands that take some executor flags (`kiln warm`, `kiln manifest`):
+/// parses the `--name=value` flags they forward with the executor's parser,
+/// starts logging as those flags say, and maps them onto build options from
+/// the process environment. Errors are usage errors (exit 2).
+pub fn from_forwarded_flags(forwarded: &[String]) -> Result<BuildOptions, String> {
+    let args = crate::cli::executor_flags::parse(forwarded).map_err(|e| e.to_string())?;
+    crate::logging::init(&args.verbosity, &args.log_format, args.log_timestamp);
+    let env = |name: &str| std::env::var(name).ok();
+    build_options(&args, &env)
+}
+
 /// Maps the command line onto build options. Errors are usage errors (exit 2).
 pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, String> {
     let mut o = BuildOptions::new(context_source(&args.context)?);
