@@ -7,8 +7,10 @@
 //!   It reads Docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`), podman's
 //!   `auth.json` (`$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`) and
 //!   GitLab's `$DOCKER_AUTH_CONFIG`, and runs `docker-credential-*` helpers with a
-//!   timeout. Every environment lookup goes through an [`Environment`], so embedders
-//!   and tests pass their own.
+//!   timeout. Last, when none of those has an entry for R, GitLab's CI variables
+//!   (`CI_REGISTRY` with `CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD` or `CI_JOB_TOKEN`,
+//!   and the dependency proxy's), see [`ci_env`]. Every environment lookup goes
+//!   through an [`Environment`], so embedders and tests pass their own.
 //! - [`TlsConfigs`] answers "which rustls `ClientConfig` for registry R?": system roots +
 //!   `$SSL_CERT_FILE` + `$SSL_CERT_DIR` + a per-registry CA, an optional client
 //!   certificate, or skip-verify. [`tls::diagnose`] turns a handshake failure into an
