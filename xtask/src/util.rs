@@ -32,6 +32,26 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<Output> {
     cmd.output().map_err(|e| spawn_error(cmd, e))
 }
 
+/// Runs a command to completion with inherited output; the exit status is
+/// the caller's to judge.
+pub fn status(cmd: &mut Command) -> anyhow::Result<std::process::ExitStatus> {
+    cmd.status().map_err(|e| spawn_error(cmd, e))
+}
+
+/// Fails with a [`MissingTool`] unless `tool` (a name looked up in `PATH`,
+/// or a path) exists: for programs xtask starts through a wrapper such as
+/// `timeout`, whose own "not found" would be a different message.
+pub fn require(tool: &str) -> anyhow::Result<()> {
+    let found = if tool.contains('/') {
+        Path::new(tool).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+    };
+    anyhow::ensure!(found, MissingTool { tool: tool.into() });
+    Ok(())
+}
+
 /// An external program that is not installed.
 #[derive(Debug)]
 pub struct MissingTool {
@@ -67,6 +87,9 @@ fn provider(tool: &str) -> (&'static str, &'static str) {
             "package libc-bin on Debian, glibc-common on Fedora",
         ),
         "unshare" | "setpriv" => ("util-linux", "every Linux distribution packages it"),
+        "timeout" | "cp" => ("coreutils", "every Linux distribution packages it"),
+        "sh" => ("a POSIX shell", "every Linux distribution packages one"),
+        "dockerd" => ("docker.io", TEST_TOOL),
         "umoci" => ("umoci", TEST_TOOL),
         "skopeo" => ("skopeo", TEST_TOOL),
         "buildah" => ("buildah", TEST_TOOL),

@@ -43,3 +43,22 @@ fn bash_missing_for_the_tests_is_one_line() {
         ["xtask: bash not found; install bash (every Linux distribution packages it)"]
     );
 }
+
+#[test]
+fn skopeo_missing_for_conformance_is_one_line() {
+    for args in [
+        &["conformance"][..],
+        &["conformance", "--reference", "docker"][..],
+    ] {
+        let (code, lines) = with_empty_path(args);
+        assert_eq!(code, Some(1), "{args:?}: {lines:?}");
+        assert_eq!(
+            lines,
+            [
+                "xtask: skopeo not found; install skopeo (a Debian package; `bash .ci/install-deps` \
+              installs every tool the tests use)"
+            ],
+            "{args:?}"
+        );
+    }
+}

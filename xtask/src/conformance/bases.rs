@@ -103,13 +103,14 @@ impl Bases {
 
 /// Copies `HOST/source` to `HOST/dest` (blobs already there; only the manifest moves).
 fn copy_tag(host: &str, source: &str, dest: &str) -> Result<()> {
-    let out = Command::new("skopeo")
-        .args(["copy", "--quiet", "--preserve-digests"])
-        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{host}/{source}"))
-        .arg(format!("docker://{host}/{dest}"))
-        .output()
-        .context("running skopeo copy")?;
+    let out = crate::util::output(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--preserve-digests"])
+            .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg(format!("docker://{host}/{source}"))
+            .arg(format!("docker://{host}/{dest}")),
+    )
+    .context("running skopeo copy")?;
     ensure!(
         out.status.success(),
         "skopeo copy {source} -> {dest}: {}",

@@ -184,7 +184,7 @@ fn run_logged(mut cmd: Command, log: &Path) -> Result<Outcome> {
     cmd.stdin(Stdio::null())
         .stdout(file.into_parts().0)
         .stderr(err.into_parts().0);
-    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    let status = crate::util::status(&mut cmd).with_context(|| format!("running {cmd:?}"))?;
     let status_text = match status.code() {
         Some(124) | Some(137) => format!("timed out after {} s", CASE_TIMEOUT.as_secs()),
         _ => status.to_string(),

@@ -233,27 +233,24 @@ fn run_in(case: &Case, slug: &str, dir: &Path, harness: &mut Harness<'_>) -> Res
 /// and adds the case's extra files; removes the files buildah cannot copy
 /// when buildah is the reference.
 fn copy_context(case: &Case, reference: Reference, dest: &Path) -> Result<PathBuf> {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&case.context)
-        .arg(dest)
-        .status()
+    let status = crate::util::status(Command::new("cp").arg("-a").arg(&case.context).arg(dest))
         .context("running cp -a")?;
     anyhow::ensure!(status.success(), "cp -a {} failed", case.context.display());
     // The shared corpus is stored read-only (dirs 0555, files 0444); give the
     // copy the modes a git checkout has, as kaniko's harness had: dirs 0755,
     // files 0755 when executable, else 0644.
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "find \"$1\" -type d -exec chmod 0755 {} + && \
-             find \"$1\" -type f -perm /111 -exec chmod 0755 {} + && \
-             find \"$1\" -type f ! -perm /111 -exec chmod 0644 {} +",
-        )
-        .arg("sh")
-        .arg(dest)
-        .status()
-        .context("running find/chmod")?;
+    let status = crate::util::status(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "find \"$1\" -type d -exec chmod 0755 {} + && \
+                 find \"$1\" -type f -perm /111 -exec chmod 0755 {} + && \
+                 find \"$1\" -type f ! -perm /111 -exec chmod 0644 {} +",
+            )
+            .arg("sh")
+            .arg(dest),
+    )
+    .context("running find/chmod")?;
     anyhow::ensure!(
         status.success(),
         "normalising modes in {} failed",

@@ -36,6 +36,14 @@ const MAX_DIFFERENCES: usize = 40;
 /// the kiln binary (default: `<target>/debug/kiln` from `cargo build -p kiln`).
 pub fn run(args: &[String]) -> Result<()> {
     let (reference, args) = reference::Reference::from_args(args)?;
+    // Every tool a case needs, up front: one line naming what is missing.
+    let reference_tool = match reference {
+        reference::Reference::Buildah => "buildah",
+        reference::Reference::Docker => "dockerd",
+    };
+    for tool in ["skopeo", "umoci", "timeout", "cp", "sh", reference_tool] {
+        crate::util::require(tool)?;
+    }
     let self_check = args.iter().any(|a| a == "--self-check");
     let filter = args
         .iter()

@@ -38,7 +38,7 @@ pub fn pull(reference: &str, dir: &Path) -> Result<Pulled> {
 }
 
 fn run(cmd: &mut Command) -> Result<Vec<u8>> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let out = crate::util::output(cmd).with_context(|| format!("running {cmd:?}"))?;
     ensure!(
         out.status.success(),
         "{cmd:?}: {}",
