@@ -4,58 +4,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Fixture, run_tokio, umoci_unpack};
-
-/// type, mode, uid, gid, size, content digest or link target.
-type Tree = BTreeMap<String, String>;
-
-fn tree(root: &Path) -> Tree {
-    let mut out = Tree::new();
-    let mut todo = vec![PathBuf::new()];
-    while let Some(rel) = todo.pop() {
-        for e in fs_err::read_dir(root.join(&rel)).unwrap() {
-            let e = e.unwrap();
-            let rel = rel.join(e.file_name());
-            let path = root.join(&rel);
-            let m = fs_err::symlink_metadata(&path).unwrap();
-            let ft = m.file_type();
-            let what = if ft.is_dir() {
-                todo.push(rel.clone());
-                "dir".to_string()
-            } else if ft.is_symlink() {
-                format!("symlink -> {}", fs_err::read_link(&path).unwrap().display())
-            } else if ft.is_file() {
-                let data = fs_err::read(&path).unwrap();
-                format!("file {} {}", data.len(), kiln_oci::Digest::sha256_of(&data))
-            } else {
-                "special".to_string()
-            };
-            out.insert(
-                format!("/{}", rel.display()),
-                format!(
-                    "{what} mode={:o} owner={}:{}",
-                    m.mode() & 0o7777,
-                    m.uid(),
-                    m.gid()
-                ),
-            );
-        }
-    }
-    out
-}
-
-/// buildah's own artifacts, not Docker's (TESTBED.md).
-fn is_buildah_artifact(path: &str) -> bool {
-    matches!(
-        path,
-        "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf" | "/dev" | "/proc" | "/sys" | "/run"
-    )
-}
+use support::{
+    Fixture, LinkGroups, assert_same_tree, file_tree, run_tokio, umoci_unpack,
+    without_buildah_artifacts,
+};
 
 fn config_view(config: &Value) -> Value {
     let c = &config["config"];
@@ -146,37 +101,13 @@ fn compare_in(dockerfile_body: &str, files: &[(&str, &str)], context: Option<&Pa
     let b = tempfile::tempdir().unwrap();
     // buildah's artifacts are empty directories/files; the same paths are
     // filtered on both sides (the busybox base has /dev, /proc and /sys too).
-    let filtered = |t: Tree| -> Tree {
-        t.into_iter()
-            .filter(|(p, v)| {
-                !(is_buildah_artifact(p) && (v.starts_with("dir") || v.starts_with("file 0 ")))
-            })
-            .collect()
+    let unpacked = |layout: &Path, into: &Path| {
+        let rootfs = umoci_unpack(layout, "latest", into).join("rootfs");
+        without_buildah_artifacts(file_tree(&rootfs, LinkGroups::Ignore))
     };
-    let kiln_tree = filtered(tree(
-        &umoci_unpack(&kiln_layout, "latest", a.path()).join("rootfs"),
-    ));
-    let buildah_tree = filtered(tree(
-        &umoci_unpack(&buildah_layout, "latest", b.path()).join("rootfs"),
-    ));
-    let mut differences = Vec::new();
-    for (path, theirs) in &buildah_tree {
-        match kiln_tree.get(path) {
-            Some(ours) if ours == theirs => {}
-            Some(ours) => differences.push(format!("{path}: kiln {ours} / buildah {theirs}")),
-            None => differences.push(format!("{path}: only in buildah ({theirs})")),
-        }
-    }
-    for (path, ours) in &kiln_tree {
-        if !buildah_tree.contains_key(path) {
-            differences.push(format!("{path}: only in kiln ({ours})"));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "file trees differ:\n{}",
-        differences.join("\n")
-    );
+    let kiln_tree = unpacked(&kiln_layout, a.path());
+    let buildah_tree = unpacked(&buildah_layout, b.path());
+    assert_same_tree(&kiln_tree, &buildah_tree);
     assert_eq!(
         config_view(&layout_config(&kiln_layout)),
         config_view(&layout_config(&buildah_layout)),

@@ -10,11 +10,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use support::{Fixture, run_tokio, umoci_unpack};
+use support::{
+    Fixture, LinkGroups, assert_same_tree, file_tree, run_tokio, umoci_unpack,
+    without_buildah_artifacts,
+};
 
 const DOCKERFILE: &str = "FROM BASE_IMAGE
 COPY copied.txt /opt/copied.txt
@@ -30,69 +31,6 @@ const GROUPS: [[&str; 2]; 3] = [
     ["/opt/copied.txt", "/usr/copied.link"],
     ["/srv/data/made.txt", "/srv/made.link"],
 ];
-
-/// Path -> type, mode, owner, content digest or link target, and for a file with
-/// several names its hard link group (all its names in the tree).
-fn tree(root: &Path) -> BTreeMap<String, String> {
-    let mut files = Vec::new();
-    let mut todo = vec![PathBuf::new()];
-    while let Some(rel) = todo.pop() {
-        for e in fs_err::read_dir(root.join(&rel)).unwrap() {
-            let rel = rel.join(e.unwrap().file_name());
-            let m = fs_err::symlink_metadata(root.join(&rel)).unwrap();
-            if m.is_dir() {
-                todo.push(rel.clone());
-            }
-            files.push((format!("/{}", rel.display()), m));
-        }
-    }
-    let mut names: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
-    for (path, m) in &files {
-        if m.is_file() {
-            names
-                .entry((m.dev(), m.ino()))
-                .or_default()
-                .push(path.clone());
-        }
-    }
-    files
-        .into_iter()
-        .map(|(path, m)| {
-            let full = root.join(path.trim_start_matches('/'));
-            let what = if m.is_dir() {
-                "dir".to_string()
-            } else if m.is_symlink() {
-                format!("symlink -> {}", fs_err::read_link(&full).unwrap().display())
-            } else if m.is_file() {
-                let data = fs_err::read(&full).unwrap();
-                let mut group = names[&(m.dev(), m.ino())].clone();
-                group.sort();
-                format!(
-                    "file {} {} group {group:?}",
-                    data.len(),
-                    kiln_oci::Digest::sha256_of(&data)
-                )
-            } else {
-                "special".to_string()
-            };
-            let line = format!(
-                "{what} mode={:o} owner={}:{}",
-                m.mode() & 0o7777,
-                m.uid(),
-                m.gid()
-            );
-            (path, line)
-        })
-        .collect()
-}
-
-/// buildah's own artifacts (TESTBED.md): empty files and directories it leaves.
-fn buildah_artifact(path: &str, line: &str) -> bool {
-    matches!(
-        path,
-        "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf" | "/dev" | "/proc" | "/sys" | "/run"
-    ) && (line.starts_with("dir") || line.starts_with("file 0 "))
-}
 
 #[test]
 fn links_to_files_of_earlier_layers_are_one_group_as_with_buildah_overlay() {
@@ -144,11 +82,9 @@ fn links_to_files_of_earlier_layers_are_one_group_as_with_buildah_overlay() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     // The same paths are filtered on both sides (the base has /dev, /proc and /sys).
-    let unpacked = |layout: &Path, into: &Path| -> BTreeMap<String, String> {
-        tree(&umoci_unpack(layout, "latest", into).join("rootfs"))
-            .into_iter()
-            .filter(|(p, l)| !buildah_artifact(p, l))
-            .collect()
+    let unpacked = |layout: &Path, into: &Path| {
+        let rootfs = umoci_unpack(layout, "latest", into).join("rootfs");
+        without_buildah_artifacts(file_tree(&rootfs, LinkGroups::Record))
     };
     let kiln_tree = unpacked(&kiln_layout, a.path());
     let buildah_tree = unpacked(&buildah_layout, b.path());
@@ -163,22 +99,5 @@ fn links_to_files_of_earlier_layers_are_one_group_as_with_buildah_overlay() {
             );
         }
     }
-    let mut differences = Vec::new();
-    for (path, theirs) in &buildah_tree {
-        match kiln_tree.get(path) {
-            Some(ours) if ours == theirs => {}
-            Some(ours) => differences.push(format!("{path}: kiln {ours} / buildah {theirs}")),
-            None => differences.push(format!("{path}: only in buildah ({theirs})")),
-        }
-    }
-    for (path, ours) in &kiln_tree {
-        if !buildah_tree.contains_key(path) {
-            differences.push(format!("{path}: only in kiln ({ours})"));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "file trees differ:\n{}",
-        differences.join("\n")
-    );
+    assert_same_tree(&kiln_tree, &buildah_tree);
 }

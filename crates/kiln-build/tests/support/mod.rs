@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -248,4 +250,114 @@ pub fn layout_documents(layout: &Path) -> (serde_json::Value, serde_json::Value)
     ))
     .unwrap();
     (manifest, config)
+}
+
+/// An unpacked image as lines to compare: path -> type, mode, owner, and the
+/// size and content digest or the link target.
+pub type FileTree = BTreeMap<String, String>;
+
+/// Whether [`file_tree`] records, for a file with several names, its hard
+/// link group (all its names in the tree, sorted).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LinkGroups {
+    Ignore,
+    Record,
+}
+
+/// The [`FileTree`] of everything under `root`.
+pub fn file_tree(root: &Path, groups: LinkGroups) -> FileTree {
+    let mut files = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for e in fs_err::read_dir(root.join(&rel)).unwrap() {
+            let rel = rel.join(e.unwrap().file_name());
+            let m = fs_err::symlink_metadata(root.join(&rel)).unwrap();
+            if m.is_dir() {
+                todo.push(rel.clone());
+            }
+            files.push((format!("/{}", rel.display()), m));
+        }
+    }
+    let mut names: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    for (path, m) in &files {
+        if m.is_file() {
+            names
+                .entry((m.dev(), m.ino()))
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    files
+        .into_iter()
+        .map(|(path, m)| {
+            let full = root.join(path.trim_start_matches('/'));
+            let what = if m.is_dir() {
+                "dir".to_string()
+            } else if m.is_symlink() {
+                format!("symlink -> {}", fs_err::read_link(&full).unwrap().display())
+            } else if m.is_file() {
+                let data = fs_err::read(&full).unwrap();
+                let content = format!("file {} {}", data.len(), kiln_oci::Digest::sha256_of(&data));
+                match groups {
+                    LinkGroups::Ignore => content,
+                    LinkGroups::Record => {
+                        let mut group = names[&(m.dev(), m.ino())].clone();
+                        group.sort();
+                        format!("{content} group {group:?}")
+                    }
+                }
+            } else {
+                "special".to_string()
+            };
+            let line = format!(
+                "{what} mode={:o} owner={}:{}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            );
+            (path, line)
+        })
+        .collect()
+}
+
+/// `tree` without buildah's own artifacts (TESTBED.md): the empty files and
+/// directories RUN leaves at these paths. Filtered on both sides of a
+/// comparison, since a base image may have the same paths.
+pub fn without_buildah_artifacts(tree: FileTree) -> FileTree {
+    tree.into_iter()
+        .filter(|(path, line)| {
+            !(matches!(
+                path.as_str(),
+                "/etc/hostname"
+                    | "/etc/hosts"
+                    | "/etc/resolv.conf"
+                    | "/dev"
+                    | "/proc"
+                    | "/sys"
+                    | "/run"
+            ) && (line.starts_with("dir") || line.starts_with("file 0 ")))
+        })
+        .collect()
+}
+
+/// Fails with every difference between kiln's tree and buildah's.
+pub fn assert_same_tree(kiln: &FileTree, buildah: &FileTree) {
+    let mut differences = Vec::new();
+    for (path, theirs) in buildah {
+        match kiln.get(path) {
+            Some(ours) if ours == theirs => {}
+            Some(ours) => differences.push(format!("{path}: kiln {ours} / buildah {theirs}")),
+            None => differences.push(format!("{path}: only in buildah ({theirs})")),
+        }
+    }
+    for (path, ours) in kiln {
+        if !buildah.contains_key(path) {
+            differences.push(format!("{path}: only in kiln ({ours})"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "file trees differ:\n{}",
+        differences.join("\n")
+    );
 }
