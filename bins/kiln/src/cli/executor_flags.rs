@@ -440,6 +440,37 @@ pub fn flag(name: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|f| f.name == name)
 }
 
+/// How to reach a registry (plain HTTP, TLS, mirrors, maps): the executor
+/// flags that the commands talking to registries without building
+/// (`kiln warm`, `kiln manifest`) also take.
+pub const REGISTRY_CONNECTION: &[&str] = &[
+    "insecure",
+    "insecure-pull",
+    "insecure-registry",
+    "skip-tls-verify",
+    "skip-tls-verify-pull",
+    "skip-tls-verify-registry",
+    "registry-certificate",
+    "registry-client-cert",
+    "registry-mirror",
+    "registry-map",
+    "skip-default-registry-fallback",
+];
+
+/// The logging flags every command takes.
+pub const LOGGING_FLAGS: &[&str] = &["verbosity", "log-format", "log-timestamp"];
+
+/// The rows of executor flags another command borrows, named in groups of
+/// names, in order.
+pub fn borrowed(
+    names: &'static [&'static [&'static str]],
+) -> impl Iterator<Item = &'static Flag> + Clone {
+    names
+        .iter()
+        .flat_map(|group| group.iter())
+        .map(|name| flag(name).expect("borrowed flags are executor flags"))
+}
+
 /// The executor's command line, with kaniko's defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorArgs {
