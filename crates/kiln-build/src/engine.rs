@@ -1,12 +1,18 @@
-//! The build entry point: options -> context -> Dockerfile plan -> stages ->
-//! final image -> outputs. Nothing is pushed and no output file is written
-//! unless every stage succeeded.
+//! The build entry point: options -> context -> Dockerfile plan (one per target
+//! platform) -> stages -> final image(s) -> outputs. Nothing is pushed and no
+//! output file is written unless every stage of every platform succeeded.
+//!
+//! With several target platforms (`--custom-platform a,b`) the Dockerfile is
+//! planned and built once per platform, in the order given; a stage whose
+//! inputs are the same for several targets (pinned to the build platform) is
+//! built once and shared ([`crate::platforms::StageKey`]); the outputs are an
+//! index over the images (`index_output.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use kiln_dockerfile::model::{Base as PlanBase, PlanOptions};
+use kiln_dockerfile::model::{Base as PlanBase, Plan, PlanOptions};
 use kiln_oci::Platform;
 
 use crate::blobs::BlobStore;
@@ -14,9 +20,11 @@ use crate::context::BuildContext;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver};
 use crate::image::{Format, ImageState};
+use crate::index_output::PlatformImage;
 use crate::options::{BuildOptions, Compression, DockerfileSource, ImageFormatChoice};
-use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings, PlatformSummary};
 use crate::output;
+use crate::platforms::StageKey;
 use crate::stage::{
     Base, BuildEnv, StageOutput, StageRun, encode_options, images_used_by, stage_needs_rootfs,
 };
@@ -29,9 +37,10 @@ pub async fn build(
     observer: &dyn BuildObserver,
 ) -> Result<BuildOutcome, BuildError> {
     check_options(options)?;
-    let platform = target_platform(options)?;
-    let cache = StepCache::open(options, &platform, observer)?;
-    let result = build_with(options, observer, &platform, cache.as_ref()).await;
+    let platforms = crate::platforms::target_platforms(options)?;
+    crate::platforms::check_outputs(options, &platforms)?;
+    let cache = StepCache::open(options, &platforms[0], observer)?;
+    let result = build_with(options, observer, &platforms, cache.as_ref()).await;
     // Steps that ran are worth keeping even when a later one failed.
     if let Some(cache) = cache {
         cache.finish(observer).await;
@@ -39,20 +48,23 @@ pub async fn build(
     result
 }
 
-/// The target platform: `--custom-platform`, else the host's.
-pub(crate) fn target_platform(options: &BuildOptions) -> Result<Platform, BuildError> {
-    match &options.custom_platform {
-        Some(p) => p
-            .parse::<Platform>()
-            .map_err(|e| BuildError::Options(format!("--custom-platform {p:?}: {e}"))),
-        None => Ok(Platform::host()),
+/// The one target platform: `--custom-platform`, else the host's. Several are an
+/// error naming `what` (which takes one).
+pub(crate) fn target_platform(options: &BuildOptions, what: &str) -> Result<Platform, BuildError> {
+    let mut platforms = crate::platforms::target_platforms(options)?;
+    if platforms.len() > 1 {
+        return Err(BuildError::Options(format!(
+            "{what} takes one --custom-platform, not {}",
+            options.custom_platform.as_deref().unwrap_or_default()
+        )));
     }
+    Ok(platforms.remove(0))
 }
 
 async fn build_with(
     options: &BuildOptions,
     observer: &dyn BuildObserver,
-    platform: &Platform,
+    platforms: &[Platform],
     cache: Option<&StepCache>,
 ) -> Result<BuildOutcome, BuildError> {
     let mut timings = PhaseTimings::default();
@@ -76,24 +88,24 @@ async fn build_with(
 
     let dockerfile = kiln_dockerfile::parse(&dockerfile_name, &bytes)
         .map_err(|d| BuildError::Dockerfile(d.to_string()))?;
-    let plan_platform = kiln_dockerfile::Platform::new(
-        &platform.os,
-        &platform.architecture,
-        platform.variant.as_deref(),
-    );
-    let plan = dockerfile
-        .plan(&PlanOptions {
-            build_args: options.build_args.clone(),
-            target: options.target.clone(),
-            target_platform: plan_platform.clone(),
-            build_platform: kiln_dockerfile::Platform::host(),
+    let plans = platforms
+        .iter()
+        .map(|platform| {
+            dockerfile
+                .plan(&PlanOptions {
+                    build_args: options.build_args.clone(),
+                    target: options.target.clone(),
+                    target_platform: crate::platforms::dockerfile_platform(platform),
+                    build_platform: kiln_dockerfile::Platform::host(),
+                })
+                .map_err(|d| BuildError::Dockerfile(d.to_string()))
         })
-        .map_err(|d| BuildError::Dockerfile(d.to_string()))?;
-    if !plan.unused_build_args.is_empty() {
+        .collect::<Result<Vec<Plan>, _>>()?;
+    if !plans[0].unused_build_args.is_empty() {
         observer.event(&BuildEvent::Warning {
             message: format!(
                 "build args were not consumed by any ARG: {}",
-                plan.unused_build_args.join(", ")
+                plans[0].unused_build_args.join(", ")
             ),
         });
     }
@@ -105,7 +117,7 @@ async fn build_with(
     // RUN isolation is decided before any stage root is laid out: in-place mode
     // (kaniko's) makes `/` the root of every stage.
     let sandbox = std::sync::OnceLock::new();
-    let has_run = plan.stages.iter().any(|s| {
+    let has_run = plans[0].stages.iter().any(|s| {
         s.instructions
             .iter()
             .any(|i| matches!(i.command, kiln_dockerfile::Command::Run(_)))
@@ -115,6 +127,12 @@ async fn build_with(
         let chosen = crate::run::make_sandbox(options);
         if let Ok(sandbox) = &chosen {
             tracing::info!(mode = ?sandbox.mode(), "RUN isolation: {}", sandbox.reason());
+        }
+        if let Err(e) = &chosen
+            && e.starts_with("emulator ")
+        {
+            // A bad `--emulator` is a usage error: say so before anything is built.
+            return Err(BuildError::Options(format!("--emulator: {e}")));
         }
         if matches!(&chosen, Ok(s) if s.mode() == kiln_sandbox::Mode::InPlace) {
             let mut ignore = crate::inplace::ignore_list(options).map_err(BuildError::Options)?;
@@ -134,53 +152,165 @@ async fn build_with(
         // The container's end discards the build dir: deleting it would only cost time.
         work.keep();
     }
-    let env = BuildEnv {
-        options,
-        observer,
-        file: dockerfile_name.clone(),
-        plan: &plan,
-        context: &context,
-        blobs: &blobs,
-        work: work.path().to_path_buf(),
-        platform: platform.clone(),
-        created: crate::time::rfc3339(created_secs),
-        layer_epoch: reproducible_epoch,
-        encode: encode_options(options, reproducible_epoch),
-        sandbox,
-        in_place: in_place.is_some(),
-        in_place_ignore: in_place,
-        cache,
-    };
+    let several = platforms.len() > 1;
+    let envs = plans
+        .iter()
+        .zip(platforms)
+        .map(|(plan, platform)| BuildEnv {
+            options,
+            observer,
+            file: dockerfile_name.clone(),
+            plan,
+            context: &context,
+            blobs: &blobs,
+            // Each platform's stage roots apart; a shared stage's stay where it was built.
+            work: match several {
+                true => work
+                    .path()
+                    .join(format!("platform-{}", crate::platforms::dir_name(platform))),
+                false => work.path().to_path_buf(),
+            },
+            platform: platform.clone(),
+            several_platforms: several,
+            created: crate::time::rfc3339(created_secs),
+            layer_epoch: reproducible_epoch,
+            encode: encode_options(options, reproducible_epoch),
+            sandbox: &sandbox,
+            in_place: in_place.is_some(),
+            in_place_ignore: in_place.clone(),
+            cache,
+        })
+        .collect::<Vec<_>>();
     timings.prepare = started.elapsed();
 
     let registry = std::sync::OnceLock::new();
     if !options.no_push && !options.skip_push_permission_check {
         check_push_access(registry_client(&registry, options)?, options).await?;
     }
+    let mut shared = BTreeMap::new();
+    let mut built = Vec::new();
+    for env in &envs {
+        let mut image = build_stages(env, &registry, &mut shared, &mut timings).await?;
+        finalize(&mut image, options, &env.created);
+        built.push(image);
+    }
+    drop(shared);
+
+    let export_start = Instant::now();
+    let mut outcome = if several {
+        let mut images = Vec::new();
+        for (image, platform) in built.into_iter().zip(platforms) {
+            let (format, chosen_by) = output::output_format(&image, options);
+            let written = output::write_image(&blobs, &image, format, chosen_by, options)?;
+            images.push(PlatformImage {
+                platform: platform.clone(),
+                image,
+                written,
+            });
+        }
+        let index =
+            crate::index_output::write_and_push(&registry, &blobs, &images, options, observer)
+                .await?;
+        let manifests = images.iter().map(|i| i.written.manifest_size).sum::<u64>();
+        BuildOutcome {
+            digest: index.digest.to_string(),
+            media_type: index.media_type.as_str().to_string(),
+            size: index.bytes.len() as u64 + manifests,
+            layers: Vec::new(),
+            pushed: index.pushed.iter().map(|p| p.to_string()).collect(),
+            platforms: images
+                .iter()
+                .map(|i| PlatformSummary {
+                    platform: i.platform.to_string(),
+                    digest: i.written.digest.to_string(),
+                    media_type: i.written.media_type.as_str().to_string(),
+                    layers: layer_summaries(&i.written, &i.image),
+                })
+                .collect(),
+            timings,
+        }
+    } else {
+        let image = built.remove(0);
+        single_output(
+            &registry,
+            &blobs,
+            &image,
+            options,
+            observer,
+            &platforms[0],
+            &mut timings,
+        )
+        .await?
+    };
+    outcome.timings.export += export_start.elapsed() - outcome.timings.push;
+    if options.cleanup {
+        if let Some(ignore) = &in_place {
+            crate::inplace::reset_root(std::path::Path::new("/"), ignore).map_err(|e| {
+                BuildError::Output(format!("clearing / after the build (--cleanup): {e}"))
+            })?;
+        }
+        let store = options.kaniko_dir.join("blobs");
+        crate::workdir_cleanup::discard(&options.kaniko_dir, &store)
+            .map_err(|e| BuildError::io("removing the blob store (--cleanup)", &store, e))?;
+    }
+    // The build's own directory (stage roots, staging) goes away when `work` drops,
+    // after the outcome is final: renamed into the trash, removed by a detached process.
+    Ok(outcome)
+}
+
+/// Builds the stages of one platform's plan and returns its target stage's image.
+/// `shared` holds every stage built so far by any platform, by [`StageKey`]: a stage
+/// whose key is there is not built again.
+async fn build_stages(
+    env: &BuildEnv<'_>,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    shared: &mut BTreeMap<StageKey, StageOutput>,
+    timings: &mut PhaseTimings,
+) -> Result<ImageState, BuildError> {
+    let (options, observer, plan, blobs) = (env.options, env.observer, env.plan, env.blobs);
+    let dockerfile_name = &env.file;
+    let cache = env.cache;
     let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
+    let mut keys: BTreeMap<usize, StageKey> = BTreeMap::new();
     let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
     let count = plan.stages.len();
     for (position, stage) in plan.stages.iter().enumerate() {
+        let platform = crate::platforms::stage_platform(&env.platform, stage);
+        let key = StageKey::of(stage, &platform, &keys);
+        keys.insert(stage.index, key.clone());
+        let label = match env.several_platforms {
+            true => format!("[stage {}/{count} {platform}]", position + 1),
+            false => format!("[stage {}/{count}]", position + 1),
+        };
+        if let Some(output) = shared.get(&key) {
+            tracing::info!(
+                stage = position + 1,
+                %platform,
+                "{label} already built for another target platform; shared"
+            );
+            done.insert(stage.index, output.clone());
+            continue;
+        }
         let base = match &stage.base {
             PlanBase::Scratch => Base::Scratch,
             PlanBase::Stage(i) => Base::Stage(*i),
             PlanBase::Image(reference) => {
                 let pull_start = Instant::now();
                 let from_error = |reason: String| BuildError::Step {
-                    step: format!("[stage {}/{count}] STEP 1", position + 1),
+                    step: format!("{label} STEP 1"),
                     location: format!("{dockerfile_name}:{}", stage.span.start.line),
                     text: format!("FROM {reference}"),
                     reason,
                 };
                 let cached =
                     options.cache.dir.as_deref().and_then(|dir| {
-                        crate::pull::from_cache_dir(dir, &blobs, reference, platform)
+                        crate::pull::from_cache_dir(dir, blobs, reference, &platform)
                     });
                 let (image, digest) = match cached {
                     Some(found) => found.map_err(from_error)?,
                     None => {
-                        let client = registry_client(&registry, options)?;
-                        crate::pull::pull_base(client, reference, platform)
+                        let client = registry_client(registry, options)?;
+                        crate::pull::pull_base(client, reference, &platform)
                             .await
                             .map_err(from_error)?
                     }
@@ -192,7 +322,7 @@ async fn build_with(
                 }
             }
         };
-        if cache.is_none() && stage_needs_rootfs(&env, stage) {
+        if cache.is_none() && stage_needs_rootfs(env, stage) {
             // The base's layers will be unpacked: fetch the ones not in the store
             // (with the cache on, the stage fetches them if a step misses).
             let base_image = match &base {
@@ -204,11 +334,11 @@ async fn build_with(
                 base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
             {
                 let pull_start = Instant::now();
-                let client = registry_client(&registry, options)?;
-                crate::pull::ensure_blobs(client, &blobs, image, observer)
+                let client = registry_client(registry, options)?;
+                crate::pull::ensure_blobs(client, blobs, image, observer)
                     .await
                     .map_err(|reason| BuildError::Step {
-                        step: format!("[stage {}/{count}] STEP 1", position + 1),
+                        step: format!("{label} STEP 1"),
                         location: format!("{dockerfile_name}:{}", stage.span.start.line),
                         text: "FROM".into(),
                         reason,
@@ -216,28 +346,28 @@ async fn build_with(
                 timings.pull += pull_start.elapsed();
             }
         }
-        for reference in images_used_by(&plan, stage) {
+        for reference in images_used_by(plan, stage) {
             if images.contains_key(&reference) {
                 continue;
             }
             let pull_start = Instant::now();
-            let client = registry_client(&registry, options)?;
-            let root = work
-                .path()
+            let client = registry_client(registry, options)?;
+            let root = env
+                .work
                 .join(format!("image-{}", images.len()))
                 .join("rootfs");
             crate::pull::pull_and_unpack(
                 client,
-                &blobs,
+                blobs,
                 &reference,
-                platform,
+                &platform,
                 &root,
                 observer,
                 options.retries.image_fs_extract_retry,
             )
             .await
             .map_err(|reason| BuildError::Step {
-                step: format!("[stage {}/{count}]", position + 1),
+                step: label.clone(),
                 location: format!("{dockerfile_name}:{}", stage.span.start.line),
                 text: format!("--from={reference}"),
                 reason,
@@ -246,28 +376,38 @@ async fn build_with(
             images.insert(reference, root);
         }
         let build_start = Instant::now();
-        let output =
-            StageRun::new(&env, stage, &done, &images, position + 1, count, base)?.run()?;
+        let output = StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()?;
         timings.build += build_start.elapsed();
+        if env.several_platforms {
+            shared.insert(key, output.clone());
+        }
         done.insert(stage.index, output);
     }
     let target = plan.target().index;
-    let mut image = done
-        .remove(&target)
+    done.remove(&target)
         .map(|o| o.image)
-        .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))?;
-    drop(done);
-    finalize(&mut image, options, &env.created);
+        .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))
+}
 
-    let export_start = Instant::now();
-    let (format, chosen_by) = output::output_format(&image, options);
-    let written = output::write_image(&blobs, &image, format, chosen_by, options)?;
+/// The outputs of a build for one platform: the image pushed to every destination,
+/// the OCI layout, the docker-archive and the digest files.
+async fn single_output(
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    blobs: &BlobStore,
+    image: &ImageState,
+    options: &BuildOptions,
+    observer: &dyn BuildObserver,
+    platform: &Platform,
+    timings: &mut PhaseTimings,
+) -> Result<BuildOutcome, BuildError> {
+    let (format, chosen_by) = output::output_format(image, options);
+    let written = output::write_image(blobs, image, format, chosen_by, options)?;
     // An OCI layout holds the OCI form; its manifest digest differs from the
     // pushed one when that is Docker's (the digest files name the pushed one).
     let layout_written = match (&options.oci_layout_path, format) {
         (Some(_), Format::Docker) => Some(output::write_image(
-            &blobs,
-            &image,
+            blobs,
+            image,
             Format::Oci,
             "--oci-layout-path",
             options,
@@ -283,33 +423,32 @@ async fn build_with(
     }
     let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
     if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
-        let client = registry_client(&registry, options)?;
-        crate::pull::ensure_blobs(client, &blobs, &image, observer)
+        let client = registry_client(registry, options)?;
+        crate::pull::ensure_blobs(client, blobs, image, observer)
             .await
             .map_err(BuildError::Registry)?;
     }
     output::write_local_outputs(
-        &blobs,
+        blobs,
         &written,
         layout_written.as_ref().unwrap_or(&written),
         options,
         platform,
     )?;
-    timings.export = export_start.elapsed();
 
     let mut pushed = Vec::new();
     if !options.no_push {
         let push_start = Instant::now();
-        let client = registry_client(&registry, options)?;
-        pushed = match output::push(client, &blobs, &image, &written, options, observer).await {
+        let client = registry_client(registry, options)?;
+        pushed = match output::push(client, blobs, image, &written, options, observer).await {
             Ok(p) => p,
             Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
                 // A base layer could not be mounted: fetch it and upload it instead.
                 tracing::debug!(error = %first, "push without local base layers failed; fetching them");
-                crate::pull::ensure_blobs(client, &blobs, &image, observer)
+                crate::pull::ensure_blobs(client, blobs, image, observer)
                     .await
                     .map_err(BuildError::Registry)?;
-                output::push(client, &blobs, &image, &written, options, observer).await?
+                output::push(client, blobs, image, &written, options, observer).await?
             }
             Err(e) => return Err(e),
         };
@@ -317,7 +456,22 @@ async fn build_with(
     }
     output::write_digest_files(&written.digest, &pushed, options)?;
 
-    let layers = written
+    let layers = layer_summaries(&written, image);
+    let size =
+        written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
+    Ok(BuildOutcome {
+        digest: written.digest.to_string(),
+        media_type: written.media_type.as_str().to_string(),
+        size,
+        layers,
+        pushed: pushed.iter().map(|p| p.to_string()).collect(),
+        platforms: Vec::new(),
+        timings: *timings,
+    })
+}
+
+fn layer_summaries(written: &output::Written, image: &ImageState) -> Vec<LayerSummary> {
+    written
         .manifest
         .layers
         .iter()
@@ -328,32 +482,10 @@ async fn build_with(
             size: d.size,
             media_type: d.media_type.as_str().to_string(),
         })
-        .collect::<Vec<_>>();
-    let size =
-        written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
-    if options.cleanup {
-        if let Some(ignore) = &env.in_place_ignore {
-            crate::inplace::reset_root(std::path::Path::new("/"), ignore).map_err(|e| {
-                BuildError::Output(format!("clearing / after the build (--cleanup): {e}"))
-            })?;
-        }
-        let store = options.kaniko_dir.join("blobs");
-        crate::workdir_cleanup::discard(&options.kaniko_dir, &store)
-            .map_err(|e| BuildError::io("removing the blob store (--cleanup)", &store, e))?;
-    }
-    // The build's own directory (stage roots, staging) goes away when `work` drops,
-    // after the outcome is final: renamed into the trash, removed by a detached process.
-    Ok(BuildOutcome {
-        digest: written.digest.to_string(),
-        media_type: written.media_type.as_str().to_string(),
-        size,
-        layers,
-        pushed: pushed.iter().map(|p| p.to_string()).collect(),
-        timings,
-    })
+        .collect()
 }
 
-fn registry_client<'a>(
+pub(crate) fn registry_client<'a>(
     cell: &'a std::sync::OnceLock<kiln_registry::Client>,
     options: &BuildOptions,
 ) -> Result<&'a kiln_registry::Client, BuildError> {

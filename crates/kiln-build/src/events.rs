@@ -22,8 +22,9 @@ impl BuildObserver for NoopObserver {
     fn event(&self, _event: &BuildEvent) {}
 }
 
-/// Identifies a step for log lines: `[stage 1/2] STEP 3/9: RUN make`.
-/// Numbers are 1-based and count only the stages being built.
+/// Identifies a step for log lines: `[stage 1/2] STEP 3/9: RUN make`, or
+/// `[stage 1/2 linux/arm64] STEP 3/9: RUN make` in a build for several platforms.
+/// Numbers are 1-based and count only the stages being built (for one platform).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepId {
     /// 1-based index among the stages being built.
@@ -34,15 +35,17 @@ pub struct StepId {
     pub step: usize,
     /// Number of steps in the stage, FROM included.
     pub step_count: usize,
+    /// The stage's platform, in a build for several platforms.
+    pub platform: Option<String>,
 }
 
 impl std::fmt::Display for StepId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "[stage {}/{}] STEP {}/{}",
-            self.stage, self.stage_count, self.step, self.step_count
-        )
+        write!(f, "[stage {}/{}", self.stage, self.stage_count)?;
+        if let Some(platform) = &self.platform {
+            write!(f, " {platform}")?;
+        }
+        write!(f, "] STEP {}/{}", self.step, self.step_count)
     }
 }
 

@@ -89,12 +89,14 @@ mod error;
 mod events;
 mod glob;
 mod image;
+mod index_output;
 mod inplace;
 pub mod manifest_list;
 mod options;
 mod outcome;
 mod output;
 mod owner;
+mod platforms;
 mod pull;
 mod registry_glue;
 mod rootfs_path;
@@ -116,5 +118,5 @@ pub use options::{
     BuildOptions, CacheOptions, ClientCert, Compression, ContextSource, DockerfileSource,
     ImageFormatChoice, Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
 };
-pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings, PlatformSummary};
 pub use warm::{WarmRequest, Warmed, warm};

@@ -153,30 +153,76 @@ fn make_index(sources: &[SourceImage]) -> Result<(MediaType, Bytes), ManifestLis
             });
         }
     }
-    let descriptors: Vec<Descriptor> = sources
+    let entries: Vec<Descriptor> = sources
         .iter()
         .map(|s| {
-            let mut d = Descriptor::new(
+            Descriptor::new(
                 s.media_type.clone(),
                 s.digest.clone(),
                 s.manifest_bytes.len() as u64,
-            );
-            d.platform = Some(s.platform.clone());
+            )
+        })
+        .collect();
+    let platforms: Vec<Platform> = sources.iter().map(|s| s.platform.clone()).collect();
+    index_of(&entries, &platforms).map_err(ManifestListError::Usage)
+}
+
+/// The index referencing `manifests` (each with its platform, same order), canonical
+/// JSON: Docker's manifest list when every manifest is a Docker manifest, else an OCI
+/// image index. Used by `kiln manifest create` and by a build for several platforms.
+pub(crate) fn index_of(
+    manifests: &[Descriptor],
+    platforms: &[Platform],
+) -> Result<(MediaType, Bytes), String> {
+    let descriptors: Vec<Descriptor> = manifests
+        .iter()
+        .zip(platforms)
+        .map(|(m, p)| {
+            let mut d = Descriptor::new(m.media_type.clone(), m.digest.clone(), m.size);
+            d.platform = Some(p.clone());
             d
         })
         .collect();
-    let docker = sources
+    let docker = manifests
         .iter()
-        .all(|s| s.media_type == MediaType::DockerManifest);
+        .all(|m| m.media_type == MediaType::DockerManifest);
     let index = if docker {
         Index::new_docker(descriptors)
     } else {
         Index::new_oci(descriptors)
     };
     let media_type = index.media_type.clone().unwrap_or(MediaType::OciIndex);
-    let bytes = kiln_oci::canonical_json::to_vec(&index)
-        .map_err(|e| ManifestListError::Usage(format!("writing the index: {e}")))?;
+    let bytes =
+        kiln_oci::canonical_json::to_vec(&index).map_err(|e| format!("writing the index: {e}"))?;
     Ok((media_type, Bytes::from(bytes)))
+}
+
+/// Pushes an index to `repo` as `reference` after checking that every manifest it
+/// names (`manifests`: digest and what it is, for the message) is in that repository.
+pub(crate) async fn push_index(
+    client: &Client,
+    repo: &RepoRef,
+    reference: &ManifestRef,
+    manifests: &[(Digest, String)],
+    bytes: &Bytes,
+    media_type: &MediaType,
+) -> Result<(), ManifestListError> {
+    for (digest, what) in manifests {
+        let present = client
+            .head_manifest(repo, &ManifestRef::Digest(digest.clone()))
+            .await
+            .map_err(registry_err)?;
+        if present.is_none() {
+            return Err(ManifestListError::Registry(format!(
+                "{repo}: manifest {digest} of {what} is missing; not pushing the index"
+            )));
+        }
+    }
+    client
+        .push_manifest(repo, reference, bytes, media_type)
+        .await
+        .map(|_| ())
+        .map_err(registry_err)
 }
 
 /// Makes `source`'s blobs and manifest present in `dest` (its repository).
@@ -326,21 +372,20 @@ pub async fn create(
         let repo = RepoRef::from(dest);
         for image in &images {
             copy_into(&client, image, &repo, scratch.path()).await?;
-            let present = client
-                .head_manifest(&repo, &ManifestRef::Digest(image.digest.clone()))
-                .await
-                .map_err(registry_err)?;
-            if present.is_none() {
-                return Err(ManifestListError::Registry(format!(
-                    "{repo}: manifest {} of {} is missing after copying it; not pushing the index",
-                    image.digest, image.reference
-                )));
-            }
         }
-        client
-            .push_manifest(&repo, &ManifestRef::from(dest), &bytes, &media_type)
-            .await
-            .map_err(registry_err)?;
+        let manifests: Vec<(Digest, String)> = images
+            .iter()
+            .map(|i| (i.digest.clone(), i.reference.to_string()))
+            .collect();
+        push_index(
+            &client,
+            &repo,
+            &ManifestRef::from(dest),
+            &manifests,
+            &bytes,
+            &media_type,
+        )
+        .await?;
         tracing::info!(destination = %dest, %digest, "pushed the index");
     }
     if let Some(path) = &options.oci_layout_path {

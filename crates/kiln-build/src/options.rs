@@ -23,7 +23,10 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build; `None` means the last stage.
     pub target: Option<String>,
-    /// `--custom-platform` (`os/arch[/variant]`); `None` means the build machine's platform.
+    /// `--custom-platform` / `--platform`: one platform (`os/arch[/variant]`) or a
+    /// comma-separated list of them; `None` means the build machine's platform. With
+    /// several, the Dockerfile is built once per platform and the output is an image
+    /// index (an OCI index, or a Docker manifest list when every image is Docker's).
     pub custom_platform: Option<String>,
     /// `--label`: added to the final image's config labels (overriding the Dockerfile's).
     pub labels: BTreeMap<String, String>,
@@ -90,6 +93,12 @@ pub struct BuildOptions {
     pub push_ignore_immutable_tag_errors: bool,
     /// Layer cache options (issue 8).
     pub cache: CacheOptions,
+    /// `--emulator`: QEMU user-mode emulators (named `qemu-<arch>[-static]`) kiln may
+    /// register in its own user namespace to RUN steps of a foreign platform.
+    pub emulators: Vec<PathBuf>,
+    /// Directories searched next for `qemu-<arch>-static`; by default kiln's image's
+    /// `/kaniko/emulators` (`kiln_sandbox::DEFAULT_EMULATOR_DIR`).
+    pub emulator_dirs: Vec<PathBuf>,
 }
 
 impl BuildOptions {
@@ -132,6 +141,8 @@ impl BuildOptions {
             skip_push_permission_check: false,
             push_ignore_immutable_tag_errors: false,
             cache: CacheOptions::default(),
+            emulators: Vec::new(),
+            emulator_dirs: vec![PathBuf::from(kiln_sandbox::DEFAULT_EMULATOR_DIR)],
         }
     }
 }

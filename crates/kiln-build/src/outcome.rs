@@ -5,18 +5,37 @@ use std::time::Duration;
 /// The result of a successful build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOutcome {
-    /// Manifest digest of the final image (`sha256:…`).
+    /// Manifest digest of the final image (`sha256:…`); with several platforms, the
+    /// index's digest.
     pub digest: String,
-    /// Manifest media type.
+    /// Manifest media type (an index's with several platforms).
     pub media_type: String,
-    /// Total size: manifest + config + all layers (compressed), in bytes.
+    /// Total size: manifest + config + all layers (compressed), in bytes; with several
+    /// platforms, the index and the manifests.
     pub size: u64,
-    /// The final image's layers, base first.
+    /// The final image's layers, base first (empty with several platforms: see
+    /// `platforms`).
     pub layers: Vec<LayerSummary>,
+    /// With several platforms, each platform's image, in the index's order; empty
+    /// otherwise.
+    pub platforms: Vec<PlatformSummary>,
     /// Destinations pushed to, with the reference written to the digest files.
     pub pushed: Vec<String>,
     /// Time spent in each phase.
     pub timings: PhaseTimings,
+}
+
+/// One platform's image in a build for several platforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSummary {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Its manifest digest (`sha256:…`), referenced by the index.
+    pub digest: String,
+    /// Its manifest media type.
+    pub media_type: String,
+    /// Its layers, base first.
+    pub layers: Vec<LayerSummary>,
 }
 
 /// One layer of the final image.

@@ -152,6 +152,9 @@ impl RunStep {
         spec.user = ctx.user.clone();
         spec.mounts = mounts;
         spec.network = network;
+        // A stage of a foreign platform runs under emulation (or fails, before the
+        // command runs, with the sandbox's explanation).
+        spec.platform = crate::platforms::foreign_platform(&stage.platform());
         Ok(RunStep {
             spec,
             created_by,
@@ -196,7 +199,8 @@ impl RunStep {
     }
 }
 
-/// The RUN sandbox for the requested isolation (kiln-sandbox decides and explains).
+/// The RUN sandbox for the requested isolation (kiln-sandbox decides and explains),
+/// with the emulators it may register for foreign-platform steps.
 pub fn make_sandbox(
     options: &crate::options::BuildOptions,
 ) -> Result<kiln_sandbox::Sandbox, String> {
@@ -210,7 +214,16 @@ pub fn make_sandbox(
         disposable_container: false,
         scratch_dir: Some(options.kaniko_dir.clone()),
     })
+    .and_then(|sandbox| sandbox.with_emulators(emulators(options)))
     .map_err(|e| e.to_string())
+}
+
+/// `--emulator` paths, then the emulator directories.
+pub fn emulators(options: &crate::options::BuildOptions) -> kiln_sandbox::Emulators {
+    kiln_sandbox::Emulators {
+        paths: options.emulators.clone(),
+        dirs: options.emulator_dirs.clone(),
+    }
 }
 
 /// Key text of a mount: what it is, never a secret's value.

@@ -43,8 +43,10 @@ pub struct BuildEnv<'a> {
     pub blobs: &'a BlobStore,
     /// This build's private directory (stage roots, staging).
     pub work: PathBuf,
-    /// Target platform.
+    /// Target platform (a stage's own is [`StageRun::platform`]).
     pub platform: Platform,
+    /// The build is for several platforms: step ids name the stage's platform.
+    pub several_platforms: bool,
     /// `created` for config and history (RFC 3339).
     pub created: String,
     /// mtime clamp for layers (`SOURCE_DATE_EPOCH`, 0 when reproducible).
@@ -52,7 +54,8 @@ pub struct BuildEnv<'a> {
     /// Layer encoding options.
     pub encode: EncodeOptions,
     /// The sandbox for RUN (chosen before the first stage when any RUN exists).
-    pub sandbox: std::sync::OnceLock<Result<kiln_sandbox::Sandbox, String>>,
+    /// Shared by every platform's build.
+    pub sandbox: &'a std::sync::OnceLock<Result<kiln_sandbox::Sandbox, String>>,
     /// kaniko's in-place model: every stage root is `/`.
     pub in_place: bool,
     /// What in-place mode never touches (kiln's dir, mounts, the context).
@@ -62,7 +65,7 @@ pub struct BuildEnv<'a> {
 }
 
 /// A finished stage.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StageOutput {
     /// Config and layers.
     pub image: ImageState,
@@ -148,7 +151,8 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let mut vars = stage.env.clone();
         let (image, rootfs_from, key) = match base {
             Base::Scratch => {
-                let mut config = ImageConfig::for_platform(&env.platform);
+                let platform = crate::platforms::stage_platform(&env.platform, stage);
+                let mut config = ImageConfig::for_platform(&platform);
                 config.rootfs.kind = "layers".into();
                 // BuildKit gives an image built on scratch the default PATH
                 // and the working dir `/` (its dockerfile2llb `emptyImage`).
@@ -196,6 +200,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 stage_count: count,
                 step: 1,
                 step_count: stage.instructions.len() + 1,
+                platform: None,
             },
             single_snapshot_steps: Vec::new(),
         };
@@ -362,7 +367,16 @@ impl<'a, 'b> StageRun<'a, 'b> {
             stage_count: self.count,
             step,
             step_count: self.stage.instructions.len() + 1,
+            platform: self
+                .env
+                .several_platforms
+                .then(|| self.platform().to_string()),
         }
+    }
+
+    /// The platform this stage is built for (`FROM --platform=...`, else the target).
+    pub(crate) fn platform(&self) -> Platform {
+        crate::platforms::stage_platform(&self.env.platform, self.stage)
     }
 
     fn location_of(&self, line: u32) -> String {
@@ -543,7 +557,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let mut hasher = kiln_oci::Hasher::sha256();
         hasher.update(self.cache_key.to_string().as_bytes());
         hasher.update(b"\n");
-        hasher.update(self.env.platform.to_string().as_bytes());
+        hasher.update(self.platform().to_string().as_bytes());
         hasher.update(b"\n");
         // A layer cached as gzip must not land in a zstd build, and back.
         hasher.update(format!("{:?}\n", self.env.options.compression).as_bytes());

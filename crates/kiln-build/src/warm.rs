@@ -51,7 +51,7 @@ pub async fn warm(
         .dir
         .clone()
         .ok_or_else(|| BuildError::Options("kiln warm needs --cache-dir".into()))?;
-    let platform = crate::engine::target_platform(options)?;
+    let platform = crate::engine::target_platform(options, "kiln warm")?;
     let mut references = request.images.clone();
     if let Some(dockerfile) = &request.dockerfile {
         references.extend(bases_of(dockerfile, options, &platform)?);

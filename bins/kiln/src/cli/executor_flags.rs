@@ -72,13 +72,22 @@ pub const FLAGS: &[Flag] = &[
     .default_note("the last stage"),
     valued(
         "custom-platform",
-        Kind::Str,
-        "OS/ARCH[/VARIANT]",
+        Kind::Multi,
+        "OS/ARCH[/VARIANT][,...]",
         BUILD_INPUT,
-        "platform to build for; picks the base image from a multi-platform index",
+        "platform(s) to build for, comma-separated or repeated; several make an image index",
     )
     .default_note("this machine's"),
-    alias("customPlatform", "custom-platform", Kind::Str, BUILD_INPUT),
+    alias("customPlatform", "custom-platform", Kind::Multi, BUILD_INPUT),
+    alias("platform", "custom-platform", Kind::Multi, BUILD_INPUT),
+    valued(
+        "emulator",
+        Kind::Multi,
+        "PATH",
+        BUILD_INPUT,
+        "a qemu-<arch>-static emulator kiln registers in its own user namespace for RUN of a foreign platform",
+    )
+    .default_note("/kaniko/emulators/qemu-<arch>-static"),
     boolean(
         "skip-unused-stages",
         BUILD_INPUT,
@@ -481,7 +490,10 @@ pub struct ExecutorArgs {
     /// `KEY=VALUE` or bare `KEY` (the caller takes it from the environment).
     pub build_args: Vec<String>,
     pub target: Option<String>,
+    /// One platform or a comma-separated list (repeated flags joined with commas).
     pub custom_platform: Option<String>,
+    /// `--emulator` paths.
+    pub emulators: Vec<String>,
     pub labels: Vec<String>,
     pub annotations: Vec<String>,
     /// `id=ID,src=PATH` or `id=ID,env=VAR`.
@@ -550,6 +562,7 @@ impl Default for ExecutorArgs {
             build_args: vec![],
             target: None,
             custom_platform: None,
+            emulators: vec![],
             labels: vec![],
             annotations: vec![],
             secrets: vec![],
@@ -656,7 +669,14 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
         "destination" => out.destinations.push(value),
         "build-arg" => out.build_args.push(value),
         "target" => out.target = some(),
-        "custom-platform" | "customPlatform" => out.custom_platform = some(),
+        "custom-platform" | "customPlatform" | "platform" => {
+            // Repeated flags add to the comma-separated list.
+            out.custom_platform = Some(match out.custom_platform.take() {
+                Some(list) => format!("{list},{value}"),
+                None => value,
+            })
+        }
+        "emulator" => out.emulators.push(value),
         "label" => out.labels.push(value),
         "annotation" => out.annotations.push(value),
         "secret" => out.secrets.push(value),

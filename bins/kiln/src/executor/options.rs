@@ -36,6 +36,7 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
     o.build_args = build_args(&args.build_args, env)?;
     o.target = args.target.clone();
     o.custom_platform = args.custom_platform.clone();
+    o.emulators = args.emulators.iter().map(PathBuf::from).collect();
     o.labels = key_values("--label", &args.labels)?;
     o.annotations = key_values("--annotation", &args.annotations)?;
     o.secrets = secrets(&args.secrets, env)?;
