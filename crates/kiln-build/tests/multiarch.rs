@@ -1,0 +1,307 @@
+//! Builds for two platforms (linux/amd64 and linux/arm64) from one Dockerfile, against a
+//! real registry holding an index over the testkit's amd64 busybox and Debian's arm64
+//! busybox-static. The arm64 RUN steps run under Debian's qemu-aarch64-static, which kiln
+//! registers in its own user namespace (`--emulator`): the host has no handler (checked,
+//! loudly).
+//!
+//! The Dockerfile has a stage pinned to `$BUILDPLATFORM` (built once, shared) and a
+//! per-platform stage whose RUN writes `uname -m`:
+//! - `skopeo inspect --raw` shows the index with both platforms, `skopeo copy --all`
+//!   copies it, and each platform's image (picked by skopeo) holds what its own
+//!   architecture wrote;
+//! - the shared stage's RUN ran exactly once (its output line is seen once);
+//! - a second identical build with `--cache` runs no RUN and gives the same index;
+//! - `--tar-path` with two platforms and a build without any emulation fail with clear
+//!   errors and push nothing.
+
+mod support;
+
+use std::path::Path;
+
+use kiln_build::{BuildOptions, ContextSource};
+use kiln_testkit::foreign::{arm64_busybox_image, qemu_user_static};
+use kiln_testkit::{FixtureImage, Registry};
+use support::{Recorder, run_tokio, skopeo, umoci_unpack};
+
+const DOCKERFILE: &str = "\
+FROM --platform=$BUILDPLATFORM BASE AS tool
+RUN echo tool-stage-ran && uname -m > /built-on
+FROM BASE
+ARG TARGETARCH
+COPY --from=tool /built-on /tool-built-on
+RUN echo final-stage-ran && uname -m > /arch && echo \"$TARGETARCH\" > /target-arch
+";
+
+/// A registry holding `base/busybox:multi`, an index over the amd64 and arm64 busybox
+/// images, and a context whose Dockerfile builds on it.
+struct Setup {
+    registry: Registry,
+    context: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        assert_eq!(
+            kiln_testkit::image::host_architecture(),
+            "amd64",
+            "these tests expect an amd64 host (arm64 is the emulated platform)"
+        );
+        no_host_handler_for_aarch64();
+        let registry = Registry::start_plain();
+        let host = registry.host_port();
+        FixtureImage::busybox()
+            .push(&registry, "base/amd64:1", None)
+            .unwrap();
+        arm64_busybox_image()
+            .push(&registry, "base/arm64:1", None)
+            .unwrap();
+        let sources = [
+            format!("{host}/base/amd64:1"),
+            format!("{host}/base/arm64:1"),
+        ];
+        run_tokio(kiln_build::manifest_list::create(
+            &registry_options(&host, Path::new("/")),
+            &sources,
+            &[format!("{host}/base/busybox:multi")],
+        ))
+        .unwrap_or_else(|e| panic!("making the base index: {e}"));
+        let context = tempfile::tempdir().unwrap();
+        fs_err::write(
+            context.path().join("Dockerfile"),
+            DOCKERFILE.replace("BASE", &format!("{host}/base/busybox:multi")),
+        )
+        .unwrap();
+        Setup {
+            registry,
+            context,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn host(&self) -> String {
+        self.registry.host_port()
+    }
+
+    /// Two platforms, kiln's own emulator registration, reproducible, pushing to `dest`.
+    fn options(&self, dest: &str) -> BuildOptions {
+        let mut o = registry_options(&self.host(), self.context.path());
+        o.kaniko_dir = self.work.path().join("kiln");
+        o.custom_platform = Some("linux/amd64,linux/arm64".into());
+        o.destinations = vec![format!("{}/{dest}", self.host())];
+        o.emulators = vec![qemu_user_static("aarch64")];
+        o.emulator_dirs = Vec::new();
+        o.reproducible = true;
+        o
+    }
+
+    /// `skopeo inspect --raw` of `reference` on this registry; `None` when it is absent.
+    fn raw(&self, reference: &str) -> Option<Vec<u8>> {
+        let out = std::process::Command::new(kiln_testkit::tools::skopeo())
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                &format!("docker://{}/{reference}", self.host()),
+            ])
+            .output()
+            .unwrap();
+        out.status.success().then_some(out.stdout)
+    }
+}
+
+fn registry_options(host: &str, context: &Path) -> BuildOptions {
+    let mut o = BuildOptions::new(ContextSource::Dir(context.to_path_buf()));
+    o.registry.insecure = true;
+    o.registry.insecure_pull = true;
+    o.registry.insecure_registries = vec![host.to_owned()];
+    o
+}
+
+/// The host's binfmt_misc must have no aarch64 handler, or the emulation under test
+/// would be the host's: fail loudly rather than test the wrong thing.
+fn no_host_handler_for_aarch64() {
+    let dir = Path::new(kiln_sandbox::HOST_BINFMT_MISC);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // not mounted: no handler
+    };
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !(text.contains("enabled") && text.contains("aarch64")),
+            "the host has a binfmt_misc handler for aarch64 ({}): this test cannot show kiln's \
+             own emulator registration or the missing-emulation error while it is registered; \
+             remove it (echo -1 > {}) or run the test on a host without one",
+            entry.path().display(),
+            entry.path().display()
+        );
+    }
+}
+
+/// The file `path` of the `arch` image of `reference` (picked from the index by skopeo,
+/// unpacked by umoci).
+fn file_of(setup: &Setup, reference: &str, arch: &str, path: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    skopeo(|c| {
+        c.args([
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{}/{reference}", setup.host()),
+            &format!("oci:{}:{arch}", layout.display()),
+        ]);
+    });
+    let bundle = umoci_unpack(&layout, arch, &dir.path().join("bundle"));
+    fs_err::read_to_string(bundle.join("rootfs").join(path.trim_start_matches('/')))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn count(lines: &[String], wanted: &str) -> usize {
+    lines.iter().filter(|l| l.as_str() == wanted).count()
+}
+
+#[test]
+fn two_platforms_give_an_index_of_images_each_made_by_its_own_architecture() {
+    let setup = Setup::new();
+    let recorder = Recorder::default();
+    let options = setup.options("app:multi");
+    let outcome =
+        run_tokio(kiln_build::build(&options, &recorder)).unwrap_or_else(|e| panic!("{e}"));
+
+    let runs = recorder.run_lines();
+    assert_eq!(
+        count(&runs, "tool-stage-ran"),
+        1,
+        "the build-platform stage runs once for both platforms: {runs:?}"
+    );
+    assert_eq!(count(&runs, "final-stage-ran"), 2, "{runs:?}");
+    let steps = recorder.step_lines();
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.starts_with("[stage 2/2 linux/arm64/v8] STEP 4/4: RUN")),
+        "step lines name the platform: {steps:?}"
+    );
+
+    let raw = setup.raw("app:multi").expect("the index was pushed");
+    assert_eq!(kiln_testkit::image::sha256_digest(&raw), outcome.digest);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    // The busybox fixtures are OCI images, so the index is OCI's.
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<(String, String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["os"].as_str().unwrap().to_owned(),
+                m["platform"]["architecture"].as_str().unwrap().to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = outcome
+        .platforms
+        .iter()
+        .map(|p| {
+            let arch = p.platform.split('/').nth(1).unwrap().to_owned();
+            ("linux".to_owned(), arch, p.digest.clone())
+        })
+        .collect();
+    assert_eq!(platforms, expected);
+    let archs: Vec<&str> = platforms.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+
+    // Each platform's image holds what its own architecture wrote; the shared stage
+    // ran on the build machine.
+    for (arch, uname) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        assert_eq!(file_of(&setup, "app:multi", arch, "/arch"), uname);
+        assert_eq!(file_of(&setup, "app:multi", arch, "/target-arch"), arch);
+        assert_eq!(
+            file_of(&setup, "app:multi", arch, "/tool-built-on"),
+            "x86_64"
+        );
+    }
+
+    // skopeo copies the whole index.
+    let copy = tempfile::tempdir().unwrap();
+    skopeo(|c| {
+        c.args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{}/app:multi", setup.host()),
+            &format!("oci:{}:all", copy.path().display()),
+        ]);
+    });
+    let copied = support::layout_blob(copy.path(), &outcome.digest);
+    assert_eq!(copied, raw, "skopeo copy --all kept the index as pushed");
+
+    // The same build again with the layer cache: the first fills it, the second runs no
+    // RUN and gives the same index.
+    let mut cached = setup.options("app:cached");
+    cached.cache.enabled = true;
+    cached.cache.repo = Some(format!("{}/cache", setup.host()));
+    let first = run_tokio(kiln_build::build(&cached, &Recorder::default())).unwrap();
+    assert_eq!(
+        first.digest, outcome.digest,
+        "reproducible builds, same index"
+    );
+    let again = Recorder::default();
+    let second = run_tokio(kiln_build::build(&cached, &again)).unwrap();
+    assert_eq!(again.run_lines(), Vec::<String>::new(), "no RUN ran");
+    assert_eq!(second.digest, outcome.digest);
+    assert_eq!(file_of(&setup, "app:cached", "arm64", "/arch"), "aarch64");
+}
+
+#[test]
+fn tar_path_with_two_platforms_is_refused_before_building() {
+    let setup = Setup::new();
+    let mut options = setup.options("app:tar");
+    let tar = setup.work.path().join("image.tar");
+    options.tar_path = Some(tar.clone());
+    let recorder = Recorder::default();
+    let err = run_tokio(kiln_build::build(&options, &recorder))
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains(&tar.display().to_string()), "{err}");
+    assert!(err.contains("--oci-layout-path"), "{err}");
+    assert!(err.contains("one platform"), "{err}");
+    assert!(recorder.step_lines().is_empty(), "nothing was built");
+    assert!(!tar.exists());
+    assert!(setup.raw("app:tar").is_none(), "nothing was pushed");
+}
+
+#[test]
+fn without_emulation_the_arm64_run_fails_before_it_runs_and_nothing_is_pushed() {
+    let setup = Setup::new();
+    let mut options = setup.options("app:none");
+    options.emulators = Vec::new();
+    options.emulator_dirs = Vec::new();
+    let recorder = Recorder::default();
+    let err = run_tokio(kiln_build::build(&options, &recorder))
+        .expect_err("no emulation")
+        .to_string();
+    for part in [
+        "linux/arm64",
+        "uname -m > /arch",
+        "Dockerfile:6",
+        "F flag",
+        "--emulator",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    assert_eq!(
+        count(&recorder.run_lines(), "final-stage-ran"),
+        1,
+        "only the amd64 RUN ran"
+    );
+    assert!(setup.raw("app:none").is_none(), "nothing was pushed");
+}
