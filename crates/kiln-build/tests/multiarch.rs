@@ -12,7 +12,10 @@
 //! - the shared stage's RUN ran exactly once (its output line is seen once);
 //! - a second identical build with `--cache` runs no RUN and gives the same index;
 //! - `--tar-path` with two platforms and a build without any emulation fail with clear
-//!   errors and push nothing.
+//!   errors and push nothing;
+//! - buildah's own `--platform linux/amd64,linux/arm64 --manifest` build of the same
+//!   Dockerfile (run in a user namespace of the test's with a private binfmt_misc
+//!   registration, so the host's stays untouched) gives the same per-platform trees.
 
 mod support;
 
@@ -168,7 +171,13 @@ fn count(lines: &[String], wanted: &str) -> usize {
 fn two_platforms_give_an_index_of_images_each_made_by_its_own_architecture() {
     let setup = Setup::new();
     let recorder = Recorder::default();
-    let options = setup.options("app:multi");
+    let mut options = setup.options("app:multi");
+    let (layout, digest_file) = (
+        setup.work.path().join("layout"),
+        setup.work.path().join("digest"),
+    );
+    options.oci_layout_path = Some(layout.clone());
+    options.digest_file = Some(digest_file.clone());
     let outcome =
         run_tokio(kiln_build::build(&options, &recorder)).unwrap_or_else(|e| panic!("{e}"));
 
@@ -229,6 +238,35 @@ fn two_platforms_give_an_index_of_images_each_made_by_its_own_architecture() {
             "x86_64"
         );
     }
+
+    // The digest file names the index; the OCI layout holds it (its images are OCI
+    // already, so the same bytes) and skopeo reads the arm64 image from it.
+    assert_eq!(
+        fs_err::read_to_string(&digest_file).unwrap(),
+        outcome.digest
+    );
+    let layout_index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        layout_index["manifests"][0]["digest"],
+        outcome.digest.as_str()
+    );
+    assert_eq!(support::layout_blob(&layout, &outcome.digest), raw);
+    let from_layout = tempfile::tempdir().unwrap();
+    skopeo(|c| {
+        c.args([
+            "copy",
+            "--override-arch",
+            "arm64",
+            &format!("oci:{}:multi", layout.display()),
+            &format!("oci:{}:arm64", from_layout.path().display()),
+        ]);
+    });
+    let bundle = umoci_unpack(from_layout.path(), "arm64", &from_layout.path().join("b"));
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/arch")).unwrap(),
+        "aarch64\n"
+    );
 
     // skopeo copies the whole index.
     let copy = tempfile::tempdir().unwrap();
@@ -304,4 +342,127 @@ fn without_emulation_the_arm64_run_fails_before_it_runs_and_nothing_is_pushed() 
         "only the amd64 RUN ran"
     );
     assert!(setup.raw("app:none").is_none(), "nothing was pushed");
+}
+
+/// Debian's qemu-aarch64 binfmt_misc registration (/usr/share/binfmts/qemu-aarch64) with
+/// the F and P flags, as text for `register`.
+const AARCH64_REGISTRATION: &str = ":kiln-test-aarch64:M::\
+\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\
+\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:\
+/usr/bin/qemu-aarch64-static:FP";
+
+/// Runs `script` (sh) in a new user namespace with identity maps of every id and a new
+/// mount namespace, where it may mount a private binfmt_misc instance (Linux 6.7 and
+/// later): buildah's arm64 RUN steps are emulated there with nothing registered on the
+/// host. Insists that it succeeds.
+fn in_private_binfmt_namespace(script: &str) {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the buildah comparison runs as root (as in CI): it writes identity id maps"
+    );
+    let mut cmd = std::process::Command::new("sh");
+    // The first shell waits until the maps are written, then execs the script, so that
+    // the script starts as root of the new namespace with its capabilities.
+    cmd.args(["-c", "read go && exec sh -c \"$0\"", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: unshare is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    for map in ["uid_map", "gid_map"] {
+        fs_err::write(format!("/proc/{pid}/{map}"), "0 0 4294967295\n").unwrap();
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn each_platforms_tree_is_the_same_as_buildahs_manifest_build() {
+    let setup = Setup::new();
+    let kiln_layout = setup.work.path().join("kiln-layout");
+    let mut options = setup.options("app:compare");
+    options.no_push = true;
+    options.destinations = Vec::new();
+    options.oci_layout_path = Some(kiln_layout.clone());
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let root = setup.work.path().join("buildah");
+    let buildah_layout = setup.work.path().join("buildah-layout");
+    let buildah = format!(
+        "{} --root {} --runroot {} --storage-driver vfs",
+        support::tool("/usr/bin/buildah").display(),
+        root.join("storage").display(),
+        root.join("runroot").display()
+    );
+    let script = format!(
+        "set -e\n\
+         mount -t binfmt_misc binfmt_misc {binfmt}\n\
+         printf '%s' '{AARCH64_REGISTRATION}' > {binfmt}/register\n\
+         {buildah} build --isolation chroot --layers=false --format oci --tls-verify=false \
+         --platform linux/amd64,linux/arm64 --manifest localhost/compare:1 {context}\n\
+         {buildah} manifest push --all localhost/compare:1 oci:{layout}:latest\n",
+        binfmt = kiln_sandbox::HOST_BINFMT_MISC,
+        context = setup.context.path().display(),
+        layout = buildah_layout.display(),
+    );
+    in_private_binfmt_namespace(&script);
+
+    for arch in ["amd64", "arm64"] {
+        let tree = |layout: &Path, tag: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let one = dir.path().join("one");
+            skopeo(|c| {
+                c.args([
+                    "copy",
+                    "--override-arch",
+                    arch,
+                    &format!("oci:{}:{tag}", layout.display()),
+                    &format!("oci:{}:{arch}", one.display()),
+                ]);
+            });
+            let bundle = umoci_unpack(&one, arch, &dir.path().join("bundle"));
+            support::without_buildah_artifacts(support::file_tree(
+                &bundle.join("rootfs"),
+                support::LinkGroups::Ignore,
+            ))
+        };
+        // buildah 1.28 runs the `--platform=$BUILDPLATFORM` stage for the target platform
+        // (measured here: its arm64 image's /tool-built-on says aarch64, and with both
+        // platforms built at once its amd64 image's may too). BuildKit's rule, and kiln's,
+        // is the build machine's platform (checked by the first test), so the one file that
+        // stage makes is left out of the comparison.
+        let (mut kiln, mut buildah) = (
+            tree(&kiln_layout, "latest"),
+            tree(&buildah_layout, "latest"),
+        );
+        assert!(
+            kiln.contains_key("/arch"),
+            "{arch}: {:?}",
+            kiln.keys().collect::<Vec<_>>()
+        );
+        for tree in [&mut kiln, &mut buildah] {
+            tree.remove("/tool-built-on")
+                .expect("both images hold /tool-built-on");
+        }
+        support::assert_same_tree(&kiln, &buildah);
+    }
 }
