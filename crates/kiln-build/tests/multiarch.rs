@@ -50,7 +50,7 @@ impl Setup {
             "amd64",
             "these tests expect an amd64 host (arm64 is the emulated platform)"
         );
-        no_host_handler_for_aarch64();
+        kiln_testkit::foreign::assert_no_host_handler("aarch64");
         let registry = Registry::start_plain();
         let host = registry.host_port();
         FixtureImage::busybox()
@@ -119,26 +119,6 @@ fn registry_options(host: &str, context: &Path) -> BuildOptions {
     o.registry.insecure_pull = true;
     o.registry.insecure_registries = vec![host.to_owned()];
     o
-}
-
-/// The host's binfmt_misc must have no aarch64 handler, or the emulation under test
-/// would be the host's: fail loudly rather than test the wrong thing.
-fn no_host_handler_for_aarch64() {
-    let dir = Path::new(kiln_sandbox::HOST_BINFMT_MISC);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return; // not mounted: no handler
-    };
-    for entry in entries.flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        assert!(
-            !(text.contains("enabled") && text.contains("aarch64")),
-            "the host has a binfmt_misc handler for aarch64 ({}): this test cannot show kiln's \
-             own emulator registration or the missing-emulation error while it is registered; \
-             remove it (echo -1 > {}) or run the test on a host without one",
-            entry.path().display(),
-            entry.path().display()
-        );
-    }
 }
 
 /// The file `path` of the `arch` image of `reference` (picked from the index by skopeo,
@@ -344,56 +324,6 @@ fn without_emulation_the_arm64_run_fails_before_it_runs_and_nothing_is_pushed() 
     assert!(setup.raw("app:none").is_none(), "nothing was pushed");
 }
 
-/// Debian's qemu-aarch64 binfmt_misc registration (/usr/share/binfmts/qemu-aarch64) with
-/// the F and P flags, as text for `register`.
-const AARCH64_REGISTRATION: &str = ":kiln-test-aarch64:M::\
-\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\
-\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:\
-/usr/bin/qemu-aarch64-static:FP";
-
-/// Runs `script` (sh) in a new user namespace with identity maps of every id and a new
-/// mount namespace, where it may mount a private binfmt_misc instance (Linux 6.7 and
-/// later): buildah's arm64 RUN steps are emulated there with nothing registered on the
-/// host. Insists that it succeeds.
-fn in_private_binfmt_namespace(script: &str) {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the buildah comparison runs as root (as in CI): it writes identity id maps"
-    );
-    let mut cmd = std::process::Command::new("sh");
-    // The first shell waits until the maps are written, then execs the script, so that
-    // the script starts as root of the new namespace with its capabilities.
-    cmd.args(["-c", "read go && exec sh -c \"$0\"", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: unshare is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let pid = child.id();
-    for map in ["uid_map", "gid_map"] {
-        fs_err::write(format!("/proc/{pid}/{map}"), "0 0 4294967295\n").unwrap();
-    }
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn each_platforms_tree_is_the_same_as_buildahs_manifest_build() {
     let setup = Setup::new();
@@ -416,15 +346,16 @@ fn each_platforms_tree_is_the_same_as_buildahs_manifest_build() {
     let script = format!(
         "set -e\n\
          mount -t binfmt_misc binfmt_misc {binfmt}\n\
-         printf '%s' '{AARCH64_REGISTRATION}' > {binfmt}/register\n\
+         printf '%s' '{registration}' > {binfmt}/register\n\
          {buildah} build --isolation chroot --layers=false --format oci --tls-verify=false \
          --platform linux/amd64,linux/arm64 --manifest localhost/compare:1 {context}\n\
          {buildah} manifest push --all localhost/compare:1 oci:{layout}:latest\n",
         binfmt = kiln_sandbox::HOST_BINFMT_MISC,
+        registration = kiln_testkit::foreign::AARCH64_REGISTRATION,
         context = setup.context.path().display(),
         layout = buildah_layout.display(),
     );
-    in_private_binfmt_namespace(&script);
+    kiln_testkit::foreign::in_private_binfmt_namespace(&script);
 
     for arch in ["amd64", "arm64"] {
         let tree = |layout: &Path, tag: &str| {

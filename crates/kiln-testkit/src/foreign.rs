@@ -122,3 +122,76 @@ pub fn arm64_busybox_image() -> FixtureImage {
         layers: base.layers,
     }
 }
+
+/// Debian's qemu-aarch64 binfmt_misc registration (/usr/share/binfmts/qemu-aarch64) with
+/// the F and P flags, as text for `register`.
+pub const AARCH64_REGISTRATION: &str = ":kiln-test-aarch64:M::\
+\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\
+\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:\
+/usr/bin/qemu-aarch64-static:FP";
+
+/// Runs `script` (sh) in a new user namespace with identity maps of every id and a new
+/// mount namespace, where it may mount a private binfmt_misc instance (Linux 6.7 and
+/// later): arm64 programs (buildah's RUN steps, kiln's) are emulated there with nothing registered on the
+/// host. Insists that it succeeds.
+pub fn in_private_binfmt_namespace(script: &str) {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: trivial getter.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "a private binfmt_misc namespace is made as root (as in CI): it writes identity id maps"
+    );
+    let mut cmd = std::process::Command::new("sh");
+    // The first shell waits until the maps are written, then execs the script, so that
+    // the script starts as root of the new namespace with its capabilities.
+    cmd.args(["-c", "read go && exec sh -c \"$0\"", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: unshare is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 4294967295\n").unwrap();
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails loudly when the host's binfmt_misc (`/proc/sys/fs/binfmt_misc`) has an enabled
+/// handler for `qemu_arch` (`aarch64`): a test of kiln's own registration, or of the error
+/// without any emulation, would then test the host's handler instead. Never removes it.
+pub fn assert_no_host_handler(qemu_arch: &str) {
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // not mounted: no handler
+    };
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !(text.starts_with("enabled") && text.contains(qemu_arch)),
+            "the host has a binfmt_misc handler for {qemu_arch} ({}): this test cannot show \
+             kiln's own emulator registration or the error without emulation while it is \
+             registered; run it on a host without one (`echo -1 > {}` removes it, if it is \
+             yours to remove)",
+            entry.path().display(),
+            entry.path().display()
+        );
+    }
+}
