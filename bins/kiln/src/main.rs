@@ -3,8 +3,9 @@
 //!
 //! Subcommands are dispatched by the first argument. Installed as
 //! `executor` (kaniko's `/kaniko/executor`), or called with flags and no
-//! subcommand, the binary behaves as `kiln build`; installed as `warmer`
-//! (kaniko's `/kaniko/warmer`), as `kiln warm`.
+//! subcommand, the binary behaves as `kiln build` (and `executor manifest ...` as
+//! `kiln manifest ...`); installed as `warmer` (kaniko's `/kaniko/warmer`), as
+//! `kiln warm`.
 
 mod cli;
 mod executor;
@@ -28,8 +29,9 @@ commands:
   version          print kiln's version
   help [COMMAND]   print this, or a command's flags
 
-Installed as `executor`, kiln takes the build flags directly, like kaniko;
-installed as `warmer`, the warmer's. Both answer --help.";
+Installed as `executor`, kiln takes the build flags directly, like kaniko
+(and `executor manifest create|inspect` too); installed as `warmer`, the
+warmer's. Both answer --help.";
 
 const VERSION_HELP: &str = "usage: kiln version
 
@@ -56,6 +58,9 @@ fn main() -> ExitCode {
     if program == "executor" {
         return match rest.first().map(String::as_str) {
             Some("version") => version(&rest[1..]),
+            // The executor takes no positional arguments, so `executor manifest ...`
+            // is unambiguous: kiln's image has no other name for `kiln manifest`.
+            Some("manifest") => manifest_cmd::run(&rest[1..]),
             _ => executor::run(called, rest),
         };
     }

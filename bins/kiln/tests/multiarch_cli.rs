@@ -168,3 +168,21 @@ fn a_handler_registered_with_the_f_flag_needs_no_emulator() {
     assert!(log.contains("ran on aarch64"), "{log}");
     assert_eq!(arch_files(&dir.path().join("out")), expected());
 }
+
+#[test]
+fn the_executor_name_also_runs_kiln_manifest() {
+    // kiln's image has only /kaniko/executor: the multi-job GitLab example runs
+    // `/kaniko/executor manifest create`.
+    let dir = tempfile::tempdir().unwrap();
+    let executor = dir.path().join("executor");
+    std::os::unix::fs::symlink(common::kiln(), &executor).unwrap();
+    let out = common::run(&executor, &["manifest", "--help"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains("create") && page.contains("inspect"),
+        "{page}"
+    );
+    let out = common::run(&executor, &["manifest", "inspect"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
