@@ -187,14 +187,18 @@ async fn build_with(
     if !options.no_push && !options.skip_push_permission_check {
         check_push_access(registry_client(&registry, options)?, options).await?;
     }
-    let mut shared = BTreeMap::new();
     let mut built = Vec::new();
-    for env in &envs {
-        let mut image = build_stages(env, &registry, &mut shared, &mut timings).await?;
-        finalize(&mut image, options, &env.created);
-        built.push(image);
+    if options.jobs > 1 && in_place.is_none() {
+        built = crate::scheduler::build_all(&envs, &registry, options.jobs, &mut timings).await?;
+    } else {
+        let mut shared = BTreeMap::new();
+        for env in &envs {
+            built.push(build_stages(env, &registry, &mut shared, &mut timings).await?);
+        }
     }
-    drop(shared);
+    for (image, env) in built.iter_mut().zip(&envs) {
+        finalize(image, options, &env.created);
+    }
 
     let export_start = Instant::now();
     let mut outcome = if several {
@@ -258,18 +262,16 @@ async fn build_with(
     Ok(outcome)
 }
 
-/// Builds the stages of one platform's plan and returns its target stage's image.
-/// `shared` holds every stage built so far by any platform, by [`StageKey`]: a stage
-/// whose key is there is not built again.
+/// Builds the stages of one platform's plan, one after another, and returns its target
+/// stage's image. `shared` holds every stage built so far by any platform, by
+/// [`StageKey`]: a stage whose key is there is not built again.
 async fn build_stages(
     env: &BuildEnv<'_>,
     registry: &std::sync::OnceLock<kiln_registry::Client>,
     shared: &mut BTreeMap<StageKey, StageOutput>,
     timings: &mut PhaseTimings,
 ) -> Result<ImageState, BuildError> {
-    let (options, observer, plan, blobs) = (env.options, env.observer, env.plan, env.blobs);
-    let dockerfile_name = &env.file;
-    let cache = env.cache;
+    let plan = env.plan;
     let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
     let mut keys: BTreeMap<usize, StageKey> = BTreeMap::new();
     let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -278,103 +280,18 @@ async fn build_stages(
         let platform = crate::platforms::stage_platform(&env.platform, stage);
         let key = StageKey::of(stage, &platform, &keys);
         keys.insert(stage.index, key.clone());
-        let label = match env.several_platforms {
-            true => format!("[stage {}/{count} {platform}]", position + 1),
-            false => format!("[stage {}/{count}]", position + 1),
-        };
         if let Some(output) = shared.get(&key) {
             tracing::info!(
                 stage = position + 1,
                 %platform,
-                "{label} already built for another target platform; shared"
+                "{} already built for another target platform; shared",
+                stage_label(env, position, &platform)
             );
             done.insert(stage.index, output.clone());
             continue;
         }
-        let base = match &stage.base {
-            PlanBase::Scratch => Base::Scratch,
-            PlanBase::Stage(i) => Base::Stage(*i),
-            PlanBase::Image(reference) => {
-                let pull_start = Instant::now();
-                let from_error = |reason: String| BuildError::Step {
-                    step: format!("{label} STEP 1"),
-                    location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                    text: format!("FROM {reference}"),
-                    reason,
-                };
-                let cached =
-                    options.cache.dir.as_deref().and_then(|dir| {
-                        crate::pull::from_cache_dir(dir, blobs, reference, &platform)
-                    });
-                let (image, digest) = match cached {
-                    Some(found) => found.map_err(from_error)?,
-                    None => {
-                        let client = registry_client(registry, options)?;
-                        crate::pull::pull_base(client, reference, &platform)
-                            .await
-                            .map_err(from_error)?
-                    }
-                };
-                timings.pull += pull_start.elapsed();
-                Base::Image {
-                    image: Box::new(image),
-                    digest,
-                }
-            }
-        };
-        if cache.is_none() && stage_needs_rootfs(env, stage) {
-            // The base's layers will be unpacked: fetch the ones not in the store
-            // (with the cache on, the stage fetches them if a step misses).
-            let base_image = match &base {
-                Base::Image { image, .. } => Some(&**image),
-                Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
-                Base::Scratch => None,
-            };
-            if let Some(image) =
-                base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
-            {
-                let pull_start = Instant::now();
-                let client = registry_client(registry, options)?;
-                crate::pull::ensure_blobs(client, blobs, image, observer)
-                    .await
-                    .map_err(|reason| BuildError::Step {
-                        step: format!("{label} STEP 1"),
-                        location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                        text: "FROM".into(),
-                        reason,
-                    })?;
-                timings.pull += pull_start.elapsed();
-            }
-        }
-        for reference in images_used_by(plan, stage) {
-            if images.contains_key(&reference) {
-                continue;
-            }
-            let pull_start = Instant::now();
-            let client = registry_client(registry, options)?;
-            let root = env
-                .work
-                .join(format!("image-{}", images.len()))
-                .join("rootfs");
-            crate::pull::pull_and_unpack(
-                client,
-                blobs,
-                &reference,
-                &platform,
-                &root,
-                observer,
-                options.retries.image_fs_extract_retry,
-            )
-            .await
-            .map_err(|reason| BuildError::Step {
-                step: label.clone(),
-                location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                text: format!("--from={reference}"),
-                reason,
-            })?;
-            timings.pull += pull_start.elapsed();
-            images.insert(reference, root);
-        }
+        let base =
+            prepare_stage(env, position, stage, registry, &done, &mut images, timings).await?;
         let build_start = Instant::now();
         let output = StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()?;
         timings.build += build_start.elapsed();
@@ -387,6 +304,121 @@ async fn build_stages(
     done.remove(&target)
         .map(|o| o.image)
         .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))
+}
+
+/// `[stage 2/3]`, or `[stage 2/3 linux/arm64/v8]` with several platforms.
+pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platform) -> String {
+    let count = env.plan.stages.len();
+    match env.several_platforms {
+        true => format!("[stage {}/{count} {platform}]", position + 1),
+        false => format!("[stage {}/{count}]", position + 1),
+    }
+}
+
+/// What a stage needs from registries before it runs: its base (pulled for the stage's
+/// platform, or read from `--cache-dir`), the base layers it will unpack, and the images
+/// its `COPY --from`/`RUN --mount from=` name (unpacked once per platform into
+/// `images`). `done` holds the stages built before it (a stage base without a root
+/// filesystem needs its layers).
+pub(crate) async fn prepare_stage(
+    env: &BuildEnv<'_>,
+    position: usize,
+    stage: &kiln_dockerfile::model::PlannedStage,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    done: &BTreeMap<usize, StageOutput>,
+    images: &mut BTreeMap<String, PathBuf>,
+    timings: &mut PhaseTimings,
+) -> Result<Base, BuildError> {
+    let (options, observer, blobs) = (env.options, env.observer, env.blobs);
+    let platform = crate::platforms::stage_platform(&env.platform, stage);
+    let label = stage_label(env, position, &platform);
+    let location = format!("{}:{}", env.file, stage.span.start.line);
+    let base = match &stage.base {
+        PlanBase::Scratch => Base::Scratch,
+        PlanBase::Stage(i) => Base::Stage(*i),
+        PlanBase::Image(reference) => {
+            let pull_start = Instant::now();
+            let from_error = |reason: String| BuildError::Step {
+                step: format!("{label} STEP 1"),
+                location: location.clone(),
+                text: format!("FROM {reference}"),
+                reason,
+            };
+            let cached = options
+                .cache
+                .dir
+                .as_deref()
+                .and_then(|dir| crate::pull::from_cache_dir(dir, blobs, reference, &platform));
+            let (image, digest) = match cached {
+                Some(found) => found.map_err(from_error)?,
+                None => {
+                    let client = registry_client(registry, options)?;
+                    crate::pull::pull_base(client, reference, &platform)
+                        .await
+                        .map_err(from_error)?
+                }
+            };
+            timings.pull += pull_start.elapsed();
+            Base::Image {
+                image: Box::new(image),
+                digest,
+            }
+        }
+    };
+    if env.cache.is_none() && stage_needs_rootfs(env, stage) {
+        // The base's layers will be unpacked: fetch the ones not in the store
+        // (with the cache on, the stage fetches them if a step misses).
+        let base_image = match &base {
+            Base::Image { image, .. } => Some(&**image),
+            Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
+            Base::Scratch => None,
+        };
+        if let Some(image) =
+            base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
+        {
+            let pull_start = Instant::now();
+            let client = registry_client(registry, options)?;
+            crate::pull::ensure_blobs(client, blobs, image, observer)
+                .await
+                .map_err(|reason| BuildError::Step {
+                    step: format!("{label} STEP 1"),
+                    location: location.clone(),
+                    text: "FROM".into(),
+                    reason,
+                })?;
+            timings.pull += pull_start.elapsed();
+        }
+    }
+    for reference in images_used_by(env.plan, stage) {
+        if images.contains_key(&reference) {
+            continue;
+        }
+        let pull_start = Instant::now();
+        let client = registry_client(registry, options)?;
+        let root = env
+            .work
+            .join(format!("image-{}", images.len()))
+            .join("rootfs");
+        crate::pull::pull_and_unpack(
+            client,
+            blobs,
+            &reference,
+            &platform,
+            &root,
+            observer,
+            options.retries.image_fs_extract_retry,
+        )
+        .await
+        .map_err(|reason| BuildError::Step {
+            step: label.clone(),
+            location: location.clone(),
+            text: format!("--from={reference}"),
+            reason,
+        })?;
+        timings.pull += pull_start.elapsed();
+        images.insert(reference, root);
+    }
+    Ok(base)
 }
 
 /// The outputs of a build for one platform: the image pushed to every destination,

@@ -101,6 +101,7 @@ mod pull;
 mod registry_glue;
 mod rootfs_path;
 mod run;
+mod scheduler;
 mod stage;
 mod step_cache;
 #[cfg(test)]

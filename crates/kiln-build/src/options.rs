@@ -96,6 +96,11 @@ pub struct BuildOptions {
     /// `--emulator`: QEMU user-mode emulators (named `qemu-<arch>[-static]`) kiln may
     /// register in its own user namespace to RUN steps of a foreign platform.
     pub emulators: Vec<PathBuf>,
+    /// `--jobs`: how many stages (of any target platform) may be built at once; stages
+    /// that do not depend on each other run in parallel. 1 builds them one after
+    /// another. Default: the number of CPUs. In-place isolation always builds one at a
+    /// time.
+    pub jobs: usize,
     /// Directories searched next for `qemu-<arch>-static`; by default kiln's image's
     /// `/kaniko/emulators` (`kiln_sandbox::DEFAULT_EMULATOR_DIR`).
     pub emulator_dirs: Vec<PathBuf>,
@@ -142,6 +147,7 @@ impl BuildOptions {
             push_ignore_immutable_tag_errors: false,
             cache: CacheOptions::default(),
             emulators: Vec::new(),
+            jobs: std::thread::available_parallelism().map_or(1, usize::from),
             emulator_dirs: vec![PathBuf::from(kiln_sandbox::DEFAULT_EMULATOR_DIR)],
         }
     }

@@ -49,7 +49,11 @@ impl RunStep {
     ) -> Result<RunStep, String> {
         let ctx = stage.run_context();
         let env = stage.build_env();
-        let tmp_dir = env.work.join("run-tmp");
+        // One directory per stage: stages may run at the same time.
+        let tmp_dir = env
+            .work
+            .join("run-tmp")
+            .join(format!("stage-{}", stage.stage_index()));
         fs_err::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
         let mut held = Held::default();
         let mut mounts = Vec::new();

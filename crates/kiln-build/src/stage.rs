@@ -374,6 +374,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
         }
     }
 
+    /// The stage's index in the Dockerfile.
+    pub(crate) fn stage_index(&self) -> usize {
+        self.stage.index
+    }
+
     /// The platform this stage is built for (`FROM --platform=...`, else the target).
     pub(crate) fn platform(&self) -> Platform {
         crate::platforms::stage_platform(&self.env.platform, self.stage)

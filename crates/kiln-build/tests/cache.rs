@@ -258,8 +258,16 @@ fn a_different_platform_never_shares_a_layer() {
     } else {
         "linux/arm64"
     };
+    // The RUN of a foreign platform's stage needs emulation available (the fixture's
+    // busybox is the host's, so it runs natively under it anyway).
+    let emulator = if cfg!(target_arch = "aarch64") {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
     let (mut o, _r) = s.options("other");
     o.custom_platform = Some(other.into());
+    o.emulators = vec![kiln_testkit::foreign::qemu_user_static(emulator)];
     let (_, rec) = s.build(&o);
     assert_eq!(
         ran(&rec),
@@ -269,6 +277,7 @@ fn a_different_platform_never_shares_a_layer() {
     // And each platform hits its own entry afterwards.
     let (mut o, _r) = s.options("other-again");
     o.custom_platform = Some(other.into());
+    o.emulators = vec![kiln_testkit::foreign::qemu_user_static(emulator)];
     let (_, rec) = s.build(&o);
     assert!(ran(&rec).is_empty());
 }

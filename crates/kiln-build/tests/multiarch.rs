@@ -303,6 +303,9 @@ fn without_emulation_the_arm64_run_fails_before_it_runs_and_nothing_is_pushed() 
     let mut options = setup.options("app:none");
     options.emulators = Vec::new();
     options.emulator_dirs = Vec::new();
+    // One stage at a time, so that the amd64 stage has certainly run when the arm64 one
+    // fails (in parallel, the failure stops stages not started yet).
+    options.jobs = 1;
     let recorder = Recorder::default();
     let err = run_tokio(kiln_build::build(&options, &recorder))
         .expect_err("no emulation")
@@ -395,5 +398,48 @@ fn each_platforms_tree_is_the_same_as_buildahs_manifest_build() {
                 .expect("both images hold /tool-built-on");
         }
         support::assert_same_tree(&kiln, &buildah);
+    }
+}
+
+/// Two platforms, each with two stages that need nothing of each other and a final stage
+/// copying from both: `--jobs 4` runs them (and the two platforms) at the same time, and
+/// gives the same index, byte for byte, as `--jobs 1`.
+#[test]
+fn a_parallel_build_gives_the_same_index_as_a_sequential_one() {
+    let setup = Setup::new();
+    let base = format!("{}/base/busybox:multi", setup.host());
+    fs_err::write(
+        setup.context.path().join("Dockerfile.parallel"),
+        format!(
+            "FROM {base} AS left\nRUN uname -m > /left && echo left-ran\n\
+             FROM {base} AS right\nRUN echo right > /right && echo right-ran\n\
+             FROM {base}\nCOPY --from=left /left /left\nCOPY --from=right /right /right\n"
+        ),
+    )
+    .unwrap();
+    let layout = |jobs: usize| {
+        let mut o = setup.options("unused");
+        o.no_push = true;
+        o.destinations = Vec::new();
+        o.dockerfile = kiln_build::DockerfileSource::Path("Dockerfile.parallel".into());
+        o.jobs = jobs;
+        let path = setup.work.path().join(format!("layout-{jobs}"));
+        o.oci_layout_path = Some(path.clone());
+        let recorder = Recorder::default();
+        let outcome = run_tokio(kiln_build::build(&o, &recorder)).unwrap_or_else(|e| panic!("{e}"));
+        let runs = recorder.run_lines();
+        assert_eq!(count(&runs, "left-ran"), 2, "{runs:?}");
+        assert_eq!(count(&runs, "right-ran"), 2, "{runs:?}");
+        (outcome, path)
+    };
+    let (sequential, one) = layout(1);
+    let (parallel, four) = layout(4);
+    assert_eq!(parallel.digest, sequential.digest);
+    assert_eq!(parallel.platforms, sequential.platforms);
+    for p in &parallel.platforms {
+        assert_eq!(
+            support::layout_blob(&four, &p.digest),
+            support::layout_blob(&one, &p.digest)
+        );
     }
 }

@@ -81,6 +81,14 @@ pub const FLAGS: &[Flag] = &[
     alias("customPlatform", "custom-platform", Kind::Multi, BUILD_INPUT),
     alias("platform", "custom-platform", Kind::Multi, BUILD_INPUT),
     valued(
+        "jobs",
+        Kind::Int,
+        "N",
+        BUILD_INPUT,
+        "build at most N stages (of any platform) at once; stages that do not depend on each other run in parallel",
+    )
+    .default_note("the number of CPUs"),
+    valued(
         "emulator",
         Kind::Multi,
         "PATH",
@@ -494,6 +502,8 @@ pub struct ExecutorArgs {
     pub custom_platform: Option<String>,
     /// `--emulator` paths.
     pub emulators: Vec<String>,
+    /// `--jobs`; `None`: the number of CPUs.
+    pub jobs: Option<usize>,
     pub labels: Vec<String>,
     pub annotations: Vec<String>,
     /// `id=ID,src=PATH` or `id=ID,env=VAR`.
@@ -563,6 +573,7 @@ impl Default for ExecutorArgs {
             target: None,
             custom_platform: None,
             emulators: vec![],
+            jobs: None,
             labels: vec![],
             annotations: vec![],
             secrets: vec![],
@@ -677,6 +688,15 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
             })
         }
         "emulator" => out.emulators.push(value),
+        "jobs" => {
+            let jobs = int()?;
+            if jobs < 1 {
+                return Err(UsageError(format!(
+                    "invalid argument {value:?} for \"--jobs\" flag: must be at least 1"
+                )));
+            }
+            out.jobs = Some(jobs as usize);
+        }
         "label" => out.labels.push(value),
         "annotation" => out.annotations.push(value),
         "secret" => out.secrets.push(value),

@@ -37,6 +37,9 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
     o.target = args.target.clone();
     o.custom_platform = args.custom_platform.clone();
     o.emulators = args.emulators.iter().map(PathBuf::from).collect();
+    if let Some(jobs) = args.jobs {
+        o.jobs = jobs;
+    }
     o.labels = key_values("--label", &args.labels)?;
     o.annotations = key_values("--annotation", &args.annotations)?;
     o.secrets = secrets(&args.secrets, env)?;
