@@ -16,6 +16,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("kiln-registry", "push_pull"),
     ("kiln-build", "build"),
     ("kiln-build", "cache_rebuild"),
+    ("kiln-build", "parallel"),
 ];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {

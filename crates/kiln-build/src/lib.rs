@@ -25,6 +25,13 @@
 //! 4. The target stage's config and manifest are written to the blob store,
 //!    then to the requested outputs; pushes mount base layers from their
 //!    repository where they can.
+//! 5. With several target platforms (`custom_platform = "linux/amd64,linux/arm64"`)
+//!    steps 3 and 4 happen per platform: each stage is built for its `FROM
+//!    --platform` or the target (foreign RUN emulated by kiln-sandbox), a stage
+//!    whose inputs are the same for several targets is built once, and the outputs
+//!    are an index pushed only after every platform's manifest (`platforms.rs`,
+//!    `index_output.rs`). Stages that do not depend on each other, of any platform,
+//!    run in parallel up to `jobs` (`scheduler.rs`).
 //!
 //! Invariants: nothing is pushed or written unless every stage succeeded; the
 //! context is never modified; untrusted paths never escape a stage root;
