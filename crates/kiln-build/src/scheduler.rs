@@ -3,20 +3,24 @@
 //! Nodes are (platform, stage) pairs; a node waits for the stages it needs in its own
 //! platform's plan. Nodes with the same [`StageKey`] (a stage pinned to the build
 //! platform) are one build: the first in plan order builds it, the others take its
-//! output. Two phases:
+//! output.
 //!
-//! 1. Every node's registry work, in plan order on the caller's task: bases pulled for
-//!    the stage's platform, base layers fetched, `--from` images unpacked
-//!    ([`crate::engine::prepare_stage`]).
-//! 2. The stage runs, synchronous code, on scoped threads: whenever a node's needs are
-//!    built and fewer than `jobs` are running, it starts. The first error stops new
-//!    starts; the running ones finish; that error is returned.
+//! - A puller thread does every building node's registry work in plan order (bases
+//!   pulled for the stage's platform, base layers fetched, `--from` images unpacked:
+//!   [`crate::engine::prepare_stage`]) on a runtime and registry client of its own, so
+//!   later bases are pulled while earlier stages run.
+//! - The scheduler loop starts a stage, on a scoped thread, as soon as its registry
+//!   work is done, the stages it needs are built and fewer than `jobs` run. The first
+//!   error stops new starts (and the puller); the running stages finish; that error is
+//!   returned.
 //!
 //! Stages are deterministic given their inputs, so the images are byte-identical to a
 //! sequential build's. Never used in in-place mode (every stage is `/`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use crate::engine::prepare_stage;
@@ -29,65 +33,123 @@ use crate::stage::{Base, BuildEnv, StageOutput, StageRun};
 /// (index into the envs, Dockerfile index of the stage).
 type NodeId = (usize, usize);
 
+/// Images named by `--from`, unpacked, by reference (one platform's).
+type Images = BTreeMap<String, PathBuf>;
+
 struct Node {
     id: NodeId,
     position: usize,
     /// The node that builds this one's key (itself, or an earlier platform's).
     builder: NodeId,
     needs: Vec<NodeId>,
-    base: Option<Base>,
 }
 
-/// Builds every plan of `envs` and returns each one's target image, in `envs` order.
-pub(crate) async fn build_all(
-    envs: &[BuildEnv<'_>],
-    registry: &std::sync::OnceLock<kiln_registry::Client>,
-    jobs: usize,
-    timings: &mut PhaseTimings,
-) -> Result<Vec<ImageState>, BuildError> {
-    let mut nodes: Vec<Node> = Vec::new();
+enum Event {
+    /// A node's registry work is done.
+    Prepared(NodeId, Result<(Base, Images), BuildError>),
+    /// The puller has nothing more to do.
+    PullerDone(PhaseTimings),
+    /// A stage finished.
+    Built(NodeId, Result<Box<StageOutput>, BuildError>),
+}
+
+/// The nodes of every plan, in plan order.
+fn nodes(envs: &[BuildEnv<'_>]) -> Vec<Node> {
+    let mut nodes = Vec::new();
     let mut builders: BTreeMap<StageKey, NodeId> = BTreeMap::new();
-    let mut images: Vec<BTreeMap<String, PathBuf>> = Vec::new();
-    let empty = BTreeMap::new();
     for (e, env) in envs.iter().enumerate() {
         let mut keys = BTreeMap::new();
-        let mut unpacked = BTreeMap::new();
         for (position, stage) in env.plan.stages.iter().enumerate() {
             let key = StageKey::of(stage, &stage_platform(&env.platform, stage), &keys);
             keys.insert(stage.index, key.clone());
             let id = (e, stage.index);
-            let builder = *builders.entry(key).or_insert(id);
-            let base = match builder == id {
-                true => Some(
-                    prepare_stage(
-                        env,
-                        position,
-                        stage,
-                        registry,
-                        &empty,
-                        &mut unpacked,
-                        timings,
-                    )
-                    .await?,
-                ),
-                false => None,
-            };
             nodes.push(Node {
                 id,
                 position,
-                builder,
+                builder: *builders.entry(key).or_insert(id),
                 needs: stage.depends_on.iter().map(|d| (e, *d)).collect(),
-                base,
             });
         }
-        images.push(unpacked);
     }
+    nodes
+}
 
+/// The puller: every building node's registry work, in plan order, until done or `stop`.
+fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, tx: Sender<Event>) {
+    let mut timings = PhaseTimings::default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let error = BuildError::Options(format!("starting the puller's runtime: {e}"));
+            if let Some(((id, _), _)) = work.split_first() {
+                let _ = tx.send(Event::Prepared(*id, Err(error)));
+            }
+            let _ = tx.send(Event::PullerDone(timings));
+            return;
+        }
+    };
+    let registry = std::sync::OnceLock::new();
+    let mut images: Vec<Images> = vec![Images::new(); envs.len()];
+    let done = BTreeMap::new();
+    for &(id, position) in work {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let env = &envs[id.0];
+        let stage = env.plan.stage(id.1).expect("a node is a planned stage");
+        let prepared = runtime
+            .block_on(prepare_stage(
+                env,
+                position,
+                stage,
+                &registry,
+                &done,
+                &mut images[id.0],
+                &mut timings,
+            ))
+            .map(|base| (base, images[id.0].clone()));
+        let failed = prepared.is_err();
+        let _ = tx.send(Event::Prepared(id, prepared));
+        if failed {
+            break;
+        }
+    }
+    let _ = tx.send(Event::PullerDone(timings));
+}
+
+/// Builds every plan of `envs` and returns each one's target image, in `envs` order.
+pub(crate) fn build_all(
+    envs: &[BuildEnv<'_>],
+    jobs: usize,
+    timings: &mut PhaseTimings,
+) -> Result<Vec<ImageState>, BuildError> {
+    let nodes = nodes(envs);
+    let work: Vec<(NodeId, usize)> = nodes
+        .iter()
+        .filter(|n| n.builder == n.id)
+        .map(|n| (n.id, n.position))
+        .collect();
     let start = Instant::now();
+    let stop = AtomicBool::new(false);
     let mut built: BTreeMap<NodeId, StageOutput> = BTreeMap::new();
+    let mut prepared: BTreeMap<NodeId, (Base, Images)> = BTreeMap::new();
     let result = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut running = 0;
+        let (puller_tx, work, stop) = (tx.clone(), &work, &stop);
+        scope.spawn(move || {
+            // A panic must still end the loop below, which waits for PullerDone.
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pull_all(envs, work, stop, puller_tx.clone())
+            }));
+            if let Err(panic) = caught {
+                let _ = puller_tx.send(Event::PullerDone(PhaseTimings::default()));
+                std::panic::resume_unwind(panic);
+            }
+        });
+        let (mut running, mut puller_done) = (0, false);
         let mut failed: Option<BuildError> = None;
         loop {
             // Outputs of other platforms' builds of the same stage.
@@ -99,45 +161,76 @@ pub(crate) async fn build_all(
                 }
             }
             if failed.is_none() {
-                for node in nodes.iter_mut() {
+                for node in &nodes {
                     if running >= jobs {
                         break;
                     }
-                    let ready =
-                        node.base.is_some() && node.needs.iter().all(|n| built.contains_key(n));
-                    if !ready {
+                    if !node.needs.iter().all(|n| built.contains_key(n)) {
                         continue;
                     }
-                    let base = node.base.take().expect("checked above");
+                    let Some((base, images)) = prepared.remove(&node.id) else {
+                        continue;
+                    };
                     let (e, index) = node.id;
                     let env = &envs[e];
                     let stage = env.plan.stage(index).expect("a node is a planned stage");
                     let done: BTreeMap<usize, StageOutput> =
                         node.needs.iter().map(|n| (n.1, built[n].clone())).collect();
-                    let (id, position, unpacked, tx) =
-                        (node.id, node.position, &images[e], tx.clone());
+                    let (id, position, tx) = (node.id, node.position, tx.clone());
                     running += 1;
                     scope.spawn(move || {
                         let count = env.plan.stages.len();
-                        let output =
-                            StageRun::new(env, stage, &done, unpacked, position + 1, count, base)
-                                .and_then(StageRun::run);
-                        let _ = tx.send((id, output));
+                        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            StageRun::new(env, stage, &done, &images, position + 1, count, base)
+                                .and_then(StageRun::run)
+                        }));
+                        match caught {
+                            Ok(output) => {
+                                let _ = tx.send(Event::Built(id, output.map(Box::new)));
+                            }
+                            Err(panic) => {
+                                // Tell the loop, then let the scope re-raise the panic.
+                                let _ = tx.send(Event::Built(
+                                    id,
+                                    Err(BuildError::Options("internal: a stage panicked".into())),
+                                ));
+                                std::panic::resume_unwind(panic);
+                            }
+                        }
                     });
                 }
             }
-            if running == 0 {
+            if running == 0 && (puller_done || failed.is_some()) {
                 break;
             }
-            let (id, output) = rx.recv().expect("a running stage always answers");
-            running -= 1;
-            match output {
-                Ok(output) => {
-                    built.insert(id, output);
+            match rx
+                .recv()
+                .expect("the puller and running stages always answer")
+            {
+                Event::Prepared(id, Ok(ready)) => {
+                    prepared.insert(id, ready);
                 }
-                Err(e) => {
+                Event::Prepared(_, Err(e)) => {
                     failed.get_or_insert(e);
                 }
+                Event::PullerDone(pulled) => {
+                    puller_done = true;
+                    timings.pull += pulled.pull;
+                }
+                Event::Built(id, output) => {
+                    running -= 1;
+                    match output {
+                        Ok(output) => {
+                            built.insert(id, *output);
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            if failed.is_some() {
+                stop.store(true, Ordering::Relaxed);
             }
         }
         match failed {

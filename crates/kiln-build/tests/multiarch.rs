@@ -443,3 +443,33 @@ fn a_parallel_build_gives_the_same_index_as_a_sequential_one() {
         );
     }
 }
+
+/// In a parallel build, a stage failing on one platform fails the build with that step's
+/// error, and nothing is pushed.
+#[test]
+fn a_stage_failing_on_one_platform_fails_a_parallel_build_and_pushes_nothing() {
+    let setup = Setup::new();
+    let base = format!("{}/base/busybox:multi", setup.host());
+    fs_err::write(
+        setup.context.path().join("Dockerfile.failing"),
+        format!(
+            "FROM {base} AS check\nARG TARGETARCH\nRUN test \"$TARGETARCH\" = amd64\n\
+             FROM {base}\nCOPY --from=check /bin/busybox /copied\n"
+        ),
+    )
+    .unwrap();
+    let mut options = setup.options("app:failing");
+    options.dockerfile = kiln_build::DockerfileSource::Path("Dockerfile.failing".into());
+    options.jobs = 4;
+    let err = run_tokio(kiln_build::build(&options, &Recorder::default()))
+        .expect_err("the arm64 check fails")
+        .to_string();
+    for part in [
+        "Dockerfile.failing:3",
+        "linux/arm64",
+        "test \"$TARGETARCH\" = amd64",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    assert!(setup.raw("app:failing").is_none(), "nothing was pushed");
+}
