@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use kiln_dockerfile::model::{Base as PlanBase, Plan, PlanOptions};
+use kiln_dockerfile::model::{Plan, PlanOptions};
 use kiln_oci::Platform;
 
 use crate::blobs::BlobStore;
@@ -22,12 +22,9 @@ use crate::events::{BuildEvent, BuildObserver};
 use crate::image::{Format, ImageState};
 use crate::index_output::PlatformImage;
 use crate::options::{BuildOptions, Compression, DockerfileSource, ImageFormatChoice};
-use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings, PlatformSummary};
+use crate::outcome::{BuildOutcome, PhaseTimings, PlatformSummary};
 use crate::output;
-use crate::platforms::StageKey;
-use crate::stage::{
-    Base, BuildEnv, StageOutput, StageRun, encode_options, images_used_by, stage_needs_rootfs,
-};
+use crate::stage::{BuildEnv, encode_options};
 use crate::step_cache::StepCache;
 use crate::workdir_cleanup::WorkDir;
 
@@ -193,7 +190,9 @@ async fn build_with(
     } else {
         let mut shared = BTreeMap::new();
         for env in &envs {
-            built.push(build_stages(env, &registry, &mut shared, &mut timings).await?);
+            built.push(
+                crate::stage_loop::build_stages(env, &registry, &mut shared, &mut timings).await?,
+            );
         }
     }
     for (image, env) in built.iter_mut().zip(&envs) {
@@ -228,14 +227,14 @@ async fn build_with(
                     platform: i.platform.to_string(),
                     digest: i.written.digest.to_string(),
                     media_type: i.written.media_type.as_str().to_string(),
-                    layers: layer_summaries(&i.written, &i.image),
+                    layers: crate::single_output::layer_summaries(&i.written, &i.image),
                 })
                 .collect(),
             timings,
         }
     } else {
         let image = built.remove(0);
-        single_output(
+        crate::single_output::single_output(
             &registry,
             &blobs,
             &image,
@@ -260,261 +259,6 @@ async fn build_with(
     // The build's own directory (stage roots, staging) goes away when `work` drops,
     // after the outcome is final: renamed into the trash, removed by a detached process.
     Ok(outcome)
-}
-
-/// Builds the stages of one platform's plan, one after another, and returns its target
-/// stage's image. `shared` holds every stage built so far by any platform, by
-/// [`StageKey`]: a stage whose key is there is not built again.
-async fn build_stages(
-    env: &BuildEnv<'_>,
-    registry: &std::sync::OnceLock<kiln_registry::Client>,
-    shared: &mut BTreeMap<StageKey, StageOutput>,
-    timings: &mut PhaseTimings,
-) -> Result<ImageState, BuildError> {
-    let plan = env.plan;
-    let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
-    let mut keys: BTreeMap<usize, StageKey> = BTreeMap::new();
-    let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let count = plan.stages.len();
-    for (position, stage) in plan.stages.iter().enumerate() {
-        let platform = crate::platforms::stage_platform(&env.platform, stage);
-        let key = StageKey::of(stage, &platform, &keys);
-        keys.insert(stage.index, key.clone());
-        if let Some(output) = shared.get(&key) {
-            tracing::info!(
-                stage = position + 1,
-                %platform,
-                "{} already built for another target platform; shared",
-                stage_label(env, position, &platform)
-            );
-            done.insert(stage.index, output.clone());
-            continue;
-        }
-        let base =
-            prepare_stage(env, position, stage, registry, &done, &mut images, timings).await?;
-        let build_start = Instant::now();
-        let output = StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()?;
-        timings.build += build_start.elapsed();
-        if env.several_platforms {
-            shared.insert(key, output.clone());
-        }
-        done.insert(stage.index, output);
-    }
-    let target = plan.target().index;
-    done.remove(&target)
-        .map(|o| o.image)
-        .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))
-}
-
-/// `[stage 2/3]`, or `[stage 2/3 linux/arm64/v8]` with several platforms.
-pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platform) -> String {
-    let count = env.plan.stages.len();
-    match env.several_platforms {
-        true => format!("[stage {}/{count} {platform}]", position + 1),
-        false => format!("[stage {}/{count}]", position + 1),
-    }
-}
-
-/// What a stage needs from registries before it runs: its base (pulled for the stage's
-/// platform, or read from `--cache-dir`), the base layers it will unpack, and the images
-/// its `COPY --from`/`RUN --mount from=` name (unpacked once per platform into
-/// `images`). `done` holds the stages built before it (a stage base without a root
-/// filesystem needs its layers).
-pub(crate) async fn prepare_stage(
-    env: &BuildEnv<'_>,
-    position: usize,
-    stage: &kiln_dockerfile::model::PlannedStage,
-    registry: &std::sync::OnceLock<kiln_registry::Client>,
-    done: &BTreeMap<usize, StageOutput>,
-    images: &mut BTreeMap<String, PathBuf>,
-    timings: &mut PhaseTimings,
-) -> Result<Base, BuildError> {
-    let (options, observer, blobs) = (env.options, env.observer, env.blobs);
-    let platform = crate::platforms::stage_platform(&env.platform, stage);
-    let label = stage_label(env, position, &platform);
-    let location = format!("{}:{}", env.file, stage.span.start.line);
-    let base = match &stage.base {
-        PlanBase::Scratch => Base::Scratch,
-        PlanBase::Stage(i) => Base::Stage(*i),
-        PlanBase::Image(reference) => {
-            let pull_start = Instant::now();
-            let from_error = |reason: String| BuildError::Step {
-                step: format!("{label} STEP 1"),
-                location: location.clone(),
-                text: format!("FROM {reference}"),
-                reason,
-            };
-            let cached = options
-                .cache
-                .dir
-                .as_deref()
-                .and_then(|dir| crate::pull::from_cache_dir(dir, blobs, reference, &platform));
-            let (image, digest) = match cached {
-                Some(found) => found.map_err(from_error)?,
-                None => {
-                    let client = registry_client(registry, options)?;
-                    crate::pull::pull_base(client, reference, &platform)
-                        .await
-                        .map_err(from_error)?
-                }
-            };
-            timings.pull += pull_start.elapsed();
-            Base::Image {
-                image: Box::new(image),
-                digest,
-            }
-        }
-    };
-    if env.cache.is_none() && stage_needs_rootfs(env, stage) {
-        // The base's layers will be unpacked: fetch the ones not in the store
-        // (with the cache on, the stage fetches them if a step misses).
-        let base_image = match &base {
-            Base::Image { image, .. } => Some(&**image),
-            Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
-            Base::Scratch => None,
-        };
-        if let Some(image) =
-            base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
-        {
-            let pull_start = Instant::now();
-            let client = registry_client(registry, options)?;
-            crate::pull::ensure_blobs(client, blobs, image, observer)
-                .await
-                .map_err(|reason| BuildError::Step {
-                    step: format!("{label} STEP 1"),
-                    location: location.clone(),
-                    text: "FROM".into(),
-                    reason,
-                })?;
-            timings.pull += pull_start.elapsed();
-        }
-    }
-    for reference in images_used_by(env.plan, stage) {
-        if images.contains_key(&reference) {
-            continue;
-        }
-        let pull_start = Instant::now();
-        let client = registry_client(registry, options)?;
-        let root = env
-            .work
-            .join(format!("image-{}", images.len()))
-            .join("rootfs");
-        crate::pull::pull_and_unpack(
-            client,
-            blobs,
-            &reference,
-            &platform,
-            &root,
-            observer,
-            options.retries.image_fs_extract_retry,
-        )
-        .await
-        .map_err(|reason| BuildError::Step {
-            step: label.clone(),
-            location: location.clone(),
-            text: format!("--from={reference}"),
-            reason,
-        })?;
-        timings.pull += pull_start.elapsed();
-        images.insert(reference, root);
-    }
-    Ok(base)
-}
-
-/// The outputs of a build for one platform: the image pushed to every destination,
-/// the OCI layout, the docker-archive and the digest files.
-async fn single_output(
-    registry: &std::sync::OnceLock<kiln_registry::Client>,
-    blobs: &BlobStore,
-    image: &ImageState,
-    options: &BuildOptions,
-    observer: &dyn BuildObserver,
-    platform: &Platform,
-    timings: &mut PhaseTimings,
-) -> Result<BuildOutcome, BuildError> {
-    let (format, chosen_by) = output::output_format(image, options);
-    let written = output::write_image(blobs, image, format, chosen_by, options)?;
-    // An OCI layout holds the OCI form; its manifest digest differs from the
-    // pushed one when that is Docker's (the digest files name the pushed one).
-    let layout_written = match (&options.oci_layout_path, format) {
-        (Some(_), Format::Docker) => Some(output::write_image(
-            blobs,
-            image,
-            Format::Oci,
-            "--oci-layout-path",
-            options,
-        )?),
-        _ => None,
-    };
-    if let Some(layout) = &layout_written {
-        tracing::info!(
-            layout_digest = %layout.digest,
-            image_digest = %written.digest,
-            "the OCI layout holds the image as OCI; its manifest digest differs from the Docker-format image's"
-        );
-    }
-    let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
-    if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
-        let client = registry_client(registry, options)?;
-        crate::pull::ensure_blobs(client, blobs, image, observer)
-            .await
-            .map_err(BuildError::Registry)?;
-    }
-    output::write_local_outputs(
-        blobs,
-        &written,
-        layout_written.as_ref().unwrap_or(&written),
-        options,
-        platform,
-    )?;
-
-    let mut pushed = Vec::new();
-    if !options.no_push {
-        let push_start = Instant::now();
-        let client = registry_client(registry, options)?;
-        pushed = match output::push(client, blobs, image, &written, options, observer).await {
-            Ok(p) => p,
-            Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
-                // A base layer could not be mounted: fetch it and upload it instead.
-                tracing::debug!(error = %first, "push without local base layers failed; fetching them");
-                crate::pull::ensure_blobs(client, blobs, image, observer)
-                    .await
-                    .map_err(BuildError::Registry)?;
-                output::push(client, blobs, image, &written, options, observer).await?
-            }
-            Err(e) => return Err(e),
-        };
-        timings.push = push_start.elapsed();
-    }
-    output::write_digest_files(&written.digest, &pushed, options)?;
-
-    let layers = layer_summaries(&written, image);
-    let size =
-        written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
-    Ok(BuildOutcome {
-        digest: written.digest.to_string(),
-        media_type: written.media_type.as_str().to_string(),
-        size,
-        layers,
-        pushed: pushed.iter().map(|p| p.to_string()).collect(),
-        platforms: Vec::new(),
-        timings: *timings,
-    })
-}
-
-fn layer_summaries(written: &output::Written, image: &ImageState) -> Vec<LayerSummary> {
-    written
-        .manifest
-        .layers
-        .iter()
-        .zip(image.config.rootfs.diff_ids.iter())
-        .map(|(d, diff_id)| LayerSummary {
-            digest: d.digest.to_string(),
-            diff_id: diff_id.to_string(),
-            size: d.size,
-            media_type: d.media_type.as_str().to_string(),
-        })
-        .collect()
 }
 
 pub(crate) fn registry_client<'a>(

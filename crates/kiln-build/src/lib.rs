@@ -109,7 +109,9 @@ mod registry_glue;
 mod rootfs_path;
 mod run;
 mod scheduler;
+mod single_output;
 mod stage;
+mod stage_loop;
 mod step_cache;
 #[cfg(test)]
 mod test_support;

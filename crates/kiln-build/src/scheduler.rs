@@ -7,7 +7,7 @@
 //!
 //! - A puller thread does every building node's registry work in plan order (bases
 //!   pulled for the stage's platform, base layers fetched, `--from` images unpacked:
-//!   [`crate::engine::prepare_stage`]) on a runtime and registry client of its own, so
+//!   [`crate::stage_loop::prepare_stage`]) on a runtime and registry client of its own, so
 //!   later bases are pulled while earlier stages run.
 //! - The scheduler loop starts a stage, on a scoped thread, as soon as its registry
 //!   work is done, the stages it needs are built and fewer than `jobs` run. The first
@@ -23,12 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use crate::engine::prepare_stage;
 use crate::error::BuildError;
 use crate::image::ImageState;
 use crate::outcome::PhaseTimings;
 use crate::platforms::{StageKey, stage_platform};
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun};
+use crate::stage_loop::prepare_stage;
 
 /// (index into the envs, Dockerfile index of the stage).
 type NodeId = (usize, usize);

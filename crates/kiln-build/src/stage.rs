@@ -200,7 +200,9 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 stage_count: count,
                 step: 1,
                 step_count: stage.instructions.len() + 1,
-                platform: None,
+                platform: env
+                    .several_platforms
+                    .then(|| crate::platforms::stage_platform(&env.platform, stage).to_string()),
             },
             single_snapshot_steps: Vec::new(),
         };

@@ -1,0 +1,111 @@
+//! The outputs of a build for one platform: the image pushed to every destination, the
+//! OCI layout, the docker-archive and the digest files.
+
+use std::time::Instant;
+
+use kiln_oci::Platform;
+
+use crate::blobs::BlobStore;
+use crate::engine::registry_client;
+use crate::error::BuildError;
+use crate::events::BuildObserver;
+use crate::image::{Format, ImageState};
+use crate::options::BuildOptions;
+use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+use crate::output;
+
+/// The outputs of a build for one platform: the image pushed to every destination,
+/// the OCI layout, the docker-archive and the digest files.
+pub(crate) async fn single_output(
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    blobs: &BlobStore,
+    image: &ImageState,
+    options: &BuildOptions,
+    observer: &dyn BuildObserver,
+    platform: &Platform,
+    timings: &mut PhaseTimings,
+) -> Result<BuildOutcome, BuildError> {
+    let (format, chosen_by) = output::output_format(image, options);
+    let written = output::write_image(blobs, image, format, chosen_by, options)?;
+    // An OCI layout holds the OCI form; its manifest digest differs from the
+    // pushed one when that is Docker's (the digest files name the pushed one).
+    let layout_written = match (&options.oci_layout_path, format) {
+        (Some(_), Format::Docker) => Some(output::write_image(
+            blobs,
+            image,
+            Format::Oci,
+            "--oci-layout-path",
+            options,
+        )?),
+        _ => None,
+    };
+    if let Some(layout) = &layout_written {
+        tracing::info!(
+            layout_digest = %layout.digest,
+            image_digest = %written.digest,
+            "the OCI layout holds the image as OCI; its manifest digest differs from the Docker-format image's"
+        );
+    }
+    let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
+    if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
+        let client = registry_client(registry, options)?;
+        crate::pull::ensure_blobs(client, blobs, image, observer)
+            .await
+            .map_err(BuildError::Registry)?;
+    }
+    output::write_local_outputs(
+        blobs,
+        &written,
+        layout_written.as_ref().unwrap_or(&written),
+        options,
+        platform,
+    )?;
+
+    let mut pushed = Vec::new();
+    if !options.no_push {
+        let push_start = Instant::now();
+        let client = registry_client(registry, options)?;
+        pushed = match output::push(client, blobs, image, &written, options, observer).await {
+            Ok(p) => p,
+            Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
+                // A base layer could not be mounted: fetch it and upload it instead.
+                tracing::debug!(error = %first, "push without local base layers failed; fetching them");
+                crate::pull::ensure_blobs(client, blobs, image, observer)
+                    .await
+                    .map_err(BuildError::Registry)?;
+                output::push(client, blobs, image, &written, options, observer).await?
+            }
+            Err(e) => return Err(e),
+        };
+        timings.push = push_start.elapsed();
+    }
+    output::write_digest_files(&written.digest, &pushed, options)?;
+
+    let layers = layer_summaries(&written, image);
+    let size =
+        written.manifest_size + written.config.size + layers.iter().map(|l| l.size).sum::<u64>();
+    Ok(BuildOutcome {
+        digest: written.digest.to_string(),
+        media_type: written.media_type.as_str().to_string(),
+        size,
+        layers,
+        pushed: pushed.iter().map(|p| p.to_string()).collect(),
+        platforms: Vec::new(),
+        timings: *timings,
+    })
+}
+
+pub(crate) fn layer_summaries(written: &output::Written, image: &ImageState) -> Vec<LayerSummary> {
+    written
+        .manifest
+        .layers
+        .iter()
+        .zip(image.config.rootfs.diff_ids.iter())
+        .map(|(d, diff_id)| LayerSummary {
+            digest: d.digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size: d.size,
+            media_type: d.media_type.as_str().to_string(),
+        })
+        .collect()
+}

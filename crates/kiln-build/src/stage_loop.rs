@@ -1,0 +1,176 @@
+//! The sequential stage loop (`--jobs 1`, in-place isolation) and the registry work a
+//! stage needs before it runs, which the parallel scheduler shares
+//! ([`prepare_stage`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use kiln_dockerfile::model::{Base as PlanBase, PlannedStage};
+use kiln_oci::Platform;
+
+use crate::engine::registry_client;
+use crate::error::BuildError;
+use crate::image::ImageState;
+use crate::outcome::PhaseTimings;
+use crate::platforms::StageKey;
+use crate::stage::{Base, BuildEnv, StageOutput, StageRun, images_used_by, stage_needs_rootfs};
+
+/// Builds the stages of one platform's plan, one after another, and returns its target
+/// stage's image. `shared` holds every stage built so far by any platform, by
+/// [`StageKey`]: a stage whose key is there is not built again.
+pub(crate) async fn build_stages(
+    env: &BuildEnv<'_>,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    shared: &mut BTreeMap<StageKey, StageOutput>,
+    timings: &mut PhaseTimings,
+) -> Result<ImageState, BuildError> {
+    let plan = env.plan;
+    let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
+    let mut keys: BTreeMap<usize, StageKey> = BTreeMap::new();
+    let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let count = plan.stages.len();
+    for (position, stage) in plan.stages.iter().enumerate() {
+        let platform = crate::platforms::stage_platform(&env.platform, stage);
+        let key = StageKey::of(stage, &platform, &keys);
+        keys.insert(stage.index, key.clone());
+        if let Some(output) = shared.get(&key) {
+            tracing::info!(
+                stage = position + 1,
+                %platform,
+                "{} already built for another target platform; shared",
+                stage_label(env, position, &platform)
+            );
+            done.insert(stage.index, output.clone());
+            continue;
+        }
+        let base =
+            prepare_stage(env, position, stage, registry, &done, &mut images, timings).await?;
+        let build_start = Instant::now();
+        let output = StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()?;
+        timings.build += build_start.elapsed();
+        if env.several_platforms {
+            shared.insert(key, output.clone());
+        }
+        done.insert(stage.index, output);
+    }
+    let target = plan.target().index;
+    done.remove(&target)
+        .map(|o| o.image)
+        .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))
+}
+
+/// `[stage 2/3]`, or `[stage 2/3 linux/arm64/v8]` with several platforms.
+pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platform) -> String {
+    let count = env.plan.stages.len();
+    match env.several_platforms {
+        true => format!("[stage {}/{count} {platform}]", position + 1),
+        false => format!("[stage {}/{count}]", position + 1),
+    }
+}
+
+/// What a stage needs from registries before it runs: its base (pulled for the stage's
+/// platform, or read from `--cache-dir`), the base layers it will unpack, and the images
+/// its `COPY --from`/`RUN --mount from=` name (unpacked once per platform into
+/// `images`). `done` holds the stages built before it (a stage base without a root
+/// filesystem needs its layers).
+pub(crate) async fn prepare_stage(
+    env: &BuildEnv<'_>,
+    position: usize,
+    stage: &PlannedStage,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    done: &BTreeMap<usize, StageOutput>,
+    images: &mut BTreeMap<String, PathBuf>,
+    timings: &mut PhaseTimings,
+) -> Result<Base, BuildError> {
+    let (options, observer, blobs) = (env.options, env.observer, env.blobs);
+    let platform = crate::platforms::stage_platform(&env.platform, stage);
+    let label = stage_label(env, position, &platform);
+    let location = format!("{}:{}", env.file, stage.span.start.line);
+    let base = match &stage.base {
+        PlanBase::Scratch => Base::Scratch,
+        PlanBase::Stage(i) => Base::Stage(*i),
+        PlanBase::Image(reference) => {
+            let pull_start = Instant::now();
+            let from_error = |reason: String| BuildError::Step {
+                step: format!("{label} STEP 1"),
+                location: location.clone(),
+                text: format!("FROM {reference}"),
+                reason,
+            };
+            let cached = options
+                .cache
+                .dir
+                .as_deref()
+                .and_then(|dir| crate::pull::from_cache_dir(dir, blobs, reference, &platform));
+            let (image, digest) = match cached {
+                Some(found) => found.map_err(from_error)?,
+                None => {
+                    let client = registry_client(registry, options)?;
+                    crate::pull::pull_base(client, reference, &platform)
+                        .await
+                        .map_err(from_error)?
+                }
+            };
+            timings.pull += pull_start.elapsed();
+            Base::Image {
+                image: Box::new(image),
+                digest,
+            }
+        }
+    };
+    if env.cache.is_none() && stage_needs_rootfs(env, stage) {
+        // The base's layers will be unpacked: fetch the ones not in the store
+        // (with the cache on, the stage fetches them if a step misses).
+        let base_image = match &base {
+            Base::Image { image, .. } => Some(&**image),
+            Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
+            Base::Scratch => None,
+        };
+        if let Some(image) =
+            base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
+        {
+            let pull_start = Instant::now();
+            let client = registry_client(registry, options)?;
+            crate::pull::ensure_blobs(client, blobs, image, observer)
+                .await
+                .map_err(|reason| BuildError::Step {
+                    step: format!("{label} STEP 1"),
+                    location: location.clone(),
+                    text: "FROM".into(),
+                    reason,
+                })?;
+            timings.pull += pull_start.elapsed();
+        }
+    }
+    for reference in images_used_by(env.plan, stage) {
+        if images.contains_key(&reference) {
+            continue;
+        }
+        let pull_start = Instant::now();
+        let client = registry_client(registry, options)?;
+        let root = env
+            .work
+            .join(format!("image-{}", images.len()))
+            .join("rootfs");
+        crate::pull::pull_and_unpack(
+            client,
+            blobs,
+            &reference,
+            &platform,
+            &root,
+            observer,
+            options.retries.image_fs_extract_retry,
+        )
+        .await
+        .map_err(|reason| BuildError::Step {
+            step: label.clone(),
+            location: location.clone(),
+            text: format!("--from={reference}"),
+            reason,
+        })?;
+        timings.pull += pull_start.elapsed();
+        images.insert(reference, root);
+    }
+    Ok(base)
+}
