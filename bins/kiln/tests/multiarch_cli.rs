@@ -134,6 +134,8 @@ fn kiln_without_root_registers_the_emulator_it_is_given() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("ran on aarch64"), "{log}");
     assert!(log.contains("[stage 1/1 linux/arm64/v8] STEP"), "{log}");
+    assert!(log.contains("built image index sha256:"), "{log}");
+    assert!(log.contains("of 2 platforms (linux/amd64 sha256:"), "{log}");
     assert_eq!(arch_files(&dir.path().join("out")), expected());
 }
 

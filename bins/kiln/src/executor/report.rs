@@ -114,16 +114,27 @@ impl Reporter {
     /// The end-of-build summary: digest, size, layers, time per phase.
     pub fn summary(&self, outcome: &BuildOutcome) {
         let t = &outcome.timings;
+        let what = match outcome.platforms.as_slice() {
+            [] => format!(
+                "image {} ({} bytes, {} layers)",
+                outcome.digest,
+                outcome.size,
+                outcome.layers.len()
+            ),
+            platforms => format!(
+                "image index {} of {} platforms ({})",
+                outcome.digest,
+                platforms.len(),
+                platforms
+                    .iter()
+                    .map(|p| format!("{} {}", p.platform, p.digest))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let message = format!(
-            "built image {} ({} bytes, {} layers); time: prepare {:.2?}, pull {:.2?}, build {:.2?}, export {:.2?}, push {:.2?}",
-            outcome.digest,
-            outcome.size,
-            outcome.layers.len(),
-            t.prepare,
-            t.pull,
-            t.build,
-            t.export,
-            t.push
+            "built {what}; time: prepare {:.2?}, pull {:.2?}, build {:.2?}, export {:.2?}, push {:.2?}",
+            t.prepare, t.pull, t.build, t.export, t.push
         );
         let ms = |d: std::time::Duration| d.as_millis() as u64;
         self.emit(
@@ -134,6 +145,11 @@ impl Reporter {
                 "size": outcome.size,
                 "layers": outcome.layers.len(),
                 "pushed": outcome.pushed,
+                "platforms": outcome
+                    .platforms
+                    .iter()
+                    .map(|p| json!({"platform": p.platform, "digest": p.digest}))
+                    .collect::<Vec<_>>(),
                 "prepare_ms": ms(t.prepare),
                 "pull_ms": ms(t.pull),
                 "build_ms": ms(t.build),
