@@ -417,3 +417,39 @@ pub async fn inspect(
         .map_err(registry_err)?;
     Ok((doc.media_type, doc.digest, doc.bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(media_type: MediaType, n: u8) -> Descriptor {
+        Descriptor::new(media_type, Digest::sha256_of(&[n]), 100 + u64::from(n))
+    }
+
+    #[test]
+    fn the_index_is_dockers_only_when_every_manifest_is() {
+        let platforms: Vec<Platform> = ["linux/amd64", "linux/arm64"]
+            .iter()
+            .map(|p| p.parse().expect("platform"))
+            .collect();
+        let docker = [
+            manifest(MediaType::DockerManifest, 1),
+            manifest(MediaType::DockerManifest, 2),
+        ];
+        let (media_type, bytes) = index_of(&docker, &platforms).expect("index");
+        assert_eq!(media_type, MediaType::DockerManifestList);
+        let index: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(index["mediaType"], media_type.as_str());
+        assert_eq!(index["manifests"][1]["platform"]["architecture"], "arm64");
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            docker[0].digest.to_string().as_str()
+        );
+        let mixed = [
+            manifest(MediaType::DockerManifest, 1),
+            manifest(MediaType::OciManifest, 2),
+        ];
+        let (media_type, _) = index_of(&mixed, &platforms).expect("index");
+        assert_eq!(media_type, MediaType::OciIndex);
+    }
+}
