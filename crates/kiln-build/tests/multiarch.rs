@@ -473,3 +473,65 @@ fn a_stage_failing_on_one_platform_fails_a_parallel_build_and_pushes_nothing() {
     }
     assert!(setup.raw("app:failing").is_none(), "nothing was pushed");
 }
+
+/// `--image-format docker` with two platforms: the registry gets a Docker manifest list
+/// of Docker manifests; the OCI layout holds an OCI index of their OCI forms, which
+/// skopeo reads per platform.
+#[test]
+fn docker_format_images_get_a_docker_manifest_list_and_the_layout_an_oci_index() {
+    let setup = Setup::new();
+    let base = format!("{}/base/busybox:multi", setup.host());
+    fs_err::write(
+        setup.context.path().join("Dockerfile.docker"),
+        format!("FROM {base}\nARG TARGETARCH\nLABEL arch=$TARGETARCH\n"),
+    )
+    .unwrap();
+    let mut options = setup.options("app:docker");
+    options.dockerfile = kiln_build::DockerfileSource::Path("Dockerfile.docker".into());
+    options.image_format = kiln_build::ImageFormatChoice::Docker;
+    let layout = setup.work.path().join("docker-layout");
+    options.oci_layout_path = Some(layout.clone());
+    let outcome = run_tokio(kiln_build::build(&options, &Recorder::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let raw = setup.raw("app:docker").expect("pushed");
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(kiln_testkit::image::sha256_digest(&raw), outcome.digest);
+    for m in index["manifests"].as_array().unwrap() {
+        assert_eq!(
+            m["mediaType"],
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+    }
+
+    let top: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let layout_digest = top["manifests"][0]["digest"].as_str().unwrap();
+    assert_ne!(
+        layout_digest, outcome.digest,
+        "the layout holds the OCI forms"
+    );
+    let layout_index: serde_json::Value =
+        serde_json::from_slice(&support::layout_blob(&layout, layout_digest)).unwrap();
+    assert_eq!(
+        layout_index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    skopeo(|c| {
+        c.args([
+            "copy",
+            "--override-arch",
+            "arm64",
+            &format!("oci:{}:docker", layout.display()),
+            &format!("oci:{}:arm64", dir.path().display()),
+        ]);
+    });
+    let (_, config) = support::layout_documents(dir.path());
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["config"]["Labels"]["arch"], "arm64");
+}
