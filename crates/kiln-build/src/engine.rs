@@ -192,9 +192,11 @@ async fn build_with(
                 }
             }
         };
+        let mut fetch = None;
         if cache.is_none() && stage_needs_rootfs(&env, stage) {
             // The base's layers will be unpacked: fetch the ones not in the store
-            // (with the cache on, the stage fetches them if a step misses).
+            // while the stage unpacks them (with the cache on, the stage fetches
+            // them if a step misses).
             let base_image = match &base {
                 Base::Image { image, .. } => Some(&**image),
                 Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
@@ -205,14 +207,13 @@ async fn build_with(
             {
                 let pull_start = Instant::now();
                 let client = registry_client(&registry, options)?;
-                crate::pull::ensure_blobs(client, &blobs, image, observer)
-                    .await
-                    .map_err(|reason| BuildError::Step {
-                        step: format!("[stage {}/{count}] STEP 1", position + 1),
-                        location: format!("{dockerfile_name}:{}", stage.span.start.line),
-                        text: "FROM".into(),
-                        reason,
-                    })?;
+                let planned = crate::pull::pipeline::Fetch::plan(client, &blobs, image);
+                fetch = Some(planned.map_err(|reason| BuildError::Step {
+                    step: format!("[stage {}/{count}] STEP 1", position + 1),
+                    location: format!("{dockerfile_name}:{}", stage.span.start.line),
+                    text: "FROM".into(),
+                    reason,
+                })?);
                 timings.pull += pull_start.elapsed();
             }
         }
@@ -246,8 +247,9 @@ async fn build_with(
             images.insert(reference, root);
         }
         let build_start = Instant::now();
-        let output =
-            StageRun::new(&env, stage, &done, &images, position + 1, count, base)?.run()?;
+        let output = crate::pull::pipeline::while_fetching(fetch, &blobs, observer, || {
+            StageRun::new(&env, stage, &done, &images, position + 1, count, base)?.run()
+        })?;
         timings.build += build_start.elapsed();
         done.insert(stage.index, output);
     }
