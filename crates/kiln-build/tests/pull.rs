@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use kiln_testkit::{FaultProxy, Faults, Registry, Shaping};
+use kiln_testkit::{FaultProxy, Faults, Registry, Shaping, TruncateRule};
 use support::{Fixture, Recorder, run_tokio};
 
 /// The pipeline's bound (`pull::pipeline::CONCURRENT`).
@@ -145,6 +145,42 @@ fn pipelined_pull_gives_the_stored_tree_with_bounded_concurrent_downloads() {
     assert!(streamed.contains("/made/here directory"), "{streamed}");
     assert!(!streamed.contains("/data/f2.bin"), "whiteout not applied");
     assert!(streamed.contains("/bin/busybox"), "{streamed}");
+}
+
+/// Blob bodies cut short make the downloads retry from zero while the layers
+/// are being applied from them: the build still gets the registry's tree.
+#[test]
+fn downloads_retried_mid_layer_still_give_the_stored_tree() {
+    let registry = Registry::start_plain();
+    push_base(&registry);
+    // the config and the first three layers are cut after 400 kB
+    let cut = TruncateRule::first(4, 400_000).matching(Some("GET"), Some("/blobs/sha256:"));
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().truncate(cut));
+    let fx = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", proxy.host_port()),
+        &[],
+    );
+    let (mut options, layout) = fx.layout_options();
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let retried = listing(&layout);
+    let cut_short = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault == Some("truncate"))
+        .count();
+    assert_eq!(cut_short, 4);
+
+    // the same base straight from the registry, into a fresh store
+    let direct = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", registry.host_port()),
+        &[],
+    );
+    let (mut options, layout) = direct.layout_options();
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    assert_eq!(retried, listing(&layout));
+    assert!(retried.contains("/data/f0.bin regular file"), "{retried}");
 }
 
 /// The registry's stored copy of the last big layer, corrupted in place (same size).
