@@ -72,6 +72,16 @@ impl Arrival {
         self.update(|s| s.outcome = Some(outcome));
     }
 
+    /// Ends a download that was cancelled before it finished, so that no reader
+    /// (another stage sharing the blob) waits for it forever.
+    pub fn cancel(&self, why: &str) {
+        self.update(|s| {
+            if s.outcome.is_none() {
+                s.outcome = Some(Err(why.to_owned()));
+            }
+        });
+    }
+
     /// Whether the download finished and the blob is in place.
     pub fn is_stored(&self) -> bool {
         matches!(self.lock().outcome, Some(Ok(())))

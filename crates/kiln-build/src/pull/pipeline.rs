@@ -161,6 +161,10 @@ pub fn while_fetching<T, E>(
         out
     });
     for (layer, _, arrival) in &wanted {
+        arrival.cancel(&format!(
+            "the download of layer {} was cancelled: the stage that started it failed",
+            layer.digest
+        ));
         if !arrival.is_stored() {
             let partial = kiln_registry::partial_path(&blobs.path(&layer.digest));
             let _ = std::fs::remove_file(partial);
