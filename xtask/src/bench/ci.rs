@@ -11,7 +11,7 @@
 //! - upload: that encoded layer uploaded through the proxy (curl, monolithic).
 //!
 //! and the ratio of kiln's wall time (start to exit, push included) to the
-//! largest floor, and kiln's peak RSS (`wait4` rusage of the child). The
+//! largest floor, and kiln's peak RSS (`wait4` rusage of kiln, by GNU time). The
 //! workloads: ten small RUNs on the Debian base, a COPY of 20,000 files
 //! (12 KB each, incompressible), one RUN writing 500 MB (incompressible).
 //! `--scale` shrinks the file count and the sizes for a quick run.
@@ -24,6 +24,9 @@ use anyhow::Context as _;
 use kiln_testkit::{FaultProxy, Faults, FixtureImage, FixtureLayer, Registry, Shaping};
 
 use crate::util::{cargo, require, run as run_cmd, workspace_root};
+
+/// GNU time (Debian's `time`), for kiln's peak RSS.
+const TIME: &str = "/usr/bin/time";
 
 struct Settings {
     scale: f64,
@@ -55,7 +58,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let s = settings(args)?;
-    for tool in ["curl", "pigz", "tar", "head"] {
+    for tool in ["curl", "pigz", "tar", "head", TIME] {
         require(tool)?;
     }
     run_cmd(cargo().args(["build", "--release", "--package", "kiln"]))?;
@@ -283,7 +286,12 @@ fn upload_floor(proxy: &FaultProxy, blob: &Path) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// Runs the kiln executor; its wall time and peak RSS (KiB, from `wait4`).
+/// Runs the kiln executor; its wall time and peak RSS (KiB).
+///
+/// The peak comes from GNU time's `wait4` of kiln, not from ours: Linux keeps a
+/// process's peak RSS across `execve`, and a child spawned from this process
+/// (which held the Debian base in memory) would report this process's peak.
+/// kiln forked by `time` starts from `time`'s small one.
 fn kiln_build(
     kiln: &Path,
     context: &Path,
@@ -291,41 +299,35 @@ fn kiln_build(
     proxy: &FaultProxy,
     name: &str,
 ) -> anyhow::Result<(Duration, u64)> {
+    let rss_file = dir.join("kiln.maxrss");
     let started = Instant::now();
-    let child = Command::new(kiln)
-        .arg("--context")
-        .arg(context)
-        .arg("--dockerfile")
-        .arg(context.join("Dockerfile"))
-        .arg("--destination")
-        .arg(format!("{}/bench/{name}:1", proxy.host_port()))
-        .args(["--insecure", "--insecure-pull"])
-        .arg("--kaniko-dir")
-        .arg(dir.join("kaniko"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", kiln.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let stderr = child.stderr;
-    let log = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut e) = stderr {
-            let _ = std::io::Read::read_to_string(&mut e, &mut text);
-        }
-        text
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data, filled by the kernel.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, whose pid we hold.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let out = crate::util::output(
+        Command::new(TIME)
+            .args(["-f", "%M", "-o"])
+            .arg(&rss_file)
+            .arg(kiln)
+            .arg("--context")
+            .arg(context)
+            .arg("--dockerfile")
+            .arg(context.join("Dockerfile"))
+            .arg("--destination")
+            .arg(format!("{}/bench/{name}:1", proxy.host_port()))
+            .args(["--insecure", "--insecure-pull"])
+            .arg("--kaniko-dir")
+            .arg(dir.join("kaniko")),
+    )?;
     let wall = started.elapsed();
-    let log = log.join().unwrap_or_default();
-    anyhow::ensure!(waited == pid, "wait4: {}", std::io::Error::last_os_error());
     anyhow::ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "kiln failed on {name} (status {status}):\n{log}"
+        out.status.success(),
+        "kiln failed on {name} ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
-    Ok((wall, usage.ru_maxrss as u64))
+    let text = fs_err::read_to_string(&rss_file)?;
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("GNU time wrote no peak RSS: {text:?}"))?;
+    Ok((wall, kib))
 }
