@@ -1,6 +1,12 @@
 //! `cargo xtask bench [PACKAGE|BENCH]...`: runs the benchmarks in release
 //! mode (all of them, or those named). Each one prints its own figures next to
 //! a baseline measured in the same run, with the ratio.
+//!
+//! `cargo xtask bench ci [...]` is the CI-like bench instead ([`ci`]): whole
+//! builds by the release binary through a shaped registry proxy, next to the
+//! floors of the same run.
+
+mod ci;
 
 use crate::util::{cargo, run as run_cmd};
 
@@ -20,6 +26,9 @@ const BENCHES: &[(&str, &str)] = &[
 ];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().is_some_and(|a| a == "ci") {
+        return ci::run(&args[1..]);
+    }
     if let Some(unknown) = args
         .iter()
         .find(|a| !BENCHES.iter().any(|(p, b)| p == a || b == a))

@@ -5,19 +5,28 @@
 //! A blob is written once under a temporary name and renamed into place
 //! (pulls likewise, as `NAME.partial`); a stored blob is never rewritten or
 //! truncated, so readers may map it (the layer applier does).
+//!
+//! A blob being downloaded by the pull pipeline is registered as an
+//! [`Arrival`] while its download runs: the applier reads it as it arrives
+//! instead of waiting for it (see `pull::pipeline`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kiln_oci::Digest;
 
 use crate::error::BuildError;
+use crate::pull::arrival::Arrival;
 
 /// A directory of blobs named by digest.
 #[derive(Debug)]
 pub struct BlobStore {
     root: PathBuf,
     counter: AtomicU64,
+    /// Blobs whose download is running, by digest.
+    arrivals: Mutex<BTreeMap<Digest, Arc<Arrival>>>,
 }
 
 impl BlobStore {
@@ -31,6 +40,7 @@ impl BlobStore {
         Ok(BlobStore {
             root,
             counter: AtomicU64::new(0),
+            arrivals: Mutex::default(),
         })
     }
 
@@ -44,6 +54,31 @@ impl BlobStore {
     /// Whether the blob is present.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
+    }
+
+    /// The running download of this blob, if any.
+    pub fn arriving(&self, digest: &Digest) -> Option<Arc<Arrival>> {
+        self.lock_arrivals().get(digest).cloned()
+    }
+
+    /// Registers a download of `digest` about to start; `None` when one already is.
+    pub fn expect_arrival(&self, digest: &Digest) -> Option<Arc<Arrival>> {
+        let mut arrivals = self.lock_arrivals();
+        if arrivals.contains_key(digest) {
+            return None;
+        }
+        let arrival = Arrival::new(self.path(digest));
+        arrivals.insert(digest.clone(), arrival.clone());
+        Some(arrival)
+    }
+
+    /// Forgets a download that is over (or cancelled).
+    pub fn forget_arrival(&self, digest: &Digest) {
+        self.lock_arrivals().remove(digest);
+    }
+
+    fn lock_arrivals(&self) -> std::sync::MutexGuard<'_, BTreeMap<Digest, Arc<Arrival>>> {
+        self.arrivals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh path in the store's temp dir, for writing a blob before its digest is known.

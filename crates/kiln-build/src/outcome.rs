@@ -56,9 +56,11 @@ pub struct LayerSummary {
 pub struct PhaseTimings {
     /// Loading the context and the Dockerfile.
     pub prepare: Duration,
-    /// Pulling base images.
+    /// Pulling base images (manifests, configs, `COPY --from` images); a stage's
+    /// own base layers download while it runs, in `build`.
     pub pull: Duration,
-    /// Executing steps (including snapshots and layer encoding).
+    /// Executing steps (including snapshots and layer encoding), and the
+    /// download of base layers that overlaps them.
     pub build: Duration,
     /// Writing local outputs (OCI layout, tar, digest files).
     pub export: Duration,

@@ -1,8 +1,12 @@
 //! Pulling a base image: manifest for the target platform and config; layer
 //! blobs are fetched into the content-addressed store only when something
 //! needs their bytes (unpacking, a local output, a push that cannot mount).
-//! Transfers report their progress as events ([`progress`]).
+//! Transfers report their progress as events ([`progress`]). A stage's base
+//! layers download while the stage unpacks them ([`pipeline`]), each applied
+//! from its stream as it arrives ([`arrival`]).
 
+pub(crate) mod arrival;
+pub(crate) mod pipeline;
 pub(crate) mod progress;
 
 use kiln_oci::{Digest, ImageConfig, Platform, Reference};
@@ -90,9 +94,11 @@ pub async fn pull_and_unpack(
     extract_retries: u32,
 ) -> Result<(), String> {
     let (image, _) = pull_base(client, reference, platform).await?;
-    ensure_blobs(client, blobs, &image, observer).await?;
+    let fetch = pipeline::Fetch::plan(client, blobs, &image)?;
     fs_err::create_dir_all(root).map_err(|e| e.to_string())?;
-    crate::unpack::unpack_layers(blobs, &image.layers, root, extract_retries)
+    pipeline::while_fetching(Some(fetch), blobs, observer, || {
+        crate::unpack::unpack_layers(blobs, &image.layers, root, extract_retries)
+    })
 }
 
 /// Looks `reference` up in `--cache-dir` when it is an OCI image layout whose

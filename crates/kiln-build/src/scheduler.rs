@@ -6,7 +6,8 @@
 //! output.
 //!
 //! - A puller thread does every building node's registry work in plan order (bases
-//!   pulled for the stage's platform, base layers fetched, `--from` images unpacked:
+//!   pulled for the stage's platform, the missing base layers planned — they download
+//!   while the stage unpacks them, [`crate::pull::pipeline`] — `--from` images unpacked:
 //!   [`crate::stage_loop::prepare_stage`]) on a runtime and registry client of its own, so
 //!   later bases are pulled while earlier stages run.
 //! - The scheduler loop starts a stage, on a scoped thread, as soon as its registry
@@ -27,6 +28,7 @@ use crate::error::BuildError;
 use crate::image::ImageState;
 use crate::outcome::PhaseTimings;
 use crate::platforms::{StageKey, stage_platform};
+use crate::pull::pipeline::{Fetch, while_fetching};
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun};
 use crate::stage_loop::prepare_stage;
 
@@ -46,7 +48,7 @@ struct Node {
 
 enum Event {
     /// A node's registry work is done.
-    Prepared(NodeId, Result<(Base, Images), BuildError>),
+    Prepared(NodeId, Result<(Base, Option<Fetch>, Images), BuildError>),
     /// The puller has nothing more to do.
     PullerDone(PhaseTimings),
     /// A stage finished.
@@ -110,7 +112,7 @@ fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, 
                 &mut images[id.0],
                 &mut timings,
             ))
-            .map(|base| (base, images[id.0].clone()));
+            .map(|(base, fetch)| (base, fetch, images[id.0].clone()));
         let failed = prepared.is_err();
         let _ = tx.send(Event::Prepared(id, prepared));
         if failed {
@@ -135,7 +137,7 @@ pub(crate) fn build_all(
     let start = Instant::now();
     let stop = AtomicBool::new(false);
     let mut built: BTreeMap<NodeId, StageOutput> = BTreeMap::new();
-    let mut prepared: BTreeMap<NodeId, (Base, Images)> = BTreeMap::new();
+    let mut prepared: BTreeMap<NodeId, (Base, Option<Fetch>, Images)> = BTreeMap::new();
     let result = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
         let (puller_tx, work, stop) = (tx.clone(), &work, &stop);
@@ -168,7 +170,7 @@ pub(crate) fn build_all(
                     if !node.needs.iter().all(|n| built.contains_key(n)) {
                         continue;
                     }
-                    let Some((base, images)) = prepared.remove(&node.id) else {
+                    let Some((base, fetch, images)) = prepared.remove(&node.id) else {
                         continue;
                     };
                     let (e, index) = node.id;
@@ -181,8 +183,10 @@ pub(crate) fn build_all(
                     scope.spawn(move || {
                         let count = env.plan.stages.len();
                         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            StageRun::new(env, stage, &done, &images, position + 1, count, base)
-                                .and_then(StageRun::run)
+                            while_fetching(fetch, env.blobs, env.observer, || {
+                                StageRun::new(env, stage, &done, &images, position + 1, count, base)
+                                    .and_then(StageRun::run)
+                            })
                         }));
                         match caught {
                             Ok(output) => {

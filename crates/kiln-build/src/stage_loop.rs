@@ -14,6 +14,7 @@ use crate::error::BuildError;
 use crate::image::ImageState;
 use crate::outcome::PhaseTimings;
 use crate::platforms::StageKey;
+use crate::pull::pipeline::Fetch;
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun, images_used_by, stage_needs_rootfs};
 
 /// Builds the stages of one platform's plan, one after another, and returns its target
@@ -44,10 +45,12 @@ pub(crate) async fn build_stages(
             done.insert(stage.index, output.clone());
             continue;
         }
-        let base =
+        let (base, fetch) =
             prepare_stage(env, position, stage, registry, &done, &mut images, timings).await?;
         let build_start = Instant::now();
-        let output = StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()?;
+        let output = crate::pull::pipeline::while_fetching(fetch, env.blobs, env.observer, || {
+            StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()
+        })?;
         timings.build += build_start.elapsed();
         if env.several_platforms {
             shared.insert(key, output.clone());
@@ -70,7 +73,8 @@ pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platfo
 }
 
 /// What a stage needs from registries before it runs: its base (pulled for the stage's
-/// platform, or read from `--cache-dir`), the base layers it will unpack, and the images
+/// platform, or read from `--cache-dir`), the plan of the base layers it will unpack
+/// (fetched while the stage unpacks them, see [`crate::pull::pipeline`]), and the images
 /// its `COPY --from`/`RUN --mount from=` name (unpacked once per platform into
 /// `images`). `done` holds the stages built before it (a stage base without a root
 /// filesystem needs its layers).
@@ -82,7 +86,7 @@ pub(crate) async fn prepare_stage(
     done: &BTreeMap<usize, StageOutput>,
     images: &mut BTreeMap<String, PathBuf>,
     timings: &mut PhaseTimings,
-) -> Result<Base, BuildError> {
+) -> Result<(Base, Option<Fetch>), BuildError> {
     let (options, observer, blobs) = (env.options, env.observer, env.blobs);
     let platform = crate::platforms::stage_platform(&env.platform, stage);
     let label = stage_label(env, position, &platform);
@@ -119,9 +123,11 @@ pub(crate) async fn prepare_stage(
             }
         }
     };
+    let mut fetch = None;
     if env.cache.is_none() && stage_needs_rootfs(env, stage) {
         // The base's layers will be unpacked: fetch the ones not in the store
-        // (with the cache on, the stage fetches them if a step misses).
+        // while the stage unpacks them (with the cache on, the stage fetches
+        // them if a step misses).
         let base_image = match &base {
             Base::Image { image, .. } => Some(&**image),
             Base::Stage(i) => done.get(i).filter(|o| o.rootfs.is_none()).map(|o| &o.image),
@@ -132,14 +138,13 @@ pub(crate) async fn prepare_stage(
         {
             let pull_start = Instant::now();
             let client = registry_client(registry, options)?;
-            crate::pull::ensure_blobs(client, blobs, image, observer)
-                .await
-                .map_err(|reason| BuildError::Step {
-                    step: format!("{label} STEP 1"),
-                    location: location.clone(),
-                    text: "FROM".into(),
-                    reason,
-                })?;
+            let planned = Fetch::plan(client, blobs, image);
+            fetch = Some(planned.map_err(|reason| BuildError::Step {
+                step: format!("{label} STEP 1"),
+                location: location.clone(),
+                text: "FROM".into(),
+                reason,
+            })?);
             timings.pull += pull_start.elapsed();
         }
     }
@@ -172,5 +177,5 @@ pub(crate) async fn prepare_stage(
         timings.pull += pull_start.elapsed();
         images.insert(reference, root);
     }
-    Ok(base)
+    Ok((base, fetch))
 }

@@ -1,5 +1,8 @@
 //! Unpacking an image's layers (blobs in the store) onto a stage root with
-//! kiln-layer's safe applier, verifying each blob's digest and size.
+//! kiln-layer's safe applier, verifying each blob's digest and size. A blob
+//! the pull pipeline is still downloading is applied from its stream as it
+//! arrives (`pull::arrival`); it is verified when the stream ends, and a
+//! mismatch fails the layer (the caller then never uses the root).
 //!
 //! `--image-fs-extract-retry N` (kaniko's semantics): a layer that fails to
 //! apply is applied again, up to N more times, after 1 s, 2 s, 4 s… Applying
@@ -10,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kiln_layer::{ApplyOptions, Expected, apply_layer_file};
+use kiln_layer::{ApplyOptions, Expected, apply_layer, apply_layer_file};
 use kiln_oci::Descriptor;
 
 use crate::archive::running_as_root;
@@ -62,25 +65,33 @@ fn unpack_layer(
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<(), String> {
-    let path = blobs.path(&layer.digest);
-    let file = fs_err::File::open(&path)
-        .map_err(|e| format!("base layer {} is not in the blob store: {e}", layer.digest))?;
     let expected = Expected {
         digest: Some(layer.digest.clone()),
         size: Some(layer.size),
         diff_id: None,
     };
+    let name = layer.digest.to_string();
+    let unpacking = |e| format!("unpacking base layer {}: {e}", layer.digest);
+    if let Some(arrival) = blobs
+        .arriving(&layer.digest)
+        .filter(|a| !a.is_stored() && !blobs.contains(&layer.digest))
+    {
+        tracing::debug!(layer = %layer.digest, "unpacking as it downloads");
+        return apply_layer(arrival.reader(), &name, expected, root, options)
+            .map(|_| ())
+            .map_err(|e| match arrival.wait_failure() {
+                Some(download) => format!("unpacking base layer {}: {download}", layer.digest),
+                None => unpacking(e),
+            });
+    }
+    let path = blobs.path(&layer.digest);
+    let file = fs_err::File::open(&path)
+        .map_err(|e| format!("base layer {} is not in the blob store: {e}", layer.digest))?;
     // the store writes a blob once, under a temporary name, and never
     // truncates it: safe to map (see `apply_layer_file`)
-    apply_layer_file(
-        file.file(),
-        &layer.digest.to_string(),
-        expected,
-        root,
-        options,
-    )
-    .map(|_| ())
-    .map_err(|e| format!("unpacking base layer {}: {e}", layer.digest))
+    apply_layer_file(file.file(), &name, expected, root, options)
+        .map(|_| ())
+        .map_err(unpacking)
 }
 
 #[cfg(test)]

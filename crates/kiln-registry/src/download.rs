@@ -2,9 +2,15 @@
 //! blocking writer thread that hashes and writes them into `DEST.partial`; the file is
 //! renamed to `DEST` only when size and digest match. Memory stays bounded (a few MiB)
 //! whatever the blob size.
+//!
+//! A [`WriteWatch`] is told how many bytes of `DEST.partial` the current attempt has
+//! written (0 when an attempt creates it), after the bytes are written: a reader on
+//! the same machine can follow the file as it grows (kiln-build's pull pipeline applies
+//! a layer while it arrives). A retry truncates the file and starts again from 0.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::Response;
@@ -19,6 +25,28 @@ use crate::transport::{BODY_IDLE_TIMEOUT, chain};
 const BUFFER: usize = 1 << 20;
 const QUEUE: usize = 4;
 
+/// Told the number of bytes the current attempt has written to `DEST.partial`; see the
+/// module documentation. Called on the blocking writer thread: it must not block.
+#[derive(Clone)]
+pub struct WriteWatch(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl WriteWatch {
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> WriteWatch {
+        WriteWatch(Arc::new(f))
+    }
+
+    /// Says that `written` bytes of the current attempt are in the file.
+    pub fn tell(&self, written: u64) {
+        (self.0)(written);
+    }
+}
+
+impl std::fmt::Debug for WriteWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteWatch")
+    }
+}
+
 /// Writes the body of `resp` to `dest`, verified against `expected`.
 pub(crate) async fn body_to_file(
     ctx: &Ctx,
@@ -26,19 +54,28 @@ pub(crate) async fn body_to_file(
     expected: &Descriptor,
     dest: &Path,
     meter: Option<&BlobMeter>,
+    watch: Option<&WriteWatch>,
 ) -> Result<(), Error> {
     let partial = partial_path(dest);
+    let watch = watch.cloned();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
     let algorithm = expected.digest.algorithm();
     let writer_path = partial.clone();
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(Digest, u64)> {
         let mut file = fs_err::File::create(&writer_path)?;
+        let tell = |n: u64| {
+            if let Some(watch) = &watch {
+                watch.tell(n);
+            }
+        };
+        tell(0);
         let mut hasher = Hasher::new(algorithm);
         let mut written = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
             hasher.update(&chunk);
             file.write_all(&chunk)?;
             written += chunk.len() as u64;
+            tell(written);
         }
         file.flush()?;
         Ok((hasher.finish(), written))
@@ -133,7 +170,8 @@ async fn stream_body(
     Ok(())
 }
 
-fn partial_path(dest: &Path) -> PathBuf {
+/// Where a blob fetched to `dest` is written until it is verified: `DEST.partial`.
+pub fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest
         .file_name()
         .map(|n| n.to_os_string())

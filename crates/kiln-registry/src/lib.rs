@@ -105,6 +105,7 @@ mod transport;
 mod upload;
 
 pub use client::{Client, ManifestRef, RepoRef};
+pub use download::{WriteWatch, partial_path};
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
 pub use kiln_auth::{Credential, Secret};
 pub use options::{Direction, RegistryOptions};

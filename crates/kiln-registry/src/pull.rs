@@ -11,7 +11,7 @@ use kiln_oci::{Descriptor, Digest, Index, Manifest, MediaType, Platform};
 
 use crate::challenge::Scope;
 use crate::client::{Client, ManifestRef, RepoRef};
-use crate::download::{body_to_bytes, body_to_file};
+use crate::download::{WriteWatch, body_to_bytes, body_to_file};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
 use crate::progress::BlobMeter;
@@ -256,6 +256,18 @@ impl Client {
         descriptor: &Descriptor,
         dest: &Path,
     ) -> Result<(), Error> {
+        self.fetch_blob_watched(repo, descriptor, dest, None).await
+    }
+
+    /// [`Client::fetch_blob`], telling `watch` how far `dest.partial` is written (see
+    /// [`WriteWatch`]) so that a reader can follow it as it grows.
+    pub async fn fetch_blob_watched(
+        &self,
+        repo: &RepoRef,
+        descriptor: &Descriptor,
+        dest: &Path,
+        watch: Option<&WriteWatch>,
+    ) -> Result<(), Error> {
         let ctx = Ctx::new(Operation::PullBlob, &repo.registry)
             .repo(&repo.repository)
             .object(&descriptor.digest);
@@ -271,7 +283,7 @@ impl Client {
             .retry
             .run(|_| async {
                 let resp = ep.call(&ctx, &req).await?;
-                body_to_file(&ctx, resp, descriptor, dest, meter.as_ref()).await
+                body_to_file(&ctx, resp, descriptor, dest, meter.as_ref(), watch).await
             })
             .await
     }

@@ -5,7 +5,10 @@
 //! connections are closed before any byte is read; the first N requests matching a rule
 //! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
 //! responses have their body cut after K bytes and the connection aborted. It counts
-//! connections and requests and records each request's outcome.
+//! connections and requests and records each request's outcome, and the most blob
+//! downloads (`GET /v2/.../blobs/<digest>`) it had open at once. With
+//! [`Faults::shape`] it also limits each connection's bandwidth and adds latency
+//! ([`crate::shaping`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,9 +26,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::server::BackgroundServer;
+use crate::shaping::{Gauge, Pacer, Shaping, paced};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type ProxyBody = BoxBody<Bytes, BoxError>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// Which requests a rule applies to (all, when both are `None`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,6 +132,8 @@ pub struct Faults {
     pub fail: Vec<FailRule>,
     /// Truncated bodies.
     pub truncate: Vec<TruncateRule>,
+    /// Bandwidth limit and latency, if any.
+    pub shaping: Option<Shaping>,
 }
 
 impl Faults {
@@ -145,6 +151,12 @@ impl Faults {
     /// Add a failing rule.
     pub fn fail(mut self, rule: FailRule) -> Faults {
         self.fail.push(rule);
+        self
+    }
+
+    /// Shape every connection (bandwidth per direction, latency per request).
+    pub fn shape(mut self, shaping: Shaping) -> Faults {
+        self.shaping = Some(shaping);
         self
     }
 
@@ -176,6 +188,7 @@ struct ProxyState {
     truncate_remaining: Vec<AtomicUsize>,
     faults: Faults,
     requests: Mutex<Vec<ProxiedRequest>>,
+    blob_gets: Arc<Gauge>,
 }
 
 /// A running proxy; stops on [`FaultProxy::stop`] or drop.
@@ -223,6 +236,7 @@ impl FaultProxy {
                 .collect(),
             faults,
             requests: Mutex::new(Vec::new()),
+            blob_gets: Arc::default(),
         });
         let served = state.clone();
         let server = BackgroundServer::spawn("kiln-fault-proxy", async move {
@@ -261,6 +275,11 @@ impl FaultProxy {
         self.state.requests.lock().expect("lock").clone()
     }
 
+    /// The most blob downloads (`GET .../blobs/<digest>`, bodies open) at once so far.
+    pub fn max_concurrent_blob_gets(&self) -> usize {
+        self.state.blob_gets.max()
+    }
+
     /// Stops listening; later connections are refused.
     pub fn stop(&mut self) {
         self.server.take();
@@ -268,7 +287,7 @@ impl FaultProxy {
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
-    let client: Client<HttpConnector, Incoming> =
+    let client: Client<HttpConnector, ProxyBody> =
         Client::builder(TokioExecutor::new()).build_http();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -281,11 +300,19 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) 
         }
         let state = state.clone();
         let client = client.clone();
+        // one pacer per direction of this connection
+        let pacers = state
+            .faults
+            .shaping
+            .map(|s| (Pacer::shared(&s), Pacer::shared(&s)));
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 let client = client.clone();
-                async move { Ok::<_, Infallible>(proxy_one(&state, &client, req).await) }
+                let pacers = pacers.clone();
+                async move {
+                    Ok::<_, Infallible>(proxy_one(&state, &client, req, pacers.as_ref()).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -301,11 +328,21 @@ fn take_one(counter: &AtomicUsize) -> bool {
         .is_ok()
 }
 
+/// The pacers of a shaped connection: (upload, download).
+type Pacers = (Arc<Mutex<Pacer>>, Arc<Mutex<Pacer>>);
+
 async fn proxy_one(
     state: &ProxyState,
-    client: &Client<HttpConnector, Incoming>,
+    client: &Client<HttpConnector, ProxyBody>,
     req: Request<Incoming>,
+    pacers: Option<&Pacers>,
 ) -> Response<ProxyBody> {
+    if let Some(shaping) = &state.faults.shaping {
+        tokio::time::sleep(shaping.latency).await;
+    }
+    let blob_get = req.method() == hyper::Method::GET
+        && req.uri().path().contains("/blobs/")
+        && !req.uri().path().contains("/blobs/uploads/");
     let method = req.method().to_string();
     let path = req
         .uri()
@@ -357,7 +394,16 @@ async fn proxy_one(
                 .expect("response");
         }
     };
-    match client.request(Request::from_parts(parts, body)).await {
+    let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    if let Some((up, _)) = pacers {
+        body = paced(body, up.clone());
+    }
+    let response = shaped(
+        client.request(Request::from_parts(parts, body)).await,
+        pacers,
+        blob_get.then_some(&state.blob_gets),
+    );
+    match response {
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, body) = response.into_parts();
@@ -373,7 +419,7 @@ async fn proxy_one(
                 }
                 None => {
                     record(status, None);
-                    body.map_err(|e| Box::new(e) as BoxError).boxed()
+                    body
                 }
             };
             Response::from_parts(parts, body)
@@ -388,6 +434,24 @@ async fn proxy_one(
     }
 }
 
+/// The upstream's response with its body paced (when shaped) and counted (a blob GET).
+fn shaped(
+    response: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+    pacers: Option<&Pacers>,
+    gauge: Option<&Arc<Gauge>>,
+) -> Result<Response<ProxyBody>, hyper_util::client::legacy::Error> {
+    let response = response?;
+    let (parts, body) = response.into_parts();
+    let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    if let Some((_, down)) = pacers {
+        body = paced(body, down.clone());
+    }
+    if let Some(gauge) = gauge {
+        body = gauge.track(body);
+    }
+    Ok(Response::from_parts(parts, body))
+}
+
 fn full(text: String) -> ProxyBody {
     Full::new(Bytes::from(text))
         .map_err(|never| match never {})
@@ -398,7 +462,7 @@ fn full(text: String) -> ProxyBody {
 /// connection short of the announced `Content-Length`. The failure waits a moment so
 /// the head and the kept bytes are flushed to the client first.
 struct Truncated {
-    inner: Incoming,
+    inner: ProxyBody,
     remaining: usize,
     abort: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -434,7 +498,7 @@ impl Body for Truncated {
                 }
                 Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

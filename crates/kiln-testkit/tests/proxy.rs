@@ -144,3 +144,70 @@ fn stopped_proxy_refuses_connections() {
     proxy.stop();
     assert_eq!(curl(&[&url]).0, 7, "connection refused");
 }
+
+/// A shaped proxy is never faster than its limits: a blob download takes at
+/// least size / rate plus the latency, and a monolithic upload at least
+/// size / rate (lower bounds only: the machine may always be slower).
+#[test]
+fn shaping_limits_bandwidth_and_adds_latency() {
+    use kiln_testkit::Shaping;
+    use std::time::{Duration, Instant};
+    let registry = Registry::start_plain();
+    let image = FixtureImage::busybox();
+    image.push(&registry, "t/busybox:1", None).expect("push");
+    let layer = &image.layers[0];
+    let shaping = Shaping::new(2, 150);
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(shaping));
+    let size = layer.blob.len() as f64;
+    let floor = Duration::from_secs_f64(size / shaping.bytes_per_sec as f64);
+    assert!(
+        floor > Duration::from_millis(100),
+        "layer too small: {size}"
+    );
+
+    let url = format!("{}/v2/t/busybox/blobs/{}", proxy.url(), layer.digest());
+    let started = Instant::now();
+    let (code, status, body, _) = curl(&["-L", &url]);
+    let took = started.elapsed();
+    assert_eq!((code, status.as_str()), (0, "200"));
+    assert_eq!(body, layer.blob, "the shaped body is intact");
+    assert!(
+        took >= floor + shaping.latency,
+        "{took:?} < {floor:?} + latency"
+    );
+    assert_eq!(proxy.max_concurrent_blob_gets(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    // another blob (the registry has this one): the bytes reversed
+    let mut other = layer.blob.clone();
+    other.reverse();
+    std::fs::write(&file, &other).unwrap();
+    let digest = kiln_testkit::image::sha256_digest(&other);
+    let start = format!("{}/v2/t/up/blobs/uploads/", proxy.url());
+    let (code, status, _, headers) = curl(&["-X", "POST", &start]);
+    assert_eq!((code, status.as_str()), (0, "202"), "{headers}");
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("upload location")
+        .trim()
+        .to_owned();
+    let url = format!("{location}&digest={digest}");
+    let started = Instant::now();
+    let (code, status, _, headers) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &url,
+    ]);
+    let took = started.elapsed();
+    assert_eq!((code, status.as_str()), (0, "201"), "{headers}");
+    assert!(took >= floor, "{took:?} < {floor:?}");
+}

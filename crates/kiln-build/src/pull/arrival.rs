@@ -1,0 +1,261 @@
+//! A blob on its way into the store, readable while it arrives.
+//!
+//! The download writes `blobs/sha256/HEX.partial` (kiln-registry's
+//! [`kiln_registry::WriteWatch`] says how far) and renames it to `HEX` once
+//! its size and digest are verified. An [`ArrivalReader`] follows the file:
+//! it reads what the current attempt has written, waits (on a condition
+//! variable, no polling) for more, and reports end of file only when the
+//! download has finished *and verified* the blob; a failed download is an
+//! I/O error carrying the download's message (registry, repository,
+//! digest). Only memory for one read buffer is used; the bytes go through
+//! the page cache, written once by the download and read back by the
+//! applier.
+//!
+//! A retried download truncates the file and writes it again from 0; the
+//! reader never reads past what the current attempt has written. If a retry
+//! served other bytes than the first attempt, what the reader returned no
+//! longer matches the blob, and the applier's own digest check (which hashes
+//! exactly the bytes it applied) fails the layer.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+
+use kiln_registry::WriteWatch;
+
+/// Where the download of one blob stands.
+#[derive(Debug, Default)]
+struct State {
+    /// Whether an attempt has created the partial file.
+    started: bool,
+    /// Bytes the current attempt has written.
+    written: u64,
+    /// `Some` when the download is over: verified and in place, or its error.
+    outcome: Option<Result<(), String>>,
+}
+
+/// One blob being downloaded into the store.
+#[derive(Debug)]
+pub struct Arrival {
+    /// `HEX.partial`, written by the download.
+    partial: PathBuf,
+    /// `HEX`, where the verified blob ends up.
+    stored: PathBuf,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Arrival {
+    pub fn new(stored: PathBuf) -> Arc<Arrival> {
+        Arc::new(Arrival {
+            partial: kiln_registry::partial_path(&stored),
+            stored,
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// The watch to give the download.
+    pub fn watch(self: &Arc<Arrival>) -> WriteWatch {
+        let arrival = self.clone();
+        WriteWatch::new(move |written| {
+            arrival.update(|s| {
+                s.started = true;
+                s.written = written;
+            })
+        })
+    }
+
+    /// The download is over (its result, with the error's full text).
+    pub fn finish(&self, outcome: Result<(), String>) {
+        self.update(|s| s.outcome = Some(outcome));
+    }
+
+    /// Ends a download that was cancelled before it finished, so that no reader
+    /// (another stage sharing the blob) waits for it forever.
+    pub fn cancel(&self, why: &str) {
+        self.update(|s| {
+            if s.outcome.is_none() {
+                s.outcome = Some(Err(why.to_owned()));
+            }
+        });
+    }
+
+    /// Whether the download finished and the blob is in place.
+    pub fn is_stored(&self) -> bool {
+        matches!(self.lock().outcome, Some(Ok(())))
+    }
+
+    /// Waits until the download is over; its error, if it failed. A layer that
+    /// failed to apply reports this rather than what the applier saw of the
+    /// corrupt bytes (a deflate error, say): it names registry, repository and
+    /// digest, and says why.
+    pub fn wait_failure(&self) -> Option<String> {
+        let mut state = self.lock();
+        loop {
+            match &state.outcome {
+                Some(outcome) => return outcome.as_ref().err().cloned(),
+                None => {
+                    state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    /// A reader of the blob from its first byte.
+    pub fn reader(self: &Arc<Arrival>) -> ArrivalReader {
+        ArrivalReader {
+            arrival: self.clone(),
+            file: None,
+            pos: 0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut State)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+}
+
+/// Reads a blob as it arrives; see the module documentation.
+pub struct ArrivalReader {
+    arrival: Arc<Arrival>,
+    file: Option<std::fs::File>,
+    pos: u64,
+}
+
+impl ArrivalReader {
+    /// Waits until there is something to read (how much, at most), or the
+    /// download is over: `u64::MAX` when the blob is complete and verified (read
+    /// to the file's end), its error when it failed.
+    fn readable(&self) -> io::Result<u64> {
+        let arrival = &self.arrival;
+        let mut state = arrival.lock();
+        loop {
+            match &state.outcome {
+                Some(Err(e)) => return Err(io::Error::other(e.clone())),
+                Some(Ok(())) => return Ok(u64::MAX),
+                None if state.started && state.written > self.pos => {
+                    return Ok(state.written - self.pos);
+                }
+                None => {
+                    state = arrival
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    /// Opens the blob: the partial file while the download runs, the stored
+    /// one after (the rename keeps an open descriptor valid).
+    fn open(&mut self) -> io::Result<&std::fs::File> {
+        if self.file.is_none() {
+            let arrival = &self.arrival;
+            let file = match std::fs::File::open(&arrival.partial) {
+                Ok(f) => f,
+                // renamed meanwhile: the download finished
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::File::open(&arrival.stored).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("opening {}: {e}", arrival.stored.display()),
+                        )
+                    })?
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("opening {}: {e}", arrival.partial.display()),
+                    ));
+                }
+            };
+            self.file = Some(file);
+        }
+        Ok(self.file.as_ref().expect("just opened"))
+    }
+}
+
+impl io::Read for ArrivalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let limit = self.readable()?;
+            let want = buf.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
+            let pos = self.pos;
+            let n = self.open()?.read_at(&mut buf[..want], pos)?;
+            if n > 0 {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            if self.arrival.is_stored() {
+                return Ok(0);
+            }
+            // a retry truncated the file after `next` looked: look again
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A reader started before the file exists gets every byte, in order, as
+    /// they are written, and the end only once the download is verified.
+    #[test]
+    fn follows_a_growing_file_and_ends_when_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let arrival = Arrival::new(dir.path().join("blob"));
+        let watch = arrival.watch();
+        let mut reader = arrival.reader();
+        let partial = arrival.partial.clone();
+        let stored = arrival.stored.clone();
+        let writer_side = arrival.clone();
+        let writer = std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&partial).unwrap();
+            watch_call(&watch, 0);
+            let mut written = 0;
+            for i in 0..50u8 {
+                file.write_all(&[i; 1000]).unwrap();
+                written += 1000;
+                watch_call(&watch, written);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::fs::rename(&partial, &stored).unwrap();
+            writer_side.finish(Ok(()));
+        });
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        let want: Vec<u8> = (0..50u8).flat_map(|i| [i; 1000]).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_failed_download_is_a_read_error_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let arrival = Arrival::new(dir.path().join("blob"));
+        let partial = arrival.partial.clone();
+        std::fs::write(&partial, b"abc").unwrap();
+        watch_call(&arrival.watch(), 3);
+        arrival.finish(Err(
+            "pulling blob sha256:x from r/repo: digest mismatch".into()
+        ));
+        let mut got = Vec::new();
+        let err = arrival.reader().read_to_end(&mut got).unwrap_err();
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+    }
+
+    fn watch_call(watch: &WriteWatch, n: u64) {
+        watch.tell(n);
+    }
+}

@@ -1,0 +1,269 @@
+//! The pull pipeline against a real registry: base layers download
+//! concurrently (at most `CONCURRENT` at once, counted by the fault proxy)
+//! through a shaped link while they are applied, giving the same tree as
+//! unpacking them from the blob store; a blob corrupted in the registry's
+//! storage fails the build naming registry, repository and digest, before any
+//! step runs on the root and without pushing anything.
+
+mod support;
+
+use std::path::Path;
+
+use kiln_testkit::{FaultProxy, Faults, Registry, Shaping, TruncateRule};
+use support::{Fixture, Recorder, run_tokio};
+
+/// The pipeline's bound (`pull::pipeline::CONCURRENT`).
+const CONCURRENT: usize = 3;
+const LAYER: usize = 1_500_000;
+
+/// Incompressible printable bytes, different for each seed.
+fn noise(len: usize, seed: u64) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(char::from(b'!' + (x % 90) as u8));
+    }
+    out
+}
+
+/// Pushes a base of seven layers (busybox, five big files, a RUN removing one
+/// of them and adding a directory) as `pull/base:v1`.
+fn push_base(registry: &Registry) -> String {
+    let reference = format!("{}/pull/base:v1", registry.host_port());
+    let files: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("f{i}.bin"), noise(LAYER, i)))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect();
+    let copies: String = (0..5)
+        .map(|i| format!("COPY f{i}.bin /data/f{i}.bin\n"))
+        .collect();
+    let fx = Fixture::new(
+        &format!(
+            "FROM scratch\nADD rootfs.tar /\n{copies}RUN rm /data/f2.bin && mkdir -p /made/here\n"
+        ),
+        &borrowed,
+    );
+    let mut options = fx.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.destinations = vec![reference.clone()];
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    reference
+}
+
+/// A RUN writing, for every path of the root, its type, mode, owner, size,
+/// mtime and (files) md5 to `/listing`; except what the RUN sandbox itself
+/// mounts or writes (`/`, `/dev`, `/proc`, `/sys`, `/etc` and the two files it
+/// binds there), whose times are the RUN's, not the layers'.
+const LISTING: &str = "RUN find / -xdev ! -path /listing ! -path / ! -path /dev ! -path /proc \
+! -path /sys ! -path /etc ! -path /etc/hosts ! -path /etc/resolv.conf | sort | while read -r p; do \
+stat -c '%n %F %a %u %g %s %Y' \"$p\"; if [ -f \"$p\" ]; then md5sum \"$p\"; fi; done > /listing\n";
+
+/// `/listing` from the last layer of the image in `layout`.
+fn listing(layout: &Path) -> String {
+    let (manifest, _) = support::layout_documents(layout);
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = support::layout_blob(layout, &last);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("listing") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return text;
+        }
+    }
+    panic!("no /listing in the last layer");
+}
+
+fn blob_gets(proxy: &FaultProxy) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+        .count()
+}
+
+#[test]
+fn pipelined_pull_gives_the_stored_tree_with_bounded_concurrent_downloads() {
+    let registry = Registry::start_plain();
+    push_base(&registry);
+    // 10 MB/s per connection: each layer takes ~150 ms, so downloads overlap
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(Shaping::new(10, 20)));
+    let base = format!("{}/pull/base:v1", proxy.host_port());
+    let fx = Fixture::new(&format!("FROM {base}\n{LISTING}"), &[]);
+
+    // cold store: every layer downloads and is applied as it arrives
+    let (mut options, layout) = fx.layout_options();
+    options.registry.insecure_pull = true;
+    let recorder = Recorder::default();
+    run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+    let streamed = listing(&layout);
+    let fetched = blob_gets(&proxy);
+    assert!(fetched >= 7, "config and seven layers: {fetched} blob GETs");
+    let most = proxy.max_concurrent_blob_gets();
+    assert!(
+        (2..=CONCURRENT).contains(&most),
+        "{most} blob downloads at once, expected 2..={CONCURRENT}"
+    );
+    let progress = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, kiln_build::BuildEvent::BlobProgress { .. }))
+        .count();
+    assert!(progress >= 7, "{progress} progress events");
+
+    // warm store (same kiln dir): no layer downloads, applied from the store
+    fs_err::remove_dir_all(&layout).unwrap();
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let stored = listing(&layout);
+    let layer_gets = blob_gets(&proxy) - fetched;
+    assert!(
+        layer_gets <= 1,
+        "only the config may be fetched again: {layer_gets}"
+    );
+
+    let differing: Vec<(&str, &str)> = streamed
+        .lines()
+        .zip(stored.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
+    assert_eq!(streamed.lines().count(), stored.lines().count());
+    assert!(streamed.contains("/data/f4.bin regular file"), "{streamed}");
+    assert!(streamed.contains("/made/here directory"), "{streamed}");
+    assert!(!streamed.contains("/data/f2.bin"), "whiteout not applied");
+    assert!(streamed.contains("/bin/busybox"), "{streamed}");
+}
+
+/// Blob bodies cut short make the downloads retry from zero while the layers
+/// are being applied from them: the build still gets the registry's tree.
+#[test]
+fn downloads_retried_mid_layer_still_give_the_stored_tree() {
+    let registry = Registry::start_plain();
+    push_base(&registry);
+    // the config and the first three layers are cut after 400 kB
+    let cut = TruncateRule::first(4, 400_000).matching(Some("GET"), Some("/blobs/sha256:"));
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().truncate(cut));
+    let fx = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", proxy.host_port()),
+        &[],
+    );
+    let (mut options, layout) = fx.layout_options();
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let retried = listing(&layout);
+    let cut_short = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault == Some("truncate"))
+        .count();
+    assert_eq!(cut_short, 4);
+
+    // the same base straight from the registry, into a fresh store
+    let direct = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", registry.host_port()),
+        &[],
+    );
+    let (mut options, layout) = direct.layout_options();
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    assert_eq!(retried, listing(&layout));
+    assert!(retried.contains("/data/f0.bin regular file"), "{retried}");
+}
+
+/// The registry's stored copy of the last big layer, corrupted in place (same size).
+fn corrupt_largest_layer(registry: &Registry) -> String {
+    let blobs = registry
+        .storage_dir()
+        .join("docker/registry/v2/blobs/sha256");
+    let mut largest = (0u64, std::path::PathBuf::new());
+    for prefix in fs_err::read_dir(&blobs).unwrap() {
+        for blob in fs_err::read_dir(prefix.unwrap().path()).unwrap() {
+            let data = blob.unwrap().path().join("data");
+            let len = fs_err::metadata(&data).unwrap().len();
+            if len > largest.0 {
+                largest = (len, data);
+            }
+        }
+    }
+    let (len, data) = largest;
+    assert!(
+        len > LAYER as u64 / 2,
+        "no big layer in {}",
+        blobs.display()
+    );
+    let mut bytes = fs_err::read(&data).unwrap();
+    for b in bytes.iter_mut().skip(len as usize / 2).take(4096) {
+        *b ^= 0x5a;
+    }
+    fs_err::write(&data, &bytes).unwrap();
+    format!(
+        "sha256:{}",
+        data.parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+    )
+}
+
+#[test]
+fn a_corrupt_layer_fails_the_build_before_any_step_uses_the_root() {
+    let registry = Registry::start_plain();
+    let base = push_base(&registry);
+    let digest = corrupt_largest_layer(&registry);
+    let fx = Fixture::new(&format!("FROM {base}\nRUN echo ran-on-the-root\n"), &[]);
+    let mut options = fx.options();
+    options.no_push = false;
+    options.registry.insecure = true;
+    options.registry.insecure_pull = true;
+    let target = format!("{}/pull/out:v1", registry.host_port());
+    options.destinations = vec![target];
+    let recorder = Recorder::default();
+    let err = run_tokio(kiln_build::build(&options, &recorder))
+        .unwrap_err()
+        .to_string();
+    eprintln!("the build failed with: {err}");
+    for part in [registry.host_port().as_str(), "pull/base", digest.as_str()] {
+        assert!(err.contains(part), "{part:?} not in: {err}");
+    }
+    assert!(
+        err.contains("digest") || err.contains("mismatch"),
+        "says why: {err}"
+    );
+    let ran: Vec<String> = recorder.run_lines();
+    assert!(
+        !ran.iter().any(|l| l.contains("ran-on-the-root")),
+        "a step ran on the root: {ran:?}"
+    );
+    // nothing pushed: the tag does not exist
+    let out = std::process::Command::new(support::tool("/usr/bin/skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/pull/out:v1", registry.host_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the tag was pushed");
+    // the partial download was removed from the blob store
+    let store = fx.work.path().join("kiln/blobs/sha256");
+    let leftovers: Vec<_> = fs_err::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let corrupt = store.join(digest.trim_start_matches("sha256:"));
+    assert!(!corrupt.exists(), "the corrupt blob was stored");
+}
