@@ -134,6 +134,7 @@ async fn build_with(
         // The container's end discards the build dir: deleting it would only cost time.
         work.keep();
     }
+    let push_pipeline = crate::push_pipeline::PushPipeline::start(options, &plan)?;
     let env = BuildEnv {
         options,
         observer,
@@ -150,6 +151,7 @@ async fn build_with(
         in_place: in_place.is_some(),
         in_place_ignore: in_place,
         cache,
+        push_pipeline: push_pipeline.as_ref(),
     };
     timings.prepare = started.elapsed();
 
@@ -300,6 +302,9 @@ async fn build_with(
     let mut pushed = Vec::new();
     if !options.no_push {
         let push_start = Instant::now();
+        if let Some(pipeline) = &push_pipeline {
+            pipeline.finish().await?;
+        }
         let client = registry_client(&registry, options)?;
         pushed = match output::push(client, &blobs, &image, &written, options, observer).await {
             Ok(p) => p,

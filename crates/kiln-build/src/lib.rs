@@ -96,6 +96,7 @@ mod outcome;
 mod output;
 mod owner;
 mod pull;
+mod push_pipeline;
 mod registry_glue;
 mod rootfs_path;
 mod run;

@@ -90,6 +90,11 @@ pub struct BuildOptions {
     pub push_ignore_immutable_tag_errors: bool,
     /// Layer cache options (issue 8).
     pub cache: CacheOptions,
+    /// Not a flag: upload the pushed image's layers to every destination while
+    /// the build goes on (each one while it is encoded), so the final push only
+    /// confirms blobs and puts config and manifest. `true` by default; `false`
+    /// uploads everything at the end, as before (benchmarks compare the two).
+    pub push_while_building: bool,
 }
 
 impl BuildOptions {
@@ -132,6 +137,7 @@ impl BuildOptions {
             skip_push_permission_check: false,
             push_ignore_immutable_tag_errors: false,
             cache: CacheOptions::default(),
+            push_while_building: true,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct BuildEnv<'a> {
     pub in_place_ignore: Option<kiln_snapshot::IgnoreList>,
     /// The layer cache (`--cache`).
     pub cache: Option<&'a crate::step_cache::StepCache>,
+    /// Uploads of the pushed image's layers while the build goes on.
+    pub push_pipeline: Option<&'a crate::push_pipeline::PushPipeline>,
 }
 
 /// A finished stage.
@@ -1021,7 +1023,14 @@ impl<'a, 'b> StageRun<'a, 'b> {
             self.image.config.push_empty_step(history);
             return Ok(None);
         }
-        let layer = encode_into_store(self.env, entries)?;
+        let layer = match self
+            .env
+            .push_pipeline
+            .filter(|p| p.uploads_stage(self.stage.index))
+        {
+            Some(p) => p.encode_and_upload(self.env.blobs, &self.env.encode, entries)?,
+            None => encode_into_store(self.env, entries)?,
+        };
         let history = self.history(created_by);
         self.image.config.push_layer(layer.diff_id.clone(), history);
         let digest = layer.digest.clone();
