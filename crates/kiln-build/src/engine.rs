@@ -303,7 +303,7 @@ async fn build_with(
     if !options.no_push {
         let push_start = Instant::now();
         if let Some(pipeline) = &push_pipeline {
-            pipeline.finish().await?;
+            pipeline.finish(observer).await?;
         }
         let client = registry_client(&registry, options)?;
         pushed = match output::push(client, &blobs, &image, &written, options, observer).await {

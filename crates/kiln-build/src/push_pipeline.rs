@@ -12,7 +12,10 @@
 //! 1 MiB buffers, whatever the layer's size.
 //!
 //! The stage code is synchronous, so the pipeline owns a small runtime and a
-//! registry client bound to it (as the layer cache does). Nothing here pushes
+//! registry client bound to it (as the layer cache does). Upload progress
+//! (each layer once its digest is known, and at its end) is queued by the
+//! client's hook and reported as `BlobProgress` events by the build's own
+//! thread: at each layer the pipeline encodes, and while `finish` waits. Nothing here pushes
 //! a manifest: [`PushPipeline::finish`] waits for every upload and reports the
 //! first failure; only then does the final push confirm every blob (`HEAD`)
 //! and `PUT` config and manifest. A build that fails drops the pipeline, which
@@ -27,12 +30,13 @@ use std::sync::{Arc, Mutex};
 use kiln_dockerfile::model::{Base as PlanBase, Plan};
 use kiln_layer::{EncodeOptions, EncodedLayer, Entry};
 use kiln_oci::{Digest, Reference};
-use kiln_registry::{BlobOutcome, Client, RepoRef};
+use kiln_registry::{BlobOutcome, BlobProgress, Client, ProgressHook, RepoRef};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::blobs::BlobStore;
 use crate::error::BuildError;
+use crate::events::{BuildEvent, BuildObserver, Transfer};
 use crate::options::BuildOptions;
 
 /// One layer's upload to one repository.
@@ -51,6 +55,7 @@ pub struct PushPipeline {
     stages: BTreeSet<usize>,
     permits: Arc<Semaphore>,
     uploads: Mutex<Vec<Upload>>,
+    progress: Mutex<std::sync::mpsc::Receiver<BlobProgress>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -70,7 +75,11 @@ impl PushPipeline {
                 repos.push(repo);
             }
         }
-        let client = Arc::new(crate::registry_glue::client(options)?);
+        let (tx, progress) = std::sync::mpsc::channel();
+        let hook = ProgressHook::new(move |p: &BlobProgress| {
+            let _ = tx.send(p.clone());
+        });
+        let client = Arc::new(crate::registry_glue::client(options)?.with_progress(hook));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(16)
@@ -85,6 +94,7 @@ impl PushPipeline {
             stages: pushed_stages(plan),
             permits,
             uploads: Mutex::new(Vec::new()),
+            progress: Mutex::new(progress),
             runtime: Some(runtime),
         }))
     }
@@ -101,7 +111,9 @@ impl PushPipeline {
         blobs: &BlobStore,
         encode: &EncodeOptions,
         entries: Vec<Entry>,
+        observer: &dyn BuildObserver,
     ) -> Result<EncodedLayer, String> {
+        self.report(observer);
         let temp = blobs.temp_path();
         let file = fs_err::File::create(&temp)
             .map_err(|e| format!("writing the layer: {e}"))?
@@ -142,11 +154,25 @@ impl PushPipeline {
         blobs
             .insert_file(&temp, &layer.digest)
             .map_err(|e| e.to_string())?;
+        self.report(observer);
         Ok(layer)
     }
 
-    /// Waits for every upload; the first failure is the error.
-    pub async fn finish(&self) -> Result<(), BuildError> {
+    /// Reports the progress queued so far.
+    fn report(&self, observer: &dyn BuildObserver) {
+        let queue = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(p) = queue.try_recv() {
+            observer.event(&BuildEvent::BlobProgress {
+                transfer: Transfer::Push,
+                digest: p.digest.to_string(),
+                done: p.done,
+                total: Some(p.total),
+            });
+        }
+    }
+
+    /// Waits for every upload, reporting progress; the first failure is the error.
+    pub async fn finish(&self, observer: &dyn BuildObserver) -> Result<(), BuildError> {
         let uploads = std::mem::take(&mut *self.lock());
         for upload in uploads {
             let layer = upload
@@ -158,7 +184,9 @@ impl PushPipeline {
                     upload.repo
                 ))
             };
-            match upload.task.await {
+            let joined = upload.task.await;
+            self.report(observer);
+            match joined {
                 Ok(Ok(outcome)) => {
                     tracing::debug!(%layer, repo = %upload.repo, ?outcome, "layer uploaded while building")
                 }

@@ -1028,7 +1028,9 @@ impl<'a, 'b> StageRun<'a, 'b> {
             .push_pipeline
             .filter(|p| p.uploads_stage(self.stage.index))
         {
-            Some(p) => p.encode_and_upload(self.env.blobs, &self.env.encode, entries)?,
+            Some(p) => {
+                p.encode_and_upload(self.env.blobs, &self.env.encode, entries, self.env.observer)?
+            }
             None => encode_into_store(self.env, entries)?,
         };
         let history = self.history(created_by);

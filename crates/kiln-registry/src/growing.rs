@@ -15,7 +15,9 @@
 //! that refuses `PATCH` (405, 501, or a 4xx about length or range) gets the finished blob
 //! monolithically from a fresh session. Every attempt restarts from a fresh `POST` under
 //! the client's retry policy, reading the file from its start again. Memory per upload is
-//! the body reader's few 1 MiB buffers, whatever the blob's size.
+//! the body reader's few 1 MiB buffers, whatever the blob's size. A client with a
+//! progress hook hears of the blob once its digest is known (the bytes the registry has
+//! accepted by then) and when it is complete.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use crate::challenge::Scope;
 use crate::client::{Client, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
+use crate::progress::BlobMeter;
 use crate::push::BlobOutcome;
 use crate::session::{Endpoint, Req, Target, drain};
 use crate::upload::{self, check_digest_header, location};
@@ -200,6 +203,8 @@ impl Client {
         };
         tracing::debug!(repo = %repo, error = %refusal, "chunked upload refused; uploading the finished blob in one request");
         let (digest, size) = finished(&ctx, &blob.wait_end().await)?;
+        let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
+        report(meter.as_ref(), 0);
         ep.cfg
             .retry
             .run(|_| async {
@@ -207,6 +212,7 @@ impl Client {
                 close(&ep, &ctx, url, &digest, blob.range(0, size), &scopes).await
             })
             .await?;
+        report(meter.as_ref(), size);
         Ok(BlobOutcome::Uploaded)
     }
 
@@ -233,8 +239,11 @@ impl Client {
                     Some(url) => url,
                     None => upload::start(ep, ctx, &repo.repository, scopes).await?,
                 };
+                let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
+                report(meter.as_ref(), offset);
                 let body = blob.range(offset, size - offset);
                 close(ep, ctx, url, &digest, body, scopes).await?;
+                report(meter.as_ref(), size);
                 return Ok(Streamed::Done(BlobOutcome::Uploaded));
             }
             let url = match session.take() {
@@ -264,6 +273,12 @@ impl Client {
             drain(resp).await;
             offset += chunk;
         }
+    }
+}
+
+fn report(meter: Option<&BlobMeter>, done: u64) {
+    if let Some(meter) = meter {
+        meter.report(done);
     }
 }
 
