@@ -1,6 +1,7 @@
 //! The build entry point: options -> context -> Dockerfile plan -> stages ->
-//! final image -> outputs. Nothing is pushed and no output file is written
-//! unless every stage succeeded.
+//! final image -> outputs. No manifest is pushed and no output file is
+//! written unless every stage succeeded (the push pipeline may have uploaded
+//! layers by then; without a manifest they name no image).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

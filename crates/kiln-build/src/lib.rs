@@ -26,7 +26,8 @@
 //!    then to the requested outputs; pushes mount base layers from their
 //!    repository where they can.
 //!
-//! Invariants: nothing is pushed or written unless every stage succeeded; the
+//! Invariants: no manifest is pushed and nothing written unless every stage
+//! succeeded (layers may upload while the build runs); the
 //! context is never modified; untrusted paths never escape a stage root;
 //! secrets never reach a layer, the history, an event or a key; the same
 //! inputs with `reproducible` give the same digest.
