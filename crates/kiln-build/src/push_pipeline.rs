@@ -28,7 +28,7 @@ use std::io::BufWriter;
 use std::sync::{Arc, Mutex};
 
 use kiln_dockerfile::model::{Base as PlanBase, Plan};
-use kiln_layer::{EncodeOptions, EncodedLayer, Entry};
+use kiln_layer::EncodedLayer;
 use kiln_oci::{Digest, Reference};
 use kiln_registry::{BlobOutcome, BlobProgress, Client, ProgressHook, RepoRef};
 use tokio::sync::Semaphore;
@@ -38,6 +38,9 @@ use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver, Transfer};
 use crate::options::BuildOptions;
+
+/// The sink a pipelined layer is encoded into.
+pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
 
 /// One layer's upload to one repository.
 struct Upload {
@@ -104,14 +107,14 @@ impl PushPipeline {
         self.stages.contains(&index)
     }
 
-    /// Encodes `entries` into the blob store as [`crate::stage::encode_into_store`]
-    /// does, uploading the blob to every destination while it is written.
+    /// Encodes a layer into the blob store through `encode` (as
+    /// [`crate::stage::encode_into_store`] does), uploading the blob to every
+    /// destination while it is written.
     pub fn encode_and_upload(
         &self,
         blobs: &BlobStore,
-        encode: &EncodeOptions,
-        entries: Vec<Entry>,
         observer: &dyn BuildObserver,
+        encode: impl FnOnce(UploadSink) -> Result<(EncodedLayer, UploadSink), String>,
     ) -> Result<EncodedLayer, String> {
         self.report(observer);
         let temp = blobs.temp_path();
@@ -141,9 +144,7 @@ impl PushPipeline {
             });
         }
         // A failed encoding drops the writer, which stops the uploads.
-        let (layer, sink) =
-            kiln_layer::encode_layer(entries, encode, BufWriter::with_capacity(1 << 20, writer))
-                .map_err(|e| format!("writing the layer: {e}"))?;
+        let (layer, sink) = encode(BufWriter::with_capacity(1 << 20, writer))?;
         let writer = sink
             .into_inner()
             .map_err(|e| format!("writing the layer {}: {}", temp.display(), e.error()))?;
