@@ -1,6 +1,8 @@
 //! The build entry point: options -> context -> Dockerfile plan (one per target
-//! platform) -> stages -> final image(s) -> outputs. Nothing is pushed and no
-//! output file is written unless every stage of every platform succeeded.
+//! platform) -> stages -> final image(s) -> outputs. No manifest is pushed and
+//! no output file is written unless every stage of every platform succeeded
+//! (the push pipeline may have uploaded layers by then; without a manifest
+//! they name no image).
 //!
 //! With several target platforms (`--custom-platform a,b`) the Dockerfile is
 //! planned and built once per platform, in the order given; a stage whose
@@ -150,6 +152,12 @@ async fn build_with(
         work.keep();
     }
     let several = platforms.len() > 1;
+    // Layers upload while the build goes on; for one platform only (several go
+    // through the index output, which uploads each image's blobs at the end).
+    let push_pipeline = match several {
+        true => None,
+        false => crate::push_pipeline::PushPipeline::start(options, &plans[0])?,
+    };
     let envs = plans
         .iter()
         .zip(platforms)
@@ -176,6 +184,7 @@ async fn build_with(
             in_place: in_place.is_some(),
             in_place_ignore: in_place.clone(),
             cache,
+            push_pipeline: push_pipeline.as_ref(),
         })
         .collect::<Vec<_>>();
     timings.prepare = started.elapsed();
@@ -241,6 +250,7 @@ async fn build_with(
             options,
             observer,
             &platforms[0],
+            push_pipeline.as_ref(),
             &mut timings,
         )
         .await?

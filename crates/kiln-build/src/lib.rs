@@ -33,7 +33,8 @@
 //!    `index_output.rs`). Stages that do not depend on each other, of any platform,
 //!    run in parallel up to `jobs` (`scheduler.rs`).
 //!
-//! Invariants: nothing is pushed or written unless every stage succeeded; the
+//! Invariants: no manifest is pushed and nothing written unless every stage
+//! succeeded (layers may upload while the build runs); the
 //! context is never modified; untrusted paths never escape a stage root;
 //! secrets never reach a layer, the history, an event or a key; the same
 //! inputs with `reproducible` give the same digest.
@@ -105,6 +106,7 @@ mod output;
 mod owner;
 mod platforms;
 mod pull;
+mod push_pipeline;
 mod registry_glue;
 mod rootfs_path;
 mod run;

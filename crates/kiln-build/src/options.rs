@@ -104,6 +104,11 @@ pub struct BuildOptions {
     /// Directories searched next for `qemu-<arch>-static`; by default kiln's image's
     /// `/kaniko/emulators` (`kiln_sandbox::DEFAULT_EMULATOR_DIR`).
     pub emulator_dirs: Vec<PathBuf>,
+    /// Not a flag: upload the pushed image's layers to every destination while
+    /// the build goes on (each one while it is encoded), so the final push only
+    /// confirms blobs and puts config and manifest. `true` by default; `false`
+    /// uploads everything at the end, as before (benchmarks compare the two).
+    pub push_while_building: bool,
 }
 
 impl BuildOptions {
@@ -149,6 +154,7 @@ impl BuildOptions {
             emulators: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
             emulator_dirs: vec![PathBuf::from(kiln_sandbox::DEFAULT_EMULATOR_DIR)],
+            push_while_building: true,
         }
     }
 }

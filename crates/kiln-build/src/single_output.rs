@@ -23,6 +23,7 @@ pub(crate) async fn single_output(
     options: &BuildOptions,
     observer: &dyn BuildObserver,
     platform: &Platform,
+    push_pipeline: Option<&crate::push_pipeline::PushPipeline>,
     timings: &mut PhaseTimings,
 ) -> Result<BuildOutcome, BuildError> {
     let (format, chosen_by) = output::output_format(image, options);
@@ -64,6 +65,9 @@ pub(crate) async fn single_output(
     let mut pushed = Vec::new();
     if !options.no_push {
         let push_start = Instant::now();
+        if let Some(pipeline) = push_pipeline {
+            pipeline.finish(observer).await?;
+        }
         let client = registry_client(registry, options)?;
         pushed = match output::push(client, blobs, image, &written, options, observer).await {
             Ok(p) => p,

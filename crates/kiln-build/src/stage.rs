@@ -62,6 +62,8 @@ pub struct BuildEnv<'a> {
     pub in_place_ignore: Option<kiln_snapshot::IgnoreList>,
     /// The layer cache (`--cache`).
     pub cache: Option<&'a crate::step_cache::StepCache>,
+    /// Uploads of the pushed image's layers while the build goes on.
+    pub push_pipeline: Option<&'a crate::push_pipeline::PushPipeline>,
 }
 
 /// A finished stage.
@@ -1013,17 +1015,21 @@ impl<'a, 'b> StageRun<'a, 'b> {
         entries: Vec<Entry>,
         created_by: String,
     ) -> StepResult<Option<Digest>> {
-        if let Some(root) = &self.rootfs {
-            let options = kiln_layer::ApplyOptions {
-                preserve_owners: crate::archive::running_as_root(),
-                xattrs: true,
-            };
-            kiln_layer::apply_entries(entries.clone(), root, &options)
-                .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
+        let options = kiln_layer::ApplyOptions {
+            preserve_owners: crate::archive::running_as_root(),
+            xattrs: true,
+        };
+        if let Some(root) = self.rootfs.clone() {
             if !self.env.options.single_snapshot {
                 // The next RUN takes a fresh baseline.
                 self.snapshotter = None;
+                if !entries.is_empty() {
+                    // Root and layer from one read of the sources.
+                    return self.push_layer_applying(entries, created_by, Some((&root, &options)));
+                }
             }
+            kiln_layer::apply_entries(entries.clone(), &root, &options)
+                .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
         }
         if self.env.options.single_snapshot {
             self.single_snapshot_steps.push(created_by);
@@ -1037,12 +1043,35 @@ impl<'a, 'b> StageRun<'a, 'b> {
         entries: Vec<Entry>,
         created_by: String,
     ) -> StepResult<Option<Digest>> {
+        self.push_layer_applying(entries, created_by, None)
+    }
+
+    /// [`StageRun::push_layer`], also writing the entries into a root from the
+    /// same read of their sources when `apply_to` names one.
+    fn push_layer_applying(
+        &mut self,
+        entries: Vec<Entry>,
+        created_by: String,
+        apply_to: Option<(&Path, &kiln_layer::ApplyOptions)>,
+    ) -> StepResult<Option<Digest>> {
         if entries.is_empty() {
             let history = self.history(created_by);
             self.image.config.push_empty_step(history);
             return Ok(None);
         }
-        let layer = encode_into_store(self.env, entries)?;
+        let encode = &self.env.encode;
+        let layer = match self
+            .env
+            .push_pipeline
+            .filter(|p| p.uploads_stage(self.stage.index))
+        {
+            Some(p) => p.encode_and_upload(self.env.blobs, self.env.observer, |sink| {
+                encode_entries(encode, entries, sink, apply_to)
+            })?,
+            None => encode_into_store(self.env, |sink| {
+                encode_entries(encode, entries, sink, apply_to)
+            })?,
+        };
         let history = self.history(created_by);
         self.image.config.push_layer(layer.diff_id.clone(), history);
         let digest = layer.digest.clone();
@@ -1406,18 +1435,48 @@ pub enum Base {
     },
 }
 
-/// Encodes entries into a layer blob in the store.
+/// Encodes a layer blob into the store through `encode`, which writes it into
+/// the sink it is given and hands the sink back.
 pub fn encode_into_store(
     env: &BuildEnv<'_>,
-    entries: Vec<Entry>,
+    encode: impl FnOnce(BlobFile) -> StepResult<(kiln_layer::EncodedLayer, BlobFile)>,
 ) -> StepResult<kiln_layer::EncodedLayer> {
     let temp = env.blobs.temp_path();
-    let layer = kiln_layer::encode_layer_to_path(entries, &env.encode, &temp)
-        .map_err(|e| format!("writing the layer: {e}"))?;
+    let file = fs_err::File::create(&temp).map_err(|e| format!("writing the layer: {e}"))?;
+    let (layer, sink) = encode(std::io::BufWriter::with_capacity(
+        1 << 20,
+        file.into_parts().0,
+    ))?;
+    sink.into_inner()
+        .map_err(|e| format!("writing the layer {}: {}", temp.display(), e.error()))?;
     env.blobs
         .insert_file(&temp, &layer.digest)
         .map_err(|e| e.to_string())?;
     Ok(layer)
+}
+
+/// The sink a layer blob is written into.
+pub type BlobFile = std::io::BufWriter<std::fs::File>;
+
+/// Encodes entries into `sink`; with `apply_to`, also writes them into that
+/// root from the same read of their sources (kiln-layer's tee).
+pub fn encode_entries<W: std::io::Write + Send>(
+    encode: &EncodeOptions,
+    entries: Vec<Entry>,
+    sink: W,
+    apply_to: Option<(&Path, &kiln_layer::ApplyOptions)>,
+) -> StepResult<(kiln_layer::EncodedLayer, W)> {
+    match apply_to {
+        None => kiln_layer::encode_layer(entries, encode, sink)
+            .map_err(|e| format!("writing the layer: {e}")),
+        Some((root, options)) => {
+            let (layer, sink, _) =
+                kiln_layer::encode_layer_applying(entries, encode, sink, root, options).map_err(
+                    |e| format!("writing the layer and the step's files into the stage root: {e}"),
+                )?;
+            Ok((layer, sink))
+        }
+    }
 }
 
 /// Layer encoding options from the build options.

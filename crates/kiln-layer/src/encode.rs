@@ -24,6 +24,7 @@ use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::pgzip::{DEFAULT_BLOCK_SIZE, ParallelGzEncoder};
 use crate::tar_writer::{TarOptions, write_tar, write_tar_to};
+use crate::tee::{TeeSink, TeeWriter};
 use crate::threads::{join, spawn_named};
 
 /// libzstd's job size: the tar is compressed in jobs of this size by its
@@ -133,11 +134,32 @@ pub fn encode_layer<W: Write + Send>(
     options: &EncodeOptions,
     sink: W,
 ) -> Result<(EncodedLayer, W)> {
+    encode_layer_teed(entries, options, sink, None)
+}
+
+/// [`encode_layer`], with every byte of the tar stream also written to `tee`
+/// (by the thread that reads the files; see `tee.rs`).
+pub(crate) fn encode_layer_teed<W: Write + Send>(
+    entries: Vec<Entry>,
+    options: &EncodeOptions,
+    sink: W,
+    tee: Option<&mut (dyn Write + Send)>,
+) -> Result<(EncodedLayer, W)> {
     options.compression.validate()?;
     if options.compression == Compression::None {
         // The blob is the tar: one hash gives both digests.
         let mut tar = DigestWriter::new(sink);
-        write_tar(entries, &options.tar, &mut tar)?;
+        match tee {
+            Some(tee) => write_tar(
+                entries,
+                &options.tar,
+                &mut TeeWriter {
+                    a: &mut tar,
+                    b: tee,
+                },
+            )?,
+            None => write_tar(entries, &options.tar, &mut tar)?,
+        }
         let (sink, digest, size) = tar.finish().map_err(Error::Sink)?;
         let encoded = EncodedLayer {
             diff_id: digest.clone(),
@@ -148,7 +170,7 @@ pub fn encode_layer<W: Write + Send>(
         };
         return Ok((encoded, sink));
     }
-    let (encoded, sink) = encode_in_stages(entries, options, sink)?;
+    let (encoded, sink) = encode_in_stages(entries, options, sink, tee)?;
     tracing::debug!(digest = %encoded.digest, size = encoded.size, diff_id = %encoded.diff_id, "layer encoded");
     Ok((encoded, sink))
 }
@@ -169,13 +191,19 @@ fn encode_in_stages<W: Write + Send>(
     entries: Vec<Entry>,
     options: &EncodeOptions,
     sink: W,
+    tee: Option<&mut (dyn Write + Send)>,
 ) -> Result<(EncodedLayer, W)> {
     let (tar_tx, tar_rx) = chunk_queue();
     let (blob_tx, blob_rx) = chunk_queue();
     std::thread::scope(|scope| {
         let tar = spawn_named(scope, "kiln-layer-tar", move || {
             let mut tar_tx = tar_tx;
-            write_tar_to(entries, &options.tar, &mut tar_tx)?;
+            match tee {
+                Some(tee) => {
+                    write_tar_to(entries, &options.tar, &mut TeeSink::new(&mut tar_tx, tee))?
+                }
+                None => write_tar_to(entries, &options.tar, &mut tar_tx)?,
+            }
             tar_tx.finish().map_err(Error::Sink)
         });
         let writer = spawn_named(scope, "kiln-layer-write", move || {

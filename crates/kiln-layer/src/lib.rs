@@ -116,6 +116,7 @@ mod sparse;
 mod sys;
 mod tar_header;
 pub mod tar_writer;
+mod tee;
 mod threads;
 
 pub use apply::{
@@ -131,3 +132,4 @@ pub use order::{compare_entries, sort_entries};
 pub use placement::spread_new_dirs;
 pub use read::{DecodedLayer, Expected, Measured, detect_compression};
 pub use tar_writer::{TarOptions, write_tar};
+pub use tee::encode_layer_applying;

@@ -1,9 +1,12 @@
 //! Request bodies that can be sent again (for retries): nothing, bytes in memory (manifests,
-//! configs, token forms), or a byte range of a file streamed from disk in 1 MiB chunks by a
-//! blocking reader thread, so a blob is never whole in memory.
+//! configs, token forms), or a byte range of a file (named by its path, or an open handle
+//! for a blob still being written, see `growing.rs`) streamed from disk in 1 MiB chunks by
+//! a blocking reader thread, so a blob is never whole in memory.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body::Frame;
@@ -31,6 +34,14 @@ pub(crate) enum RequestBody {
         /// Told `offset + bytes sent so far` as chunks go to the network.
         meter: Option<BlobMeter>,
     },
+    /// A byte range of an open file, read with `pread` (the file may be renamed meanwhile).
+    Handle {
+        file: Arc<std::fs::File>,
+        /// For error messages.
+        name: PathBuf,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl RequestBody {
@@ -38,7 +49,7 @@ impl RequestBody {
         match self {
             RequestBody::Empty => 0,
             RequestBody::Bytes(b) => b.len() as u64,
-            RequestBody::File { len, .. } => *len,
+            RequestBody::File { len, .. } | RequestBody::Handle { len, .. } => *len,
         }
     }
 
@@ -55,6 +66,21 @@ impl RequestBody {
                 len,
                 meter,
             } => open_file_body(path, *offset, *len, meter.clone()).await,
+            RequestBody::Handle {
+                file,
+                name,
+                offset,
+                len,
+            } => {
+                let file = file.clone();
+                let mut pos = *offset;
+                let reader = move |buf: &mut [u8]| {
+                    file.read_exact_at(buf, pos)?;
+                    pos += buf.len() as u64;
+                    Ok(())
+                };
+                Ok(stream_body(reader, name.clone(), *offset, *len, None))
+            }
         }
     }
 }
@@ -73,14 +99,32 @@ async fn open_file_body(
     })
     .await
     .map_err(std::io::Error::other)??;
+    Ok(stream_body(
+        move |buf: &mut [u8]| file.read_exact(buf),
+        path.to_path_buf(),
+        offset,
+        len,
+        meter,
+    ))
+}
+
+/// `len` bytes from `read` (which fills the buffer it is given) as a body, read ahead by
+/// a blocking thread at most `QUEUE` chunks; errors name `path` and the range.
+fn stream_body(
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<()> + Send + 'static,
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    meter: Option<BlobMeter>,
+) -> HyperBody {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
-    let p = path.to_path_buf();
+    let p = path;
     tokio::task::spawn_blocking(move || {
         let mut remaining = len;
         while remaining > 0 {
             let want = remaining.min(CHUNK as u64) as usize;
             let mut buf = vec![0u8; want];
-            let item = match file.read_exact(&mut buf) {
+            let item = match read(&mut buf) {
                 Ok(()) => Ok(Bytes::from(buf)),
                 Err(e) => Err(std::io::Error::new(
                     e.kind(),
@@ -110,5 +154,5 @@ async fn open_file_body(
             Some((item.map(Frame::data), (rx, sent)))
         }
     });
-    Ok(StreamBody::new(stream).boxed_unsync())
+    StreamBody::new(stream).boxed_unsync()
 }

@@ -18,6 +18,11 @@
 //! - Blobs stream: uploads read 1 MiB chunks from disk on a blocking thread; downloads
 //!   hash and write on a blocking thread into `DEST.partial`, renamed once size and digest
 //!   match. A blob is never whole in memory.
+//! - A blob still being written (a layer while it is encoded) uploads as it grows:
+//!   [`growing_blob`] pairs a `Write` over its file with a reader that `PATCH`es each
+//!   chunk as soon as it is on disk and closes with `PUT ?digest=` once the writer
+//!   gives the digest; a registry refusing `PATCH` gets the finished blob in one `PUT`
+//!   ([`Client::push_growing_blob`]).
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
 //!   a log event.
@@ -94,6 +99,7 @@ mod client;
 mod download;
 pub mod error;
 mod foreign;
+mod growing;
 mod options;
 mod progress;
 mod providers;
@@ -107,6 +113,7 @@ mod upload;
 pub use client::{Client, ManifestRef, RepoRef};
 pub use download::{WriteWatch, partial_path};
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
+pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, growing_blob};
 pub use kiln_auth::{Credential, Secret};
 pub use options::{Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};

@@ -118,6 +118,28 @@ pub fn generate(root: &Path) -> u64 {
     total
 }
 
+/// Writes a COPY context into `root`: 20,000 files (~235 MB) in 200
+/// directories, one in ten incompressible; returns its byte count.
+pub fn generate_context(root: &Path) -> u64 {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut total = 0u64;
+    for d in 0..200 {
+        let dir = root.join(format!("src{d:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            let len = 512 + (rng.next() % 22_500) as usize;
+            let data = if f % 10 == 9 {
+                random(&mut rng, len)
+            } else {
+                text(&mut rng, len)
+            };
+            std::fs::write(dir.join(format!("file{f:03}.txt")), &data).unwrap();
+            total += len as u64;
+        }
+    }
+    total
+}
+
 /// The change set of everything below `root`, with on-disk metadata.
 pub fn entries(root: &Path) -> Vec<Entry> {
     let mut out = Vec::new();

@@ -1,0 +1,231 @@
+//! The push pipeline: the final image's layers go to every destination while
+//! the build goes on, instead of all at the end.
+//!
+//! A layer of a stage whose layers end up in the pushed image (the target and
+//! the stages it is built `FROM`) is encoded into the blob store through a
+//! [`kiln_registry::GrowingBlobWriter`]; for each destination repository an
+//! upload task reads the file as it grows (a `PATCH` per chunk on disk, the
+//! closing `PUT` once the digest is known; the finished blob in one `PUT`
+//! where the registry refuses chunks). So the upload of the last layer ends
+//! shortly after its encoding, and earlier layers upload while later steps
+//! run. At most `max_parallel_uploads` uploads run at once; each holds a few
+//! 1 MiB buffers, whatever the layer's size.
+//!
+//! The stage code is synchronous, so the pipeline owns a small runtime and a
+//! registry client bound to it (as the layer cache does). Upload progress
+//! (each layer once its digest is known, and at its end) is queued by the
+//! client's hook and reported as `BlobProgress` events by the build's own
+//! thread: at each layer the pipeline encodes, and while `finish` waits. Nothing here pushes
+//! a manifest: [`PushPipeline::finish`] waits for every upload and reports the
+//! first failure; only then does the final push confirm every blob (`HEAD`)
+//! and `PUT` config and manifest. A build that fails drops the pipeline, which
+//! stops its uploads: blobs may be left in the registry, never a manifest or a
+//! tag. `--no-push`, a build without destinations, or
+//! [`BuildOptions::push_while_building`] off make no pipeline.
+
+use std::collections::BTreeSet;
+use std::io::BufWriter;
+use std::sync::{Arc, Mutex};
+
+use kiln_dockerfile::model::{Base as PlanBase, Plan};
+use kiln_layer::EncodedLayer;
+use kiln_oci::{Digest, Reference};
+use kiln_registry::{BlobOutcome, BlobProgress, Client, ProgressHook, RepoRef};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::blobs::BlobStore;
+use crate::error::BuildError;
+use crate::events::{BuildEvent, BuildObserver, Transfer};
+use crate::options::BuildOptions;
+
+/// The sink a pipelined layer is encoded into.
+pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
+
+/// One layer's upload to one repository.
+struct Upload {
+    repo: RepoRef,
+    /// The layer's digest once encoded (`None`: its encoding failed).
+    layer: Option<Digest>,
+    task: JoinHandle<Result<BlobOutcome, kiln_registry::Error>>,
+}
+
+/// The uploads of one build.
+pub struct PushPipeline {
+    client: Arc<Client>,
+    repos: Vec<RepoRef>,
+    /// Indices of the stages whose layers are in the pushed image.
+    stages: BTreeSet<usize>,
+    permits: Arc<Semaphore>,
+    uploads: Mutex<Vec<Upload>>,
+    progress: Mutex<std::sync::mpsc::Receiver<BlobProgress>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl PushPipeline {
+    /// The pipeline `options` ask for: `None` with `--no-push`, without
+    /// destinations or with `push_while_building` off.
+    pub fn start(options: &BuildOptions, plan: &Plan) -> Result<Option<PushPipeline>, BuildError> {
+        if options.no_push || options.destinations.is_empty() || !options.push_while_building {
+            return Ok(None);
+        }
+        let mut repos: Vec<RepoRef> = Vec::new();
+        for d in &options.destinations {
+            let r = Reference::parse(d)
+                .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+            let repo = RepoRef::new(r.registry(), r.repository());
+            if !repos.contains(&repo) {
+                repos.push(repo);
+            }
+        }
+        let (tx, progress) = std::sync::mpsc::channel();
+        let hook = ProgressHook::new(move |p: &BlobProgress| {
+            let _ = tx.send(p.clone());
+        });
+        let client = Arc::new(crate::registry_glue::client(options)?.with_progress(hook));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(16)
+            .thread_name("kiln-push")
+            .enable_all()
+            .build()
+            .map_err(|e| BuildError::Options(format!("starting the push pipeline: {e}")))?;
+        let permits = Arc::new(Semaphore::new(client.options().max_parallel_uploads.max(1)));
+        Ok(Some(PushPipeline {
+            client,
+            repos,
+            stages: pushed_stages(plan),
+            permits,
+            uploads: Mutex::new(Vec::new()),
+            progress: Mutex::new(progress),
+            runtime: Some(runtime),
+        }))
+    }
+
+    /// Whether the layers of stage `index` are in the pushed image.
+    pub fn uploads_stage(&self, index: usize) -> bool {
+        self.stages.contains(&index)
+    }
+
+    /// Encodes a layer into the blob store through `encode` (as
+    /// [`crate::stage::encode_into_store`] does), uploading the blob to every
+    /// destination while it is written.
+    pub fn encode_and_upload(
+        &self,
+        blobs: &BlobStore,
+        observer: &dyn BuildObserver,
+        encode: impl FnOnce(UploadSink) -> Result<(EncodedLayer, UploadSink), String>,
+    ) -> Result<EncodedLayer, String> {
+        self.report(observer);
+        let temp = blobs.temp_path();
+        let file = fs_err::File::create(&temp)
+            .map_err(|e| format!("writing the layer: {e}"))?
+            .into_parts()
+            .0;
+        let (writer, growing) = kiln_registry::growing_blob(file, &temp)
+            .map_err(|e| format!("writing the layer {}: {e}", temp.display()))?;
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let first = self.lock().len();
+        for repo in &self.repos {
+            let (client, permits, growing, target) = (
+                self.client.clone(),
+                self.permits.clone(),
+                growing.clone(),
+                repo.clone(),
+            );
+            let task = runtime.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                client.push_growing_blob(&target, &growing).await
+            });
+            self.lock().push(Upload {
+                repo: repo.clone(),
+                layer: None,
+                task,
+            });
+        }
+        // A failed encoding drops the writer, which stops the uploads.
+        let (layer, sink) = encode(BufWriter::with_capacity(1 << 20, writer))?;
+        let writer = sink
+            .into_inner()
+            .map_err(|e| format!("writing the layer {}: {}", temp.display(), e.error()))?;
+        writer.finish(layer.digest.clone());
+        for upload in &mut self.lock()[first..] {
+            upload.layer = Some(layer.digest.clone());
+        }
+        blobs
+            .insert_file(&temp, &layer.digest)
+            .map_err(|e| e.to_string())?;
+        self.report(observer);
+        Ok(layer)
+    }
+
+    /// Reports the progress queued so far.
+    fn report(&self, observer: &dyn BuildObserver) {
+        let queue = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(p) = queue.try_recv() {
+            observer.event(&BuildEvent::BlobProgress {
+                transfer: Transfer::Push,
+                digest: p.digest.to_string(),
+                done: p.done,
+                total: Some(p.total),
+            });
+        }
+    }
+
+    /// Waits for every upload, reporting progress; the first failure is the error.
+    pub async fn finish(&self, observer: &dyn BuildObserver) -> Result<(), BuildError> {
+        let uploads = std::mem::take(&mut *self.lock());
+        for upload in uploads {
+            let layer = upload
+                .layer
+                .map_or_else(|| "a layer".to_string(), |d| format!("layer {d}"));
+            let failed = |reason: String| {
+                BuildError::Registry(format!(
+                    "pushing the image: uploading {layer} to {} while building: {reason}",
+                    upload.repo
+                ))
+            };
+            let joined = upload.task.await;
+            self.report(observer);
+            match joined {
+                Ok(Ok(outcome)) => {
+                    tracing::debug!(%layer, repo = %upload.repo, ?outcome, "layer uploaded while building")
+                }
+                Ok(Err(e)) => return Err(failed(e.to_string())),
+                Err(e) => return Err(failed(format!("the upload task ended: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Upload>> {
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for PushPipeline {
+    fn drop(&mut self) {
+        // Stops unfinished uploads; dropping a runtime may block, which must
+        // never happen on the caller's runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The target stage and every stage it is built `FROM`, directly or not.
+fn pushed_stages(plan: &Plan) -> BTreeSet<usize> {
+    let mut stages = BTreeSet::new();
+    let mut next = Some(plan.target().index);
+    while let Some(index) = next.filter(|i| stages.insert(*i)) {
+        next = plan
+            .stages
+            .iter()
+            .find(|s| s.index == index)
+            .and_then(|s| match s.base {
+                PlanBase::Stage(base) => Some(base),
+                _ => None,
+            });
+    }
+    stages
+}

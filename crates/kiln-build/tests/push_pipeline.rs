@@ -1,0 +1,255 @@
+//! The push pipeline against a real docker-registry behind the testkit's proxy,
+//! whose request log shows what reached the registry when: the layers are
+//! uploaded before the final push starts (its first request for the config,
+//! which only exists once every stage is done), the image is byte-identical to
+//! one pushed the old way, a registry refusing chunked uploads still gets it,
+//! a build failing at a later step leaves no manifest and no tag, and
+//! `--no-push` sends nothing.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use kiln_build::{BuildOptions, BuildOutcome};
+use kiln_testkit::proxy::ProxiedRequest;
+use kiln_testkit::{FailRule, FaultProxy, Faults, Registry};
+use support::*;
+
+/// Layer content that does not compress: the big layer spans several upload chunks.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+const DOCKERFILE: &str =
+    "FROM scratch\nCOPY big.bin /big.bin\nCOPY small.txt /etc/small.txt\nENV A=1\n";
+
+fn fixture(dockerfile: &str) -> Fixture {
+    let fx = Fixture::new(dockerfile, &[("small.txt", "small\n")]);
+    fs_err::write(fx.path().join("big.bin"), noise(20 << 20, 1)).unwrap();
+    fx
+}
+
+fn push_options(fx: &Fixture, destination: &str) -> BuildOptions {
+    let mut o = fx.options();
+    o.no_push = false;
+    o.destinations = vec![destination.to_string()];
+    o.registry.insecure = true;
+    o.registry.insecure_pull = true;
+    o.reproducible = true;
+    o
+}
+
+fn build(options: &BuildOptions) -> BuildOutcome {
+    run_tokio(kiln_build::build(options, &kiln_build::NoopObserver)).unwrap()
+}
+
+fn raw_manifest(reference: &str) -> Vec<u8> {
+    skopeo(|c| {
+        c.args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{reference}"));
+    })
+    .stdout
+}
+
+fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").expect("a sha256 digest")
+}
+
+/// Where in the log each layer's upload was closed (`PUT ?digest=`, 201).
+fn layer_puts(log: &[ProxiedRequest], outcome: &BuildOutcome) -> Vec<usize> {
+    outcome
+        .layers
+        .iter()
+        .map(|l| {
+            let wanted = format!("digest=sha256%3A{}", hex(&l.digest));
+            log.iter()
+                .position(|r| r.method == "PUT" && r.status == 201 && r.path.contains(&wanted))
+                .unwrap_or_else(|| panic!("layer {} was never uploaded: {log:#?}", l.digest))
+        })
+        .collect()
+}
+
+/// The final push's first request: it asks for every blob at once, so the
+/// first request naming the config (which only exists once every stage is
+/// done) or finding a layer present (HEAD 200) is where it began.
+fn final_push_start(
+    log: &[ProxiedRequest],
+    registry: &str,
+    reference: &str,
+    outcome: &BuildOutcome,
+) -> usize {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("{registry}/{reference}"))).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    log.iter()
+        .position(|r| {
+            r.path.contains(hex(&config))
+                || (r.method == "HEAD"
+                    && r.status == 200
+                    && outcome
+                        .layers
+                        .iter()
+                        .any(|l| r.path.ends_with(hex(&l.digest))))
+        })
+        .unwrap_or_else(|| panic!("the config {config} was never pushed: {log:#?}"))
+}
+
+#[test]
+fn layers_upload_before_the_final_push_and_the_image_is_the_same() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let fx = fixture(DOCKERFILE);
+
+    let pipelined = build(&push_options(
+        &fx,
+        &format!("{}/pipe/app:1", proxy.host_port()),
+    ));
+    let log = proxy.requests();
+    assert_eq!(pipelined.layers.len(), 2);
+    let start = final_push_start(&log, &registry.host_port(), "pipe/app:1", &pipelined);
+    for put in layer_puts(&log, &pipelined) {
+        assert!(
+            put < start,
+            "a layer was uploaded at request {put}, after the final push began at {start}"
+        );
+    }
+    assert!(
+        log.iter().any(|r| r.method == "PATCH" && r.status == 202),
+        "the 20 MB layer went in chunks: {log:#?}"
+    );
+    // The final push only confirmed the layers (HEAD, found).
+    for layer in &pipelined.layers {
+        assert!(
+            log[start..].iter().any(|r| r.method == "HEAD"
+                && r.status == 200
+                && r.path.ends_with(hex(&layer.digest))),
+            "{:#?}",
+            &log[start..]
+        );
+    }
+    assert!(
+        !log[start..].iter().any(|r| r.method == "PATCH"),
+        "no layer is uploaded by the final push: {:#?}",
+        &log[start..]
+    );
+
+    // The same build pushed the old way, all at the end.
+    let fx2 = fixture(DOCKERFILE);
+    let mut sequential = push_options(&fx2, &format!("{}/seq/app:1", registry.host_port()));
+    sequential.push_while_building = false;
+    let old = build(&sequential);
+    assert_eq!(pipelined.digest, old.digest);
+    assert_eq!(pipelined.layers, old.layers);
+    assert_eq!(
+        raw_manifest(&format!("{}/pipe/app:1", registry.host_port())),
+        raw_manifest(&format!("{}/seq/app:1", registry.host_port()))
+    );
+    let copied = tempfile::tempdir().unwrap();
+    for (reference, dir) in [("pipe/app:1", "pipe"), ("seq/app:1", "seq")] {
+        skopeo(|c| {
+            c.args(["copy", "--src-tls-verify=false"])
+                .arg(format!("docker://{}/{reference}", registry.host_port()))
+                .arg(format!("oci:{}:1", copied.path().join(dir).display()));
+        });
+    }
+    assert_same_blobs(&copied.path().join("pipe"), &copied.path().join("seq"));
+}
+
+/// Every blob of `a`'s OCI layout is in `b`'s with the same bytes.
+fn assert_same_blobs(a: &Path, b: &Path) {
+    let dir = a.join("blobs/sha256");
+    let mut n = 0;
+    for entry in fs_err::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name();
+        let theirs = fs_err::read(b.join("blobs/sha256").join(&name)).unwrap();
+        assert!(
+            fs_err::read(dir.join(&name)).unwrap() == theirs,
+            "{name:?} differs"
+        );
+        n += 1;
+    }
+    assert!(n >= 4, "manifest, config and two layers: {n}");
+}
+
+#[test]
+fn a_registry_refusing_chunked_uploads_gets_the_same_image() {
+    let registry = Registry::start_plain();
+    let refuse = FailRule::status(405, usize::MAX).matching(Some("PATCH"), None);
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().fail(refuse));
+    let fx = fixture(DOCKERFILE);
+    let outcome = build(&push_options(
+        &fx,
+        &format!("{}/refused/app:1", proxy.host_port()),
+    ));
+    let log = proxy.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.method == "PATCH" && r.fault == Some("fail")),
+        "a chunk was offered and refused: {log:#?}"
+    );
+    layer_puts(&log, &outcome);
+
+    let fx2 = fixture(DOCKERFILE);
+    let mut local = fx2.options();
+    local.reproducible = true;
+    let expected = build(&local);
+    assert_eq!(outcome.digest, expected.digest);
+    let served = raw_manifest(&format!("{}/refused/app:1", registry.host_port()));
+    assert_eq!(
+        kiln_oci::Digest::sha256_of(&served).to_string(),
+        outcome.digest
+    );
+}
+
+#[test]
+fn a_build_failing_at_a_later_step_pushes_no_manifest_and_no_tag() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let fx = fixture("FROM scratch\nCOPY big.bin /big.bin\nCOPY missing.txt /missing.txt\n");
+    let destination = format!("{}/failed/app:1", proxy.host_port());
+    let err = run_tokio(kiln_build::build(
+        &push_options(&fx, &destination),
+        &kiln_build::NoopObserver,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("missing.txt"), "{err}");
+    // Whether the first layer's upload got anywhere before the failure stopped
+    // it depends on timing; what must never exist is a manifest.
+    let log = proxy.requests();
+    assert!(
+        !log.iter().any(|r| r.path.contains("/manifests/")),
+        "no manifest request at all: {log:#?}"
+    );
+    let inspect = Command::new(tool("/usr/bin/skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/failed/app:1", registry.host_port()))
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "the tag exists: {}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
+}
+
+#[test]
+fn no_push_sends_nothing() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let fx = fixture(DOCKERFILE);
+    let mut options = push_options(&fx, &format!("{}/none/app:1", proxy.host_port()));
+    options.no_push = true;
+    build(&options);
+    assert_eq!(proxy.request_count(), 0, "{:#?}", proxy.requests());
+}

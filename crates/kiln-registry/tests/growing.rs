@@ -1,0 +1,222 @@
+//! Uploading a blob while it is written (`Client::push_growing_blob`) against a real
+//! docker-registry behind the testkit's proxy, whose request log shows what was sent
+//! when: chunks leave before the writer ends, a registry refusing `PATCH` still gets
+//! the blob whole, an abandoned blob fails the upload, a blob the registry holds is
+//! not sent again.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use kiln_oci::{Descriptor, Digest, MediaType};
+use kiln_registry::{BlobOutcome, Client, GrowingBlobWriter, RepoRef, growing_blob};
+use kiln_testkit::proxy::ProxiedRequest;
+use kiln_testkit::{FailRule, FaultProxy, Faults, Registry};
+
+const CHUNK: u64 = 256 * 1024;
+
+fn chunked_client(host: &str) -> Client {
+    let mut o = options(host, true, None, None);
+    o.chunk_size = Some(CHUNK);
+    Client::new(o)
+}
+
+fn writer(dir: &std::path::Path) -> (GrowingBlobWriter, kiln_registry::GrowingBlob) {
+    let path = dir.join("blob");
+    let file = std::fs::File::create(&path).unwrap();
+    growing_blob(file, &path).unwrap()
+}
+
+/// Polls the proxy log until `wanted` holds (at most 60 s, then the test fails).
+fn wait_for_log(proxy: &FaultProxy, what: &str, wanted: impl Fn(&[ProxiedRequest]) -> bool) {
+    let start = Instant::now();
+    while !wanted(&proxy.requests()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never saw {what}; log: {:#?}",
+            proxy.requests()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn patches_accepted(log: &[ProxiedRequest]) -> usize {
+    log.iter()
+        .filter(|r| r.method == "PATCH" && r.status == 202)
+        .count()
+}
+
+async fn fetched(client: &Client, repo: &RepoRef, data: &[u8], dir: &std::path::Path) {
+    let descriptor = Descriptor::new(
+        MediaType::parse("application/octet-stream"),
+        Digest::sha256_of(data),
+        data.len() as u64,
+    );
+    let dest = dir.join("fetched");
+    client.fetch_blob(repo, &descriptor, &dest).await.unwrap();
+    assert!(fs_err::read(&dest).unwrap() == data, "the blob differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_leave_while_the_blob_is_written() {
+    let reg = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
+    let host = proxy.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = chunked_client(&host);
+    let repo = RepoRef::new(&host, "grow/app");
+    let data = pseudo_random(5 * CHUNK as usize + 1234, 7);
+    let (mut w, blob) = writer(dir.path());
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+
+    let written = data.clone();
+    let proxy = tokio::task::spawn_blocking(move || {
+        // Three chunks' worth, then wait until the registry accepted them all before
+        // writing the rest: the upload runs while the blob is being written.
+        w.write_all(&written[..3 * CHUNK as usize]).unwrap();
+        wait_for_log(&proxy, "three PATCHes before the end", |log| {
+            patches_accepted(log) == 3
+        });
+        assert!(
+            !proxy.requests().iter().any(|r| r.method == "PUT"),
+            "nothing may be closed before the blob ends"
+        );
+        w.write_all(&written[3 * CHUNK as usize..]).unwrap();
+        w.finish(Digest::sha256_of(&written));
+        proxy
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
+    let log = proxy.requests();
+    // The rest went as further PATCHes or with the closing PUT, whichever came first.
+    assert!(patches_accepted(&log) >= 3, "{log:#?}");
+    let put = log
+        .iter()
+        .find(|r| r.method == "PUT")
+        .expect("the closing PUT");
+    assert!(
+        put.path.contains(&format!(
+            "digest=sha256%3A{}",
+            Digest::sha256_of(&data).hex()
+        )) && put.status == 201,
+        "{put:?}"
+    );
+    fetched(
+        &plain_client(&reg.host_port()),
+        &RepoRef::new(&reg.host_port(), "grow/app"),
+        &data,
+        dir.path(),
+    )
+    .await;
+
+    // The same bytes again, ending before one full chunk: the registry has them, so
+    // they are only checked, not sent.
+    let small = pseudo_random(1000, 8);
+    let (mut w, blob) = writer(dir.path());
+    w.write_all(&small).unwrap();
+    w.finish(Digest::sha256_of(&small));
+    assert_eq!(
+        client.push_growing_blob(&repo, &blob).await.unwrap(),
+        BlobOutcome::Uploaded
+    );
+    let (mut w, blob) = writer(dir.path());
+    w.write_all(&small).unwrap();
+    w.finish(Digest::sha256_of(&small));
+    let before = proxy.request_count();
+    assert_eq!(
+        client.push_growing_blob(&repo, &blob).await.unwrap(),
+        BlobOutcome::Existing
+    );
+    let again = &proxy.requests()[before..];
+    assert!(
+        again.iter().all(|r| r.method == "HEAD"),
+        "an existing blob is only checked: {again:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_refusing_chunks_gets_the_finished_blob_in_one_put() {
+    let reg = Registry::start_plain();
+    let refuse = FailRule::status(405, usize::MAX).matching(Some("PATCH"), None);
+    let proxy = FaultProxy::in_front_of(&reg, Faults::none().fail(refuse));
+    let host = proxy.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = chunked_client(&host);
+    let repo = RepoRef::new(&host, "refuse/app");
+    let data = pseudo_random(3 * CHUNK as usize + 99, 9);
+    let (mut w, blob) = writer(dir.path());
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+    let written = data.clone();
+    let proxy = tokio::task::spawn_blocking(move || {
+        // A chunk is offered (and refused) while the blob is still growing.
+        w.write_all(&written[..2 * CHUNK as usize]).unwrap();
+        wait_for_log(&proxy, "a refused PATCH", |log| {
+            log.iter()
+                .any(|r| r.method == "PATCH" && r.fault == Some("fail"))
+        });
+        w.write_all(&written[2 * CHUNK as usize..]).unwrap();
+        w.finish(Digest::sha256_of(&written));
+        proxy
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
+    let log = proxy.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.method == "PATCH" && r.fault == Some("fail")),
+        "the PATCH was refused: {log:#?}"
+    );
+    assert!(
+        log.iter().any(|r| r.method == "PUT" && r.status == 201),
+        "{log:#?}"
+    );
+    fetched(&client, &repo, &data, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_blob_fails_its_upload() {
+    let reg = Registry::start_plain();
+    let host = reg.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = chunked_client(&host);
+    let repo = RepoRef::new(&host, "abandon/app");
+    let (mut w, blob) = writer(dir.path());
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+    let data = pseudo_random(2 * CHUNK as usize, 10);
+    tokio::task::spawn_blocking(move || {
+        w.write_all(&data).unwrap();
+        w.abandon("the step failed");
+    })
+    .await
+    .unwrap();
+    let err = upload.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("the step failed") && err.contains("abandon/app"),
+        "{err}"
+    );
+
+    // A writer dropped without an end abandons too.
+    let (w, blob) = writer(dir.path());
+    drop(w);
+    let err = client
+        .push_growing_blob(&repo, &blob)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stopped before the end"), "{err}");
+}
