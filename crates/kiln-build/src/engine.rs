@@ -57,6 +57,7 @@ async fn build_with(
 ) -> Result<BuildOutcome, BuildError> {
     let mut timings = PhaseTimings::default();
     let started = Instant::now();
+    let mut recorder = crate::attest::for_build::Recorder::start();
 
     // Removed in the background once this function has returned, whatever it returns.
     let mut work = WorkDir::create(&options.kaniko_dir)?;
@@ -70,6 +71,7 @@ async fn build_with(
     let (dockerfile_name, dockerfile_path, bytes) =
         read_dockerfile(options, &context, work.path())?;
     context.load_ignore(dockerfile_path.as_deref())?;
+    recorder.dockerfile = Some((dockerfile_name.clone(), kiln_oci::Digest::sha256_of(&bytes)));
     observer.event(&BuildEvent::ContextLoaded {
         root: context.root().to_path_buf(),
     });
@@ -186,6 +188,7 @@ async fn build_with(
                     }
                 };
                 timings.pull += pull_start.elapsed();
+                recorder.base(reference, &digest);
                 Base::Image {
                     image: Box::new(image),
                     digest,
@@ -282,16 +285,35 @@ async fn build_with(
         );
     }
     let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
-    if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
+    let needs_layers =
+        options.oci_layout_path.is_some() || options.tar_path.is_some() || options.attest.sbom;
+    if needs_layers && !all_local {
         let client = registry_client(&registry, options)?;
         crate::pull::ensure_blobs(client, &blobs, &image, observer)
             .await
             .map_err(BuildError::Registry)?;
     }
+    let attestor = crate::attest::for_build::attestor(
+        &recorder,
+        options,
+        platform,
+        &image,
+        &blobs,
+        &env.created,
+        reproducible_epoch,
+    )?;
+    let artifacts = crate::attest::for_build::artifacts(attestor.as_ref(), &written.descriptor())?;
+    let layout_artifacts = match &layout_written {
+        Some(layout) => {
+            crate::attest::for_build::artifacts(attestor.as_ref(), &layout.descriptor())?
+        }
+        None => artifacts.clone(),
+    };
     output::write_local_outputs(
         &blobs,
         &written,
         layout_written.as_ref().unwrap_or(&written),
+        &layout_artifacts,
         options,
         platform,
     )?;
@@ -301,7 +323,12 @@ async fn build_with(
     if !options.no_push {
         let push_start = Instant::now();
         let client = registry_client(&registry, options)?;
-        pushed = match output::push(client, &blobs, &image, &written, options, observer).await {
+        let push = |client| {
+            output::push(
+                client, &blobs, &image, &written, &artifacts, options, observer,
+            )
+        };
+        pushed = match push(client).await {
             Ok(p) => p,
             Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
                 // A base layer could not be mounted: fetch it and upload it instead.
@@ -309,7 +336,7 @@ async fn build_with(
                 crate::pull::ensure_blobs(client, &blobs, &image, observer)
                     .await
                     .map_err(BuildError::Registry)?;
-                output::push(client, &blobs, &image, &written, options, observer).await?
+                push(client).await?
             }
             Err(e) => return Err(e),
         };

@@ -78,6 +78,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod archive;
+pub mod attest;
 mod blobs;
 mod ci_labels;
 mod context;
@@ -108,6 +109,7 @@ mod unpack;
 mod warm;
 mod workdir_cleanup;
 
+pub use attest::AttestOptions;
 pub use ci_labels::CiLabels;
 pub use engine::build;
 pub use error::BuildError;

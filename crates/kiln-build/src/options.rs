@@ -90,6 +90,8 @@ pub struct BuildOptions {
     pub push_ignore_immutable_tag_errors: bool,
     /// Layer cache options (issue 8).
     pub cache: CacheOptions,
+    /// `--sbom`, `--provenance`: attestations attached to the image.
+    pub attest: crate::AttestOptions,
 }
 
 impl BuildOptions {
@@ -132,6 +134,7 @@ impl BuildOptions {
             skip_push_permission_check: false,
             push_ignore_immutable_tag_errors: false,
             cache: CacheOptions::default(),
+            attest: crate::AttestOptions::default(),
         }
     }
 }
