@@ -378,3 +378,217 @@ fn debian_image_attestations_are_pushed_before_the_tags_and_hold_no_secret() {
     types.sort();
     assert_eq!(types, [SPDX, IN_TOTO]);
 }
+
+/// Alpine's installed database, written from apk-tools' documented fields
+/// (no Alpine image is reachable offline): `P` name, `V` version, `A`
+/// architecture, `o` origin (source package), and lines the SBOM ignores.
+const APK_INSTALLED: &str = "\
+C:Q1fakechecksumAAAAAAAAAAAAAAAA=
+P:musl
+V:1.2.4_git20230717-r4
+A:x86_64
+S:407278
+I:667648
+T:the musl c library (libc) implementation
+U:https://musl.libc.org/
+L:MIT
+o:musl
+m:Natanael Copa <ncopa@alpinelinux.org>
+F:lib
+R:ld-musl-x86_64.so.1
+
+C:Q1fakechecksumBBBBBBBBBBBBBBBB=
+P:libcrypto3
+V:3.1.4-r5
+A:x86_64
+L:Apache-2.0
+o:openssl
+D:so:libc.musl-x86_64.so.1
+F:usr/lib
+R:libcrypto.so.3
+";
+
+/// A distroless-style dpkg entry (`status.d`, no `Status` field).
+const STATUS_D_TZDATA: &str = "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n";
+
+fn apk_fixture() -> support::Fixture {
+    support::Fixture::new(
+        "FROM scratch\nADD rootfs.tar /\nCOPY installed /lib/apk/db/installed\n\
+         COPY os-release /etc/os-release\nCOPY tzdata /var/lib/dpkg/status.d/tzdata\n\
+         COPY tzdata.md5sums /var/lib/dpkg/status.d/tzdata.md5sums\n",
+        &[
+            ("installed", APK_INSTALLED),
+            (
+                "os-release",
+                "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n",
+            ),
+            ("tzdata", STATUS_D_TZDATA),
+            ("tzdata.md5sums", "0123  usr/share/zoneinfo/UTC\n"),
+        ],
+    )
+}
+
+fn reproducible_attesting(options: &mut kiln_build::BuildOptions, destination: &str) {
+    options.destinations = vec![destination.to_string()];
+    options.reproducible = true;
+    options.source_date_epoch = Some(1_700_000_000);
+    options.registry.insecure = true;
+    options.attest.sbom = true;
+    options.attest.provenance = true;
+}
+
+/// The artifacts in an OCI layout: (artifact type, manifest digest, document).
+fn layout_artifacts(layout: &Path) -> Vec<(String, String, Value)> {
+    let index: Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for d in index["manifests"].as_array().unwrap() {
+        let Some(artifact_type) = d["artifactType"].as_str() else {
+            continue;
+        };
+        let digest = d["digest"].as_str().unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&support::layout_blob(layout, digest)).unwrap();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let document = serde_json::from_slice(&support::layout_blob(layout, layer)).unwrap();
+        out.push((artifact_type.to_string(), digest.to_string(), document));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A TCP forwarder on a port known before its target is: attestations
+/// name their destination, so the fault proxy's rule (which needs the
+/// artifact's digest) can only be made after the destination is fixed.
+fn forwarder() -> (String, std::sync::Arc<std::sync::Mutex<Option<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let target = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let shared = target.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Some(to) = shared.lock().unwrap().clone() else {
+                continue; // not wired yet: the connection is dropped
+            };
+            let Ok(upstream) = std::net::TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut c1, mut u1) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c2, mut u2) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (address, target)
+}
+
+#[test]
+fn apk_and_status_d_packages_and_a_failed_attestation_push_moves_no_tag() {
+    let registry = kiln_testkit::Registry::start_plain();
+    let (front, target) = forwarder();
+    let destination = format!("{front}/apk/app:v1");
+
+    // 1. No push: the OCI layout holds the image and its attestations.
+    let fx = apk_fixture();
+    let (mut options, layout) = fx.layout_options();
+    reproducible_attesting(&mut options, &destination);
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let artifacts = layout_artifacts(&layout);
+    assert_eq!(
+        artifacts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
+        [SPDX, IN_TOTO]
+    );
+    let sbom = &artifacts[0].2;
+    assert_valid_spdx(&kiln_oci::canonical_json::to_vec(sbom).unwrap());
+    assert_eq!(
+        sbom_packages(sbom, "pkg:apk/alpine/"),
+        BTreeSet::from([
+            ("libcrypto3".into(), "3.1.4-r5".into(), "x86_64".into()),
+            (
+                "musl".into(),
+                "1.2.4_git20230717-r4".into(),
+                "x86_64".into()
+            ),
+        ])
+    );
+    assert_eq!(
+        sbom_packages(sbom, "pkg:deb/"),
+        BTreeSet::from([("tzdata".into(), "2024a-0+deb12u1".into(), "all".into())])
+    );
+    let text = sbom.to_string();
+    assert!(
+        text.contains(
+            "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl"
+        ),
+        "{text}"
+    );
+    assert_eq!(sbom["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+    let metadata = &artifacts[1].2["predicate"]["runDetails"]["metadata"];
+    assert_eq!(metadata["startedOn"], "2023-11-14T22:13:20Z");
+    assert_eq!(metadata["finishedOn"], "2023-11-14T22:13:20Z");
+    let provenance_manifest = artifacts[1].1.clone();
+
+    // 2. The same build pushed through a proxy that refuses the provenance
+    //    artifact's manifest: the build fails, and the tag never appears.
+    let proxy = kiln_testkit::FaultProxy::in_front_of(
+        &registry,
+        kiln_testkit::Faults::none().fail(kiln_testkit::FailRule::status(400, 100).matching(
+            Some("PUT"),
+            Some(&format!("/manifests/{provenance_manifest}")),
+        )),
+    );
+    *target.lock().unwrap() = Some(proxy.host_port());
+    let fx = apk_fixture();
+    let mut options = fx.options();
+    options.no_push = false;
+    reproducible_attesting(&mut options, &destination);
+    let error = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver))
+        .expect_err("the attestation push fails the build")
+        .to_string();
+    assert!(error.contains(&provenance_manifest), "{error}");
+    let refused: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault == Some("fail"))
+        .collect();
+    assert!(!refused.is_empty(), "the fault was never hit");
+    let image_digest = kiln_oci::Digest::sha256_of(&support::layout_blob(&layout, &{
+        let index: Value =
+            serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["artifactType"].is_null())
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }));
+    let direct = format!("{}/apk/app", registry.host_port());
+    // The image itself went first, by digest; the tag was never PUT.
+    raw(&format!("{direct}@{image_digest}"));
+    let tag = Command::new(tool("/usr/bin/skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{direct}:v1"))
+        .output()
+        .unwrap();
+    assert!(
+        !tag.status.success(),
+        "the tag was moved despite the failure"
+    );
+    assert!(
+        !proxy
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.ends_with("/manifests/v1")),
+        "a tag PUT was sent"
+    );
+}
