@@ -24,6 +24,7 @@ pub mod apk;
 pub mod dpkg;
 pub(crate) mod for_build;
 pub mod image_files;
+pub mod listing;
 pub mod os_release;
 pub mod packages;
 pub mod provenance;
