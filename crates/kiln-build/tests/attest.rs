@@ -592,3 +592,73 @@ fn apk_and_status_d_packages_and_a_failed_attestation_push_moves_no_tag() {
         "a tag PUT was sent"
     );
 }
+
+/// The referrers API form: no registry here offers it, so kiln-testkit's
+/// `ReferrersFront` adds it in front of the real distribution 2.8 (which
+/// stores everything). kiln must use the API and make no referrers tag.
+#[test]
+fn with_the_referrers_api_no_referrers_tag_is_made() {
+    let registry = kiln_testkit::Registry::start_plain();
+    let front = kiln_testkit::ReferrersFront::in_front_of(&registry);
+    let fx = apk_fixture();
+    let mut options = fx.options();
+    options.no_push = false;
+    reproducible_attesting(&mut options, &format!("{}/api/app:v1", front.host_port()));
+    options.registry.insecure_pull = true;
+    let outcome = run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+
+    let recorded = front.referrers("api/app", &outcome.digest);
+    let mut types: Vec<&str> = recorded
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, [SPDX, IN_TOTO]);
+    let direct = format!("{}/api/app", registry.host_port());
+    let tag = Command::new(tool("/usr/bin/skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!(
+            "docker://{direct}:{}",
+            outcome.digest.replace(':', "-")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        !tag.status.success(),
+        "a referrers tag was made although the API exists"
+    );
+    assert_eq!(
+        kiln_oci::Digest::sha256_of(&raw(&format!("{direct}:v1"))).to_string(),
+        outcome.digest
+    );
+
+    let listing = run_tokio(kiln_build::attest::listing::list(
+        &options,
+        &format!("{}/api/app:v1", front.host_port()),
+    ))
+    .unwrap();
+    assert_eq!(listing.form, kiln_registry::ReferrersForm::Api);
+    assert_eq!(listing.referrers.len(), 2);
+    let provenance = listing
+        .referrers
+        .iter()
+        .find(|r| r.kind == Some(kiln_build::attest::Kind::Provenance))
+        .unwrap();
+    let (_, document) = run_tokio(kiln_build::attest::listing::document(
+        &options,
+        &listing.repo,
+        &listing.subject.digest,
+        &provenance.manifest,
+    ))
+    .unwrap();
+    let statement: Value = serde_json::from_slice(&document).unwrap();
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            statement["subject"][0]["digest"]["sha256"]
+                .as_str()
+                .unwrap()
+        ),
+        outcome.digest
+    );
+}
