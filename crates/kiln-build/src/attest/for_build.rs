@@ -59,6 +59,12 @@ pub(crate) fn attestor(
     if !options.attest.any() {
         return Ok(None);
     }
+    if options.no_push && options.oci_layout_path.is_none() {
+        tracing::warn!(
+            "--sbom/--provenance: nothing is pushed and there is no --oci-layout-path; no attestation is made"
+        );
+        return Ok(None);
+    }
     let (dockerfile, dockerfile_digest) = recorder
         .dockerfile
         .clone()

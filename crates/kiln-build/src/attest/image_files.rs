@@ -5,11 +5,11 @@
 //! Layers are untrusted: nothing is written to disk; entry names are
 //! normalised lexically and a name with a `..` component is ignored; only
 //! regular files at the exact wanted paths are read, each up to
-//! [`FILE_LIMIT`] bytes (more is an error naming the layer and path), and
-//! at most [`MAX_FILES`] of them. Whiteouts (`.wh.NAME`) and opaque markers
-//! (`.wh..wh..opq`) of a layer hide what lower layers hold, as the OCI image
-//! spec says; a later regular file replaces an earlier one, any other entry
-//! at a wanted path removes it.
+//! [`FILE_LIMIT`] bytes (more is an error naming the layer and path), at
+//! most [`MAX_FILES`] of them and [`TOTAL_LIMIT`] bytes in all. Whiteouts
+//! (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) of a layer hide what
+//! lower layers hold, as the OCI image spec says; a later regular file
+//! replaces an earlier one, any other entry at a wanted path removes it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -21,6 +21,8 @@ use kiln_oci::LayerCompression;
 pub const FILE_LIMIT: u64 = 64 << 20;
 /// Most wanted files kept (distroless `status.d` has one per package).
 pub const MAX_FILES: usize = 100_000;
+/// Most bytes kept over all wanted files.
+pub const TOTAL_LIMIT: usize = 256 << 20;
 
 /// Wanted files by path (relative, no leading `/`), with their contents.
 pub type Files = BTreeMap<String, Vec<u8>>;
@@ -111,6 +113,12 @@ pub fn apply_layer(files: &mut Files, mut blob: impl BufRead) -> Result<(), Stri
     if files.len() > MAX_FILES {
         return Err(format!(
             "more than {MAX_FILES} package database files; refusing to read more"
+        ));
+    }
+    let total: usize = files.values().map(Vec::len).sum();
+    if total > TOTAL_LIMIT {
+        return Err(format!(
+            "package databases of {total} bytes, more than the {TOTAL_LIMIT} an SBOM reads"
         ));
     }
     Ok(())
