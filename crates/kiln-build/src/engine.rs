@@ -255,11 +255,12 @@ async fn build_with(
         done.insert(stage.index, output);
     }
     let target = plan.target().index;
-    let mut image = done
+    let target_output = done
         .remove(&target)
-        .map(|o| o.image)
         .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))?;
     drop(done);
+    let final_rootfs = target_output.rootfs;
+    let mut image = target_output.image;
     finalize(&mut image, options, &env.created);
 
     let export_start = Instant::now();
@@ -298,8 +299,12 @@ async fn build_with(
         &recorder,
         options,
         platform,
-        &image,
-        &blobs,
+        &crate::attest::for_build::FinalImage {
+            image: &image,
+            blobs: &blobs,
+            rootfs: final_rootfs.as_deref(),
+        },
+        env.in_place,
         &env.created,
         reproducible_epoch,
     )?;

@@ -661,4 +661,51 @@ fn with_the_referrers_api_no_referrers_tag_is_made() {
         ),
         outcome.digest
     );
+
+    // A metadata-only build on that image has no root filesystem: its SBOM
+    // comes from the layer blobs, and lists the same packages.
+    let sbom_of = |listing: &kiln_build::attest::listing::Listing, options| {
+        let sbom = listing
+            .referrers
+            .iter()
+            .find(|r| r.kind == Some(kiln_build::attest::Kind::Sbom))
+            .unwrap();
+        let (_, document) = run_tokio(kiln_build::attest::listing::document(
+            options,
+            &listing.repo,
+            &listing.subject.digest,
+            &sbom.manifest,
+        ))
+        .unwrap();
+        serde_json::from_slice::<Value>(&document).unwrap()
+    };
+    let from_rootfs = sbom_of(&listing, &options);
+    let labelled = support::Fixture::new(
+        &format!(
+            "FROM {}/api/app:v1\nLABEL stage=metadata-only\n",
+            front.host_port()
+        ),
+        &[],
+    );
+    let mut options = labelled.options();
+    options.no_push = false;
+    reproducible_attesting(
+        &mut options,
+        &format!("{}/api/labelled:v1", front.host_port()),
+    );
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let listing = run_tokio(kiln_build::attest::listing::list(
+        &options,
+        &format!("{}/api/labelled:v1", front.host_port()),
+    ))
+    .unwrap();
+    let from_layers = sbom_of(&listing, &options);
+    for purl_type in ["pkg:apk/alpine/", "pkg:deb/"] {
+        assert_eq!(
+            sbom_packages(&from_layers, purl_type),
+            sbom_packages(&from_rootfs, purl_type)
+        );
+    }
+    assert_eq!(sbom_packages(&from_layers, "pkg:apk/alpine/").len(), 2);
 }

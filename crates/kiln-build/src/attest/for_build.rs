@@ -2,8 +2,11 @@
 //! build and making the artifacts for the manifests it wrote.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use kiln_oci::{Digest, Platform};
+
+use super::image_files::Files;
 
 use super::{Artifact, Attestor, BaseImage, BuildFacts};
 use crate::blobs::BlobStore;
@@ -45,14 +48,63 @@ impl Recorder {
     }
 }
 
-/// The attestor for the final `image` (its layer blobs must be in `blobs`),
-/// or `None` when no attestation is asked for.
+/// What the final image is read from: the target stage's root filesystem, or
+/// its layer blobs (which must then be in the store).
+pub(crate) struct FinalImage<'a> {
+    pub image: &'a ImageState,
+    pub blobs: &'a BlobStore,
+    /// The target stage's root filesystem, when it has one of its own.
+    pub rootfs: Option<&'a Path>,
+}
+
+impl FinalImage<'_> {
+    /// The package databases: from the root filesystem when it holds exactly
+    /// what the layers do (chroot isolation, no layer cache whose hits may
+    /// skip laying files out, no `--ignore-path` over a database), else from
+    /// the layers.
+    fn files(&self, options: &BuildOptions, in_place: bool) -> Result<Files, String> {
+        const DATABASES: [&str; 5] = [
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/status.d",
+            "lib/apk/db/installed",
+            "etc/os-release",
+            "usr/lib/os-release",
+        ];
+        let ignored = options.ignore_paths.iter().any(|p| {
+            let p = p.to_string_lossy();
+            let p = p.trim_matches('/');
+            DATABASES.iter().any(|d| {
+                p.is_empty()
+                    || *d == p
+                    || d.starts_with(&format!("{p}/"))
+                    || p.starts_with(&format!("{d}/"))
+            })
+        });
+        match self.rootfs {
+            Some(root) if !in_place && !options.cache.enabled && !ignored => {
+                super::image_files::read_rootfs(root)
+            }
+            _ => {
+                let paths: Vec<_> = self
+                    .image
+                    .layers
+                    .iter()
+                    .map(|l| self.blobs.path(&l.digest))
+                    .collect();
+                let layers: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+                super::image_files::read_layers(&layers)
+            }
+        }
+    }
+}
+
+/// The attestor for the final image, or `None` when no attestation is asked for.
 pub(crate) fn attestor(
     recorder: &Recorder,
     options: &BuildOptions,
     platform: &Platform,
-    image: &ImageState,
-    blobs: &BlobStore,
+    final_image: &FinalImage<'_>,
+    in_place: bool,
     created: &str,
     reproducible_epoch: Option<i64>,
 ) -> Result<Option<Attestor>, BuildError> {
@@ -91,9 +143,14 @@ pub(crate) fn attestor(
         reproducible_epoch,
         attest: options.attest.clone(),
     };
-    let paths: Vec<_> = image.layers.iter().map(|l| blobs.path(&l.digest)).collect();
-    let layers: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
-    Attestor::new(facts, &layers)
+    let files = if options.attest.sbom {
+        final_image
+            .files(options, in_place)
+            .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))?
+    } else {
+        Files::new()
+    };
+    Attestor::new(facts, &files)
         .map(Some)
         .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))
 }

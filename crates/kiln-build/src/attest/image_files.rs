@@ -1,6 +1,12 @@
 //! The few files of the final image an SBOM reads (package databases and
 //! os-release), taken from the image's layers as they would stack, without
-//! unpacking anything.
+//! unpacking anything ([`read_layers`]), or from the build's own root
+//! filesystem of the final stage when it has one ([`read_rootfs`]: no
+//! decompression at all; what the image's layers hold by construction).
+//!
+//! A root filesystem is untrusted too: no symlink is followed (each parent
+//! must be a real directory, the file itself is opened with `O_NOFOLLOW`;
+//! nothing runs in that root any more), the same limits apply.
 //!
 //! Layers are untrusted: nothing is written to disk; entry names are
 //! normalised lexically and a name with a `..` component is ignored; only
@@ -35,6 +41,88 @@ pub fn wanted(path: &str) -> bool {
     ) || path
         .strip_prefix("var/lib/dpkg/status.d/")
         .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// The wanted files of the image whose root filesystem is `root`.
+pub fn read_rootfs(root: &Path) -> Result<Files, String> {
+    let mut files = Files::new();
+    for path in [
+        "var/lib/dpkg/status",
+        "lib/apk/db/installed",
+        "etc/os-release",
+        "usr/lib/os-release",
+    ] {
+        read_one(root, path, &mut files)?;
+    }
+    let status_d = "var/lib/dpkg/status.d";
+    if parents_are_dirs(root, &format!("{status_d}/x"))
+        && let Ok(entries) = std::fs::read_dir(root.join(status_d))
+    {
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        if names.len() > MAX_FILES {
+            return Err(format!("/{status_d} has more than {MAX_FILES} entries"));
+        }
+        for name in names {
+            read_one(root, &format!("{status_d}/{name}"), &mut files)?;
+        }
+    }
+    let total: usize = files.values().map(Vec::len).sum();
+    if total > TOTAL_LIMIT {
+        return Err(format!(
+            "package databases of {total} bytes, more than the {TOTAL_LIMIT} an SBOM reads"
+        ));
+    }
+    Ok(files)
+}
+
+/// Whether every parent of `path` under `root` is a directory, not a symlink.
+fn parents_are_dirs(root: &Path, path: &str) -> bool {
+    let mut dir = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Reads the regular file `path` (relative) under `root` into `files` when it
+/// is one, following no symlink.
+fn read_one(root: &Path, path: &str, files: &mut Files) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !wanted(path) || !parents_are_dirs(root, path) {
+        return Ok(());
+    }
+    let full = root.join(path);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&full)
+    else {
+        return Ok(()); // absent, a symlink (ELOOP), or not openable: not in the image
+    };
+    let meta = file.metadata().map_err(|e| format!("/{path}: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Ok(());
+    }
+    if meta.len() > FILE_LIMIT {
+        return Err(format!(
+            "/{path} is {} bytes, more than the {FILE_LIMIT} an SBOM reads",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(FILE_LIMIT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("/{path}: {e}"))?;
+    files.insert(path.to_string(), bytes);
+    Ok(())
 }
 
 /// Reads the wanted files of an image whose layer blobs are `layers`, base first.
@@ -246,5 +334,32 @@ mod tests {
         huge.extend(std::iter::repeat_n(0u8, 1024));
         let err = apply_layer(&mut Files::new(), &huge[..]).unwrap_err();
         assert!(err.contains("var/lib/dpkg/status"), "{err}");
+    }
+
+    #[test]
+    fn a_root_filesystem_is_read_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("var/lib/dpkg/status.d")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(outside.join("apk/db")).unwrap();
+        std::fs::write(root.join("var/lib/dpkg/status"), b"Package: a").unwrap();
+        std::fs::write(root.join("var/lib/dpkg/status.d/b"), b"Package: b").unwrap();
+        std::fs::write(root.join("usr/lib/os-release"), b"ID=debian").unwrap();
+        std::fs::write(outside.join("apk/db/installed"), b"P:escaped").unwrap();
+        std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("var/lib/dpkg/status.d/c")).unwrap();
+        let files = read_rootfs(&root).unwrap();
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            [
+                "usr/lib/os-release",
+                "var/lib/dpkg/status",
+                "var/lib/dpkg/status.d/b"
+            ]
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! # Design
 //!
 //! - [`BuildFacts`] is what the engine knew about the build (Dockerfile,
-//!   args, bases by digest, times); [`Attestor::new`] reads the final image's
-//!   package databases once from its layer blobs ([`image_files`]: no
-//!   unpacking, confined names, bounded sizes) into an [`packages::Inventory`].
+//!   args, bases by digest, times); [`image_files`] reads the final image's
+//!   package databases once, from the final stage's root filesystem when the
+//!   build has one, else from the layer blobs (no unpacking; confined names,
+//!   no symlinks followed, bounded sizes), and [`Attestor::new`] parses them
+//!   into a [`packages::Inventory`].
 //! - [`Attestor::artifacts_for`] makes the documents and artifact manifests
 //!   for ONE image manifest descriptor, so a multi-platform build attaches
 //!   one set per platform manifest; the documents depend on the subject only
@@ -33,7 +35,6 @@ pub mod purl;
 pub mod spdx;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use kiln_oci::{Descriptor, Digest, Manifest, MediaType, Platform};
 
@@ -162,12 +163,12 @@ pub struct Attestor {
 }
 
 impl Attestor {
-    /// Reads the image's package databases from `layers` (blob files, base
-    /// first) when an SBOM is asked for.
-    pub fn new(facts: BuildFacts, layers: &[&Path]) -> Result<Attestor, String> {
+    /// Parses the image's package databases (`files`, from
+    /// [`image_files::read_rootfs`] or [`image_files::read_layers`]) when an
+    /// SBOM is asked for.
+    pub fn new(facts: BuildFacts, files: &image_files::Files) -> Result<Attestor, String> {
         let inventory = if facts.attest.sbom {
-            let files = image_files::read_layers(layers)?;
-            Some(packages::inventory(&files)?)
+            Some(packages::inventory(files)?)
         } else {
             None
         };
