@@ -7,6 +7,7 @@
 //! `kiln manifest ...`); installed as `warmer` (kaniko's `/kaniko/warmer`), as
 //! `kiln warm`.
 
+mod attestations_cmd;
 mod cli;
 mod executor;
 mod logging;
@@ -26,6 +27,7 @@ commands:
   parse FILE       print a Dockerfile's parse tree, or every error in it
   manifest create|inspect  combine per-platform images into one index; print a manifest
   warm FLAGS       fill --cache-dir with base images (kaniko's warmer flags)
+  attestations IMAGE  list an image's SBOM and provenance (--show prints one)
   version          print kiln's version
   help [COMMAND]   print this, or a command's flags
 
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Some("build") => executor::run("kiln build", &rest[1..]),
         Some("parse") => parse_cmd::run(&rest[1..]),
         Some("manifest") => manifest_cmd::run(&rest[1..]),
+        Some("attestations") => attestations_cmd::run(&rest[1..]),
         Some("warm") => warm::run("kiln warm", &rest[1..]),
         Some("version") | Some("--version") => version(&rest[1..]),
         Some("help") => help(rest.get(1).map(String::as_str)),
@@ -95,6 +98,7 @@ fn help(command: Option<&str>) -> ExitCode {
         Some("build") => executor::run("kiln build", &help),
         Some("parse") => parse_cmd::run(&help),
         Some("manifest") => manifest_cmd::run(&help),
+        Some("attestations") => attestations_cmd::run(&help),
         Some("warm") => warm::run("kiln warm", &help),
         Some("version") => version(&help),
         Some(other) => {

@@ -12,7 +12,7 @@ mod common;
 mod cli;
 
 use cli::flag::{Flag, Shown};
-use cli::{executor_flags, manifest_flags, parse_flags, warmer_flags};
+use cli::{attestations_flags, executor_flags, manifest_flags, parse_flags, warmer_flags};
 use common::{kiln, run};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -192,6 +192,19 @@ fn manifest_help_lists_every_manifest_flag() {
 }
 
 #[test]
+fn attestations_help_lists_every_attestations_flag() {
+    let rows: Vec<&Flag> = attestations_flags::flags().collect();
+    for args in [
+        vec!["attestations", "--help"],
+        vec!["attestations", "-h"],
+        vec!["help", "attestations"],
+    ] {
+        let what = format!("{args:?}");
+        assert_help(&what, &run(Path::new(kiln()), &args), &rows);
+    }
+}
+
+#[test]
 fn top_level_and_version_help_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let executor = installed_as(dir.path(), "executor");
@@ -199,7 +212,15 @@ fn top_level_and_version_help_exit_0() {
         let o = run(Path::new(kiln()), &args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         let page = stdout(&o);
-        for command in ["build", "parse", "manifest", "warm", "version", "help"] {
+        for command in [
+            "build",
+            "parse",
+            "manifest",
+            "attestations",
+            "warm",
+            "version",
+            "help",
+        ] {
             assert!(
                 page.lines().any(|l| l.trim_start().starts_with(command)),
                 "{args:?}: {command} missing from\n{page}"

@@ -17,6 +17,7 @@ use std::time::Instant;
 use kiln_dockerfile::model::{Plan, PlanOptions};
 use kiln_oci::Platform;
 
+use crate::attest::for_build::Attesting;
 use crate::blobs::BlobStore;
 use crate::context::BuildContext;
 use crate::error::BuildError;
@@ -68,6 +69,7 @@ async fn build_with(
 ) -> Result<BuildOutcome, BuildError> {
     let mut timings = PhaseTimings::default();
     let started = Instant::now();
+    let mut recorder = crate::attest::for_build::Recorder::start();
 
     // Removed in the background once this function has returned, whatever it returns.
     let mut work = WorkDir::create(&options.kaniko_dir)?;
@@ -81,6 +83,7 @@ async fn build_with(
     let (dockerfile_name, dockerfile_path, bytes) =
         read_dockerfile(options, &context, work.path())?;
     context.load_ignore(dockerfile_path.as_deref())?;
+    recorder.dockerfile = Some((dockerfile_name.clone(), kiln_oci::Digest::sha256_of(&bytes)));
     observer.event(&BuildEvent::ContextLoaded {
         root: context.root().to_path_buf(),
     });
@@ -158,10 +161,15 @@ async fn build_with(
         true => None,
         false => crate::push_pipeline::PushPipeline::start(options, &plans[0])?,
     };
+    let recorders: Vec<_> = platforms
+        .iter()
+        .map(|_| std::sync::Mutex::new(recorder.clone()))
+        .collect();
     let envs = plans
         .iter()
         .zip(platforms)
-        .map(|(plan, platform)| BuildEnv {
+        .zip(&recorders)
+        .map(|((plan, platform), recorder)| BuildEnv {
             options,
             observer,
             file: dockerfile_name.clone(),
@@ -185,6 +193,7 @@ async fn build_with(
             in_place_ignore: in_place.clone(),
             cache,
             push_pipeline: push_pipeline.as_ref(),
+            recorder,
         })
         .collect::<Vec<_>>();
     timings.prepare = started.elapsed();
@@ -204,20 +213,32 @@ async fn build_with(
             );
         }
     }
-    for (image, env) in built.iter_mut().zip(&envs) {
-        finalize(image, options, &env.created);
+    for (output, env) in built.iter_mut().zip(&envs) {
+        finalize(&mut output.image, options, &env.created);
     }
+    let attesting = |i: usize, rootfs| Attesting {
+        recorder: recorders[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
+        rootfs,
+        in_place: in_place.is_some(),
+        created: &envs[i].created,
+        reproducible_epoch,
+    };
 
     let export_start = Instant::now();
     let mut outcome = if several {
         let mut images = Vec::new();
-        for (image, platform) in built.into_iter().zip(platforms) {
+        for (i, (built, platform)) in built.iter().zip(platforms).enumerate() {
+            let image = built.image.clone();
             let (format, chosen_by) = output::output_format(&image, options);
             let written = output::write_image(&blobs, &image, format, chosen_by, options)?;
             images.push(PlatformImage {
                 platform: platform.clone(),
                 image,
                 written,
+                attesting: attesting(i, built.rootfs.as_deref()),
             });
         }
         let index =
@@ -242,15 +263,16 @@ async fn build_with(
             timings,
         }
     } else {
-        let image = built.remove(0);
+        let target = &built[0];
         crate::single_output::single_output(
             &registry,
             &blobs,
-            &image,
+            &target.image,
             options,
             observer,
             &platforms[0],
             push_pipeline.as_ref(),
+            &attesting(0, target.rootfs.as_deref()),
             &mut timings,
         )
         .await?

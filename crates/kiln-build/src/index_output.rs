@@ -6,6 +6,8 @@
 //! manifest are pushed by digest to every destination repository first; only then is the
 //! index pushed under each destination's tag ([`crate::manifest_list::push_index`]
 //! checks that each manifest it names is there). The digest files name the index.
+//! Attestations (`--sbom`, `--provenance`) are made per platform image and pushed, with
+//! its referrers, after every image and before the index.
 //! `--oci-layout-path` holds an OCI index of the OCI forms of the images (the same
 //! index as pushed when every image is OCI), with every manifest and blob.
 
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use kiln_oci::{Descriptor, Digest, MediaType, OciLayoutWriter, Platform, Reference};
 use kiln_registry::{BlobSource, BlobToPush, Client, ImageToPush, ManifestRef, RepoRef};
 
+use crate::attest::for_build::Attesting;
 use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver};
@@ -23,13 +26,15 @@ use crate::options::BuildOptions;
 use crate::output::{self, Written};
 
 /// One platform's finished image.
-pub(crate) struct PlatformImage {
+pub(crate) struct PlatformImage<'a> {
     /// The target platform.
     pub platform: Platform,
     /// Config and layers.
     pub image: ImageState,
     /// Its config and manifest in the pushed format, in the blob store.
     pub written: Written,
+    /// What its attestations (`--sbom`, `--provenance`) are made from.
+    pub attesting: Attesting<'a>,
 }
 
 /// The index a build for several platforms made.
@@ -49,7 +54,7 @@ pub(crate) struct IndexWritten {
 pub(crate) async fn write_and_push(
     registry: &OnceLock<Client>,
     blobs: &BlobStore,
-    images: &[PlatformImage],
+    images: &[PlatformImage<'_>],
     options: &BuildOptions,
     observer: &dyn BuildObserver,
 ) -> Result<IndexWritten, BuildError> {
@@ -59,11 +64,17 @@ pub(crate) async fn write_and_push(
         crate::manifest_list::index_of(&descriptors, &platforms).map_err(BuildError::Output)?;
     let digest = Digest::sha256_of(&bytes);
 
-    if options.oci_layout_path.is_some() {
+    if options.oci_layout_path.is_some() || (options.attest.sbom && !options.no_push) {
         for i in images {
             ensure_local(registry, blobs, &i.image, options, observer).await?;
         }
-        write_layout(blobs, images, options)?;
+    }
+    let attestors = images
+        .iter()
+        .map(|i| i.attesting.attestor(options, &i.platform, &i.image, blobs))
+        .collect::<Result<Vec<_>, _>>()?;
+    if options.oci_layout_path.is_some() {
+        write_layout(blobs, images, &attestors, options)?;
     }
     let mut pushed = Vec::new();
     if !options.no_push {
@@ -71,6 +82,30 @@ pub(crate) async fn write_and_push(
         let destinations = destinations(options)?;
         for i in images {
             push_by_digest(client, blobs, i, &destinations, observer).await?;
+        }
+        // Each image's attestations, before the index moves any tag.
+        for (i, attestor) in images.iter().zip(&attestors) {
+            let subject = descriptor(&i.written);
+            let artifacts = crate::attest::for_build::artifacts(attestor.as_ref(), &subject)?;
+            if artifacts.is_empty() {
+                continue;
+            }
+            let mut repos: Vec<RepoRef> = Vec::new();
+            for (reference, _) in &destinations {
+                let repo = repo_of(reference);
+                if repos.contains(&repo) {
+                    continue;
+                }
+                crate::attest::publish::push_artifacts(client, &repo, &subject, &artifacts)
+                    .await
+                    .map_err(|e| {
+                        BuildError::Registry(format!(
+                            "pushing the attestations of the {} image to {reference}: {e}",
+                            i.platform
+                        ))
+                    })?;
+                repos.push(repo);
+            }
         }
         let manifests: Vec<(Digest, String)> = images
             .iter()
@@ -161,7 +196,7 @@ async fn ensure_local(
 async fn push_by_digest(
     client: &Client,
     blobs: &BlobStore,
-    image: &PlatformImage,
+    image: &PlatformImage<'_>,
     destinations: &[(Reference, ManifestRef)],
     observer: &dyn BuildObserver,
 ) -> Result<(), BuildError> {
@@ -219,7 +254,8 @@ async fn push_by_digest(
 /// index over them named after the first destination's tag (or `latest`).
 fn write_layout(
     blobs: &BlobStore,
-    images: &[PlatformImage],
+    images: &[PlatformImage<'_>],
+    attestors: &[Option<crate::attest::Attestor>],
     options: &BuildOptions,
 ) -> Result<(), BuildError> {
     let Some(path) = &options.oci_layout_path else {
@@ -228,9 +264,9 @@ fn write_layout(
     let fail = |e: kiln_oci::LayoutError| {
         BuildError::Output(format!("writing the OCI layout {}: {e}", path.display()))
     };
-    let layout = OciLayoutWriter::create(path).map_err(fail)?;
+    let mut layout = OciLayoutWriter::create(path).map_err(fail)?;
     let mut manifests = Vec::new();
-    for i in images {
+    for (i, attestor) in images.iter().zip(attestors) {
         let oci = match i.written.media_type {
             MediaType::DockerManifest => {
                 output::write_image(blobs, &i.image, Format::Oci, "--oci-layout-path", options)?
@@ -248,6 +284,8 @@ fn write_layout(
         layout
             .write_blob_expecting(&oci.manifest_bytes[..], &d)
             .map_err(fail)?;
+        let artifacts = crate::attest::for_build::artifacts(attestor.as_ref(), &d)?;
+        crate::attest::publish::write_to_layout(&mut layout, &artifacts).map_err(fail)?;
         manifests.push(d);
     }
     let platforms: Vec<Platform> = images.iter().map(|i| i.platform.clone()).collect();
@@ -263,7 +301,6 @@ fn write_layout(
         .and_then(|d| Reference::parse(d).ok())
         .and_then(|r| r.tag().map(str::to_string))
         .unwrap_or_else(|| "latest".into());
-    let mut layout = layout;
     layout.add_to_index(index, Some(&tag)).map_err(fail)?;
     layout.finish().map_err(fail)?;
     Ok(())

@@ -86,6 +86,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod archive;
+pub mod attest;
 mod blobs;
 mod ci_labels;
 mod context;
@@ -122,6 +123,7 @@ mod unpack;
 mod warm;
 mod workdir_cleanup;
 
+pub use attest::AttestOptions;
 pub use ci_labels::CiLabels;
 pub use engine::build;
 pub use error::BuildError;

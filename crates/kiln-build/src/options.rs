@@ -109,6 +109,8 @@ pub struct BuildOptions {
     /// confirms blobs and puts config and manifest. `true` by default; `false`
     /// uploads everything at the end, as before (benchmarks compare the two).
     pub push_while_building: bool,
+    /// `--sbom`, `--provenance`: attestations attached to the image.
+    pub attest: crate::AttestOptions,
 }
 
 impl BuildOptions {
@@ -155,6 +157,7 @@ impl BuildOptions {
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
             emulator_dirs: vec![PathBuf::from(kiln_sandbox::DEFAULT_EMULATOR_DIR)],
             push_while_building: true,
+            attest: crate::AttestOptions::default(),
         }
     }
 }

@@ -32,6 +32,17 @@ pub struct Written {
     pub media_type: MediaType,
 }
 
+impl Written {
+    /// The manifest's descriptor.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            self.manifest_size,
+        )
+    }
+}
+
 /// The format of what is pushed, written to `--tar-path` and named by the
 /// digest files: `--image-format`, or the default (see
 /// [`ImageState::default_format`]); with the choice's name for messages.
@@ -105,15 +116,17 @@ fn describe(format: Format) -> &'static str {
     }
 }
 
-/// `--oci-layout-path` (`layout`: the image in OCI form) and `--tar-path`.
+/// `--oci-layout-path` (`layout`: the image in OCI form, with the
+/// attestations `layout_artifacts` of that form) and `--tar-path`.
 pub fn write_local_outputs(
     blobs: &BlobStore,
     written: &Written,
     layout: &Written,
+    layout_artifacts: &[crate::attest::Artifact],
     options: &BuildOptions,
     platform: &Platform,
 ) -> Result<(), BuildError> {
-    write_oci_layout(blobs, layout, options, platform)?;
+    write_oci_layout(blobs, layout, layout_artifacts, options, platform)?;
     write_docker_archive(blobs, written, options)
 }
 
@@ -177,6 +190,7 @@ fn write_docker_archive(
 fn write_oci_layout(
     blobs: &BlobStore,
     written: &Written,
+    artifacts: &[crate::attest::Artifact],
     options: &BuildOptions,
     platform: &Platform,
 ) -> Result<(), BuildError> {
@@ -206,16 +220,19 @@ fn write_oci_layout(
     layout
         .add_image(&written.manifest, Some(&tag), Some(platform.clone()))
         .map_err(fail)?;
+    crate::attest::publish::write_to_layout(&mut layout, artifacts).map_err(fail)?;
     layout.finish().map_err(fail)?;
     Ok(())
 }
 
-/// Pushes to every destination; returns the references pushed, each `name:tag`.
+/// Pushes to every destination, with `artifacts` (attestations) before any
+/// tag; returns the references pushed, each `name:tag`.
 pub async fn push(
     client: &Client,
     blobs: &BlobStore,
     image: &ImageState,
     written: &Written,
+    artifacts: &[crate::attest::Artifact],
     options: &BuildOptions,
     observer: &dyn BuildObserver,
 ) -> Result<Vec<Reference>, BuildError> {
@@ -253,7 +270,14 @@ pub async fn push(
         blobs: to_push,
     };
     let pushed = crate::pull::progress::reporting(client, observer, |client| async move {
-        client.push_image(&request, &targets).await
+        if artifacts.is_empty() {
+            client.push_image(&request, &targets).await
+        } else {
+            crate::attest::publish::push_image_with_artifacts(
+                &client, &request, &targets, artifacts,
+            )
+            .await
+        }
     })
     .await;
     let outcome = match pushed {

@@ -25,7 +25,6 @@ use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use crate::error::BuildError;
-use crate::image::ImageState;
 use crate::outcome::PhaseTimings;
 use crate::platforms::{StageKey, stage_platform};
 use crate::pull::pipeline::{Fetch, while_fetching};
@@ -122,12 +121,12 @@ fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, 
     let _ = tx.send(Event::PullerDone(timings));
 }
 
-/// Builds every plan of `envs` and returns each one's target image, in `envs` order.
+/// Builds every plan of `envs` and returns each one's target stage, in `envs` order.
 pub(crate) fn build_all(
     envs: &[BuildEnv<'_>],
     jobs: usize,
     timings: &mut PhaseTimings,
-) -> Result<Vec<ImageState>, BuildError> {
+) -> Result<Vec<StageOutput>, BuildError> {
     let nodes = nodes(envs);
     let work: Vec<(NodeId, usize)> = nodes
         .iter()
@@ -249,7 +248,6 @@ pub(crate) fn build_all(
         .map(|(e, env)| {
             built
                 .remove(&(e, env.plan.target().index))
-                .map(|o| o.image)
                 .ok_or_else(|| BuildError::Options("internal: a target stage was not built".into()))
         })
         .collect()

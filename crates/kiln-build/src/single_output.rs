@@ -1,5 +1,6 @@
-//! The outputs of a build for one platform: the image pushed to every destination, the
-//! OCI layout, the docker-archive and the digest files.
+//! The outputs of a build for one platform: the image pushed to every destination (with
+//! its attestations, before any tag moves), the OCI layout, the docker-archive and the
+//! digest files.
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use crate::events::BuildObserver;
 use crate::image::{Format, ImageState};
 use crate::options::BuildOptions;
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
+use crate::attest::for_build::Attesting;
 use crate::output;
 
 /// The outputs of a build for one platform: the image pushed to every destination,
@@ -24,6 +26,7 @@ pub(crate) async fn single_output(
     observer: &dyn BuildObserver,
     platform: &Platform,
     push_pipeline: Option<&crate::push_pipeline::PushPipeline>,
+    attesting: &Attesting<'_>,
     timings: &mut PhaseTimings,
 ) -> Result<BuildOutcome, BuildError> {
     let (format, chosen_by) = output::output_format(image, options);
@@ -48,16 +51,28 @@ pub(crate) async fn single_output(
         );
     }
     let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
-    if (options.oci_layout_path.is_some() || options.tar_path.is_some()) && !all_local {
+    let needs_layers = options.oci_layout_path.is_some()
+        || options.tar_path.is_some()
+        || (options.attest.sbom && !options.no_push);
+    if needs_layers && !all_local {
         let client = registry_client(registry, options)?;
         crate::pull::ensure_blobs(client, blobs, image, observer)
             .await
             .map_err(BuildError::Registry)?;
     }
+    let attestor = attesting.attestor(options, platform, image, blobs)?;
+    let artifacts = crate::attest::for_build::artifacts(attestor.as_ref(), &written.descriptor())?;
+    let layout_artifacts = match &layout_written {
+        Some(layout) => {
+            crate::attest::for_build::artifacts(attestor.as_ref(), &layout.descriptor())?
+        }
+        None => artifacts.clone(),
+    };
     output::write_local_outputs(
         blobs,
         &written,
         layout_written.as_ref().unwrap_or(&written),
+        &layout_artifacts,
         options,
         platform,
     )?;
@@ -69,7 +84,9 @@ pub(crate) async fn single_output(
             pipeline.finish(observer).await?;
         }
         let client = registry_client(registry, options)?;
-        pushed = match output::push(client, blobs, image, &written, options, observer).await {
+        let push =
+            |client| output::push(client, blobs, image, &written, &artifacts, options, observer);
+        pushed = match push(client).await {
             Ok(p) => p,
             Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
                 // A base layer could not be mounted: fetch it and upload it instead.
@@ -77,7 +94,7 @@ pub(crate) async fn single_output(
                 crate::pull::ensure_blobs(client, blobs, image, observer)
                     .await
                     .map_err(BuildError::Registry)?;
-                output::push(client, blobs, image, &written, options, observer).await?
+                push(client).await?
             }
             Err(e) => return Err(e),
         };

@@ -64,6 +64,8 @@ pub struct BuildEnv<'a> {
     pub cache: Option<&'a crate::step_cache::StepCache>,
     /// Uploads of the pushed image's layers while the build goes on.
     pub push_pipeline: Option<&'a crate::push_pipeline::PushPipeline>,
+    /// What attestations record of this platform's build (its base images).
+    pub recorder: &'a std::sync::Mutex<crate::attest::for_build::Recorder>,
 }
 
 /// A finished stage.

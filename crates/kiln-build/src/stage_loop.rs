@@ -11,21 +11,20 @@ use kiln_oci::Platform;
 
 use crate::engine::registry_client;
 use crate::error::BuildError;
-use crate::image::ImageState;
 use crate::outcome::PhaseTimings;
 use crate::platforms::StageKey;
 use crate::pull::pipeline::Fetch;
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun, images_used_by, stage_needs_rootfs};
 
 /// Builds the stages of one platform's plan, one after another, and returns its target
-/// stage's image. `shared` holds every stage built so far by any platform, by
+/// stage (image, and root filesystem when it has one). `shared` holds every stage built so far by any platform, by
 /// [`StageKey`]: a stage whose key is there is not built again.
 pub(crate) async fn build_stages(
     env: &BuildEnv<'_>,
     registry: &std::sync::OnceLock<kiln_registry::Client>,
     shared: &mut BTreeMap<StageKey, StageOutput>,
     timings: &mut PhaseTimings,
-) -> Result<ImageState, BuildError> {
+) -> Result<StageOutput, BuildError> {
     let plan = env.plan;
     let mut done: BTreeMap<usize, StageOutput> = BTreeMap::new();
     let mut keys: BTreeMap<usize, StageKey> = BTreeMap::new();
@@ -59,7 +58,6 @@ pub(crate) async fn build_stages(
     }
     let target = plan.target().index;
     done.remove(&target)
-        .map(|o| o.image)
         .ok_or_else(|| BuildError::Options("internal: the target stage was not built".into()))
 }
 
@@ -117,6 +115,10 @@ pub(crate) async fn prepare_stage(
                 }
             };
             timings.pull += pull_start.elapsed();
+            env.recorder
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .base(reference, &digest);
             Base::Image {
                 image: Box::new(image),
                 digest,

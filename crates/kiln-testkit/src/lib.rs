@@ -14,6 +14,8 @@
 //!   libtrust `kid` headers, with per-user allowed actions and a request log.
 //! - [`FaultProxy`] forwards to a plain registry and injects faults (dropped
 //!   connections, 500/429 answers, truncated bodies) while counting requests.
+//! - [`ReferrersFront`] adds the OCI 1.1 referrers API (which distribution 2.8
+//!   lacks) in front of a real [`Registry`], recording manifests PUT with a `subject`.
 //! - [`GitLabLike`] is GitLab's shape in one call: TLS registry + TLS realm, one CA,
 //!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
@@ -43,6 +45,7 @@ pub mod htpasswd;
 pub mod image;
 pub mod ports;
 pub mod proxy;
+pub mod referrers;
 pub mod registry;
 pub mod rootless;
 mod server;
@@ -55,6 +58,7 @@ pub use dockerd::Dockerd;
 pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
+pub use referrers::ReferrersFront;
 pub use registry::{Registry, RegistryBuilder};
 pub use shaping::Shaping;
 pub use tls::{CertFiles, RegistryTls, TestCa};

@@ -169,6 +169,16 @@ pub const FLAGS: &[Flag] = &[
         OUTPUT,
         "add org.opencontainers.image.* labels and annotations from GitLab CI's variables",
     ),
+    boolean(
+        "sbom",
+        OUTPUT,
+        "attach an SPDX 2.3 SBOM (OS packages, base images) as an OCI 1.1 artifact",
+    ),
+    boolean(
+        "provenance",
+        OUTPUT,
+        "attach a SLSA provenance v1 in-toto statement as an OCI 1.1 artifact",
+    ),
     valued(
         "label",
         Kind::Multi,
@@ -516,6 +526,8 @@ pub struct ExecutorArgs {
     pub image_name_tag_with_digest_file: Option<String>,
     pub dotenv_report: Option<String>,
     pub ci_labels: bool,
+    pub sbom: bool,
+    pub provenance: bool,
     /// `oci` or `docker`; `None` follows the base image.
     pub image_format: Option<String>,
     pub compression: Option<String>,
@@ -585,6 +597,8 @@ impl Default for ExecutorArgs {
             image_name_tag_with_digest_file: None,
             dotenv_report: None,
             ci_labels: false,
+            sbom: false,
+            provenance: false,
             image_format: None,
             compression: None,
             compression_level: -1,
@@ -708,6 +722,8 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
         "image-name-tag-with-digest-file" => out.image_name_tag_with_digest_file = some(),
         "dotenv-report" => out.dotenv_report = some(),
         "ci-labels" => out.ci_labels = boolean()?,
+        "sbom" => out.sbom = boolean()?,
+        "provenance" => out.provenance = boolean()?,
         "image-format" => {
             if value != "oci" && value != "docker" {
                 return Err(UsageError(format!(

@@ -2,6 +2,7 @@
 //! flags (each row says how a flag is parsed and what `--help` says about
 //! it) and the help pages rendered from them.
 
+pub mod attestations_flags;
 pub mod executor_flags;
 pub mod flag;
 pub mod help;

@@ -59,6 +59,13 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
         .map(PathBuf::from);
     o.dotenv_report = args.dotenv_report.as_ref().map(PathBuf::from);
     o.ci_labels = args.ci_labels.then(|| kiln_build::CiLabels::from_env(env));
+    o.attest = kiln_build::AttestOptions {
+        sbom: args.sbom,
+        provenance: args.provenance,
+        builder_id: env("CI_JOB_URL").filter(|v| !v.is_empty()),
+        source_commit: env("CI_COMMIT_SHA").filter(|v| !v.is_empty()),
+        source_repository: env("CI_PROJECT_URL").filter(|v| !v.is_empty()),
+    };
     o.image_format = match args.image_format.as_deref() {
         Some("oci") => ImageFormatChoice::Oci,
         Some("docker") => ImageFormatChoice::Docker,

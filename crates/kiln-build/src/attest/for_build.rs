@@ -1,0 +1,214 @@
+//! The engine's side of attestations: gathering [`BuildFacts`] during a
+//! build and making the artifacts for the manifests it wrote.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_oci::{Digest, Platform};
+
+use super::image_files::Files;
+
+use super::{Artifact, Attestor, BaseImage, BuildFacts};
+use crate::blobs::BlobStore;
+use crate::error::BuildError;
+use crate::image::ImageState;
+use crate::options::BuildOptions;
+
+/// What the engine records while it builds.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    /// When the build started (seconds since the epoch).
+    pub started_secs: i64,
+    /// Base images by digest, each once, first use first.
+    pub bases: Vec<BaseImage>,
+    /// The Dockerfile's name and digest.
+    pub dockerfile: Option<(String, Digest)>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        Recorder {
+            started_secs: crate::time::now_secs(),
+            bases: Vec::new(),
+            dockerfile: None,
+        }
+    }
+
+    pub fn base(&mut self, reference: &str, digest: &Digest) {
+        if !self
+            .bases
+            .iter()
+            .any(|b| b.reference == reference && b.digest == *digest)
+        {
+            self.bases.push(BaseImage {
+                reference: reference.to_string(),
+                digest: digest.clone(),
+            });
+        }
+    }
+}
+
+/// What the outputs need to attest one platform's final image.
+pub(crate) struct Attesting<'a> {
+    /// What the build recorded for this platform.
+    pub recorder: Recorder,
+    /// The target stage's root filesystem, when it has one of its own.
+    pub rootfs: Option<&'a Path>,
+    /// In-place isolation (the root filesystem is `/`, not the image's alone).
+    pub in_place: bool,
+    /// The image's creation time (RFC 3339).
+    pub created: &'a str,
+    /// `SOURCE_DATE_EPOCH` / `--reproducible`.
+    pub reproducible_epoch: Option<i64>,
+}
+
+impl Attesting<'_> {
+    /// The attestor for `image` of `platform`, or `None` when none is asked for.
+    pub fn attestor(
+        &self,
+        options: &BuildOptions,
+        platform: &Platform,
+        image: &ImageState,
+        blobs: &BlobStore,
+    ) -> Result<Option<Attestor>, BuildError> {
+        attestor(
+            &self.recorder,
+            options,
+            platform,
+            &FinalImage {
+                image,
+                blobs,
+                rootfs: self.rootfs,
+            },
+            self.in_place,
+            self.created,
+            self.reproducible_epoch,
+        )
+    }
+}
+
+/// What the final image is read from: the target stage's root filesystem, or
+/// its layer blobs (which must then be in the store).
+pub(crate) struct FinalImage<'a> {
+    pub image: &'a ImageState,
+    pub blobs: &'a BlobStore,
+    /// The target stage's root filesystem, when it has one of its own.
+    pub rootfs: Option<&'a Path>,
+}
+
+impl FinalImage<'_> {
+    /// The package databases: from the root filesystem when it holds exactly
+    /// what the layers do (chroot isolation, no layer cache whose hits may
+    /// skip laying files out, no `--ignore-path` over a database), else from
+    /// the layers.
+    fn files(&self, options: &BuildOptions, in_place: bool) -> Result<Files, String> {
+        const DATABASES: [&str; 5] = [
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/status.d",
+            "lib/apk/db/installed",
+            "etc/os-release",
+            "usr/lib/os-release",
+        ];
+        let ignored = options.ignore_paths.iter().any(|p| {
+            let p = p.to_string_lossy();
+            let p = p.trim_matches('/');
+            DATABASES.iter().any(|d| {
+                p.is_empty()
+                    || *d == p
+                    || d.starts_with(&format!("{p}/"))
+                    || p.starts_with(&format!("{d}/"))
+            })
+        });
+        match self.rootfs {
+            Some(root) if !in_place && !options.cache.enabled && !ignored => {
+                super::image_files::read_rootfs(root)
+            }
+            _ => {
+                let paths: Vec<_> = self
+                    .image
+                    .layers
+                    .iter()
+                    .map(|l| self.blobs.path(&l.digest))
+                    .collect();
+                let layers: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+                super::image_files::read_layers(&layers)
+            }
+        }
+    }
+}
+
+/// The attestor for the final image, or `None` when no attestation is asked for.
+pub(crate) fn attestor(
+    recorder: &Recorder,
+    options: &BuildOptions,
+    platform: &Platform,
+    final_image: &FinalImage<'_>,
+    in_place: bool,
+    created: &str,
+    reproducible_epoch: Option<i64>,
+) -> Result<Option<Attestor>, BuildError> {
+    if !options.attest.any() {
+        return Ok(None);
+    }
+    if options.no_push && options.oci_layout_path.is_none() {
+        tracing::warn!(
+            "--sbom/--provenance: nothing is pushed and there is no --oci-layout-path; no attestation is made"
+        );
+        return Ok(None);
+    }
+    let (dockerfile, dockerfile_digest) = recorder
+        .dockerfile
+        .clone()
+        .ok_or_else(|| BuildError::Output("internal: the Dockerfile was not recorded".into()))?;
+    let facts = BuildFacts {
+        image_name: options
+            .destinations
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "image".into()),
+        destinations: options.destinations.clone(),
+        dockerfile,
+        dockerfile_digest,
+        target: options.target.clone(),
+        platform: platform.clone(),
+        build_args: options
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        bases: recorder.bases.clone(),
+        started: crate::time::rfc3339(reproducible_epoch.unwrap_or(recorder.started_secs)),
+        created: created.to_string(),
+        reproducible_epoch,
+        attest: options.attest.clone(),
+    };
+    let files = if options.attest.sbom {
+        final_image
+            .files(options, in_place)
+            .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))?
+    } else {
+        Files::new()
+    };
+    Attestor::new(facts, &files)
+        .map(Some)
+        .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))
+}
+
+/// The artifacts for the manifest `subject`.
+pub(crate) fn artifacts(
+    attestor: Option<&Attestor>,
+    subject: &kiln_oci::Descriptor,
+) -> Result<Vec<Artifact>, BuildError> {
+    let Some(attestor) = attestor else {
+        return Ok(Vec::new());
+    };
+    let finished = crate::time::rfc3339(
+        attestor
+            .facts()
+            .reproducible_epoch
+            .unwrap_or_else(crate::time::now_secs),
+    );
+    attestor
+        .artifacts_for(subject, &finished)
+        .map_err(|e| BuildError::Output(format!("serialising the attestations: {e}")))
+}
