@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use kiln_oci::Platform;
 
+use crate::attest::for_build::Attesting;
 use crate::blobs::BlobStore;
 use crate::engine::registry_client;
 use crate::error::BuildError;
@@ -13,7 +14,6 @@ use crate::events::BuildObserver;
 use crate::image::{Format, ImageState};
 use crate::options::BuildOptions;
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
-use crate::attest::for_build::Attesting;
 use crate::output;
 
 /// The outputs of a build for one platform: the image pushed to every destination,
@@ -84,8 +84,11 @@ pub(crate) async fn single_output(
             pipeline.finish(observer).await?;
         }
         let client = registry_client(registry, options)?;
-        let push =
-            |client| output::push(client, blobs, image, &written, &artifacts, options, observer);
+        let push = |client| {
+            output::push(
+                client, blobs, image, &written, &artifacts, options, observer,
+            )
+        };
         pushed = match push(client).await {
             Ok(p) => p,
             Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {

@@ -98,6 +98,20 @@ impl Setup {
         o
     }
 
+    /// A blob of the registry's own storage, by digest.
+    fn stored_blob(&self, digest: &str) -> Vec<u8> {
+        let hex = digest.trim_start_matches("sha256:");
+        fs_err::read(
+            self.registry
+                .storage_dir()
+                .join("docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex)
+                .join("data"),
+        )
+        .unwrap()
+    }
+
     /// `skopeo inspect --raw` of `reference` on this registry; `None` when it is absent.
     fn raw(&self, reference: &str) -> Option<Vec<u8>> {
         let out = std::process::Command::new(kiln_testkit::tools::skopeo())
@@ -534,4 +548,68 @@ fn docker_format_images_get_a_docker_manifest_list_and_the_layout_an_oci_index()
     let (_, config) = support::layout_documents(dir.path());
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(config["config"]["Labels"]["arch"], "arm64");
+}
+
+/// `--sbom --provenance` with two platforms: each platform's manifest gets its own
+/// attestations (referrers tag schema on distribution 2.8), naming its own platform,
+/// before the index is pushed.
+#[test]
+fn each_platform_image_gets_its_own_attestations() {
+    let setup = Setup::new();
+    let mut options = setup.options("app:attested");
+    options.attest.sbom = true;
+    options.attest.provenance = true;
+    let outcome = run_tokio(kiln_build::build(&options, &Recorder::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = setup.raw("app:attested").expect("the index is pushed");
+    assert_eq!(kiln_testkit::image::sha256_digest(&raw), outcome.digest);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2);
+    for m in manifests {
+        let subject = m["digest"].as_str().unwrap();
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        let tag = subject.replace(':', "-");
+        let referrers: serde_json::Value = serde_json::from_slice(
+            &setup
+                .raw(&format!("app:{tag}"))
+                .unwrap_or_else(|| panic!("no referrers tag for the {arch} image")),
+        )
+        .unwrap();
+        let mut types: Vec<&str> = referrers["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["artifactType"].as_str().unwrap())
+            .collect();
+        types.sort();
+        assert_eq!(
+            types,
+            ["application/spdx+json", "application/vnd.in-toto+json"],
+            "attestations of the {arch} image"
+        );
+        for d in referrers["manifests"].as_array().unwrap() {
+            let manifest: serde_json::Value = serde_json::from_slice(
+                &setup
+                    .raw(&format!("app@{}", d["digest"].as_str().unwrap()))
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(manifest["subject"]["digest"], subject);
+            if d["artifactType"] == "application/vnd.in-toto+json" {
+                let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+                let statement: serde_json::Value =
+                    serde_json::from_slice(&setup.stored_blob(layer)).unwrap();
+                assert_eq!(
+                    statement["subject"][0]["digest"]["sha256"],
+                    subject.trim_start_matches("sha256:")
+                );
+                let text = statement.to_string();
+                assert!(
+                    text.contains(&format!("linux/{arch}")),
+                    "the {arch} provenance names its platform: {text}"
+                );
+            }
+        }
+    }
 }
