@@ -267,12 +267,14 @@ async fn build_with(
         crate::single_output::single_output(
             &registry,
             &blobs,
-            &target.image,
+            &crate::single_output::SingleImage {
+                image: &target.image,
+                platform: &platforms[0],
+                push_pipeline: push_pipeline.as_ref(),
+                attesting: attesting(0, target.rootfs.as_deref()),
+            },
             options,
             observer,
-            &platforms[0],
-            push_pipeline.as_ref(),
-            &attesting(0, target.rootfs.as_deref()),
             &mut timings,
         )
         .await?

@@ -16,19 +16,34 @@ use crate::options::BuildOptions;
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 use crate::output;
 
+/// The one platform's image and what comes with it.
+pub(crate) struct SingleImage<'a> {
+    /// Config and layers, finalized.
+    pub image: &'a ImageState,
+    /// The platform it was built for.
+    pub platform: &'a Platform,
+    /// Uploads of its layers already under way, if any.
+    pub push_pipeline: Option<&'a crate::push_pipeline::PushPipeline>,
+    /// What its attestations are made from.
+    pub attesting: Attesting<'a>,
+}
+
 /// The outputs of a build for one platform: the image pushed to every destination,
 /// the OCI layout, the docker-archive and the digest files.
 pub(crate) async fn single_output(
     registry: &std::sync::OnceLock<kiln_registry::Client>,
     blobs: &BlobStore,
-    image: &ImageState,
+    single: &SingleImage<'_>,
     options: &BuildOptions,
     observer: &dyn BuildObserver,
-    platform: &Platform,
-    push_pipeline: Option<&crate::push_pipeline::PushPipeline>,
-    attesting: &Attesting<'_>,
     timings: &mut PhaseTimings,
 ) -> Result<BuildOutcome, BuildError> {
+    let (image, platform, push_pipeline, attesting) = (
+        single.image,
+        single.platform,
+        single.push_pipeline,
+        &single.attesting,
+    );
     let (format, chosen_by) = output::output_format(image, options);
     let written = output::write_image(blobs, image, format, chosen_by, options)?;
     // An OCI layout holds the OCI form; its manifest digest differs from the
