@@ -14,6 +14,10 @@
 //!   libtrust `kid` headers, with per-user allowed actions and a request log.
 //! - [`FaultProxy`] forwards to a plain registry and injects faults (dropped
 //!   connections, 500/429 answers, truncated bodies) while counting requests.
+//! - [`HostileRegistry`] lies, one [`Lie`] per repository: a 100 MiB manifest or
+//!   config, an endless config, a blob whose bytes do not match its digest, a
+//!   decompression bomb, endless redirects, a body cut short or stalled, a token
+//!   endpoint answering garbage.
 //! - [`GitLabLike`] is GitLab's shape in one call: TLS registry + TLS realm, one CA,
 //!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
@@ -39,6 +43,7 @@ pub mod debian;
 pub mod dockerd;
 pub mod foreign;
 pub mod gitlab;
+pub mod hostile;
 pub mod htpasswd;
 pub mod image;
 pub mod ports;
@@ -52,6 +57,7 @@ pub mod tools;
 
 pub use dockerd::Dockerd;
 pub use gitlab::GitLabLike;
+pub use hostile::{HostileRegistry, Lie};
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use registry::{Registry, RegistryBuilder};
