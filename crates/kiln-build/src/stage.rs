@@ -1391,8 +1391,11 @@ pub fn encode_into_store(
     entries: Vec<Entry>,
 ) -> StepResult<kiln_layer::EncodedLayer> {
     let temp = env.blobs.temp_path();
-    let layer = kiln_layer::encode_layer_to_path(entries, &env.encode, &temp)
-        .map_err(|e| format!("writing the layer: {e}"))?;
+    let layer = kiln_layer::encode_layer_to_path(entries, &env.encode, &temp).map_err(|e| {
+        // A half-written blob (a full disk) must not stay behind, taking space.
+        let _ = fs_err::remove_file(&temp);
+        format!("writing the layer: {e}")
+    })?;
     env.blobs
         .insert_file(&temp, &layer.digest)
         .map_err(|e| e.to_string())?;
