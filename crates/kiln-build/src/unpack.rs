@@ -80,7 +80,15 @@ fn unpack_layer(
         options,
     )
     .map(|_| ())
-    .map_err(|e| format!("unpacking base layer {}: {e}", layer.digest))
+    // The layer's own message names the entry inside the image; the root names
+    // the directory on this machine (the one that filled up, when the disk is full).
+    .map_err(|e| {
+        format!(
+            "unpacking base layer {} into {}: {e}",
+            layer.digest,
+            root.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -127,6 +135,9 @@ mod tests {
         fs_err::create_dir(&root).unwrap();
         let err = unpack_layers(&blobs, std::slice::from_ref(&layer), &root, 2).unwrap_err();
         assert!(err.contains(&layer.digest.to_string()), "{err}");
+        // Regression (issue 19, `cargo xtask chaos` diskfull): the directory on
+        // this machine is named, not only the entry inside the image.
+        assert!(err.contains(&format!("into {}", root.display())), "{err}");
         assert!(
             err.contains("gave up after 3 attempts, --image-fs-extract-retry=2"),
             "{err}"
