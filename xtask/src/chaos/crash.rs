@@ -7,7 +7,8 @@
 //!
 //! After every kill: every tag in the registry is whole (see `check`), and the
 //! image's tag is either absent or names the undisturbed build's manifest.
-//! After every rerun: success, the undisturbed digest, the tag on it.
+//! After every rerun: success, the undisturbed digest, the tag on it, and no
+//! mount left under kiln's dir.
 
 use super::check;
 use super::proc::Running;
@@ -125,6 +126,13 @@ fn one_point(rig: &Rig, build: &Build, at: Duration, expected: &str, log: &Path)
     ensure!(
         digest == expected,
         "the rerun gives {digest}, an undisturbed build {expected}"
+    );
+    // The rerun's sweep detached what the killed build had mounted (its overlay),
+    // and its own mounts are undone.
+    let mounts = super::proc::mounts_under(&build.kaniko_dir);
+    ensure!(
+        mounts.is_empty(),
+        "mounts left under kiln's dir: {mounts:?}"
     );
     let tagged = check::tags(&host)?.get(&tag_key).cloned();
     ensure!(

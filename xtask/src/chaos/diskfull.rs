@@ -49,7 +49,18 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // kiln's background remover may still be emptying it: retry, then detach.
+        for _ in 0..50 {
+            if Command::new("umount")
+                .arg(&self.0)
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -157,5 +168,7 @@ fn one_case(rig: &Rig, case: &Case) -> Result<()> {
     );
     let tags_after = check::tags(&host)?;
     ensure!(tags_after == tags_before, "the registry's tags changed");
+    // The failed build's dir is removed (and with it whatever filled the disk).
+    super::rig::wait_work_dirs_gone(&kaniko_dir, Duration::from_secs(30))?;
     Ok(())
 }

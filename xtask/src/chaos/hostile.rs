@@ -34,7 +34,8 @@ fn expectation(lie: Lie) -> (&'static [&'static str], Duration) {
             &["closed", "incomplete", "end of file", "eof", "short"],
             quick,
         ),
-        Lie::StalledBody => (&["timed out", "timeout"], Duration::from_secs(400)),
+        // kiln's idle timeout (120 s) on each of its 5 attempts, and the backoff.
+        Lie::StalledBody => (&["timed out", "timeout"], Duration::from_secs(660)),
         Lie::GarbageToken => (&["token"], quick),
     }
 }
