@@ -1,5 +1,6 @@
 //! Streaming a blob to disk: frames are coalesced into 1 MiB buffers and handed to a
-//! blocking writer thread that hashes and writes them into `DEST.partial`; the file is
+//! blocking writer thread that hashes and writes them into `DEST.<pid>-<n>.partial` (a name of
+//! its own: builds sharing a store may pull the same blob at once); the file is
 //! renamed to `DEST` only when size and digest match. Memory stays bounded (a few MiB)
 //! whatever the blob size.
 
@@ -133,12 +134,18 @@ async fn stream_body(
     Ok(())
 }
 
+/// `DEST.<pid>-<n>.partial`: a name no other download has, in this process or
+/// another. Builds sharing a blob store pull the same blob at the same time; with
+/// one shared `DEST.partial`, the second writer truncated the file the first was
+/// about to rename into place, and the second rename found nothing.
 fn partial_path(dest: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = dest
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".partial");
+    name.push(format!(".{}-{n}.partial", std::process::id()));
     dest.with_file_name(name)
 }
 
@@ -178,4 +185,28 @@ pub(crate) async fn body_to_bytes(
         }));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_path;
+    use std::path::Path;
+
+    // Regression (issue 19, found by `cargo xtask chaos`'s load family): two
+    // downloads of one blob into one store shared `DEST.partial`.
+    #[test]
+    fn every_download_writes_a_partial_file_of_its_own() {
+        let dest = Path::new("/store/sha256/abc");
+        let (a, b) = (partial_path(dest), partial_path(dest));
+        assert_ne!(a, b);
+        for p in [&a, &b] {
+            assert_eq!(p.parent(), dest.parent());
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with(&format!("abc.{}-", std::process::id()))
+                    && name.ends_with(".partial"),
+                "{name}"
+            );
+        }
+    }
 }

@@ -16,7 +16,7 @@
 //!   requests, and whole blob uploads restarted from their POST. Bodies are re-opened from
 //!   their file for each attempt (`body`).
 //! - Blobs stream: uploads read 1 MiB chunks from disk on a blocking thread; downloads
-//!   hash and write on a blocking thread into `DEST.partial`, renamed once size and digest
+//!   hash and write on a blocking thread into `DEST.<pid>-<n>.partial`, renamed once size and digest
 //!   match. A blob is never whole in memory.
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
