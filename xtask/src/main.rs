@@ -7,11 +7,14 @@
 //! - `bench`: every benchmark, each printing figures next to its baseline.
 //! - `image`: kiln's own executor images, built by kiln.
 //! - `scenario gitlab`: the GitLab CI job, emulated end to end.
+//! - `chaos [--seed N] [--bounded]`: crashes, signals, registry faults, a lying
+//!   registry, load and full disks, with one line of figures per family.
 //!
 //! A failure is printed as one clean message (no backtrace) and exit code 1;
 //! a missing external program is the one line of [`util::MissingTool`].
 
 mod bench;
+mod chaos;
 mod conformance;
 mod demo;
 mod image;
@@ -37,6 +40,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("chaos") => chaos::run(rest),
         Some("conformance") => conformance::run(rest),
         Some("demo") => demo::run(rest),
         Some("image") => image::run(rest),
@@ -47,7 +51,9 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
         Some("__demo-run") => demo::run_image(rest),
         Some(cmd) => anyhow::bail!("unknown command {cmd:?}"),
         None => {
-            anyhow::bail!("usage: cargo xtask <demo|test|bench|image|scenario|conformance> [args]")
+            anyhow::bail!(
+                "usage: cargo xtask <demo|test|bench|image|scenario|chaos|conformance> [args]"
+            )
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: installs the real components the tests need (when
 //! missing), then runs the whole test suite: every crate's tests, then the
-//! GitLab job scenario in kiln's own executor image.
+//! GitLab job scenario in kiln's own executor image, then the bounded chaos
+//! run (crashes, signals, registry faults, a lying registry, load, full disks).
 
 use crate::util::{cargo, run as run_cmd, workspace_root};
 use std::process::Command;
@@ -13,6 +14,8 @@ pub fn run_all() -> anyhow::Result<()> {
     // own integration tests need it), so this process's executable is gone,
     // and the scenario re-executes its binary as the emulated container's pid 1.
     run_cmd(cargo().args(["xtask", "scenario", "gitlab"]))?;
+    // Issue 19, bounded to a few minutes; a fresh seed each run, printed first.
+    run_cmd(cargo().args(["xtask", "chaos", "--bounded"]))?;
     Ok(())
 }
 

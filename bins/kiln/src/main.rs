@@ -14,6 +14,7 @@ mod logging;
 mod manifest_cmd;
 mod parse_cmd;
 mod runtime;
+mod signals;
 mod warm;
 
 use std::path::Path;

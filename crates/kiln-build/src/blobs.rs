@@ -3,7 +3,7 @@
 //! here; outputs (OCI layout, tar, push) read from it.
 //!
 //! A blob is written once under a temporary name and renamed into place
-//! (pulls likewise, as `NAME.partial`); a stored blob is never rewritten or
+//! (pulls likewise, as `NAME.<pid>-<n>.partial`); a stored blob is never rewritten or
 //! truncated, so readers may map it (the layer applier does).
 //!
 //! A blob being downloaded by the pull pipeline is registered as an

@@ -199,8 +199,27 @@ impl RunStep {
                 fs_err::remove_file(path)
             };
         }
-        result.map(|_| ()).map_err(|e| e.to_string())
+        result
+            .map(|_| ())
+            .map_err(|e| match disk_full_note(&self.spec.root) {
+                Some(note) => format!("{e} ({note})"),
+                None => e.to_string(),
+            })
     }
+}
+
+/// Why a failed RUN may have failed when the file system holding its root has no
+/// space left: the command's own message ("dd: error writing") names a path inside
+/// the image, not the directory on the host that filled up.
+fn disk_full_note(root: &std::path::Path) -> Option<String> {
+    let stat = nix::sys::statvfs::statvfs(root).ok()?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    (free < 64 * 1024).then(|| {
+        format!(
+            "No space left on device: the file system holding {} is full",
+            root.display()
+        )
+    })
 }
 
 /// The RUN sandbox for the requested isolation (kiln-sandbox decides and explains),
@@ -433,4 +452,44 @@ fn content_digest(path: &Path) -> Result<kiln_oci::Digest, String> {
         }
     }
     Ok(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disk_full_note;
+
+    // Regression (issue 19, found by `cargo xtask chaos`'s full-disk family): a RUN
+    // that failed because kiln's dir filled up said only "returned a non-zero code".
+    #[test]
+    fn a_failed_run_on_a_full_file_system_names_it() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test mounts a tmpfs: run it as root"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            mounted.success(),
+            "mounting a tmpfs on {}",
+            dir.path().display()
+        );
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir(&root).unwrap();
+        assert_eq!(disk_full_note(&root), None, "an empty tmpfs is not full");
+        let filled = std::fs::write(root.join("fill"), vec![1u8; 1 << 20]);
+        let note = disk_full_note(&root);
+        let _ = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status();
+        assert!(filled.is_err(), "1 MiB fitted into a 256 KiB tmpfs");
+        let note = note.expect("a full tmpfs is reported");
+        assert!(note.contains("No space left on device"), "{note}");
+        assert!(note.contains(&root.display().to_string()), "{note}");
+    }
 }

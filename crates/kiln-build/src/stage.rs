@@ -1445,12 +1445,23 @@ pub fn encode_into_store(
 ) -> StepResult<kiln_layer::EncodedLayer> {
     let temp = env.blobs.temp_path();
     let file = fs_err::File::create(&temp).map_err(|e| format!("writing the layer: {e}"))?;
+    // A half-written blob (a full disk) must not stay behind, taking space.
+    let discard = |e: String| {
+        let _ = fs_err::remove_file(&temp);
+        e
+    };
     let (layer, sink) = encode(std::io::BufWriter::with_capacity(
         1 << 20,
         file.into_parts().0,
-    ))?;
-    sink.into_inner()
-        .map_err(|e| format!("writing the layer {}: {}", temp.display(), e.error()))?;
+    ))
+    .map_err(discard)?;
+    sink.into_inner().map_err(|e| {
+        discard(format!(
+            "writing the layer {}: {}",
+            temp.display(),
+            e.error()
+        ))
+    })?;
     env.blobs
         .insert_file(&temp, &layer.digest)
         .map_err(|e| e.to_string())?;

@@ -71,7 +71,15 @@ fn unpack_layer(
         diff_id: None,
     };
     let name = layer.digest.to_string();
-    let unpacking = |e| format!("unpacking base layer {}: {e}", layer.digest);
+    // The layer's own message names the entry inside the image; the root names
+    // the directory on this machine (the one that filled up, when the disk is full).
+    let unpacking = |e| {
+        format!(
+            "unpacking base layer {} into {}: {e}",
+            layer.digest,
+            root.display()
+        )
+    };
     if let Some(arrival) = blobs
         .arriving(&layer.digest)
         .filter(|a| !a.is_stored() && !blobs.contains(&layer.digest))
@@ -138,6 +146,9 @@ mod tests {
         fs_err::create_dir(&root).unwrap();
         let err = unpack_layers(&blobs, std::slice::from_ref(&layer), &root, 2).unwrap_err();
         assert!(err.contains(&layer.digest.to_string()), "{err}");
+        // Regression (issue 19, `cargo xtask chaos` diskfull): the directory on
+        // this machine is named, not only the entry inside the image.
+        assert!(err.contains(&format!("into {}", root.display())), "{err}");
         assert!(
             err.contains("gave up after 3 attempts, --image-fs-extract-retry=2"),
             "{err}"

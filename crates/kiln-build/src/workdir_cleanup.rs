@@ -17,8 +17,10 @@
 //! so the lock passes to it: as long as it runs, nobody else touches the entry.
 //!
 //! Every new build first sweeps: each `build-*` dir or trash entry whose lock it can
-//! take belongs to nobody alive (a crashed build, a killed remover); stale build dirs
-//! are moved to `trash/` and all of them are handed to one background remover. A dir
+//! take belongs to nobody alive (a crashed build, a killed remover); whatever such a
+//! dir still has mounted (a build killed during a RUN leaves its overlay) is detached,
+//! stale build dirs are moved to `trash/` and all of them are handed to one background
+//! remover. A dir
 //! whose lock is held (a concurrent build, a running remover) is never touched. So
 //! the kaniko dir stays bounded however many builds run in a row.
 //!
@@ -182,6 +184,9 @@ pub fn sweep(kaniko_dir: &Path) -> std::io::Result<Option<u32>> {
         let Some(lock) = lock_if_dead(&path) else {
             continue;
         };
+        // A build killed during a RUN leaves its overlay mounted; the remover never
+        // crosses into another file system, so it would stay forever.
+        detach_mounts_under(&path);
         let target = trash.join(&name);
         if std::fs::symlink_metadata(&target).is_ok() {
             continue; // the next sweep, once that one is gone
@@ -201,6 +206,7 @@ pub fn sweep(kaniko_dir: &Path) -> std::io::Result<Option<u32>> {
             continue;
         }
         if let Some(lock) = lock_if_dead(&entry.path()) {
+            detach_mounts_under(&entry.path());
             items.push((name.as_bytes().to_vec(), lock));
         }
     }
@@ -212,6 +218,52 @@ pub fn sweep(kaniko_dir: &Path) -> std::io::Result<Option<u32>> {
         "removing leftovers of earlier builds in the background"
     );
     spawn_remover(&trash, items).map(Some)
+}
+
+/// Detaches (`MNT_DETACH`) every mount at or below `dir`, deepest first, as
+/// /proc/self/mountinfo lists them: what a dead build left mounted in its dir.
+fn detach_mounts_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape_mountinfo(point)))
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for point in points {
+        let Ok(c) = CString::new(point.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+            tracing::debug!(mount = %point.display(), "a dead build's mount detached");
+        } else {
+            tracing::warn!(mount = %point.display(), "cannot detach a dead build's mount: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// mountinfo's octal escapes (`\040` for a space, ...) undone.
+fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    OsStr::from_bytes(&out).to_os_string()
 }
 
 /// The directory's locked descriptor when no live process holds it.
@@ -580,6 +632,47 @@ mod tests {
         );
         assert_eq!(names(kaniko.path()), vec![TRASH_DIR.to_string()]);
         drop(work);
+    }
+
+    // Regression (issue 19, found by `cargo xtask chaos`'s crash family): a build
+    // SIGKILLed during a RUN left its overlay mounted in its dir, and the sweep and
+    // remover (which never cross file systems) left it mounted for good.
+    #[test]
+    fn a_dead_builds_mounts_are_detached_by_the_next_build() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test mounts a tmpfs: run it as root"
+        );
+        let kaniko = tempfile::tempdir().unwrap();
+        let dead = kaniko.path().join(format!("{BUILD_DIR_PREFIX}dead"));
+        let mounted = dead.join("stage-0/rootfs");
+        fs_err::create_dir_all(&mounted).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&mounted)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs on {}",
+            mounted.display()
+        );
+        fs_err::write(mounted.join("file"), "in the dead build's mount").unwrap();
+        let mounts_below = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(&*kaniko.path().to_string_lossy()))
+                .count()
+        };
+        assert_eq!(mounts_below(), 1);
+        let next = WorkDir::create(kaniko.path()).unwrap();
+        assert_eq!(mounts_below(), 0, "the dead build's mount is still there");
+        let trash = kaniko.path().join(TRASH_DIR);
+        wait_until("the trash is empty", || names(&trash).is_empty());
+        drop(next);
     }
 
     #[test]

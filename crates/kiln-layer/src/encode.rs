@@ -272,12 +272,17 @@ pub fn encode_layer_to_path(
         path: path.to_owned(),
         source,
     })?;
-    let (encoded, writer) =
-        encode_layer(entries, options, BufWriter::with_capacity(1 << 20, file))?;
-    writer.into_inner().map_err(|e| Error::Io {
+    let named = |source| Error::Io {
         action: "writing layer blob",
         path: path.to_owned(),
-        source: e.into_error(),
-    })?;
+        source,
+    };
+    let (encoded, writer) = encode_layer(entries, options, BufWriter::with_capacity(1 << 20, file))
+        .map_err(|e| match e {
+            // The sink is this file: say which (a full disk names its directory).
+            Error::Sink(source) => named(source),
+            other => other,
+        })?;
+    writer.into_inner().map_err(|e| named(e.into_error()))?;
     Ok(encoded)
 }

@@ -110,3 +110,21 @@ fn an_invalid_change_set_is_refused() {
         );
     }
 }
+
+// Regression (issue 19, found by `cargo xtask chaos`'s full-disk family): a full
+// disk while writing the blob said only "writing layer blob: No space left on
+// device", not which file, so not which directory had filled up.
+#[test]
+fn a_full_disk_while_writing_the_blob_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = entries_then(dir.path(), Entry::dir(p("d"), meta(0o755, 0, 0)));
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let full = std::path::Path::new("/dev/full");
+    let err = kiln_layer::encode_layer_to_path(entries, &options(COMPRESSIONS[0]), full)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("writing layer blob /dev/full") && err.contains("No space left on device"),
+        "{err}"
+    );
+}

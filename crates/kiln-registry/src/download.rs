@@ -1,12 +1,13 @@
 //! Streaming a blob to disk: frames are coalesced into 1 MiB buffers and handed to a
-//! blocking writer thread that hashes and writes them into `DEST.partial`; the file is
+//! blocking writer thread that hashes and writes them into `DEST.<pid>-<n>.partial` (a name of
+//! its own: builds sharing a store may pull the same blob at once); the file is
 //! renamed to `DEST` only when size and digest match. Memory stays bounded (a few MiB)
 //! whatever the blob size.
 //!
-//! A [`WriteWatch`] is told how many bytes of `DEST.partial` the current attempt has
-//! written (0 when an attempt creates it), after the bytes are written: a reader on
-//! the same machine can follow the file as it grows (kiln-build's pull pipeline applies
-//! a layer while it arrives). A retry truncates the file and starts again from 0.
+//! A [`WriteWatch`] is told which partial file the current attempt writes and how many
+//! bytes of it are written (0 when an attempt creates it), after the bytes are written:
+//! a reader on the same machine can follow the file as it grows (kiln-build's pull
+//! pipeline applies a layer while it arrives). A retry writes a new partial file from 0.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,19 +26,20 @@ use crate::transport::{BODY_IDLE_TIMEOUT, chain};
 const BUFFER: usize = 1 << 20;
 const QUEUE: usize = 4;
 
-/// Told the number of bytes the current attempt has written to `DEST.partial`; see the
-/// module documentation. Called on the blocking writer thread: it must not block.
+/// Told the partial file the current attempt writes and the number of bytes written to
+/// it; see the module documentation. Called on the blocking writer thread: it must not
+/// block.
 #[derive(Clone)]
-pub struct WriteWatch(Arc<dyn Fn(u64) + Send + Sync>);
+pub struct WriteWatch(Arc<dyn Fn(&Path, u64) + Send + Sync>);
 
 impl WriteWatch {
-    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> WriteWatch {
+    pub fn new(f: impl Fn(&Path, u64) + Send + Sync + 'static) -> WriteWatch {
         WriteWatch(Arc::new(f))
     }
 
-    /// Says that `written` bytes of the current attempt are in the file.
-    pub fn tell(&self, written: u64) {
-        (self.0)(written);
+    /// Says that `written` bytes of the current attempt are in `partial`.
+    pub fn tell(&self, partial: &Path, written: u64) {
+        (self.0)(partial, written);
     }
 }
 
@@ -65,7 +67,7 @@ pub(crate) async fn body_to_file(
         let mut file = fs_err::File::create(&writer_path)?;
         let tell = |n: u64| {
             if let Some(watch) = &watch {
-                watch.tell(n);
+                watch.tell(&writer_path, n);
             }
         };
         tell(0);
@@ -170,13 +172,18 @@ async fn stream_body(
     Ok(())
 }
 
-/// Where a blob fetched to `dest` is written until it is verified: `DEST.partial`.
-pub fn partial_path(dest: &Path) -> PathBuf {
+/// `DEST.<pid>-<n>.partial`: a name no other download has, in this process or
+/// another. Builds sharing a blob store pull the same blob at the same time; with
+/// one shared `DEST.partial`, the second writer truncated the file the first was
+/// about to rename into place, and the second rename found nothing.
+fn partial_path(dest: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = dest
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".partial");
+    name.push(format!(".{}-{n}.partial", std::process::id()));
     dest.with_file_name(name)
 }
 
@@ -216,4 +223,28 @@ pub(crate) async fn body_to_bytes(
         }));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_path;
+    use std::path::Path;
+
+    // Regression (issue 19, found by `cargo xtask chaos`'s load family): two
+    // downloads of one blob into one store shared `DEST.partial`.
+    #[test]
+    fn every_download_writes_a_partial_file_of_its_own() {
+        let dest = Path::new("/store/sha256/abc");
+        let (a, b) = (partial_path(dest), partial_path(dest));
+        assert_ne!(a, b);
+        for p in [&a, &b] {
+            assert_eq!(p.parent(), dest.parent());
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with(&format!("abc.{}-", std::process::id()))
+                    && name.ends_with(".partial"),
+                "{name}"
+            );
+        }
+    }
 }

@@ -16,7 +16,7 @@
 //!   requests, and whole blob uploads restarted from their POST. Bodies are re-opened from
 //!   their file for each attempt (`body`).
 //! - Blobs stream: uploads read 1 MiB chunks from disk on a blocking thread; downloads
-//!   hash and write on a blocking thread into `DEST.partial`, renamed once size and digest
+//!   hash and write on a blocking thread into `DEST.<pid>-<n>.partial`, renamed once size and digest
 //!   match. A blob is never whole in memory.
 //! - A blob still being written (a layer while it is encoded) uploads as it grows:
 //!   [`growing_blob`] pairs a `Write` over its file with a reader that `PATCH`es each
@@ -112,7 +112,7 @@ mod transport;
 mod upload;
 
 pub use client::{Client, ManifestRef, RepoRef};
-pub use download::{WriteWatch, partial_path};
+pub use download::WriteWatch;
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
 pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, growing_blob};
 pub use kiln_auth::{Credential, Secret};

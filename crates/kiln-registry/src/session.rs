@@ -352,11 +352,36 @@ pub(crate) async fn status_error(ctx: &Ctx, resp: Response<Incoming>) -> Error {
     })
 }
 
-/// Reads a body up to `limit` bytes (more is an error).
-pub(crate) async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, String> {
+/// Reads a body up to `limit` bytes (more is an error), failing when the registry
+/// sends nothing for [`transport::BODY_IDLE_TIMEOUT`]: a manifest, config or token
+/// that stalls halfway must not hold the build forever.
+pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, String> {
+    read_limited_within(body, limit, transport::BODY_IDLE_TIMEOUT).await
+}
+
+/// [`read_limited`] with the longest silence allowed between two frames.
+async fn read_limited_within<B>(
+    mut body: B,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<Bytes, String>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + 'static,
+{
     let mut out = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| transport::chain(&e))?;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(format!(
+                    "timed out: no data for {} s after {} bytes",
+                    idle.as_secs_f64(),
+                    out.len()
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| transport::chain(&e))?,
+        };
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > limit {
                 return Err(format!("body larger than {limit} bytes"));
@@ -370,4 +395,58 @@ pub(crate) async fn read_limited(mut body: Incoming, limit: usize) -> Result<Byt
 /// Reads and discards a (small) body so the connection can be reused.
 pub(crate) async fn drain(resp: Response<Incoming>) {
     let _ = read_limited(resp.into_body(), ERROR_BODY_LIMIT).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    /// Half a document, then silence (a registry whose Content-Length never arrives).
+    struct Stalls(Option<Bytes>);
+
+    impl hyper::body::Body for Stalls {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+            match self.0.take() {
+                Some(b) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    // Regression (issue 19, found by `cargo xtask chaos`): a manifest body that
+    // stalled after its first bytes held the build forever.
+    #[tokio::test]
+    async fn a_small_body_that_stalls_fails_after_the_idle_timeout() {
+        let started = Instant::now();
+        let err = read_limited_within(
+            Stalls(Some(Bytes::from_static(b"{\"schemaVersion\":"))),
+            1 << 20,
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.contains("timed out") && err.contains("after 17 bytes"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_small_body_over_its_limit_is_refused() {
+        let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 100]));
+        let err = read_limited_within(body, 99, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err, "body larger than 99 bytes");
+    }
 }

@@ -102,6 +102,7 @@ mod env;
 mod error;
 mod idmap;
 mod inplace;
+mod live;
 mod output;
 mod parent_maps;
 mod plan;
@@ -118,6 +119,7 @@ pub use emulation::{DEFAULT_EMULATOR_DIR, Emulators};
 pub use env::command_env;
 pub use error::SandboxError;
 pub use idmap::{IdMaps, IdRange};
+pub use live::{stop_all, stopping};
 pub use rerun::{INSIDE_ENV as ROOTLESS_NAMESPACE_ENV, rerun_in_user_namespace};
 pub use sandbox::{
     Isolation, KILN_CONTAINER_MARKER, Mode, Sandbox, SandboxOptions, decide, probe_namespaces,

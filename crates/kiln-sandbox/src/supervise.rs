@@ -29,9 +29,32 @@ struct SupervisorGuard {
 
 impl SupervisorGuard {
     fn wait(&mut self) -> io::Result<i32> {
+        // Wait for the end without reaping first, so the pid leaves the live set
+        // (crate::live) while it still names our child and cannot be reused.
+        loop {
+            // SAFETY: an all-zero siginfo_t is valid; waitid fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waiting for our own child, leaving it waitable.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        crate::live::unregister(self.pid);
         let mut status = 0;
         loop {
-            // SAFETY: waiting for our own child.
+            // SAFETY: reaping our own child, which has ended.
             let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
             if r == self.pid {
                 self.reaped = true;
@@ -108,6 +131,7 @@ pub(crate) fn run_plan(plan: &Plan, sink: &mut dyn OutputSink) -> Result<Ended, 
     }
     drop((out_w, err_w, rep_w));
     let mut guard = SupervisorGuard { pid, reaped: false };
+    crate::live::register(pid);
     let mut map_error = None;
     if let (Some(maps), Some(((ready_r, ready_w), (go_r, go_w)))) = (parent_maps, idmap_pipes) {
         drop((ready_w, go_r));

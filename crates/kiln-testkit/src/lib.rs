@@ -16,6 +16,10 @@
 //!   connections, 500/429 answers, truncated bodies) while counting requests.
 //! - [`ReferrersFront`] adds the OCI 1.1 referrers API (which distribution 2.8
 //!   lacks) in front of a real [`Registry`], recording manifests PUT with a `subject`.
+//! - [`HostileRegistry`] lies, one [`Lie`] per repository: a 100 MiB manifest or
+//!   config, an endless config, a blob whose bytes do not match its digest, a
+//!   decompression bomb, endless redirects, a body cut short or stalled, a token
+//!   endpoint answering garbage.
 //! - [`GitLabLike`] is GitLab's shape in one call: TLS registry + TLS realm, one CA,
 //!   `gitlab-ci-token` with a job token, and the config.json a kaniko job writes.
 //! - [`busybox`] builds a deterministic busybox rootfs (dir or tar) from the host's
@@ -41,6 +45,7 @@ pub mod debian;
 pub mod dockerd;
 pub mod foreign;
 pub mod gitlab;
+pub mod hostile;
 pub mod htpasswd;
 pub mod image;
 pub mod ports;
@@ -56,6 +61,7 @@ pub mod tools;
 
 pub use dockerd::Dockerd;
 pub use gitlab::GitLabLike;
+pub use hostile::{HostileRegistry, Lie};
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use referrers::ReferrersFront;

@@ -1,5 +1,6 @@
 //! The kaniko-compatible executor: `kiln build FLAGS` or `executor FLAGS`.
-//! Exit codes: 0 success, 1 build error, 2 usage error.
+//! Exit codes: 0 success, 1 build error, 2 usage error, 128+N stopped by
+//! signal N (SIGTERM, SIGINT; see [`crate::signals`]).
 
 pub(crate) mod options;
 mod report;
@@ -35,8 +36,17 @@ pub fn run(program: &str, args: &[String]) -> ExitCode {
         Err(e) => tracing::warn!("{e}; building with only the caller mapped"),
     }
     let reporter = report::Reporter::new(&parsed.log_format);
-    let Some(result) = crate::runtime::block_on(kiln_build::build(&options, &reporter)) else {
+    let Some(result) =
+        crate::signals::block_on_until_signal(kiln_build::build(&options, &reporter))
+    else {
         return ExitCode::FAILURE;
+    };
+    let result = match result {
+        Ok(result) => result,
+        Err(signo) => {
+            tracing::error!("build stopped by signal {signo}");
+            return ExitCode::from(u8::try_from(128 + signo).unwrap_or(1));
+        }
     };
     match result {
         Ok(outcome) => {

@@ -1,7 +1,7 @@
 //! A blob on its way into the store, readable while it arrives.
 //!
-//! The download writes `blobs/sha256/HEX.partial` (kiln-registry's
-//! [`kiln_registry::WriteWatch`] says how far) and renames it to `HEX` once
+//! The download writes a partial file next to `blobs/sha256/HEX` (kiln-registry's
+//! [`kiln_registry::WriteWatch`] says which and how far) and renames it to `HEX` once
 //! its size and digest are verified. An [`ArrivalReader`] follows the file:
 //! it reads what the current attempt has written, waits (on a condition
 //! variable, no polling) for more, and reports end of file only when the
@@ -11,8 +11,8 @@
 //! the page cache, written once by the download and read back by the
 //! applier.
 //!
-//! A retried download truncates the file and writes it again from 0; the
-//! reader never reads past what the current attempt has written. If a retry
+//! A retried download writes a new partial file from 0; the reader switches
+//! to it and never reads past what the current attempt has written. If a retry
 //! served other bytes than the first attempt, what the reader returned no
 //! longer matches the blob, and the applier's own digest check (which hashes
 //! exactly the bytes it applied) fails the layer.
@@ -27,8 +27,8 @@ use kiln_registry::WriteWatch;
 /// Where the download of one blob stands.
 #[derive(Debug, Default)]
 struct State {
-    /// Whether an attempt has created the partial file.
-    started: bool,
+    /// The partial file the current attempt writes, once it has created it.
+    partial: Option<PathBuf>,
     /// Bytes the current attempt has written.
     written: u64,
     /// `Some` when the download is over: verified and in place, or its error.
@@ -38,8 +38,6 @@ struct State {
 /// One blob being downloaded into the store.
 #[derive(Debug)]
 pub struct Arrival {
-    /// `HEX.partial`, written by the download.
-    partial: PathBuf,
     /// `HEX`, where the verified blob ends up.
     stored: PathBuf,
     state: Mutex<State>,
@@ -49,7 +47,6 @@ pub struct Arrival {
 impl Arrival {
     pub fn new(stored: PathBuf) -> Arc<Arrival> {
         Arc::new(Arrival {
-            partial: kiln_registry::partial_path(&stored),
             stored,
             state: Mutex::default(),
             changed: Condvar::new(),
@@ -59,9 +56,11 @@ impl Arrival {
     /// The watch to give the download.
     pub fn watch(self: &Arc<Arrival>) -> WriteWatch {
         let arrival = self.clone();
-        WriteWatch::new(move |written| {
+        WriteWatch::new(move |partial, written| {
             arrival.update(|s| {
-                s.started = true;
+                if s.partial.as_deref() != Some(partial) {
+                    s.partial = Some(partial.to_path_buf());
+                }
                 s.written = written;
             })
         })
@@ -80,6 +79,11 @@ impl Arrival {
                 s.outcome = Some(Err(why.to_owned()));
             }
         });
+    }
+
+    /// The partial file of the current attempt, if one was created.
+    pub fn partial(&self) -> Option<PathBuf> {
+        self.lock().partial.clone()
     }
 
     /// Whether the download finished and the blob is in place.
@@ -108,6 +112,7 @@ impl Arrival {
         ArrivalReader {
             arrival: self.clone(),
             file: None,
+            opened: None,
             pos: 0,
         }
     }
@@ -126,22 +131,24 @@ impl Arrival {
 pub struct ArrivalReader {
     arrival: Arc<Arrival>,
     file: Option<std::fs::File>,
+    /// The partial file `file` was opened as (`None`: the stored blob).
+    opened: Option<PathBuf>,
     pos: u64,
 }
 
 impl ArrivalReader {
-    /// Waits until there is something to read (how much, at most), or the
-    /// download is over: `u64::MAX` when the blob is complete and verified (read
-    /// to the file's end), its error when it failed.
-    fn readable(&self) -> io::Result<u64> {
+    /// Waits until there is something to read (how much, at most, and in which
+    /// attempt's file), or the download is over: `u64::MAX` when the blob is
+    /// complete and verified (read to the file's end), its error when it failed.
+    fn readable(&self) -> io::Result<(u64, Option<PathBuf>)> {
         let arrival = &self.arrival;
         let mut state = arrival.lock();
         loop {
             match &state.outcome {
                 Some(Err(e)) => return Err(io::Error::other(e.clone())),
-                Some(Ok(())) => return Ok(u64::MAX),
-                None if state.started && state.written > self.pos => {
-                    return Ok(state.written - self.pos);
+                Some(Ok(())) => return Ok((u64::MAX, state.partial.clone())),
+                None if state.partial.is_some() && state.written > self.pos => {
+                    return Ok((state.written - self.pos, state.partial.clone()));
                 }
                 None => {
                     state = arrival
@@ -153,12 +160,23 @@ impl ArrivalReader {
         }
     }
 
-    /// Opens the blob: the partial file while the download runs, the stored
-    /// one after (the rename keeps an open descriptor valid).
-    fn open(&mut self) -> io::Result<&std::fs::File> {
-        if self.file.is_none() {
+    /// Opens the blob: the current attempt's partial file while the download
+    /// runs, the stored one after (the rename keeps an open descriptor valid).
+    /// A retry's new file replaces the one opened before.
+    fn open(&mut self, current: Option<PathBuf>) -> io::Result<&std::fs::File> {
+        if self.file.is_none() || self.opened != current {
             let arrival = &self.arrival;
-            let file = match std::fs::File::open(&arrival.partial) {
+            let Some(partial) = &current else {
+                let file = std::fs::File::open(&arrival.stored).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("opening {}: {e}", arrival.stored.display()),
+                    )
+                })?;
+                self.opened = None;
+                return Ok(self.file.insert(file));
+            };
+            let file = match std::fs::File::open(partial) {
                 Ok(f) => f,
                 // renamed meanwhile: the download finished
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -172,11 +190,12 @@ impl ArrivalReader {
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("opening {}: {e}", arrival.partial.display()),
+                        format!("opening {}: {e}", partial.display()),
                     ));
                 }
             };
             self.file = Some(file);
+            self.opened = current;
         }
         Ok(self.file.as_ref().expect("just opened"))
     }
@@ -188,10 +207,10 @@ impl io::Read for ArrivalReader {
             return Ok(0);
         }
         loop {
-            let limit = self.readable()?;
+            let (limit, current) = self.readable()?;
             let want = buf.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
             let pos = self.pos;
-            let n = self.open()?.read_at(&mut buf[..want], pos)?;
+            let n = self.open(current)?.read_at(&mut buf[..want], pos)?;
             if n > 0 {
                 self.pos += n as u64;
                 return Ok(n);
@@ -199,7 +218,7 @@ impl io::Read for ArrivalReader {
             if self.arrival.is_stored() {
                 return Ok(0);
             }
-            // a retry truncated the file after `next` looked: look again
+            // a retry started a new file after `readable` looked: look again
         }
     }
 }
@@ -217,17 +236,17 @@ mod tests {
         let arrival = Arrival::new(dir.path().join("blob"));
         let watch = arrival.watch();
         let mut reader = arrival.reader();
-        let partial = arrival.partial.clone();
+        let partial = dir.path().join("blob.1-0.partial");
         let stored = arrival.stored.clone();
         let writer_side = arrival.clone();
         let writer = std::thread::spawn(move || {
             let mut file = std::fs::File::create(&partial).unwrap();
-            watch_call(&watch, 0);
+            watch.tell(&partial, 0);
             let mut written = 0;
             for i in 0..50u8 {
                 file.write_all(&[i; 1000]).unwrap();
                 written += 1000;
-                watch_call(&watch, written);
+                watch.tell(&partial, written);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             std::fs::rename(&partial, &stored).unwrap();
@@ -244,18 +263,14 @@ mod tests {
     fn a_failed_download_is_a_read_error_with_its_message() {
         let dir = tempfile::tempdir().unwrap();
         let arrival = Arrival::new(dir.path().join("blob"));
-        let partial = arrival.partial.clone();
+        let partial = dir.path().join("blob.1-0.partial");
         std::fs::write(&partial, b"abc").unwrap();
-        watch_call(&arrival.watch(), 3);
+        arrival.watch().tell(&partial, 3);
         arrival.finish(Err(
             "pulling blob sha256:x from r/repo: digest mismatch".into()
         ));
         let mut got = Vec::new();
         let err = arrival.reader().read_to_end(&mut got).unwrap_err();
         assert!(err.to_string().contains("digest mismatch"), "{err}");
-    }
-
-    fn watch_call(watch: &WriteWatch, n: u64) {
-        watch.tell(n);
     }
 }

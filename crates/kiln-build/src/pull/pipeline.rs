@@ -3,7 +3,7 @@
 //! arrives.
 //!
 //! ```text
-//! registry --GET x CONCURRENT--> blobs/sha256/HEX.partial --rename when verified--> HEX
+//! registry --GET x CONCURRENT--> blobs/sha256/HEX.<pid>-<n>.partial --rename when verified--> HEX
 //!                                      |  (page cache)
 //!                                      v
 //!                ArrivalReader (layer N) -> decompress + sha256 -> applier -> stage root
@@ -15,7 +15,7 @@
 //! - [`while_fetching`] runs the stage (synchronous code) on the calling
 //!   thread while a scoped thread drives the downloads on a private
 //!   current-thread runtime: at most [`CONCURRENT`] at once, started in
-//!   layer order, each written to the store's `HEX.partial` and renamed into
+//!   layer order, each written to a partial file of its own next to the store's `HEX` and renamed into
 //!   place only once its size and digest are verified (kiln-registry's blob
 //!   download, unchanged: retries, redirects, progress events). Each is
 //!   registered in the store as an [`Arrival`] while it runs.
@@ -166,8 +166,9 @@ pub fn while_fetching<T, E>(
             layer.digest
         ));
         if !arrival.is_stored() {
-            let partial = kiln_registry::partial_path(&blobs.path(&layer.digest));
-            let _ = std::fs::remove_file(partial);
+            if let Some(partial) = arrival.partial() {
+                let _ = std::fs::remove_file(partial);
+            }
             if out.is_ok() {
                 tracing::warn!(layer = %layer.digest, "a base layer the stage did not unpack failed to download");
             }
