@@ -24,6 +24,9 @@
 //!   0.8) with its data root, exec root, pidfile and socket in one temp dir; its
 //!   [`Dockerd::docker`] command is always Debian's `/usr/bin/docker` pointed at it.
 //!   Stopped by PID on drop, mounts and containerd leftovers cleaned up.
+//! - [`GitDaemon`] (`git daemon`, `git://`) and [`GitHttp`] (`git http-backend`
+//!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
+//!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -38,6 +41,7 @@ pub mod container;
 pub mod debian;
 pub mod dockerd;
 pub mod foreign;
+pub mod git;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;
@@ -51,6 +55,7 @@ pub mod token;
 pub mod tools;
 
 pub use dockerd::Dockerd;
+pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
