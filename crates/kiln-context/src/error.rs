@@ -26,6 +26,18 @@ pub enum ContextError {
         /// What would fix it, starting with `; ` (or empty).
         hint: String,
     },
+    /// Downloading an archive context failed.
+    #[error("archive context {url}: {what}: {reason}{hint}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+        /// What would fix it, starting with `; ` (or empty).
+        hint: String,
+    },
     /// Writing the checkout failed.
     #[error("git context {url}: writing {path}: {source}")]
     Write {

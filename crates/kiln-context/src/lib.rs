@@ -20,12 +20,19 @@
 //!   server asks; URLs are always shown without user info and errors never hold a
 //!   secret ([`ContextError`]).
 //!
+//! - [`HttpTarball`] is `--context https://…/context.tar.gz`: its body is
+//!   returned as a reader for the engine's tar unpacker (any compression kiln
+//!   reads), so the archive streams to disk and is never held in memory.
+//!
 //! The crate is synchronous and knows nothing of tokio. It is its own crate so
 //! that gitoxide and reqwest, the heaviest dependencies of remote contexts, are
 //! compiled once and never rebuilt with kiln-build.
 
 mod error;
 pub mod git;
+mod tarball;
 
 pub use error::ContextError;
+pub use git::source::redact as redact_url;
 pub use git::{Fetched, GitCredentials, GitOptions, GitSource};
+pub use tarball::HttpTarball;

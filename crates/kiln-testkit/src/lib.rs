@@ -27,6 +27,7 @@
 //! - [`GitDaemon`] (`git daemon`, `git://`) and [`GitHttp`] (`git http-backend`
 //!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
 //!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
+//!   [`StaticHttp`] serves a directory's files (Python's `http.server`).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -50,6 +51,7 @@ pub mod proxy;
 pub mod registry;
 pub mod rootless;
 mod server;
+pub mod static_http;
 pub mod tls;
 pub mod token;
 pub mod tools;
@@ -60,5 +62,6 @@ pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use registry::{Registry, RegistryBuilder};
+pub use static_http::StaticHttp;
 pub use tls::{CertFiles, RegistryTls, TestCa};
 pub use token::{TokenIssuer, TokenIssuerBuilder, TokenUser};

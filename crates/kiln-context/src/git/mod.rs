@@ -10,7 +10,7 @@
 mod checkout;
 mod fetch;
 mod into_dir;
-mod source;
+pub(crate) mod source;
 mod submodules;
 mod transport;
 

@@ -54,15 +54,21 @@ impl GitCredentials {
     /// kaniko's variables: `GIT_TOKEN` (sent as the user name with an empty
     /// password, as kaniko does) wins over `GIT_USERNAME` / `GIT_PASSWORD`.
     pub fn from_env(env: &dyn kiln_auth::Environment) -> GitCredentials {
-        if let Some(token) = env.non_empty("GIT_TOKEN") {
+        GitCredentials::from_vars(|name| env.var(name))
+    }
+
+    /// [`GitCredentials::from_env`] over any variable lookup.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> GitCredentials {
+        let get = |name: &str| var(name).filter(|v| !v.is_empty());
+        if let Some(token) = get("GIT_TOKEN") {
             return GitCredentials {
                 username: Some(token),
                 password: Some(Secret::new("")),
             };
         }
         GitCredentials {
-            username: env.non_empty("GIT_USERNAME"),
-            password: env.non_empty("GIT_PASSWORD").map(Secret::new),
+            username: get("GIT_USERNAME"),
+            password: get("GIT_PASSWORD").map(Secret::new),
         }
     }
 
@@ -73,8 +79,9 @@ impl GitCredentials {
 }
 
 impl GitOptions {
-    /// Parses kaniko's `--git` value: `key=value` pairs separated by commas
+    /// Parses kaniko's `--git` value: `key=value`, or several separated by commas
     /// (`branch=main,single-branch=true,recurse-submodules=false,insecure-skip-tls=false`).
+    /// A comma splits only before a known key, so a branch name may hold commas.
     pub fn parse(value: &str) -> Result<GitOptions, ContextError> {
         let mut out = GitOptions::default();
         out.apply(value)?;
@@ -87,7 +94,7 @@ impl GitOptions {
             input: format!("--git {value}"),
             reason,
         };
-        for pair in value.split(',').filter(|p| !p.is_empty()) {
+        for pair in split_pairs(value) {
             let (key, val) = pair
                 .split_once('=')
                 .ok_or_else(|| fail(format!("{pair:?} is not key=value")))?;
@@ -203,8 +210,34 @@ impl GitSource {
     }
 }
 
+const KEYS: [&str; 4] = [
+    "branch",
+    "single-branch",
+    "recurse-submodules",
+    "insecure-skip-tls",
+];
+
+/// `a=1,b=2` into pairs, splitting at a comma only when a known key follows it.
+fn split_pairs(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in value.match_indices(',') {
+        let rest = &value[i + 1..];
+        if KEYS
+            .iter()
+            .any(|k| rest.strip_prefix(k).is_some_and(|r| r.starts_with('=')))
+        {
+            out.push(&value[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&value[start..]);
+    out.retain(|p| !p.is_empty());
+    out
+}
+
 /// `input` with any user info (`user:password@`) removed, for messages.
-pub(crate) fn redact(input: &str) -> String {
+pub fn redact(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
         return input.to_string();
     };
