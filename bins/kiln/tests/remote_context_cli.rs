@@ -288,3 +288,127 @@ fn an_archive_url_streams_into_the_build_dir() {
     );
     assert!(!missing.join("digest").exists());
 }
+
+/// The diff IDs and the layer blobs (paths) of the image in `<out>/layout`.
+fn layers(out: &Path) -> Vec<(String, PathBuf)> {
+    let layout = out.join("layout");
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let config = json(blob(manifest["config"]["digest"].as_str().unwrap()));
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let blobs = manifest["layers"].as_array().unwrap();
+    diff_ids
+        .iter()
+        .zip(blobs)
+        .map(|(d, l)| {
+            (
+                d.as_str().unwrap().to_string(),
+                blob(l["digest"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, srv) = context_and_repo(dir.path());
+    let server = GitHttp::start(&srv, GitHttpOptions::default());
+    let daemon = GitDaemon::start(&srv);
+    let commit = git(&srv.join("app.git"), &["rev-parse", "HEAD"]);
+
+    // The reference: the same tree copied from the context.
+    let copy_ctx = dir.path().join("copy-ctx");
+    std::fs::create_dir_all(&copy_ctx).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&ctx)
+        .arg(copy_ctx.join("app"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    write(
+        &copy_ctx.join("Dockerfile"),
+        b"FROM scratch\nCOPY app /src\n",
+        0o644,
+    );
+    let copied = build(
+        &dir.path().join("copied"),
+        &copy_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(copied.status.success(), "{}", text(&copied));
+
+    let add_ctx = dir.path().join("add-ctx");
+    let dockerfile = format!(
+        "FROM scratch\nADD {}#main /src\nADD --keep-git-dir=true --checksum={commit} {} /kept\n",
+        server.url("app.git"),
+        daemon.url("app.git"),
+    );
+    write(&add_ctx.join("Dockerfile"), dockerfile.as_bytes(), 0o644);
+    std::fs::set_permissions(&add_ctx, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let added = build(
+        &dir.path().join("added"),
+        &add_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+
+    let reference = layers(&dir.path().join("copied"));
+    let got = layers(&dir.path().join("added"));
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0].0, reference[0].0,
+        "ADD of the repository differs from COPY of its tree"
+    );
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&got[1].1)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(names.lines().any(|l| l == "kept/.git/HEAD"), "{names}");
+    assert!(names.lines().any(|l| l == "kept/bin/tool"), "{names}");
+    let first = Command::new("tar")
+        .arg("-tzf")
+        .arg(&got[0].1)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&first.stdout).contains(".git/"),
+        "no .git without --keep-git-dir"
+    );
+
+    // A checksum that is not the commit fails the build, naming both.
+    let bad_ctx = dir.path().join("bad-ctx");
+    let wrong = "0000000000000000000000000000000000000000";
+    write(
+        &bad_ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD --checksum={wrong} {} /src\n",
+            server.url("app.git")
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let bad = build(
+        &dir.path().join("bad"),
+        &bad_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    let log = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{log}");
+    assert!(log.contains(wrong) && log.contains(&commit), "{log}");
+    assert!(!dir.path().join("bad/layout").exists());
+}

@@ -77,6 +77,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod add_git;
 mod archive;
 mod blobs;
 mod ci_labels;

@@ -34,5 +34,5 @@ mod tarball;
 
 pub use error::ContextError;
 pub use git::source::redact as redact_url;
-pub use git::{Fetched, GitCredentials, GitOptions, GitSource};
+pub use git::{Fetched, GitCredentials, GitOptions, GitSource, keep_git_dir};
 pub use tarball::HttpTarball;

@@ -158,6 +158,10 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
         let mut entries: Vec<_> = fs_err::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
+            if e.file_name() == ".git" {
+                out.insert(format!("{prefix}.git"), "git dir".into());
+                continue;
+            }
             let name = format!("{prefix}{}", e.file_name().to_string_lossy());
             let meta = fs_err::symlink_metadata(e.path()).unwrap();
             let mode = meta.permissions().mode() & 0o7777;
@@ -426,4 +430,37 @@ fn private_repository_over_https_trusts_kilns_cas() {
     let skip = GitOptions::parse("insecure-skip-tls=true").unwrap();
     let (out, _) = fetch(&url, None, &skip, &creds, &MapEnvironment::new()).unwrap();
     assert_eq!(fetched_tree(&out), as_git_writes(&repos.main_tree));
+}
+
+#[test]
+fn a_kept_git_dir_is_a_clean_working_repository_at_the_commit() {
+    let repos = repos();
+    let daemon = GitDaemon::start(&repos.root);
+    let out = tempfile::tempdir().unwrap();
+    let (scratch, dest) = (out.path().join("scratch"), out.path().join("root"));
+    fs_err::create_dir_all(&scratch).unwrap();
+    fs_err::create_dir_all(&dest).unwrap();
+    let source = GitSource::parse(&format!("{}#v1", daemon.url("app.git")), Some("git"))
+        .unwrap()
+        .unwrap();
+    let fetched = source
+        .fetch(
+            &GitOptions::default(),
+            &GitCredentials::default(),
+            &MapEnvironment::new(),
+            &scratch,
+            &dest,
+        )
+        .unwrap();
+    kiln_context::keep_git_dir(&fetched, &dest).unwrap();
+    assert_eq!(git(&dest, &["rev-parse", "HEAD"]), repos.v1_commit);
+    assert_eq!(
+        git(&dest, &["status", "--porcelain"]),
+        "",
+        "the checkout matches its index"
+    );
+    assert_eq!(git(&dest, &["rev-parse", "--is-bare-repository"]), "false");
+    let mut without_git = tree(&dest);
+    assert_eq!(without_git.remove(".git").as_deref(), Some("git dir"));
+    assert_eq!(without_git, as_git_writes(&repos.v1_tree));
 }

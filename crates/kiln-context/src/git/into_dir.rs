@@ -19,6 +19,10 @@ const MAX_SUBMODULE_DEPTH: usize = 8;
 pub struct Fetched {
     /// The commit whose tree is in the destination (hex).
     pub commit: String,
+    /// The URL it came from (no user info).
+    pub url: String,
+    /// The bare repository it was fetched into (inside the scratch dir).
+    pub git_dir: std::path::PathBuf,
 }
 
 /// Everything one fetch (and its submodules) shares.
@@ -64,7 +68,7 @@ impl GitSource {
             commit = self.commit.as_deref().unwrap_or(""),
             "fetching git context"
         );
-        let commit = session.fetch_into(
+        let (commit, git_dir) = session.fetch_into(
             &self.url,
             self.effective_ref(options),
             self.commit.as_deref(),
@@ -73,6 +77,8 @@ impl GitSource {
         )?;
         Ok(Fetched {
             commit: commit.to_string(),
+            url: self.url.to_string(),
+            git_dir,
         })
     }
 }
@@ -119,7 +125,7 @@ impl Session<'_> {
         commit: Option<&str>,
         dest: &Path,
         depth: usize,
-    ) -> Result<gix::ObjectId, ContextError> {
+    ) -> Result<(gix::ObjectId, std::path::PathBuf), ContextError> {
         let connect = self.connect(url)?;
         let shown_ref = reference.unwrap_or("HEAD");
         let fail = |what: &'static str, e: gix::Error| self.git_error(url, shown_ref, what, &e);
@@ -201,8 +207,9 @@ impl Session<'_> {
                 hint: String::new(),
             },
         })?;
+        let git_dir = repo.path().to_path_buf();
         if !self.options.recurse_submodules || links.is_empty() {
-            return Ok(head);
+            return Ok((head, git_dir));
         }
         if depth >= MAX_SUBMODULE_DEPTH {
             return Err(ContextError::Git {
@@ -238,7 +245,7 @@ impl Session<'_> {
                 depth + 1,
             )?;
         }
-        Ok(head)
+        Ok((head, git_dir))
     }
 
     fn git_error(

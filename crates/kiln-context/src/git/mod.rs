@@ -10,9 +10,11 @@
 mod checkout;
 mod fetch;
 mod into_dir;
+mod keep;
 pub(crate) mod source;
 mod submodules;
 mod transport;
 
 pub use into_dir::Fetched;
+pub use keep::keep_git_dir;
 pub use source::{GitCredentials, GitOptions, GitSource};
