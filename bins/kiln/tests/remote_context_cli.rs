@@ -412,3 +412,83 @@ fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
     assert!(log.contains(wrong) && log.contains(&commit), "{log}");
     assert!(!dir.path().join("bad/layout").exists());
 }
+
+#[test]
+fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plain tar of 200 MiB: held in memory it would pass the 100 MiB bound.
+    const BIG: u64 = 200 << 20;
+    let tar_path = dir.path().join("ctx.tar");
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            builder.append_data(&mut header, name, data).unwrap();
+        };
+        let df = b"FROM scratch\nCOPY small.txt /\n";
+        add("Dockerfile", df.len() as u64, &mut &df[..]);
+        add("small.txt", 6, &mut &b"small\n"[..]);
+        add(
+            "big.bin",
+            BIG,
+            &mut std::io::Read::take(std::io::repeat(3), BIG),
+        );
+        builder.finish().unwrap();
+    }
+    let s3 = kiln_testkit::MotoS3::start(false);
+    s3.create_bucket("contexts");
+    s3.put("contexts", "app/ctx.tar", &tar_path);
+    std::fs::remove_file(&tar_path).unwrap();
+    let endpoint = s3.endpoint();
+    let vars = [
+        ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret-key"),
+        ("AWS_REGION", "us-east-1"),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+    ];
+    let run = |context: &str, out: &Path| {
+        let mut cmd = Command::new(kiln());
+        cmd.args([
+            "build",
+            "--no-push",
+            &format!("--context={context}"),
+            &format!("--digest-file={}", out.join("digest").display()),
+            &format!("--oci-layout-path={}", out.join("layout").display()),
+            &format!("--kaniko-dir={}", out.join("kaniko").display()),
+        ])
+        .env_remove("RUST_LOG");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        run_measuring_rss(cmd)
+    };
+    let out = dir.path().join("out");
+    let (status, max_rss_kib, log) = run("s3://contexts/app/ctx.tar", &out);
+    assert!(status.success(), "{log}");
+    assert!(out.join("digest").is_file());
+    eprintln!(
+        "peak RSS of kiln building from a {} MiB S3 object: {} MiB",
+        BIG >> 20,
+        max_rss_kib / 1024
+    );
+    assert!(
+        max_rss_kib < 100 * 1024,
+        "peak RSS {max_rss_kib} KiB is not under 100 MiB"
+    );
+    assert!(!log.contains("kiln-test-secret-key"), "{log}");
+
+    let missing = dir.path().join("missing");
+    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("s3://no-such-bucket/ctx.tar") && log.contains("does not exist"),
+        "{log}"
+    );
+    assert!(!missing.join("digest").exists() && !missing.join("layout").exists());
+}

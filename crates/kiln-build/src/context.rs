@@ -1,4 +1,4 @@
-//! The build context: a directory, a tar (file, stdin or HTTP(S) URL, streamed)
+//! The build context: a directory, a tar (file, stdin, HTTP(S) URL or S3 object, streamed)
 //! unpacked into the work dir, or a git repository checked out into it (by
 //! kiln-context, on a thread of its own: its clients are blocking), narrowed to
 //! `--context-sub-path`, with its `.dockerignore`.
@@ -58,6 +58,15 @@ impl BuildContext {
                         .open(&kiln_auth::ProcessEnvironment)
                         .map_err(BuildError::RemoteContext)?;
                     unpack_tar(body, Path::new(tarball.url()), work_dir)
+                })?;
+                (dir.path().join("root"), Some(dir))
+            }
+            ContextSource::Object(object) => {
+                let dir = off_runtime(|| {
+                    let body = object
+                        .open(&kiln_auth::ProcessEnvironment)
+                        .map_err(BuildError::RemoteContext)?;
+                    unpack_tar(body, Path::new(&object.url()), work_dir)
                 })?;
                 (dir.path().join("root"), Some(dir))
             }

@@ -115,7 +115,7 @@ pub use error::BuildError;
 pub use events::{BuildEvent, BuildObserver, NoopObserver, OutputStream, StepId, Transfer};
 /// Remote contexts' types, so callers need not depend on kiln-context.
 pub use kiln_context::{
-    ContextError, GitCredentials, GitOptions, GitSource, HttpTarball, redact_url,
+    ContextError, GitCredentials, GitOptions, GitSource, HttpTarball, ObjectSource, redact_url,
 };
 pub use options::{
     BuildOptions, CacheOptions, ClientCert, Compression, ContextSource, DockerfileSource,

@@ -149,6 +149,8 @@ pub enum ContextSource {
     Git(Box<GitContext>),
     /// A tar archive over HTTP(S), optionally compressed, streamed into the work dir.
     Url(kiln_context::HttpTarball),
+    /// A tar archive in an object store (`s3://BUCKET/KEY`), streamed likewise.
+    Object(kiln_context::ObjectSource),
 }
 
 /// A git context: the repository and ref, kaniko's `--git` options and the

@@ -38,6 +38,18 @@ pub enum ContextError {
         /// What would fix it, starting with `; ` (or empty).
         hint: String,
     },
+    /// Reading an object-store context failed.
+    #[error("object-store context {url}: {what}: {reason}{hint}")]
+    Object {
+        /// `s3://BUCKET/KEY`.
+        url: String,
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed (never a credential).
+        reason: String,
+        /// What would fix it, starting with `; ` (or empty).
+        hint: String,
+    },
     /// Writing the checkout failed.
     #[error("git context {url}: writing {path}: {source}")]
     Write {

@@ -30,9 +30,11 @@
 
 mod error;
 pub mod git;
+mod object;
 mod tarball;
 
 pub use error::ContextError;
 pub use git::source::redact as redact_url;
 pub use git::{Fetched, GitCredentials, GitOptions, GitSource, keep_git_dir};
+pub use object::ObjectSource;
 pub use tarball::HttpTarball;

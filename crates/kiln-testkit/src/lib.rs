@@ -27,7 +27,8 @@
 //! - [`GitDaemon`] (`git daemon`, `git://`) and [`GitHttp`] (`git http-backend`
 //!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
 //!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
-//!   [`StaticHttp`] serves a directory's files (Python's `http.server`).
+//!   [`StaticHttp`] serves a directory's files (Python's `http.server`);
+//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -46,6 +47,7 @@ pub mod git;
 pub mod gitlab;
 pub mod htpasswd;
 pub mod image;
+pub mod moto;
 pub mod ports;
 pub mod proxy;
 pub mod registry;
@@ -60,6 +62,7 @@ pub use dockerd::Dockerd;
 pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use image::{FixtureImage, FixtureLayer};
+pub use moto::MotoS3;
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use registry::{Registry, RegistryBuilder};
 pub use static_http::StaticHttp;

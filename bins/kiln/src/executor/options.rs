@@ -170,6 +170,12 @@ fn context_source(context: &str, git: &[String], env: Env<'_>) -> Result<Context
         });
     }
     if let Some((scheme, _)) = context.split_once("://") {
+        if scheme == "s3" {
+            return kiln_build::ObjectSource::parse(context)
+                .map_err(|e| format!("--context {e}"))?
+                .map(ContextSource::Object)
+                .ok_or_else(|| format!("--context {context}: not an s3:// URL"));
+        }
         if matches!(scheme, "git" | "http" | "https") {
             let usage = |e: kiln_build::ContextError| format!("--context {e}");
             let pull_method = env("GIT_PULL_METHOD");
@@ -354,7 +360,12 @@ mod tests {
             ContextSource::TarFile("/c.tgz".into())
         );
         assert_eq!(c("tar://stdin").unwrap(), ContextSource::TarStdin);
-        assert!(c("s3://bucket/x").unwrap_err().contains("s3://"));
+        assert!(matches!(
+            c("s3://bucket/x.tgz").unwrap(),
+            ContextSource::Object(_)
+        ));
+        assert!(c("s3://bucket").unwrap_err().contains("s3://BUCKET/KEY"));
+        assert!(c("gs://bucket/x").unwrap_err().contains("gs://"));
         assert!(matches!(
             c("https://h/ctx.tar.gz").unwrap(),
             ContextSource::Url(_)
