@@ -6,7 +6,7 @@
 //!   http-backend behind kiln-testkit's CGI host): kiln-context's shallow fetch
 //!   and checkout vs `git clone --depth 1`;
 //! - a tar of the same size in S3 (moto): kiln-context's S3 reader piped into
-//!   `tar -x` vs `curl` of the same object piped into `tar -x`.
+//!   `tar -x` vs `curl --aws-sigv4` of the same object piped into `tar -x`.
 //!
 //! Each round runs both sides on fresh directories; figures are wall-clock
 //! seconds, the ratio is kiln / baseline of the medians.
@@ -120,7 +120,7 @@ fn main() {
             let status = Command::new("sh")
                 .arg("-c")
                 .arg(format!(
-                    "curl -sS --fail '{object_url}' | tar -x -C '{}'",
+                    "curl -sS --fail --aws-sigv4 aws:amz:us-east-1:s3 --user AKIABENCH:bench '{object_url}' | tar -x -C '{}'",
                     d.display()
                 ))
                 .status()
