@@ -11,8 +11,12 @@ use super::GitCredentials;
 /// with `tls` (kiln-auth's `ClientConfig` for the host) instead of its own roots.
 pub(crate) fn http_options(tls: Arc<rustls::ClientConfig>) -> http::Options {
     let backend = http::reqwest::Options {
+        // No overall timeout (reqwest's blocking default is 30 s): a server may
+        // take longer than that to send a large pack; connects still time out.
         configure_client: Some(Box::new(move |builder| {
-            Ok(builder.tls_backend_preconfigured((*tls).clone()))
+            Ok(builder
+                .tls_backend_preconfigured((*tls).clone())
+                .timeout(None))
         })),
         configure_request: None,
     };
