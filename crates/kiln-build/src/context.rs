@@ -1,5 +1,7 @@
-//! The build context: a directory, or a tar (file or stdin) unpacked into the
-//! work dir, narrowed to `--context-sub-path`, with its `.dockerignore`.
+//! The build context: a directory, a tar (file, stdin, HTTP(S) URL or S3 object, streamed)
+//! unpacked into the work dir, or a git repository checked out into it (by
+//! kiln-context, on a thread of its own: its clients are blocking), narrowed to
+//! `--context-sub-path`, with its `.dockerignore`.
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +51,45 @@ impl BuildContext {
             ContextSource::TarStdin => {
                 let dir = unpack_tar(std::io::stdin().lock(), Path::new("-"), work_dir)?;
                 (dir.path().join("root"), Some(dir))
+            }
+            ContextSource::Url(tarball) => {
+                let dir = off_runtime(|| {
+                    let body = tarball
+                        .open(&kiln_auth::ProcessEnvironment)
+                        .map_err(BuildError::RemoteContext)?;
+                    unpack_tar(body, Path::new(tarball.url()), work_dir)
+                })?;
+                (dir.path().join("root"), Some(dir))
+            }
+            ContextSource::Object(object) => {
+                let dir = off_runtime(|| {
+                    let body = object
+                        .open(&kiln_auth::ProcessEnvironment)
+                        .map_err(BuildError::RemoteContext)?;
+                    unpack_tar(body, Path::new(&object.url()), work_dir)
+                })?;
+                (dir.path().join("root"), Some(dir))
+            }
+            ContextSource::Git(git) => {
+                let dir = context_dir(work_dir)?;
+                let root = dir.path().join("root");
+                let scratch = dir.path().join("git");
+                for d in [&root, &scratch] {
+                    fs_err::create_dir(d).map_err(|e| BuildError::io("creating", d.clone(), e))?;
+                }
+                let fetched = off_runtime(|| {
+                    git.source
+                        .fetch(
+                            &git.options,
+                            &git.credentials,
+                            &kiln_auth::ProcessEnvironment,
+                            &scratch,
+                            &root,
+                        )
+                        .map_err(BuildError::RemoteContext)
+                })?;
+                tracing::info!(url = %git.source.display_url(), commit = %fetched.commit, "git context checked out");
+                (root, Some(dir))
             }
         };
         let root = match sub_path {
@@ -113,11 +154,19 @@ impl BuildContext {
     }
 }
 
-fn unpack_tar(
-    reader: impl std::io::Read,
-    shown: &Path,
-    work_dir: &Path,
-) -> Result<tempfile::TempDir, BuildError> {
+/// Runs `f` on a thread of its own: remote contexts use blocking clients,
+/// which must not run on (or be dropped by) a tokio worker.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, BuildError> + Send) -> Result<T, BuildError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A new `context-*` directory in the work dir, left for the work dir's removal.
+fn context_dir(work_dir: &Path) -> Result<tempfile::TempDir, BuildError> {
     fs_err::create_dir_all(work_dir)
         .map_err(|e| BuildError::io("creating the work dir", work_dir, e))?;
     let mut dir = tempfile::Builder::new()
@@ -127,6 +176,15 @@ fn unpack_tar(
     // It lives in the build dir, which is removed in the background with the rest:
     // removing it when the context drops would put that on the build's critical path.
     dir.disable_cleanup(true);
+    Ok(dir)
+}
+
+fn unpack_tar(
+    reader: impl std::io::Read,
+    shown: &Path,
+    work_dir: &Path,
+) -> Result<tempfile::TempDir, BuildError> {
+    let dir = context_dir(work_dir)?;
     let root = dir.path().join("root");
     fs_err::create_dir(&root).map_err(|e| BuildError::io("creating", root.clone(), e))?;
     let fail = |reason: String| BuildError::Context {

@@ -28,6 +28,9 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// A remote context (git repository, archive URL) could not be fetched.
+    #[error(transparent)]
+    RemoteContext(kiln_context::ContextError),
     /// A `.dockerignore` pattern is invalid.
     #[error("{}: line {line}: invalid pattern {pattern:?}: {reason}", path.display())]
     Dockerignore {

@@ -85,6 +85,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod add_git;
 mod archive;
 pub mod attest;
 mod blobs;
@@ -128,9 +129,14 @@ pub use ci_labels::CiLabels;
 pub use engine::build;
 pub use error::BuildError;
 pub use events::{BuildEvent, BuildObserver, NoopObserver, OutputStream, StepId, Transfer};
+/// Remote contexts' types, so callers need not depend on kiln-context.
+pub use kiln_context::{
+    ContextError, GitCredentials, GitOptions, GitSource, HttpTarball, ObjectSource, redact_url,
+};
 pub use options::{
     BuildOptions, CacheOptions, ClientCert, Compression, ContextSource, DockerfileSource,
-    ImageFormatChoice, Isolation, RegistryOptions, RetryOptions, SecretSource, SnapshotMode,
+    GitContext, ImageFormatChoice, Isolation, RegistryOptions, RetryOptions, SecretSource,
+    SnapshotMode,
 };
 pub use outcome::{BuildOutcome, LayerSummary, PhaseTimings, PlatformSummary};
 pub use warm::{WarmRequest, Warmed, warm};

@@ -171,6 +171,24 @@ pub enum ContextSource {
     TarFile(PathBuf),
     /// A tar stream on standard input (`tar://stdin`), optionally compressed.
     TarStdin,
+    /// A git repository (`git://…`, `https://….git#…`), fetched into the work dir.
+    Git(Box<GitContext>),
+    /// A tar archive over HTTP(S), optionally compressed, streamed into the work dir.
+    Url(kiln_context::HttpTarball),
+    /// A tar archive in an object store (`s3://BUCKET/KEY`), streamed likewise.
+    Object(kiln_context::ObjectSource),
+}
+
+/// A git context: the repository and ref, kaniko's `--git` options and the
+/// credentials (kaniko's `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`, read by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitContext {
+    /// The repository, ref and commit.
+    pub source: kiln_context::GitSource,
+    /// `--git`.
+    pub options: kiln_context::GitOptions,
+    /// Credentials for HTTP(S) (never printed).
+    pub credentials: kiln_context::GitCredentials,
 }
 
 /// `--dockerfile`.

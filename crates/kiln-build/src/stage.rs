@@ -129,6 +129,8 @@ struct CopySources<'c> {
     cmd: &'c CopyCmd,
     local: &'c [String],
     downloads: &'c [crate::download::Downloaded],
+    /// Checkouts of git sources (ADD only), each copied like a directory.
+    git_checkouts: &'c [PathBuf],
     chmod: Option<&'c Chmod>,
     extract: bool,
 }
@@ -850,13 +852,22 @@ impl<'a, 'b> StageRun<'a, 'b> {
 
     fn copy_step(&mut self, c: &CopyCmd, is_add: bool) -> StepResult<Option<Digest>> {
         let keyword = if is_add { "ADD" } else { "COPY" };
+        let mut git_sources = Vec::new();
+        let mut other = Vec::new();
+        for source in &c.sources {
+            match crate::add_git::parse(source)? {
+                Some(git) => git_sources.push(git),
+                None => other.push(source.clone()),
+            }
+        }
         let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
-        let (urls, local): (Vec<String>, Vec<String>) = c.sources.iter().cloned().partition(is_url);
-        if !is_add && !urls.is_empty() {
+        let (urls, local): (Vec<String>, Vec<String>) = other.into_iter().partition(is_url);
+        let has_remote = !urls.is_empty() || !git_sources.is_empty();
+        if !is_add && has_remote {
             return Err("COPY does not accept URLs; use ADD".into());
         }
-        if c.checksum.is_some() && (urls.len() != 1 || !local.is_empty()) {
-            return Err("ADD --checksum needs exactly one URL source".into());
+        if c.checksum.is_some() && (urls.len() + git_sources.len() != 1 || !local.is_empty()) {
+            return Err("ADD --checksum needs exactly one URL or git source".into());
         }
         if local.iter().any(|s| s.starts_with("git@")) {
             return Err(NOT_YET_GIT.into());
@@ -878,10 +889,21 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 c.checksum.as_deref(),
             )?);
         }
+        // git repositories (ADD only): checked out first, likewise.
+        let mut git_checkouts = Vec::new();
+        for (n, git) in git_sources.iter().enumerate() {
+            git_checkouts.push(crate::add_git::checkout(
+                git,
+                c.keep_git_dir == Some(true),
+                c.checksum.as_deref(),
+                &staging.join(format!("git-{n}")),
+            )?);
+        }
         let sources = CopySources {
             cmd: c,
             local: &local,
             downloads: &downloads,
+            git_checkouts: &git_checkouts,
             chmod: chmod.as_ref(),
             extract: is_add && c.unpack != Some(false),
         };
@@ -953,6 +975,27 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 }
             };
             entries = plan_copy(&request, tree, root, staging)?;
+        }
+        // git checkouts: their contents land in the destination directory.
+        for checkout in sources.git_checkouts {
+            let git_request = CopyRequest {
+                sources: vec![".".into()],
+                excludes: Vec::new(),
+                parents: false,
+                extract_archives: false,
+                dest: if c.dest.ends_with('/') {
+                    c.dest.clone()
+                } else {
+                    format!("{}/", c.dest)
+                },
+                ..request.clone()
+            };
+            entries.extend(plan_copy(
+                &git_request,
+                SourceTree::Stage { root: checkout },
+                root,
+                staging,
+            )?);
         }
         // URLs: mode 0600, never extracted.
         let many = sources.downloads.len() + sources.local.len() + c.inline.len() > 1;
@@ -1367,7 +1410,7 @@ fn go_json_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(" "))
 }
 
-const NOT_YET_GIT: &str = "ADD from a git repository is not supported by this version of kiln yet; clone it into the context instead";
+const NOT_YET_GIT: &str = "ADD from a git repository over SSH (git@HOST:PATH) is not supported by kiln; use its https://HOST/PATH.git URL";
 
 /// Adds the missing parent directories of `path` to `entries`: from the stage
 /// root when they exist there (unchanged metadata), else new (0755, `owner`).

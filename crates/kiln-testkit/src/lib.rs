@@ -30,6 +30,11 @@
 //!   0.8) with its data root, exec root, pidfile and socket in one temp dir; its
 //!   [`Dockerd::docker`] command is always Debian's `/usr/bin/docker` pointed at it.
 //!   Stopped by PID on drop, mounts and containerd leftovers cleaned up.
+//! - [`GitDaemon`] (`git daemon`, `git://`) and [`GitHttp`] (`git http-backend`
+//!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
+//!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
+//!   [`StaticHttp`] serves a directory's files (Python's `http.server`);
+//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -44,10 +49,12 @@ pub mod container;
 pub mod debian;
 pub mod dockerd;
 pub mod foreign;
+pub mod git;
 pub mod gitlab;
 pub mod hostile;
 pub mod htpasswd;
 pub mod image;
+pub mod moto;
 pub mod ports;
 pub mod proxy;
 pub mod referrers;
@@ -55,17 +62,21 @@ pub mod registry;
 pub mod rootless;
 mod server;
 pub mod shaping;
+pub mod static_http;
 pub mod tls;
 pub mod token;
 pub mod tools;
 
 pub use dockerd::Dockerd;
+pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use hostile::{HostileRegistry, Lie};
 pub use image::{FixtureImage, FixtureLayer};
+pub use moto::MotoS3;
 pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
 pub use referrers::ReferrersFront;
 pub use registry::{Registry, RegistryBuilder};
 pub use shaping::Shaping;
+pub use static_http::StaticHttp;
 pub use tls::{CertFiles, RegistryTls, TestCa};
 pub use token::{TokenIssuer, TokenIssuerBuilder, TokenUser};

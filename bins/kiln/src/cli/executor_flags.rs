@@ -35,7 +35,7 @@ pub const FLAGS: &[Flag] = &[
         Kind::Str,
         "PATH",
         BUILD_INPUT,
-        "build context: a directory, dir://PATH, tar://PATH (maybe compressed) or tar://stdin",
+        "build context: a directory, dir://PATH, tar://PATH (maybe compressed), tar://stdin, git://HOST/PATH[#REF[#COMMIT]], https://HOST/PATH.git[#REF[#COMMIT]] or an https:// tar archive",
     )
     .short('c')
     .default("/workspace/"),
@@ -45,6 +45,13 @@ pub const FLAGS: &[Flag] = &[
         "PATH",
         BUILD_INPUT,
         "build from this directory inside the context",
+    ),
+    valued(
+        "git",
+        Kind::Multi,
+        "KEY=VALUE",
+        BUILD_INPUT,
+        "git context options: branch=, single-branch=, recurse-submodules=, insecure-skip-tls= (repeat, or comma-separated)",
     ),
     valued(
         "dockerfile",
@@ -446,13 +453,6 @@ pub const FLAGS: &[Flag] = &[
         "kiln writes history and config as Docker does",
     ),
     valued(
-        "git",
-        NO_EFFECT_VALUE,
-        "OPTIONS",
-        IGNORED,
-        "git contexts are not supported",
-    ),
-    valued(
         "bucket",
         NO_EFFECT_VALUE,
         "BUCKET",
@@ -503,6 +503,8 @@ pub fn borrowed(
 pub struct ExecutorArgs {
     pub context: String,
     pub context_sub_path: Option<String>,
+    /// `--git`, each value as given.
+    pub git: Vec<String>,
     pub dockerfile: String,
     pub destinations: Vec<String>,
     /// `KEY=VALUE` or bare `KEY` (the caller takes it from the environment).
@@ -579,6 +581,7 @@ impl Default for ExecutorArgs {
         ExecutorArgs {
             context: "/workspace/".into(),
             context_sub_path: None,
+            git: Vec::new(),
             dockerfile: "Dockerfile".into(),
             destinations: vec![],
             build_args: vec![],
@@ -690,6 +693,7 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
     match name {
         "context" => out.context = value,
         "context-sub-path" => out.context_sub_path = some(),
+        "git" => out.git.push(value),
         "dockerfile" => out.dockerfile = value,
         "destination" => out.destinations.push(value),
         "build-arg" => out.build_args.push(value),

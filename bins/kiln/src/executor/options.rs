@@ -29,7 +29,7 @@ pub fn from_forwarded_flags(forwarded: &[String]) -> Result<BuildOptions, String
 
 /// Maps the command line onto build options. Errors are usage errors (exit 2).
 pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, String> {
-    let mut o = BuildOptions::new(context_source(&args.context)?);
+    let mut o = BuildOptions::new(context_source(&args.context, &args.git, env)?);
     o.context_sub_path = args.context_sub_path.as_ref().map(PathBuf::from);
     o.dockerfile = dockerfile_source(&args.dockerfile);
     o.destinations = args.destinations.clone();
@@ -167,9 +167,10 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
     Ok(o)
 }
 
-/// kaniko's `--context` forms that need no cloud: a path, `dir://PATH`,
-/// `tar://PATH` and `tar://stdin`.
-fn context_source(context: &str) -> Result<ContextSource, String> {
+/// kaniko's `--context` forms: a path, `dir://PATH`, `tar://PATH`, `tar://stdin`,
+/// a git repository (`git://…`, `http(s)://….git…`, with `--git` and kaniko's
+/// `GIT_*` variables) and an archive URL (`http(s)://…`).
+fn context_source(context: &str, git: &[String], env: Env<'_>) -> Result<ContextSource, String> {
     if let Some(path) = context.strip_prefix("dir://") {
         return Ok(ContextSource::Dir(PathBuf::from(path)));
     }
@@ -180,11 +181,39 @@ fn context_source(context: &str) -> Result<ContextSource, String> {
         });
     }
     if let Some((scheme, _)) = context.split_once("://") {
+        if scheme == "s3" {
+            return kiln_build::ObjectSource::parse(context)
+                .map_err(|e| format!("--context {e}"))?
+                .map(ContextSource::Object)
+                .ok_or_else(|| format!("--context {context}: not an s3:// URL"));
+        }
+        if matches!(scheme, "git" | "http" | "https") {
+            let usage = |e: kiln_build::ContextError| format!("--context {e}");
+            let pull_method = env("GIT_PULL_METHOD");
+            if let Some(source) =
+                kiln_build::GitSource::parse(context, pull_method.as_deref()).map_err(usage)?
+            {
+                let mut options = kiln_build::GitOptions::default();
+                for value in git {
+                    options.apply(value).map_err(|e| e.to_string())?;
+                }
+                return Ok(ContextSource::Git(Box::new(kiln_build::GitContext {
+                    source,
+                    options,
+                    credentials: kiln_build::GitCredentials::from_vars(env),
+                })));
+            }
+            return Ok(ContextSource::Url(
+                kiln_build::HttpTarball::parse(context).map_err(usage)?,
+            ));
+        }
         return Err(format!(
-            "--context {context}: the {scheme}:// context is not supported by kiln; \
-             use a directory, dir://PATH, tar://PATH or tar://stdin"
+            "--context {}: the {scheme}:// context is not supported by kiln; \
+             use a directory, dir://PATH, tar://PATH, tar://stdin, git://…, https://….git or an https:// archive",
+            kiln_build::redact_url(context)
         ));
     }
+
     Ok(ContextSource::Dir(PathBuf::from(context)))
 }
 
@@ -342,7 +371,39 @@ mod tests {
             ContextSource::TarFile("/c.tgz".into())
         );
         assert_eq!(c("tar://stdin").unwrap(), ContextSource::TarStdin);
-        assert!(c("s3://bucket/x").unwrap_err().contains("s3://"));
+        assert!(matches!(
+            c("s3://bucket/x.tgz").unwrap(),
+            ContextSource::Object(_)
+        ));
+        assert!(c("s3://bucket").unwrap_err().contains("s3://BUCKET/KEY"));
+        assert!(c("gs://bucket/x").unwrap_err().contains("gs://"));
+        assert!(matches!(
+            c("https://h/ctx.tar.gz").unwrap(),
+            ContextSource::Url(_)
+        ));
+        let git = |cmdline: &str, vars: &[(&str, &str)]| match opts(cmdline, vars).unwrap().context
+        {
+            ContextSource::Git(g) => *g,
+            other => panic!("not a git context: {other:?}"),
+        };
+        let g = git(
+            "--no-push -c git://h/r.git#refs/heads/dev --git branch=main --git recurse-submodules=true",
+            &[("GIT_TOKEN", "tok"), ("GIT_PULL_METHOD", "http")],
+        );
+        assert_eq!(g.source.display_url(), "http://h/r.git");
+        assert_eq!(g.options.branch.as_deref(), Some("main"));
+        assert!(g.options.recurse_submodules);
+        assert_eq!(g.credentials.username.as_deref(), Some("tok"));
+        let g = git(
+            "--no-push -c https://h/r.git#v1 --git branch=x,insecure-skip-tls=true",
+            &[],
+        );
+        assert!(g.options.insecure_skip_tls && g.credentials.is_empty());
+        assert!(
+            opts("--no-push -c git://h/r --git depth=1", &[])
+                .unwrap_err()
+                .contains("depth")
+        );
     }
 
     #[test]

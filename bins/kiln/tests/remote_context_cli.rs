@@ -1,0 +1,494 @@
+//! Remote contexts through the command line, against real servers on
+//! 127.0.0.1: a git repository (git http-backend with Basic auth, git daemon)
+//! gives the same image as its tree given as a directory, with
+//! `--reproducible`; credentials never appear in any output; a failed fetch
+//! exits 1 naming the repository and writes no output; an archive URL is
+//! streamed (the child's peak RSS stays far below the archive's size).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_testkit::git::git;
+use kiln_testkit::{GitDaemon, GitHttp, GitHttpOptions, StaticHttp};
+
+mod common;
+use common::{kiln, text};
+
+const USER: &str = "ci-bot";
+const PASSWORD: &str = "Sup3r-s3cret-git-pa55";
+
+fn write(path: &Path, content: &[u8], mode: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A context tree with explicit modes (so nothing depends on the umask), and
+/// a bare repository `srv/app.git` holding it as its one commit.
+fn context_and_repo(dir: &Path) -> (PathBuf, PathBuf) {
+    let ctx = dir.join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        b"FROM scratch\nCOPY . /app/\n",
+        0o644,
+    );
+    write(&ctx.join("bin/tool"), b"#!/bin/sh\necho tool\n", 0o755);
+    write(&ctx.join("data/a.txt"), b"alpha\n", 0o644);
+    write(
+        &ctx.join("sub/Dockerfile"),
+        b"FROM scratch\nCOPY . /sub/\n",
+        0o644,
+    );
+    write(&ctx.join("sub/s.txt"), b"sub\n", 0o644);
+    std::os::unix::fs::symlink("data/a.txt", ctx.join("link")).unwrap();
+    for d in ["", "bin", "data", "sub"] {
+        std::fs::set_permissions(ctx.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let work = dir.join("work-repo");
+    std::fs::create_dir_all(&work).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", ctx.display()))
+        .arg(&work)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "context"]);
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(&srv).unwrap();
+    git(
+        &srv,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &work.display().to_string(),
+            "app.git",
+        ],
+    );
+    (ctx, srv)
+}
+
+/// `kiln build --no-push --reproducible` of `context`, writing `<out>/digest`
+/// and `<out>/layout`; `vars` are added to the environment.
+fn build(out: &Path, context: &str, extra: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    std::fs::create_dir_all(out).unwrap();
+    let mut cmd = Command::new(kiln());
+    cmd.args([
+        "build",
+        "--no-push",
+        "--reproducible",
+        "--verbosity=trace",
+        &format!("--context={context}"),
+        &format!("--digest-file={}", out.join("digest").display()),
+        &format!("--oci-layout-path={}", out.join("layout").display()),
+        &format!("--kaniko-dir={}", out.join("kaniko").display()),
+    ])
+    .args(extra)
+    .env_remove("RUST_LOG")
+    .env_remove("GIT_USERNAME")
+    .env_remove("GIT_PASSWORD")
+    .env_remove("GIT_TOKEN")
+    .env_remove("GIT_PULL_METHOD");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running kiln")
+}
+
+fn digest(out: &Path) -> String {
+    std::fs::read_to_string(out.join("digest")).unwrap()
+}
+
+#[test]
+fn a_git_context_gives_the_same_image_as_its_tree_and_never_shows_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, srv) = context_and_repo(dir.path());
+    let server = GitHttp::start(
+        &srv,
+        GitHttpOptions {
+            basic_auth: Some((USER.into(), PASSWORD.into())),
+            tls: None,
+        },
+    );
+    let creds = [("GIT_USERNAME", USER), ("GIT_PASSWORD", PASSWORD)];
+    let url = server.url("app.git");
+
+    let from_dir = build(
+        &dir.path().join("dir"),
+        &ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(from_dir.status.success(), "{}", text(&from_dir));
+    let from_git = build(&dir.path().join("git"), &format!("{url}#main"), &[], &creds);
+    let log = text(&from_git);
+    assert!(from_git.status.success(), "{log}");
+    assert!(
+        !log.contains(PASSWORD),
+        "the password appears in the output:\n{log}"
+    );
+    assert_eq!(
+        digest(&dir.path().join("git")),
+        digest(&dir.path().join("dir"))
+    );
+
+    // kaniko's git:// form over HTTP, with --context-sub-path.
+    let kaniko_form = url.replacen("http://", "git://", 1);
+    let sub_dir = build(
+        &dir.path().join("sub-dir"),
+        &ctx.join("sub").display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(sub_dir.status.success(), "{}", text(&sub_dir));
+    let mut vars = creds.to_vec();
+    vars.push(("GIT_PULL_METHOD", "http"));
+    let sub_git = build(
+        &dir.path().join("sub-git"),
+        &kaniko_form,
+        &["--context-sub-path=sub"],
+        &vars,
+    );
+    assert!(sub_git.status.success(), "{}", text(&sub_git));
+    assert!(!text(&sub_git).contains(PASSWORD));
+    assert_eq!(
+        digest(&dir.path().join("sub-git")),
+        digest(&dir.path().join("sub-dir"))
+    );
+    assert_ne!(
+        digest(&dir.path().join("sub-dir")),
+        digest(&dir.path().join("dir"))
+    );
+
+    // A wrong password: exit 1, the repository and the fix named, no secret, no output.
+    let bad = build(
+        &dir.path().join("bad"),
+        &url,
+        &[],
+        &[("GIT_USERNAME", USER), ("GIT_PASSWORD", "not-the-Pa55word")],
+    );
+    let log = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{log}");
+    assert!(log.contains(&url) && log.contains("GIT_PASSWORD"), "{log}");
+    assert!(!log.contains("not-the-Pa55word"), "{log}");
+    assert!(!dir.path().join("bad/layout").exists() && !dir.path().join("bad/digest").exists());
+
+    // git daemon (GIT_PULL_METHOD=git): the same image again.
+    let daemon = GitDaemon::start(&srv);
+    let over_git = build(
+        &dir.path().join("daemon"),
+        &daemon.url("app.git"),
+        &[],
+        &[("GIT_PULL_METHOD", "git")],
+    );
+    assert!(over_git.status.success(), "{}", text(&over_git));
+    assert_eq!(
+        digest(&dir.path().join("daemon")),
+        digest(&dir.path().join("dir"))
+    );
+}
+
+/// Runs `cmd` and returns its output and its peak RSS in KiB (`wait4`'s rusage).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its rusage
+fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let log_path = tempfile::NamedTempFile::new().unwrap();
+    let log = std::fs::File::create(log_path.path()).unwrap();
+    let child = cmd
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("running kiln");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 on our own child's PID.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4 failed");
+    let text = std::fs::read_to_string(log_path.path()).unwrap_or_default();
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss,
+        text,
+    )
+}
+
+#[test]
+fn an_archive_url_streams_into_the_build_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    // A plain tar (so the bytes on the wire are as large as the archive) of
+    // 300 MiB: a program holding it in memory would pass 300 MB of RSS.
+    const BIG: u64 = 300 << 20;
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(files.join("ctx.tar")).unwrap());
+        let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            builder.append_data(&mut header, name, data).unwrap();
+        };
+        let df = b"FROM scratch\nCOPY small.txt /\n";
+        add("Dockerfile", df.len() as u64, &mut &df[..]);
+        add("small.txt", 6, &mut &b"small\n"[..]);
+        add(
+            "big.bin",
+            BIG,
+            &mut std::io::Read::take(std::io::repeat(7), BIG),
+        );
+        builder.finish().unwrap();
+    }
+    let server = StaticHttp::start(&files);
+
+    let out = dir.path().join("out");
+    let mut cmd = Command::new(kiln());
+    cmd.args([
+        "build",
+        "--no-push",
+        &format!("--context={}", server.url("ctx.tar")),
+        &format!("--digest-file={}", out.join("digest").display()),
+        &format!("--kaniko-dir={}", out.join("kaniko").display()),
+    ])
+    .env_remove("RUST_LOG");
+    let (status, max_rss_kib, log) = run_measuring_rss(cmd);
+    assert!(status.success(), "{log}");
+    assert!(out.join("digest").is_file());
+    eprintln!(
+        "peak RSS of kiln building from a {} MiB archive URL: {} MiB",
+        BIG >> 20,
+        max_rss_kib / 1024
+    );
+    assert!(
+        max_rss_kib < 100 * 1024,
+        "peak RSS {max_rss_kib} KiB is not under 100 MiB"
+    );
+
+    let missing = dir.path().join("missing");
+    let mut cmd = Command::new(kiln());
+    cmd.args([
+        "build",
+        "--no-push",
+        &format!("--context={}", server.url("nope.tar.gz")),
+        &format!("--digest-file={}", missing.join("digest").display()),
+        &format!("--kaniko-dir={}", missing.join("kaniko").display()),
+    ]);
+    let out = cmd.output().unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&server.url("nope.tar.gz")) && log.contains("404"),
+        "{log}"
+    );
+    assert!(!missing.join("digest").exists());
+}
+
+/// The diff IDs and the layer blobs (paths) of the image in `<out>/layout`.
+fn layers(out: &Path) -> Vec<(String, PathBuf)> {
+    let layout = out.join("layout");
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let config = json(blob(manifest["config"]["digest"].as_str().unwrap()));
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let blobs = manifest["layers"].as_array().unwrap();
+    diff_ids
+        .iter()
+        .zip(blobs)
+        .map(|(d, l)| {
+            (
+                d.as_str().unwrap().to_string(),
+                blob(l["digest"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, srv) = context_and_repo(dir.path());
+    let server = GitHttp::start(&srv, GitHttpOptions::default());
+    let daemon = GitDaemon::start(&srv);
+    let commit = git(&srv.join("app.git"), &["rev-parse", "HEAD"]);
+
+    // The reference: the same tree copied from the context.
+    let copy_ctx = dir.path().join("copy-ctx");
+    std::fs::create_dir_all(&copy_ctx).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&ctx)
+        .arg(copy_ctx.join("app"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    write(
+        &copy_ctx.join("Dockerfile"),
+        b"FROM scratch\nCOPY app /src\n",
+        0o644,
+    );
+    let copied = build(
+        &dir.path().join("copied"),
+        &copy_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(copied.status.success(), "{}", text(&copied));
+
+    let add_ctx = dir.path().join("add-ctx");
+    let dockerfile = format!(
+        "FROM scratch\nADD {}#main /src\nADD --keep-git-dir=true --checksum={commit} {} /kept\n",
+        server.url("app.git"),
+        daemon.url("app.git"),
+    );
+    write(&add_ctx.join("Dockerfile"), dockerfile.as_bytes(), 0o644);
+    std::fs::set_permissions(&add_ctx, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let added = build(
+        &dir.path().join("added"),
+        &add_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+
+    let reference = layers(&dir.path().join("copied"));
+    let got = layers(&dir.path().join("added"));
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0].0, reference[0].0,
+        "ADD of the repository differs from COPY of its tree"
+    );
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&got[1].1)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(names.lines().any(|l| l == "kept/.git/HEAD"), "{names}");
+    assert!(names.lines().any(|l| l == "kept/bin/tool"), "{names}");
+    let first = Command::new("tar")
+        .arg("-tzf")
+        .arg(&got[0].1)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&first.stdout).contains(".git/"),
+        "no .git without --keep-git-dir"
+    );
+
+    // A checksum that is not the commit fails the build, naming both.
+    let bad_ctx = dir.path().join("bad-ctx");
+    let wrong = "0000000000000000000000000000000000000000";
+    write(
+        &bad_ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD --checksum={wrong} {} /src\n",
+            server.url("app.git")
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let bad = build(
+        &dir.path().join("bad"),
+        &bad_ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    let log = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{log}");
+    assert!(log.contains(wrong) && log.contains(&commit), "{log}");
+    assert!(!dir.path().join("bad/layout").exists());
+}
+
+#[test]
+fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plain tar of 200 MiB: held in memory it would pass the 100 MiB bound.
+    const BIG: u64 = 200 << 20;
+    let tar_path = dir.path().join("ctx.tar");
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            builder.append_data(&mut header, name, data).unwrap();
+        };
+        let df = b"FROM scratch\nCOPY small.txt /\n";
+        add("Dockerfile", df.len() as u64, &mut &df[..]);
+        add("small.txt", 6, &mut &b"small\n"[..]);
+        add(
+            "big.bin",
+            BIG,
+            &mut std::io::Read::take(std::io::repeat(3), BIG),
+        );
+        builder.finish().unwrap();
+    }
+    let s3 = kiln_testkit::MotoS3::start(false);
+    s3.create_bucket("contexts");
+    s3.put("contexts", "app/ctx.tar", &tar_path);
+    std::fs::remove_file(&tar_path).unwrap();
+    let endpoint = s3.endpoint();
+    let vars = [
+        ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret-key"),
+        ("AWS_REGION", "us-east-1"),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+    ];
+    let run = |context: &str, out: &Path| {
+        let mut cmd = Command::new(kiln());
+        cmd.args([
+            "build",
+            "--no-push",
+            &format!("--context={context}"),
+            &format!("--digest-file={}", out.join("digest").display()),
+            &format!("--oci-layout-path={}", out.join("layout").display()),
+            &format!("--kaniko-dir={}", out.join("kaniko").display()),
+        ])
+        .env_remove("RUST_LOG");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        run_measuring_rss(cmd)
+    };
+    let out = dir.path().join("out");
+    let (status, max_rss_kib, log) = run("s3://contexts/app/ctx.tar", &out);
+    assert!(status.success(), "{log}");
+    assert!(out.join("digest").is_file());
+    eprintln!(
+        "peak RSS of kiln building from a {} MiB S3 object: {} MiB",
+        BIG >> 20,
+        max_rss_kib / 1024
+    );
+    assert!(
+        max_rss_kib < 100 * 1024,
+        "peak RSS {max_rss_kib} KiB is not under 100 MiB"
+    );
+    assert!(!log.contains("kiln-test-secret-key"), "{log}");
+
+    let missing = dir.path().join("missing");
+    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("s3://no-such-bucket/ctx.tar") && log.contains("does not exist"),
+        "{log}"
+    );
+    assert!(!missing.join("digest").exists() && !missing.join("layout").exists());
+}
