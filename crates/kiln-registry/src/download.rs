@@ -30,7 +30,10 @@ const QUEUE: usize = 4;
 /// it; see the module documentation. Called on the blocking writer thread: it must not
 /// block.
 #[derive(Clone)]
-pub struct WriteWatch(Arc<dyn Fn(&Path, u64) + Send + Sync>);
+pub struct WriteWatch(Arc<WatchFn>);
+
+/// What a [`WriteWatch`] calls: the partial file and the bytes written to it.
+type WatchFn = dyn Fn(&Path, u64) + Send + Sync;
 
 impl WriteWatch {
     pub fn new(f: impl Fn(&Path, u64) + Send + Sync + 'static) -> WriteWatch {
