@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use kiln_oci::{Descriptor, Digest, MediaType, OciLayoutWriter, Platform, Reference};
-use kiln_registry::{BlobSource, BlobToPush, Client, ImageToPush, ManifestRef, RepoRef};
+use kiln_registry::{Client, ManifestRef, RepoRef};
 
 use crate::attest::for_build::Attesting;
 use crate::blobs::BlobStore;
@@ -79,7 +79,7 @@ pub(crate) async fn write_and_push(
     let mut pushed = Vec::new();
     if !options.no_push {
         let client = crate::engine::registry_client(registry, options)?;
-        let destinations = destinations(options)?;
+        let destinations = output::destinations(options)?;
         for i in images {
             push_by_digest(client, blobs, i, &destinations, observer).await?;
         }
@@ -155,24 +155,6 @@ fn repo_of(reference: &Reference) -> RepoRef {
     RepoRef::new(reference.registry(), reference.repository())
 }
 
-/// Every destination with the tag (or digest) the index goes to.
-fn destinations(options: &BuildOptions) -> Result<Vec<(Reference, ManifestRef)>, BuildError> {
-    options
-        .destinations
-        .iter()
-        .map(|d| {
-            let r = Reference::parse(d)
-                .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
-            let tag = match (r.tag(), r.digest()) {
-                (Some(t), _) => ManifestRef::Tag(t.to_string()),
-                (None, Some(d)) => ManifestRef::Digest(d.clone()),
-                (None, None) => ManifestRef::Tag("latest".into()),
-            };
-            Ok((r, tag))
-        })
-        .collect()
-}
-
 /// Fetches the base layers not in the store (they are mounted when pushing, but an OCI
 /// layout needs them).
 async fn ensure_local(
@@ -208,25 +190,7 @@ async fn push_by_digest(
             reference: ManifestRef::Digest(written.digest.clone()),
         })
         .collect();
-    let request = || {
-        let mut to_push = vec![BlobToPush {
-            descriptor: written.config.clone(),
-            source: BlobSource::File(blobs.path(&written.config.digest)),
-            mount_from: None,
-        }];
-        for layer in &written.manifest.layers {
-            to_push.push(BlobToPush {
-                descriptor: layer.clone(),
-                source: BlobSource::File(blobs.path(&layer.digest)),
-                mount_from: image.image.origins.get(&layer.digest).cloned(),
-            });
-        }
-        ImageToPush {
-            manifest: written.manifest_bytes.clone().into(),
-            media_type: written.media_type.clone(),
-            blobs: to_push,
-        }
-    };
+    let request = || output::image_to_push(blobs, &image.image, written);
     let push_once = || async {
         let (request, targets) = (request(), targets.clone());
         crate::pull::progress::reporting(client, observer, |client| async move {

@@ -225,6 +225,52 @@ fn write_oci_layout(
     Ok(())
 }
 
+/// Every `--destination` with the tag (or digest) it names; `latest` by default.
+pub(crate) fn destinations(
+    options: &BuildOptions,
+) -> Result<Vec<(Reference, ManifestRef)>, BuildError> {
+    options
+        .destinations
+        .iter()
+        .map(|d| {
+            let r = Reference::parse(d)
+                .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
+            let tag = match (r.tag(), r.digest()) {
+                (Some(t), _) => ManifestRef::Tag(t.to_string()),
+                (None, Some(d)) => ManifestRef::Digest(d.clone()),
+                (None, None) => ManifestRef::Tag("latest".into()),
+            };
+            Ok((r, tag))
+        })
+        .collect()
+}
+
+/// The push request of an image written to the store: config, layers (a base
+/// layer not fetched is mounted from its repository) and manifest.
+pub(crate) fn image_to_push(
+    blobs: &BlobStore,
+    image: &ImageState,
+    written: &Written,
+) -> ImageToPush {
+    let mut to_push = vec![BlobToPush {
+        descriptor: written.config.clone(),
+        source: BlobSource::File(blobs.path(&written.config.digest)),
+        mount_from: None,
+    }];
+    for layer in &written.manifest.layers {
+        to_push.push(BlobToPush {
+            descriptor: layer.clone(),
+            source: BlobSource::File(blobs.path(&layer.digest)),
+            mount_from: image.origins.get(&layer.digest).cloned(),
+        });
+    }
+    ImageToPush {
+        manifest: written.manifest_bytes.clone().into(),
+        media_type: written.media_type.clone(),
+        blobs: to_push,
+    }
+}
+
 /// Pushes to every destination, with `artifacts` (attestations) before any
 /// tag; returns the references pushed, each `name:tag`.
 pub async fn push(
@@ -236,39 +282,14 @@ pub async fn push(
     options: &BuildOptions,
     observer: &dyn BuildObserver,
 ) -> Result<Vec<Reference>, BuildError> {
-    let mut targets = Vec::new();
-    let mut references = Vec::new();
-    for d in &options.destinations {
-        let r = Reference::parse(d)
-            .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
-        targets.push(PushTarget {
-            repo: RepoRef::new(r.registry(), r.repository()),
-            reference: match (r.tag(), r.digest()) {
-                (Some(t), _) => ManifestRef::Tag(t.to_string()),
-                (None, Some(d)) => ManifestRef::Digest(d.clone()),
-                (None, None) => ManifestRef::Tag("latest".into()),
-            },
-        });
-        references.push(r);
-    }
-    let mut to_push = vec![BlobToPush {
-        descriptor: written.config.clone(),
-        source: BlobSource::File(blobs.path(&written.config.digest)),
-        mount_from: None,
-    }];
-    for layer in &written.manifest.layers {
-        to_push.push(BlobToPush {
-            descriptor: layer.clone(),
-            source: BlobSource::File(blobs.path(&layer.digest)),
-            // A base layer not fetched is mounted from its repository.
-            mount_from: image.origins.get(&layer.digest).cloned(),
-        });
-    }
-    let request = ImageToPush {
-        manifest: written.manifest_bytes.clone().into(),
-        media_type: written.media_type.clone(),
-        blobs: to_push,
-    };
+    let (references, targets): (Vec<Reference>, Vec<PushTarget>) = destinations(options)?
+        .into_iter()
+        .map(|(r, reference)| {
+            let repo = RepoRef::new(r.registry(), r.repository());
+            (r, PushTarget { repo, reference })
+        })
+        .unzip();
+    let request = image_to_push(blobs, image, written);
     let pushed = crate::pull::progress::reporting(client, observer, |client| async move {
         if artifacts.is_empty() {
             client.push_image(&request, &targets).await

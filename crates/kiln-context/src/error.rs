@@ -61,3 +61,18 @@ pub enum ContextError {
         source: std::io::Error,
     },
 }
+
+/// An error and its sources on one line, each text once (a source often repeats
+/// its cause's text).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

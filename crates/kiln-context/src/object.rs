@@ -9,6 +9,7 @@
 //! `AWS_DEFAULT_REGION`), `S3_ENDPOINT` and `S3_FORCE_PATH_STYLE`; TLS from
 //! kiln-auth as everywhere else.
 
+use crate::error::chain;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -269,17 +270,4 @@ impl Read for ChannelReader {
         self.current = self.current.split_off(n);
         Ok(n)
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }

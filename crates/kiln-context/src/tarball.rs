@@ -2,6 +2,7 @@
 //! TLS), whose body is handed on as a reader, so the tarball streams into the
 //! build directory and is never held in memory.
 
+use crate::error::chain;
 use std::io::Read;
 use std::time::Duration;
 
@@ -100,17 +101,4 @@ impl HttpTarball {
         tracing::info!(url = %self.url, size = response.content_length(), "streaming the context archive");
         Ok(response)
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
