@@ -358,7 +358,7 @@ impl Client {
                 .cloned()
                 .collect();
             for o in self
-                .push_blobs(&repo, blobs.values().cloned().collect(), mounts)
+                .push_blobs(&repo, blobs.values().cloned().collect(), mounts.clone())
                 .await?
             {
                 match o {
@@ -368,9 +368,23 @@ impl Client {
                 }
             }
             for r in refs {
-                let got = self
+                let put = self
                     .push_manifest(&repo, &r, &image.manifest, &image.media_type)
-                    .await?;
+                    .await;
+                let got = match put {
+                    Err(e) if e.codes().iter().any(|c| c.ends_with("BLOB_UNKNOWN")) => {
+                        // distribution rewrites a blob's link in a repository in place: a
+                        // concurrent upload of the same blob to the same repository hides it
+                        // for a moment. Confirm every blob again (uploading what is really
+                        // missing), then put the manifest once more.
+                        tracing::warn!(error = %e, repo = %repo, "a blob confirmed present was unknown to the manifest PUT; confirming the blobs again");
+                        self.push_blobs(&repo, blobs.values().cloned().collect(), mounts.clone())
+                            .await?;
+                        self.push_manifest(&repo, &r, &image.manifest, &image.media_type)
+                            .await?
+                    }
+                    other => other?,
+                };
                 debug_assert_eq!(got, digest);
                 let sep = if matches!(r, ManifestRef::Tag(_)) {
                     ':'

@@ -100,3 +100,53 @@ async fn retries_are_bounded_and_a_failed_push_leaves_no_tag() {
             .is_none()
     );
 }
+
+/// A manifest PUT answered `MANIFEST_BLOB_UNKNOWN` (distribution hides a blob for a
+/// moment while a concurrent upload of it to the same repository re-links it): every
+/// blob is confirmed again before the manifest is put once more, and the image arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_put_meeting_an_unknown_blob_confirms_the_blobs_and_puts_again() {
+    let reg = Registry::start_plain();
+    let faults = Faults::none().fail(
+        FailRule::status(400, 1)
+            .code("MANIFEST_BLOB_UNKNOWN")
+            .matching(Some("PUT"), Some("/manifests/")),
+    );
+    let proxy = FaultProxy::in_front_of(&reg, faults);
+    let host = proxy.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let img = test_image(dir.path(), &[5000, 7000], 32, "amd64");
+    let client = plain_client(&host);
+    let out = client
+        .push_image(&img.image, &[target(&host, "relinked/app", "v1")])
+        .await
+        .unwrap();
+    assert_eq!(out.digest, img.digest);
+    assert_pulls_back(
+        &client,
+        &RepoRef::new(&host, "relinked/app"),
+        "v1",
+        &img,
+        dir.path(),
+    )
+    .await;
+    let requests = proxy.requests();
+    let failed_put = requests
+        .iter()
+        .position(|r| r.fault == Some("fail"))
+        .expect("the injected answer");
+    let blobs = img.image.blobs.len();
+    let heads_after = requests[failed_put..]
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.path.contains("/blobs/"))
+        .count();
+    assert_eq!(
+        heads_after, blobs,
+        "every blob confirmed again: {requests:#?}"
+    );
+    let puts = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .count();
+    assert_eq!(puts, 2, "{requests:#?}");
+}

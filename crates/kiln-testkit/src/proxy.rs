@@ -61,6 +61,8 @@ pub struct FailRule {
     pub count: usize,
     /// `Retry-After` header value, if any (e.g. `"1"`).
     pub retry_after: Option<String>,
+    /// The registry error code in the answer's body (`UNKNOWN` by default).
+    pub code: String,
     /// Which requests.
     pub matching: RequestMatch,
 }
@@ -72,8 +74,15 @@ impl FailRule {
             status,
             count,
             retry_after: None,
+            code: "UNKNOWN".into(),
             matching: RequestMatch::default(),
         }
+    }
+
+    /// Answers with this registry error code (e.g. `MANIFEST_BLOB_UNKNOWN`).
+    pub fn code(mut self, code: &str) -> FailRule {
+        self.code = code.to_owned();
+        self
     }
 
     /// Adds a `Retry-After` header.
@@ -366,8 +375,8 @@ async fn proxy_one(
                 response = response.header(hyper::header::RETRY_AFTER, after.as_str());
             }
             let body = format!(
-                r#"{{"errors":[{{"code":"UNKNOWN","message":"injected by kiln-testkit proxy","detail":{}}}]}}"#,
-                rule.status
+                r#"{{"errors":[{{"code":"{}","message":"injected by kiln-testkit proxy","detail":{}}}]}}"#,
+                rule.code, rule.status
             );
             record(rule.status, Some("fail"));
             return response.body(full(body)).expect("response");
