@@ -24,7 +24,12 @@
 //!   returned as a reader for the engine's tar unpacker (any compression kiln
 //!   reads), so the archive streams to disk and is never held in memory.
 //!
-//! The crate is synchronous and knows nothing of tokio. It is its own crate so
+//! - [`ObjectSource`] is `s3://BUCKET/KEY`, fetched with `object_store` on a
+//!   thread of its own (a private current-thread tokio runtime) and handed on as
+//!   a blocking reader fed by a bounded channel.
+//!
+//! The crate's API is synchronous: no caller needs a runtime (only object
+//! stores use one, privately, on their own thread). It is its own crate so
 //! that gitoxide and reqwest, the heaviest dependencies of remote contexts, are
 //! compiled once and never rebuilt with kiln-build.
 
