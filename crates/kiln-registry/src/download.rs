@@ -131,7 +131,7 @@ async fn stream_body(
     meter: Option<&BlobMeter>,
 ) -> Result<(), Error> {
     let mut buf = BytesMut::with_capacity(BUFFER);
-    let mut received = 0u64;
+    let (mut received, mut reported) = (0u64, 0u64);
     loop {
         let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
             Err(_) => {
@@ -160,13 +160,15 @@ async fn stream_body(
             }));
         }
         buf.extend_from_slice(&data);
-        if buf.len() >= BUFFER {
-            if tx.send(buf.split().freeze()).await.is_err() {
-                return Ok(()); // the writer stopped: its error is reported
-            }
+        if buf.len() >= BUFFER && tx.send(buf.split().freeze()).await.is_err() {
+            return Ok(()); // the writer stopped: its error is reported
+        }
+        // At least one report per MiB received, whatever the frames' sizes.
+        if received / BUFFER as u64 > reported / BUFFER as u64 {
             if let Some(meter) = meter {
                 meter.report(received);
             }
+            reported = received;
         }
     }
     if !buf.is_empty() {
