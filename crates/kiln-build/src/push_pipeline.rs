@@ -144,10 +144,21 @@ impl PushPipeline {
             });
         }
         // A failed encoding drops the writer, which stops the uploads.
-        let (layer, sink) = encode(BufWriter::with_capacity(1 << 20, writer))?;
-        let writer = sink
-            .into_inner()
-            .map_err(|e| format!("writing the layer {}: {}", temp.display(), e.error()))?;
+        // A half-written blob (a full disk) must not stay behind, taking space; the
+        // error names the blob file, so the directory that filled up.
+        let discard = |e: String| {
+            let _ = fs_err::remove_file(&temp);
+            e
+        };
+        let (layer, sink) = encode(BufWriter::with_capacity(1 << 20, writer))
+            .map_err(|e| discard(format!("{e} (into {})", temp.display())))?;
+        let writer = sink.into_inner().map_err(|e| {
+            discard(format!(
+                "writing the layer {}: {}",
+                temp.display(),
+                e.error()
+            ))
+        })?;
         writer.finish(layer.digest.clone());
         for upload in &mut self.lock()[first..] {
             upload.layer = Some(layer.digest.clone());

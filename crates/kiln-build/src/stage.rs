@@ -1493,11 +1493,13 @@ pub fn encode_into_store(
         let _ = fs_err::remove_file(&temp);
         e
     };
+    // The encoder's error names what it wrote; the blob file names the directory on
+    // this machine (the one that filled up, when the disk is full).
     let (layer, sink) = encode(std::io::BufWriter::with_capacity(
         1 << 20,
         file.into_parts().0,
     ))
-    .map_err(discard)?;
+    .map_err(|e| discard(format!("{e} (into {})", temp.display())))?;
     sink.into_inner().map_err(|e| {
         discard(format!(
             "writing the layer {}: {}",
