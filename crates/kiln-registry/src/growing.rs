@@ -23,8 +23,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use http::header::{CONTENT_RANGE, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
 use kiln_oci::Digest;
 use tokio::sync::watch;
 use url::Url;
@@ -36,8 +34,8 @@ use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
 use crate::progress::BlobMeter;
 use crate::push::BlobOutcome;
-use crate::session::{Endpoint, Req, Target, drain};
-use crate::upload::{self, check_digest_header, location};
+use crate::session::Endpoint;
+use crate::upload;
 
 /// Bytes sent per `PATCH` when the client's options set no chunk size.
 pub const STREAM_CHUNK: u64 = 8 << 20;
@@ -209,7 +207,7 @@ impl Client {
             .retry
             .run(|_| async {
                 let url = upload::start(&ep, &ctx, &repo.repository, &scopes).await?;
-                close(&ep, &ctx, url, &digest, blob.range(0, size), &scopes).await
+                upload::close(&ep, &ctx, url, &digest, blob.range(0, size), &scopes).await
             })
             .await?;
         report(meter.as_ref(), size);
@@ -242,7 +240,7 @@ impl Client {
                 let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
                 report(meter.as_ref(), offset);
                 let body = blob.range(offset, size - offset);
-                close(ep, ctx, url, &digest, body, scopes).await?;
+                upload::close(ep, ctx, url, &digest, body, scopes).await?;
                 report(meter.as_ref(), size);
                 return Ok(Streamed::Done(BlobOutcome::Uploaded));
             }
@@ -250,27 +248,12 @@ impl Client {
                 Some(url) => url,
                 None => upload::start(ep, ctx, &repo.repository, scopes).await?,
             };
-            let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + chunk - 1))
-                .map_err(|e| ctx.protocol(e.to_string()))?;
-            let req = Req::new(
-                Method::PATCH,
-                Target::Url(url.clone()),
-                scopes.to_vec(),
-                &[StatusCode::ACCEPTED],
-            )
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )
-            .header(CONTENT_RANGE, range)
-            .body(blob.range(offset, chunk));
-            let resp = match ep.call(ctx, &req).await {
-                Ok(resp) => resp,
+            let body = blob.range(offset, chunk);
+            session = match upload::patch(ep, ctx, &url, offset, chunk, body, scopes).await {
+                Ok(next) => Some(next),
                 Err(e) if refuses_chunks(&e) => return Ok(Streamed::Refused(e)),
                 Err(e) => return Err(e),
             };
-            session = Some(location(ctx, &resp, &url)?);
-            drain(resp).await;
             offset += chunk;
         }
     }
@@ -291,37 +274,4 @@ fn finished(ctx: &Ctx, growth: &Growth) -> Result<(Digest, u64), Error> {
         )))),
         None => Err(ctx.protocol("internal: the blob has not ended")),
     }
-}
-
-/// The closing `PUT ?digest=` with the last bytes (possibly none).
-async fn close(
-    ep: &Endpoint,
-    ctx: &Ctx,
-    mut url: Url,
-    digest: &Digest,
-    body: RequestBody,
-    scopes: &[Scope],
-) -> Result<(), Error> {
-    url.query_pairs_mut()
-        .append_pair("digest", &digest.to_string());
-    let body = if body.len() == 0 {
-        RequestBody::Empty
-    } else {
-        body
-    };
-    let req = Req::new(
-        Method::PUT,
-        Target::Url(url),
-        scopes.to_vec(),
-        &[StatusCode::CREATED, StatusCode::NO_CONTENT],
-    )
-    .header(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    )
-    .body(body);
-    let resp = ep.call(ctx, &req).await?;
-    check_digest_header(ctx, &resp, digest)?;
-    drain(resp).await;
-    Ok(())
 }

@@ -102,50 +102,85 @@ pub(crate) async fn send(
 ) -> Result<(), Error> {
     let (descriptor, source) = (&blob.descriptor, &blob.source);
     let size = descriptor.size;
-    let octets = HeaderValue::from_static("application/octet-stream");
     let final_body = match chunk {
         Some(chunk) if chunk > 0 && size > chunk => {
             let mut offset = 0;
             while offset < size {
                 let len = chunk.min(size - offset);
-                let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1))
-                    .map_err(|e| ctx.protocol(e.to_string()))?;
-                let req = Req::new(
-                    Method::PATCH,
-                    Target::Url(url.clone()),
-                    scopes.to_vec(),
-                    &[StatusCode::ACCEPTED],
-                )
-                .header(CONTENT_TYPE, octets.clone())
-                .header(CONTENT_RANGE, range)
-                .body(source.range(offset, len, meter));
-                let resp = ep.call(ctx, &req).await?;
-                url = location(ctx, &resp, &url)?;
-                drain(resp).await;
+                let body = source.range(offset, len, meter);
+                url = patch(ep, ctx, &url, offset, len, body, scopes).await?;
                 offset += len;
             }
             RequestBody::Empty
         }
         _ => source.range(0, size, meter),
     };
+    close(ep, ctx, url, &descriptor.digest, final_body, scopes).await?;
+    if let Some(meter) = meter {
+        meter.report(size);
+    }
+    Ok(())
+}
+
+/// One `PATCH` of a session: `body` is the `len` bytes at `offset`. Returns where the
+/// session's next request goes.
+pub(crate) async fn patch(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    url: &Url,
+    offset: u64,
+    len: u64,
+    body: RequestBody,
+    scopes: &[Scope],
+) -> Result<Url, Error> {
+    let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1))
+        .map_err(|e| ctx.protocol(e.to_string()))?;
+    let req = Req::new(
+        Method::PATCH,
+        Target::Url(url.clone()),
+        scopes.to_vec(),
+        &[StatusCode::ACCEPTED],
+    )
+    .header(CONTENT_TYPE, HeaderValue::from_static(OCTETS))
+    .header(CONTENT_RANGE, range)
+    .body(body);
+    let resp = ep.call(ctx, &req).await?;
+    let next = location(ctx, &resp, url)?;
+    drain(resp).await;
+    Ok(next)
+}
+
+/// The closing `PUT ?digest=` of a session, with the last bytes (possibly none).
+pub(crate) async fn close(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    mut url: Url,
+    digest: &Digest,
+    body: RequestBody,
+    scopes: &[Scope],
+) -> Result<(), Error> {
     url.query_pairs_mut()
-        .append_pair("digest", &descriptor.digest.to_string());
+        .append_pair("digest", &digest.to_string());
+    let body = if body.len() == 0 {
+        RequestBody::Empty
+    } else {
+        body
+    };
     let req = Req::new(
         Method::PUT,
         Target::Url(url),
         scopes.to_vec(),
         &[StatusCode::CREATED, StatusCode::NO_CONTENT],
     )
-    .header(CONTENT_TYPE, octets)
-    .body(final_body);
+    .header(CONTENT_TYPE, HeaderValue::from_static(OCTETS))
+    .body(body);
     let resp = ep.call(ctx, &req).await?;
-    check_digest_header(ctx, &resp, &descriptor.digest)?;
+    check_digest_header(ctx, &resp, digest)?;
     drain(resp).await;
-    if let Some(meter) = meter {
-        meter.report(size);
-    }
     Ok(())
 }
+
+const OCTETS: &str = "application/octet-stream";
 
 /// Checks `Docker-Content-Digest`, when the registry sent one.
 pub(crate) fn check_digest_header(
