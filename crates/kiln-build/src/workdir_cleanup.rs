@@ -226,10 +226,8 @@ fn detach_mounts_under(dir: &Path) {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    let mut points: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(unescape_mountinfo(point)))
+    let mut points: Vec<PathBuf> = kiln_snapshot::mountinfo::mount_points(&mountinfo)
+        .into_iter()
         .filter(|point| point.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
@@ -244,26 +242,6 @@ fn detach_mounts_under(dir: &Path) {
             tracing::warn!(mount = %point.display(), "cannot detach a dead build's mount: {}", std::io::Error::last_os_error());
         }
     }
-}
-
-/// mountinfo's octal escapes (`\040` for a space, ...) undone.
-fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8)
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    OsStr::from_bytes(&out).to_os_string()
 }
 
 /// The directory's locked descriptor when no live process holds it.
