@@ -64,8 +64,8 @@ pub(crate) async fn write_and_push(
         crate::manifest_list::index_of(&descriptors, &platforms).map_err(BuildError::Output)?;
     let digest = Digest::sha256_of(&bytes);
 
-    if options.oci_layout_path.is_some() || (options.attest.sbom && !options.no_push) {
-        for i in images {
+    for i in images {
+        if options.oci_layout_path.is_some() || i.attesting.needs_layers(options) {
             ensure_local(registry, blobs, &i.image, options, observer).await?;
         }
     }

@@ -68,7 +68,7 @@ pub(crate) async fn single_output(
     let all_local = image.layers.iter().all(|l| blobs.contains(&l.digest));
     let needs_layers = options.oci_layout_path.is_some()
         || options.tar_path.is_some()
-        || (options.attest.sbom && !options.no_push);
+        || attesting.needs_layers(options);
     if needs_layers && !all_local {
         let client = registry_client(registry, options)?;
         crate::pull::ensure_blobs(client, blobs, image, observer)

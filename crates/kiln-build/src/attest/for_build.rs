@@ -63,45 +63,16 @@ pub(crate) struct Attesting<'a> {
 }
 
 impl Attesting<'_> {
-    /// The attestor for `image` of `platform`, or `None` when none is asked for.
-    pub fn attestor(
-        &self,
-        options: &BuildOptions,
-        platform: &Platform,
-        image: &ImageState,
-        blobs: &BlobStore,
-    ) -> Result<Option<Attestor>, BuildError> {
-        attestor(
-            &self.recorder,
-            options,
-            platform,
-            &FinalImage {
-                image,
-                blobs,
-                rootfs: self.rootfs,
-            },
-            self.in_place,
-            self.created,
-            self.reproducible_epoch,
-        )
+    /// Whether attestations are made at all (asked for, and something receives them).
+    fn wanted(options: &BuildOptions) -> bool {
+        options.attest.any() && !(options.no_push && options.oci_layout_path.is_none())
     }
-}
 
-/// What the final image is read from: the target stage's root filesystem, or
-/// its layer blobs (which must then be in the store).
-pub(crate) struct FinalImage<'a> {
-    pub image: &'a ImageState,
-    pub blobs: &'a BlobStore,
-    /// The target stage's root filesystem, when it has one of its own.
-    pub rootfs: Option<&'a Path>,
-}
-
-impl FinalImage<'_> {
-    /// The package databases: from the root filesystem when it holds exactly
-    /// what the layers do (chroot isolation, no layer cache whose hits may
-    /// skip laying files out, no `--ignore-path` over a database), else from
-    /// the layers.
-    fn files(&self, options: &BuildOptions, in_place: bool) -> Result<Files, String> {
+    /// The root filesystem the SBOM reads the package databases from, when it holds
+    /// exactly what the layers do: chroot isolation, no layer cache (whose hits may
+    /// skip laying files out), no `--ignore-path` over a database. `None`: the SBOM
+    /// reads the layer blobs, which must then be in the store.
+    fn sbom_root(&self, options: &BuildOptions) -> Option<&Path> {
         const DATABASES: [&str; 5] = [
             "var/lib/dpkg/status",
             "var/lib/dpkg/status.d",
@@ -119,79 +90,72 @@ impl FinalImage<'_> {
                     || p.starts_with(&format!("{d}/"))
             })
         });
-        match self.rootfs {
-            Some(root) if !in_place && !options.cache.enabled && !ignored => {
-                super::image_files::read_rootfs(root)
-            }
-            _ => {
-                let paths: Vec<_> = self
-                    .image
-                    .layers
-                    .iter()
-                    .map(|l| self.blobs.path(&l.digest))
-                    .collect();
-                let layers: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-                super::image_files::read_layers(&layers)
-            }
-        }
+        self.rootfs
+            .filter(|_| !self.in_place && !options.cache.enabled && !ignored)
     }
-}
 
-/// The attestor for the final image, or `None` when no attestation is asked for.
-pub(crate) fn attestor(
-    recorder: &Recorder,
-    options: &BuildOptions,
-    platform: &Platform,
-    final_image: &FinalImage<'_>,
-    in_place: bool,
-    created: &str,
-    reproducible_epoch: Option<i64>,
-) -> Result<Option<Attestor>, BuildError> {
-    if !options.attest.any() {
-        return Ok(None);
+    /// Whether the SBOM reads the image's layer blobs (so the outputs must fetch the
+    /// base layers not in the store before [`Attesting::attestor`]).
+    pub fn needs_layers(&self, options: &BuildOptions) -> bool {
+        Self::wanted(options) && options.attest.sbom && self.sbom_root(options).is_none()
     }
-    if options.no_push && options.oci_layout_path.is_none() {
-        tracing::warn!(
-            "--sbom/--provenance: nothing is pushed and there is no --oci-layout-path; no attestation is made"
-        );
-        return Ok(None);
+
+    /// The attestor for `image` of `platform`, or `None` when none is asked for.
+    pub fn attestor(
+        &self,
+        options: &BuildOptions,
+        platform: &Platform,
+        image: &ImageState,
+        blobs: &BlobStore,
+    ) -> Result<Option<Attestor>, BuildError> {
+        if !options.attest.any() {
+            return Ok(None);
+        }
+        if !Self::wanted(options) {
+            tracing::warn!(
+                "--sbom/--provenance: nothing is pushed and there is no --oci-layout-path; no attestation is made"
+            );
+            return Ok(None);
+        }
+        let recorder = &self.recorder;
+        let (dockerfile, dockerfile_digest) = recorder.dockerfile.clone().ok_or_else(|| {
+            BuildError::Output("internal: the Dockerfile was not recorded".into())
+        })?;
+        let epoch = self.reproducible_epoch;
+        let facts = BuildFacts {
+            image_name: options
+                .destinations
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "image".into()),
+            destinations: options.destinations.clone(),
+            dockerfile,
+            dockerfile_digest,
+            target: options.target.clone(),
+            platform: platform.clone(),
+            build_args: options
+                .build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            bases: recorder.bases.clone(),
+            started: crate::time::rfc3339(epoch.unwrap_or(recorder.started_secs)),
+            created: self.created.to_string(),
+            reproducible_epoch: epoch,
+            attest: options.attest.clone(),
+        };
+        let sbom_error = |e| BuildError::Output(format!("making the SBOM (--sbom): {e}"));
+        let files = match (options.attest.sbom, self.sbom_root(options)) {
+            (false, _) => Files::new(),
+            (true, Some(root)) => super::image_files::read_rootfs(root).map_err(sbom_error)?,
+            (true, None) => {
+                let paths: Vec<_> = image.layers.iter().map(|l| blobs.path(&l.digest)).collect();
+                let layers: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+                super::image_files::read_layers(&layers).map_err(sbom_error)?
+            }
+        };
+        Attestor::new(facts, &files).map(Some).map_err(sbom_error)
     }
-    let (dockerfile, dockerfile_digest) = recorder
-        .dockerfile
-        .clone()
-        .ok_or_else(|| BuildError::Output("internal: the Dockerfile was not recorded".into()))?;
-    let facts = BuildFacts {
-        image_name: options
-            .destinations
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "image".into()),
-        destinations: options.destinations.clone(),
-        dockerfile,
-        dockerfile_digest,
-        target: options.target.clone(),
-        platform: platform.clone(),
-        build_args: options
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        bases: recorder.bases.clone(),
-        started: crate::time::rfc3339(reproducible_epoch.unwrap_or(recorder.started_secs)),
-        created: created.to_string(),
-        reproducible_epoch,
-        attest: options.attest.clone(),
-    };
-    let files = if options.attest.sbom {
-        final_image
-            .files(options, in_place)
-            .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))?
-    } else {
-        Files::new()
-    };
-    Attestor::new(facts, &files)
-        .map(Some)
-        .map_err(|e| BuildError::Output(format!("making the SBOM (--sbom): {e}")))
 }
 
 /// The artifacts for the manifest `subject`.
