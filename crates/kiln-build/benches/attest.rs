@@ -12,23 +12,6 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 5;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-fn debian_tar() -> PathBuf {
-    if let Some(p) = std::env::var_os("KILN_BENCH_DEBIAN_TAR") {
-        return PathBuf::from(p);
-    }
-    let conformance = target_dir().join("conformance/debian-rootfs.tar");
-    if conformance.is_file() {
-        return conformance;
-    }
-    kiln_testkit::debian::rootfs_tar(&target_dir().join("bench")).expect("the Debian base image")
-}
-
 fn build(ctx: &Path, host: &str, round: usize, attest: bool) -> Duration {
     let runner = tempfile::tempdir().unwrap();
     let mut o = kiln_build::BuildOptions::new(kiln_build::ContextSource::Dir(ctx.to_path_buf()));
@@ -56,7 +39,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let bytes = fs_err::read(debian_tar()).unwrap();
+    let bytes = fs_err::read(bench_debian_tar()).unwrap();
     let registry = kiln_testkit::Registry::start_plain();
     let host = registry.host_port();
     kiln_testkit::FixtureImage::from_layers(
@@ -108,4 +91,13 @@ fn main() {
         a.as_secs_f64() / p.as_secs_f64(),
         ratios[ratios.len() / 2]
     );
+}
+
+/// `KILN_BENCH_DEBIAN_TAR`, else the workspace's Debian base tar.
+fn bench_debian_tar() -> PathBuf {
+    std::env::var_os("KILN_BENCH_DEBIAN_TAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            kiln_testkit::debian::workspace_rootfs_tar().expect("the Debian base image")
+        })
 }

@@ -15,23 +15,6 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 3;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-fn debian_tar() -> PathBuf {
-    if let Some(p) = std::env::var_os("KILN_BENCH_DEBIAN_TAR") {
-        return PathBuf::from(p);
-    }
-    let conformance = target_dir().join("conformance/debian-rootfs.tar");
-    if conformance.is_file() {
-        return conformance;
-    }
-    kiln_testkit::debian::rootfs_tar(&target_dir().join("bench")).expect("the Debian base image")
-}
-
 fn dockerfile(host: &str) -> String {
     format!(
         r#"FROM {host}/bench/debian:12
@@ -90,7 +73,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let tar = debian_tar();
+    let tar = bench_debian_tar();
     let bytes = fs_err::read(&tar).unwrap();
     let registry = kiln_testkit::Registry::start_plain();
     let host = registry.host_port();
@@ -132,4 +115,13 @@ fn main() {
         cached_default.as_secs_f64(),
         cold.as_secs_f64() / cached_default.as_secs_f64()
     );
+}
+
+/// `KILN_BENCH_DEBIAN_TAR`, else the workspace's Debian base tar.
+fn bench_debian_tar() -> PathBuf {
+    std::env::var_os("KILN_BENCH_DEBIAN_TAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            kiln_testkit::debian::workspace_rootfs_tar().expect("the Debian base image")
+        })
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -16,23 +16,6 @@ const SECRET: &str = "mount-s3cr3t-7f1c9a";
 const TOKEN: &str = "npm-tok-2b8e44d1";
 const SPDX: &str = "application/spdx+json";
 const IN_TOTO: &str = "application/vnd.in-toto+json";
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-/// The Debian bookworm minbase tar (the conformance harness's copy when it
-/// exists, else made once with debootstrap by kiln-testkit).
-fn debian_tar() -> PathBuf {
-    let conformance = target_dir().join("conformance/debian-rootfs.tar");
-    if conformance.is_file() {
-        return conformance;
-    }
-    kiln_testkit::debian::rootfs_tar(&target_dir().join("debian"))
-        .expect("the Debian base image (needs debootstrap: .ci/install-deps)")
-}
 
 /// A blob of the registry's own storage, by digest.
 fn stored_blob(registry: &kiln_testkit::Registry, digest: &str) -> Vec<u8> {
@@ -157,7 +140,11 @@ fn sbom_packages(sbom: &Value, purl_type: &str) -> BTreeSet<(String, String, Str
 fn debian_image_attestations_are_pushed_before_the_tags_and_hold_no_secret() {
     let registry = kiln_testkit::Registry::start_plain();
     let host = registry.host_port();
-    let debian = fs_err::read(debian_tar()).unwrap();
+    let debian = fs_err::read(
+        kiln_testkit::debian::workspace_rootfs_tar()
+            .expect("the Debian base image (needs debootstrap: .ci/install-deps)"),
+    )
+    .unwrap();
     let base_image = kiln_testkit::FixtureImage::from_layers(
         vec![kiln_testkit::FixtureLayer::from_tar(&debian, true)],
         &["bash"],

@@ -11,6 +11,16 @@ use std::process::{Command, Stdio};
 /// Fixed mtime for the tar entries (2024-01-01T00:00:00Z).
 const MTIME: &str = "@1704067200";
 
+/// The workspace's one copy, shared by the conformance harness, tests and benches:
+/// `<target>/conformance/debian-rootfs.tar` (`<target>` is `CARGO_TARGET_DIR`, else the
+/// workspace's `target`), made with debootstrap when missing.
+pub fn workspace_rootfs_tar() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    rootfs_tar(&target.join("conformance"))
+}
+
 /// `<cache_dir>/debian-rootfs.tar`, made with debootstrap when missing.
 pub fn rootfs_tar(cache_dir: &Path) -> Result<PathBuf> {
     let tar = cache_dir.join("debian-rootfs.tar");

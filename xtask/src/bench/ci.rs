@@ -70,8 +70,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let registry = Registry::start_plain();
     let shaping = Shaping::new(s.rate_mb, s.latency_ms);
     let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(shaping));
-    let debian = kiln_testkit::debian::rootfs_tar(&workspace_root().join("target/conformance"))
-        .context("the Debian base image")?;
+    let debian = kiln_testkit::debian::workspace_rootfs_tar().context("the Debian base image")?;
     let layer = FixtureLayer::from_tar(&fs_err::read(&debian)?, true);
     let base_blob = scratch.path().join("base.tar.gz");
     fs_err::write(&base_blob, &layer.blob)?;
