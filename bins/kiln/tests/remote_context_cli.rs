@@ -216,6 +216,30 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64, String
     )
 }
 
+/// A plain tar context (so the bytes on the wire are as large as the archive): a
+/// Dockerfile copying `small.txt`, and `big.bin` of `big` bytes of `fill`.
+fn big_context_tar(path: &Path, big: u64, fill: u8) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        builder.append_data(&mut header, name, data).unwrap();
+    };
+    let df = b"FROM scratch\nCOPY small.txt /\n";
+    add("Dockerfile", df.len() as u64, &mut &df[..]);
+    add("small.txt", 6, &mut &b"small\n"[..]);
+    add(
+        "big.bin",
+        big,
+        &mut std::io::Read::take(std::io::repeat(fill), big),
+    );
+    builder.finish().unwrap();
+}
+
 #[test]
 fn an_archive_url_streams_into_the_build_dir() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,27 +248,7 @@ fn an_archive_url_streams_into_the_build_dir() {
     // A plain tar (so the bytes on the wire are as large as the archive) of
     // 300 MiB: a program holding it in memory would pass 300 MB of RSS.
     const BIG: u64 = 300 << 20;
-    {
-        let mut builder = tar::Builder::new(std::fs::File::create(files.join("ctx.tar")).unwrap());
-        let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            builder.append_data(&mut header, name, data).unwrap();
-        };
-        let df = b"FROM scratch\nCOPY small.txt /\n";
-        add("Dockerfile", df.len() as u64, &mut &df[..]);
-        add("small.txt", 6, &mut &b"small\n"[..]);
-        add(
-            "big.bin",
-            BIG,
-            &mut std::io::Read::take(std::io::repeat(7), BIG),
-        );
-        builder.finish().unwrap();
-    }
+    big_context_tar(&files.join("ctx.tar"), BIG, 7);
     let server = StaticHttp::start(&files);
 
     let out = dir.path().join("out");
@@ -419,27 +423,7 @@ fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing
     // A plain tar of 200 MiB: held in memory it would pass the 100 MiB bound.
     const BIG: u64 = 200 << 20;
     let tar_path = dir.path().join("ctx.tar");
-    {
-        let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-        let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            builder.append_data(&mut header, name, data).unwrap();
-        };
-        let df = b"FROM scratch\nCOPY small.txt /\n";
-        add("Dockerfile", df.len() as u64, &mut &df[..]);
-        add("small.txt", 6, &mut &b"small\n"[..]);
-        add(
-            "big.bin",
-            BIG,
-            &mut std::io::Read::take(std::io::repeat(3), BIG),
-        );
-        builder.finish().unwrap();
-    }
+    big_context_tar(&tar_path, BIG, 3);
     let s3 = kiln_testkit::MotoS3::start(false);
     s3.create_bucket("contexts");
     s3.put("contexts", "app/ctx.tar", &tar_path);
