@@ -66,6 +66,6 @@ fn clear_dir(root: &Path, rel: &Path, ignore: &IgnoreList) -> Result<(), String>
 /// Copies `root` (`/`) minus ignored paths to `dest`, for later stages.
 pub fn save_root(root: &Path, ignore: &IgnoreList, dest: &Path) -> Result<PathBuf, String> {
     fs_err::create_dir_all(dest).map_err(|e| e.to_string())?;
-    crate::stage::copy_tree_filtered(root, dest, &|rel| ignore.is_ignored(rel))?;
+    crate::tree_copy::copy_tree_filtered(root, dest, &|rel| ignore.is_ignored(rel))?;
     Ok(dest.to_path_buf())
 }

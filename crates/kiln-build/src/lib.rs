@@ -120,6 +120,7 @@ mod step_cache;
 #[cfg(test)]
 mod test_support;
 mod time;
+mod tree_copy;
 mod unpack;
 mod warm;
 mod workdir_cleanup;

@@ -292,7 +292,7 @@ fn to_sandbox_mount(
                 // so the build context is never modified.
                 let copy = tmp_dir.join(format!("bind-{}", held.temp.len()));
                 if source.is_dir() {
-                    crate::stage::copy_tree(&source, &copy)?;
+                    crate::tree_copy::copy_tree(&source, &copy)?;
                 } else {
                     fs_err::copy(&source, &copy).map_err(|e| e.to_string())?;
                 }
