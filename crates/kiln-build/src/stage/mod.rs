@@ -6,124 +6,38 @@
 //! step becomes one layer; metadata-only steps add an `empty_layer` history
 //! entry. Every step advances a deterministic cache key before it runs.
 
+mod cached;
+mod layer;
+mod root;
+mod snapshot;
+mod state;
+mod uses;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kiln_dockerfile::instructions::{CommandLine, CopyCmd, Healthcheck};
-use kiln_dockerfile::model::{Base as PlanBase, Plan, PlannedStage, StageEnv};
+use kiln_dockerfile::model::{Base as PlanBase, PlannedStage};
 use kiln_dockerfile::{Command, Instruction};
-use kiln_layer::{EncodeOptions, Entry, LayerPath, Metadata, TarOptions, Timestamp};
-use kiln_oci::{Digest, History, ImageConfig, Platform};
+use kiln_layer::{Entry, LayerPath, Metadata, Timestamp};
+use kiln_oci::{Digest, ImageConfig};
 
-use crate::blobs::BlobStore;
-use crate::context::BuildContext;
 use crate::copy::{CopyRequest, SourceTree, plan_copy};
 use crate::error::BuildError;
-use crate::events::{BuildEvent, BuildObserver, StepId};
+use crate::events::{BuildEvent, StepId};
 use crate::image::{Format, ImageState};
-use crate::options::BuildOptions;
 use crate::owner::{Chmod, Owner, resolve_chown};
 use crate::rootfs_path::{host_of, join_workdir, resolve_in_root};
 use crate::run::RunStep;
-use crate::tree_copy::{copy_tree, copy_tree_filtered};
 
-/// What every stage of one build shares.
-pub struct BuildEnv<'a> {
-    /// The options.
-    pub options: &'a BuildOptions,
-    /// Event receiver.
-    pub observer: &'a dyn BuildObserver,
-    /// The Dockerfile's name, for messages.
-    pub file: String,
-    /// The build plan (needed stages in dependency order).
-    pub plan: &'a Plan,
-    /// The build context.
-    pub context: &'a BuildContext,
-    /// Blob store.
-    pub blobs: &'a BlobStore,
-    /// This build's private directory (stage roots, staging).
-    pub work: PathBuf,
-    /// Target platform (a stage's own is [`StageRun::platform`]).
-    pub platform: Platform,
-    /// The build is for several platforms: step ids name the stage's platform.
-    pub several_platforms: bool,
-    /// `created` for config and history (RFC 3339).
-    pub created: String,
-    /// mtime clamp for layers (`SOURCE_DATE_EPOCH`, 0 when reproducible).
-    pub layer_epoch: Option<i64>,
-    /// Layer encoding options.
-    pub encode: EncodeOptions,
-    /// The sandbox for RUN (chosen before the first stage when any RUN exists).
-    /// Shared by every platform's build.
-    pub sandbox: &'a std::sync::OnceLock<Result<kiln_sandbox::Sandbox, String>>,
-    /// kaniko's in-place model: every stage root is `/`.
-    pub in_place: bool,
-    /// What in-place mode never touches (kiln's dir, mounts, the context).
-    pub in_place_ignore: Option<kiln_snapshot::IgnoreList>,
-    /// The layer cache (`--cache`).
-    pub cache: Option<&'a crate::step_cache::StepCache>,
-    /// Uploads of the pushed image's layers while the build goes on.
-    pub push_pipeline: Option<&'a crate::push_pipeline::PushPipeline>,
-    /// What attestations record of this platform's build (its base images).
-    pub recorder: &'a std::sync::Mutex<crate::attest::for_build::Recorder>,
-}
+use cached::Cacheable;
+use root::make_volume_dir;
+use state::{PendingRoot, StepResult};
 
-/// A finished stage.
-#[derive(Debug, Clone)]
-pub struct StageOutput {
-    /// Config and layers.
-    pub image: ImageState,
-    /// Its root filesystem, when a step needed one.
-    pub rootfs: Option<PathBuf>,
-    /// The cache key chain's last value.
-    pub cache_key: Digest,
-    /// The final ENV/ARG scope: a stage built `FROM` this one starts from it
-    /// (BuildKit: ARG values carry over to stages based on this one).
-    pub vars: StageEnv,
-}
-
-/// A stage being run.
-pub struct StageRun<'a, 'b> {
-    env: &'a BuildEnv<'b>,
-    stage: &'a PlannedStage,
-    /// Earlier stages' outputs, by Dockerfile index.
-    done: &'a BTreeMap<usize, StageOutput>,
-    /// Unpacked images named by `--from` (COPY, RUN --mount), by reference.
-    images: &'a BTreeMap<String, PathBuf>,
-    position: usize,
-    count: usize,
-    image: ImageState,
-    vars: StageEnv,
-    /// The stage's filesystem once laid out.
-    rootfs: Option<PathBuf>,
-    /// What the filesystem will be made of when a step first needs it.
-    pending: Option<PendingRoot>,
-    snapshotter: Option<kiln_snapshot::Snapshotter>,
-    cmd_set_here: bool,
-    cache_key: Digest,
-    /// The step being run (for events).
-    current_step: StepId,
-    /// Steps folded into the stage's one layer in single-snapshot mode.
-    single_snapshot_steps: Vec<String>,
-}
-
-/// Error text with its cause, for [`BuildError::Step`].
-type StepResult<T> = Result<T, String>;
-
-/// A stage filesystem not laid out yet: with the cache on, steps that hit add
-/// their layers here and nothing is downloaded or unpacked until a step needs
-/// the files (a miss, a COPY --from of this stage) — never, in a fully cached
-/// build.
-#[derive(Debug, Default)]
-struct PendingRoot {
-    /// An earlier stage's laid-out filesystem to start from.
-    from: Option<PathBuf>,
-    /// Layers to apply in order (on `from`, or on an empty root).
-    layers: Vec<kiln_oci::Descriptor>,
-    /// VOLUME directories to create when missing.
-    volumes: Vec<String>,
-}
+pub use layer::encode_options;
+pub use state::{Base, BuildEnv, StageOutput, StageRun};
+pub use uses::{images_used_by, stage_needs_rootfs};
 
 /// What a COPY/ADD reads, gathered once for its key and its layer.
 struct CopySources<'c> {
@@ -136,14 +50,6 @@ struct CopySources<'c> {
     extract: bool,
 }
 
-/// Kinds of cacheable steps (`--cache-run-layers`, `--cache-copy-layers`;
-/// WORKDIR is always cached so that it never forces the filesystem out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cacheable {
-    Run,
-    Copy,
-    Workdir,
-}
 impl<'a, 'b> StageRun<'a, 'b> {
     /// Prepares a stage from its base (pulled by the caller for images).
     pub fn new(
@@ -219,7 +125,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             text: format!("FROM {}", describe_base(&stage.base)),
             reason,
         };
-        if run.needs_rootfs() {
+        if stage_needs_rootfs(env, stage) {
             run.pending = Some(PendingRoot {
                 layers: match &rootfs_from {
                     Some(_) => Vec::new(),
@@ -238,163 +144,6 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 .map_err(|reason| from_error(&run, reason))?;
         }
         Ok(run)
-    }
-
-    /// The stage's filesystem, laid out on first use: the base (an earlier
-    /// stage's tree or the base image's layers) then every cached layer since.
-    fn root(&mut self) -> StepResult<PathBuf> {
-        if let Some(root) = &self.rootfs {
-            return Ok(root.clone());
-        }
-        let pending = self
-            .pending
-            .take()
-            .ok_or("internal: a stage without a filesystem")?;
-        if let Some(cache) = self.env.cache {
-            cache.fetch_blobs(self.env.blobs, &pending.layers, &self.image.origins)?;
-        }
-        let root = if self.env.in_place {
-            let root = self.prepare_in_place(pending.from, &pending.layers)?;
-            for volume in &pending.volumes {
-                make_volume_dir(&root, &self.workdir(), volume)?;
-            }
-            root
-        } else {
-            self.lay_out_at(pending, self.planned_root())?
-        };
-        self.rootfs = Some(root.clone());
-        Ok(root)
-    }
-
-    /// Lays a pending filesystem out in the private directory `root`.
-    fn lay_out_at(&self, pending: PendingRoot, root: PathBuf) -> StepResult<PathBuf> {
-        fs_err::create_dir_all(&root).map_err(|e| format!("creating the stage root: {e}"))?;
-        if let Some(from) = &pending.from {
-            copy_tree(from, &root)
-                .map_err(|reason| format!("copying the base stage's filesystem: {reason}"))?;
-        }
-        crate::unpack::unpack_layers(
-            self.env.blobs,
-            &pending.layers,
-            &root,
-            self.env.options.retries.image_fs_extract_retry,
-        )?;
-        for volume in &pending.volumes {
-            make_volume_dir(&root, &self.workdir(), volume)?;
-        }
-        Ok(root)
-    }
-
-    /// Whether a later stage reads this stage's files (`COPY --from`,
-    /// `RUN --mount from=`; a reference with a variable counts).
-    fn files_used_by_later(&self) -> bool {
-        let refers = |name: &str| {
-            name.contains('$') || self.env.plan.resolve_stage_ref(name) == Some(self.stage.index)
-        };
-        self.env
-            .plan
-            .stages
-            .iter()
-            .filter(|s| s.index != self.stage.index)
-            .flat_map(|s| &s.instructions)
-            .any(|ins| match &ins.command {
-                Command::Copy(c) | Command::Add(c) => c.from.as_deref().is_some_and(refers),
-                Command::Run(r) => r
-                    .mounts
-                    .iter()
-                    .filter_map(|m| m.from.as_deref())
-                    .any(refers),
-                _ => false,
-            })
-    }
-
-    /// Where the stage's filesystem is (or will be) laid out.
-    fn planned_root(&self) -> PathBuf {
-        if self.env.in_place {
-            PathBuf::from("/")
-        } else {
-            self.env
-                .work
-                .join(format!("stage-{}", self.stage.index))
-                .join("rootfs")
-        }
-    }
-
-    fn needs_rootfs(&self) -> bool {
-        stage_needs_rootfs(self.env, self.stage)
-    }
-
-    /// In-place mode: clear `/` (all but the ignore list) and lay the base onto it.
-    /// Layers are unpacked into the work dir first and copied over without the
-    /// ignored paths (a runtime's bind-mounted /etc/hosts cannot be replaced).
-    fn prepare_in_place(
-        &self,
-        saved_base: Option<PathBuf>,
-        layers: &[kiln_oci::Descriptor],
-    ) -> StepResult<PathBuf> {
-        let ignore = self
-            .env
-            .in_place_ignore
-            .as_ref()
-            .ok_or("internal: in-place mode without an ignore list")?;
-        let root = PathBuf::from("/");
-        crate::inplace::reset_root(&root, ignore)?;
-        let source = match saved_base {
-            Some(saved) if layers.is_empty() => Some(saved),
-            saved => {
-                let staging = self.env.work.join(format!("base-{}", self.stage.index));
-                fs_err::create_dir_all(&staging).map_err(|e| e.to_string())?;
-                if let Some(saved) = saved {
-                    copy_tree(&saved, &staging)?;
-                }
-                crate::unpack::unpack_layers(
-                    self.env.blobs,
-                    layers,
-                    &staging,
-                    self.env.options.retries.image_fs_extract_retry,
-                )?;
-                Some(staging)
-            }
-        };
-        if let Some(source) = source {
-            copy_tree_filtered(&source, &root, &|rel| ignore.is_ignored(rel))?;
-        }
-        Ok(root)
-    }
-
-    fn used_by_later(&self) -> bool {
-        self.env
-            .plan
-            .stages
-            .iter()
-            .any(|s| s.index != self.stage.index && s.depends_on.contains(&self.stage.index))
-    }
-
-    fn step_id(&self, step: usize) -> StepId {
-        StepId {
-            stage: self.position,
-            stage_count: self.count,
-            step,
-            step_count: self.stage.instructions.len() + 1,
-            platform: self
-                .env
-                .several_platforms
-                .then(|| self.platform().to_string()),
-        }
-    }
-
-    /// The stage's index in the Dockerfile.
-    pub(crate) fn stage_index(&self) -> usize {
-        self.stage.index
-    }
-
-    /// The platform this stage is built for (`FROM --platform=...`, else the target).
-    pub(crate) fn platform(&self) -> Platform {
-        crate::platforms::stage_platform(&self.env.platform, self.stage)
-    }
-
-    fn location_of(&self, line: u32) -> String {
-        format!("{}:{line}", self.env.file)
     }
 
     /// Runs every step and returns the stage's image.
@@ -455,7 +204,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         // Files never laid out (every step hit the cache) are laid out now,
         // privately, only if a later stage reads them.
         if self.rootfs.is_none()
-            && self.files_used_by_later()
+            && uses::files_used_by_later(self.env.plan, stage)
             && let Some(pending) = self.pending.take()
         {
             let last = self.step_id(stage.instructions.len() + 1);
@@ -486,7 +235,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         let rootfs = match (&self.env.in_place_ignore, self.rootfs.take()) {
             // In place, `/` is about to be reused: keep a copy only if a later
             // stage builds on or copies from this one.
-            (Some(ignore), Some(root)) if self.used_by_later() => {
+            (Some(ignore), Some(root)) if uses::used_by_later(self.env.plan, stage) => {
                 let dest = self
                     .env
                     .work
@@ -537,69 +286,6 @@ impl<'a, 'b> StageRun<'a, 'b> {
         Ok(())
     }
 
-    // ---- state ----
-
-    fn workdir(&self) -> String {
-        self.image
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into())
-    }
-
-    fn user(&self) -> String {
-        self.image
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.user.clone())
-            .unwrap_or_default()
-    }
-
-    fn shell(&self) -> Vec<String> {
-        self.image
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.shell.clone())
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
-    }
-
-    fn advance_key(&mut self, material: &[u8]) -> Digest {
-        let mut hasher = kiln_oci::Hasher::sha256();
-        hasher.update(self.cache_key.to_string().as_bytes());
-        hasher.update(b"\n");
-        hasher.update(self.platform().to_string().as_bytes());
-        hasher.update(b"\n");
-        // A layer cached as gzip must not land in a zstd build, and back.
-        hasher.update(format!("{:?}\n", self.env.options.compression).as_bytes());
-        hasher.update(material);
-        self.cache_key = hasher.finish();
-        tracing::debug!(key = %self.cache_key, "step cache key");
-        self.env.observer.event(&BuildEvent::StepKey {
-            id: self.current_step.clone(),
-            key: self.cache_key.to_string(),
-        });
-        self.cache_key.clone()
-    }
-
-    fn history(&self, created_by: String) -> History {
-        History {
-            created: Some(self.env.created.clone()),
-            created_by: Some(created_by),
-            comment: Some("buildkit.dockerfile.v0".into()),
-            ..History::default()
-        }
-    }
-
-    fn metadata_step(&mut self, created_by: String) {
-        self.advance_key(created_by.as_bytes());
-        let history = self.history(created_by);
-        self.image.config.push_empty_step(history);
-    }
-
     fn sync_env_to_config(&mut self) {
         let env: Vec<String> = self
             .vars
@@ -610,7 +296,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
         self.image.config.container_config_mut().env = Some(env);
     }
 
-    // ---- steps ----
+    fn metadata_step(&mut self, created_by: String) {
+        self.advance_key(created_by.as_bytes());
+        let history = self.history(created_by);
+        self.image.config.push_empty_step(history);
+    }
 
     fn step(&mut self, raw: &Instruction, id: &StepId) -> StepResult<Option<Digest>> {
         let ins = self.vars.expand(raw).map_err(|d| d.message.clone())?;
@@ -847,10 +537,6 @@ impl<'a, 'b> StageRun<'a, 'b> {
         crate::owner::resolve_chown(&user, Some(root)).map_or((0, 0), |o| (o.uid, o.gid))
     }
 
-    fn file_time(&self) -> Timestamp {
-        Timestamp::from_secs(self.env.layer_epoch.unwrap_or_else(crate::time::now_secs))
-    }
-
     fn copy_step(&mut self, c: &CopyCmd, is_add: bool) -> StepResult<Option<Digest>> {
         let keyword = if is_add { "ADD" } else { "COPY" };
         let mut git_sources = Vec::new();
@@ -1054,129 +740,6 @@ impl<'a, 'b> StageRun<'a, 'b> {
         Ok(entries)
     }
 
-    /// Applies entries to the rootfs (so later steps see them) and makes a layer,
-    /// unless in single-snapshot mode.
-    fn commit_entries(
-        &mut self,
-        entries: Vec<Entry>,
-        created_by: String,
-    ) -> StepResult<Option<Digest>> {
-        let options = kiln_layer::ApplyOptions {
-            preserve_owners: crate::archive::running_as_root(),
-            xattrs: true,
-        };
-        if let Some(root) = self.rootfs.clone() {
-            if !self.env.options.single_snapshot {
-                // The next RUN takes a fresh baseline.
-                self.snapshotter = None;
-                if !entries.is_empty() {
-                    // Root and layer from one read of the sources.
-                    return self.push_layer_applying(entries, created_by, Some((&root, &options)));
-                }
-            }
-            kiln_layer::apply_entries(entries.clone(), &root, &options)
-                .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
-        }
-        if self.env.options.single_snapshot {
-            self.single_snapshot_steps.push(created_by);
-            return Ok(None);
-        }
-        self.push_layer(entries, created_by)
-    }
-
-    fn push_layer(
-        &mut self,
-        entries: Vec<Entry>,
-        created_by: String,
-    ) -> StepResult<Option<Digest>> {
-        self.push_layer_applying(entries, created_by, None)
-    }
-
-    /// [`StageRun::push_layer`], also writing the entries into a root from the
-    /// same read of their sources when `apply_to` names one.
-    fn push_layer_applying(
-        &mut self,
-        entries: Vec<Entry>,
-        created_by: String,
-        apply_to: Option<(&Path, &kiln_layer::ApplyOptions)>,
-    ) -> StepResult<Option<Digest>> {
-        if entries.is_empty() {
-            let history = self.history(created_by);
-            self.image.config.push_empty_step(history);
-            return Ok(None);
-        }
-        let encode = &self.env.encode;
-        let layer = match self
-            .env
-            .push_pipeline
-            .filter(|p| p.uploads_stage(self.stage.index))
-        {
-            Some(p) => p.encode_and_upload(self.env.blobs, self.env.observer, |sink| {
-                encode_entries(encode, entries, sink, apply_to)
-            })?,
-            None => encode_into_store(self.env, |sink| {
-                encode_entries(encode, entries, sink, apply_to)
-            })?,
-        };
-        let history = self.history(created_by);
-        self.image.config.push_layer(layer.diff_id.clone(), history);
-        let digest = layer.digest.clone();
-        self.image.layers.push(layer.descriptor());
-        Ok(Some(digest))
-    }
-
-    fn ensure_snapshotter(&mut self) -> StepResult<()> {
-        if self.snapshotter.is_some() {
-            return Ok(());
-        }
-        let root = self
-            .rootfs
-            .clone()
-            .ok_or("internal: a snapshot of a stage without a filesystem")?;
-        let ignore = match &self.env.in_place_ignore {
-            Some(list) => list.clone(),
-            None => {
-                let mut ignore = kiln_snapshot::IgnoreList::new();
-                for p in ["/proc", "/sys", "/dev", "/etc/mtab"] {
-                    ignore.add(p).map_err(|e| e.to_string())?;
-                }
-                if self.env.options.ignore_var_run {
-                    ignore.add("/var/run").map_err(|e| e.to_string())?;
-                }
-                for p in &self.env.options.ignore_paths {
-                    ignore.add(p).map_err(|e| e.to_string())?;
-                }
-                ignore
-            }
-        };
-        let mode = match self.env.options.snapshot_mode {
-            crate::options::SnapshotMode::Full => kiln_snapshot::SnapshotMode::Full,
-            crate::options::SnapshotMode::Redo => kiln_snapshot::SnapshotMode::Redo,
-            crate::options::SnapshotMode::Time => kiln_snapshot::SnapshotMode::Time,
-        };
-        // An overlay over the stage root where mounts are allowed (its upper
-        // dir is the change, whatever the size of the root); a walk in place
-        // (`/` cannot be overlaid under ourselves), for single-snapshot stages
-        // (one baseline for all steps) and wherever overlay cannot be mounted.
-        let backend = if self.env.in_place || self.env.options.single_snapshot {
-            kiln_snapshot::BackendChoice::Walk
-        } else {
-            kiln_snapshot::BackendChoice::Auto
-        };
-        let options = kiln_snapshot::SnapshotOptions {
-            mode,
-            ignore,
-            backend,
-            scratch: Some(self.env.work.join(format!("overlay-{}", self.stage.index))),
-            overlay_over_root: true,
-        };
-        let snap = kiln_snapshot::Snapshotter::new(root, options)
-            .map_err(|e| format!("preparing the filesystem snapshots: {e}"))?;
-        tracing::debug!(backend = ?snap.backend(), "snapshot backend");
-        self.snapshotter = Some(snap);
-        Ok(())
-    }
-
     fn run_step(&mut self, ins: &Instruction, id: &StepId) -> StepResult<Option<Digest>> {
         let Command::Run(cmd) = &ins.command else {
             return Err("internal: not a RUN".into());
@@ -1211,179 +774,6 @@ impl<'a, 'b> StageRun<'a, 'b> {
         self.remember(Cacheable::Run, key, created_by, layer.as_ref());
         Ok(layer)
     }
-
-    /// Whether the cache serves steps of `kind` in this build.
-    fn caches(&self, kind: Cacheable) -> Option<&'b crate::step_cache::StepCache> {
-        let cache = self.env.cache?;
-        let on = match kind {
-            Cacheable::Run => cache.run_layers,
-            Cacheable::Copy => cache.copy_layers,
-            Cacheable::Workdir => true,
-        };
-        (on && !self.env.options.single_snapshot).then_some(cache)
-    }
-
-    /// The cached result of the step with `key`, applied to the stage: its
-    /// layer is added to the image, and to the files only once they are laid
-    /// out. `None`: not cached, run the step.
-    fn cached(
-        &mut self,
-        kind: Cacheable,
-        key: &Digest,
-        created_by: &str,
-    ) -> StepResult<Option<Option<Digest>>> {
-        let Some(cache) = self.caches(kind) else {
-            return Ok(None);
-        };
-        let hit = cache.lookup(key, self.env.blobs, self.env.observer);
-        tracing::debug!(%key, hit = hit.is_some(), "cache lookup");
-        self.env.observer.event(&BuildEvent::CacheLookup {
-            id: self.current_step.clone(),
-            key: key.to_string(),
-            hit: hit.is_some(),
-        });
-        let Some(hit) = hit else {
-            return Ok(None);
-        };
-        let history = self.history(created_by.to_string());
-        let Some((layer, diff_id)) = hit.layer else {
-            self.image.config.push_empty_step(history);
-            return Ok(Some(None));
-        };
-        if let Some(origin) = hit.origin {
-            self.image.origins.insert(layer.digest.clone(), origin);
-        }
-        match (&self.rootfs, &mut self.pending) {
-            (Some(root), _) => {
-                let layers = std::slice::from_ref(&layer);
-                cache.fetch_blobs(self.env.blobs, layers, &self.image.origins)?;
-                crate::unpack::unpack_layers(
-                    self.env.blobs,
-                    layers,
-                    root,
-                    self.env.options.retries.image_fs_extract_retry,
-                )?;
-                // The next RUN takes a fresh baseline.
-                self.snapshotter = None;
-            }
-            (None, Some(pending)) => pending.layers.push(layer.clone()),
-            (None, None) => return Err("internal: a cached layer for a stage without files".into()),
-        }
-        self.image.config.push_layer(diff_id, history);
-        let digest = layer.digest.clone();
-        self.image.layers.push(layer);
-        Ok(Some(Some(digest)))
-    }
-
-    /// Stores what a step that missed left, in the background.
-    fn remember(&self, kind: Cacheable, key: Digest, created_by: String, layer: Option<&Digest>) {
-        let Some(cache) = self.caches(kind) else {
-            return;
-        };
-        let layer = layer.and_then(|digest| {
-            let descriptor = self.image.layers.last().filter(|d| d.digest == *digest)?;
-            let diff_id = self.image.config.rootfs.diff_ids.last()?;
-            Some((descriptor.clone(), diff_id.clone()))
-        });
-        cache.store_in_background(kiln_cache::StepToStore {
-            key,
-            blob: layer.as_ref().map(|(d, _)| self.env.blobs.path(&d.digest)),
-            step: kiln_cache::CachedStep {
-                layer,
-                created_by,
-                stored: std::time::SystemTime::now(),
-            },
-        });
-    }
-
-    fn finish_single_snapshot(&mut self) -> StepResult<()> {
-        let changes = self
-            .snapshotter
-            .as_mut()
-            .ok_or("internal: no snapshotter")?
-            .begin()
-            .and_then(|s| s.finish())
-            .map_err(|e| format!("snapshotting the stage: {e}"))?;
-        let steps = std::mem::take(&mut self.single_snapshot_steps);
-        let created_by = if steps.is_empty() {
-            "single snapshot".to_string()
-        } else {
-            steps.join(" && ")
-        };
-        self.push_layer(changes.into_entries(), created_by)?;
-        Ok(())
-    }
-
-    /// What RUN needs from the stage.
-    pub(crate) fn run_context(&self) -> RunContext {
-        RunContext {
-            shell: self.shell(),
-            run_env: self.vars.run_env(),
-            args: self
-                .vars
-                .args()
-                .iter()
-                .filter(|(k, _)| !self.vars.env().iter().any(|(e, _)| e == k))
-                .cloned()
-                .collect(),
-            workdir: self.workdir(),
-            user: self.user(),
-        }
-    }
-
-    /// Root of an earlier stage (by name or index), for `--from` and `--mount from=`.
-    pub(crate) fn stage_root(&self, name: &str) -> Option<PathBuf> {
-        match self.env.plan.resolve_stage_ref(name) {
-            Some(index) => self.done.get(&index)?.rootfs.clone(),
-            None => self.images.get(name).cloned(),
-        }
-    }
-
-    pub(crate) fn build_env(&self) -> &BuildEnv<'b> {
-        self.env
-    }
-}
-
-/// Image references a stage names with `COPY --from` or `RUN --mount from=`
-/// (not earlier stages; values with variables are resolved at the step).
-pub fn images_used_by(plan: &Plan, stage: &PlannedStage) -> Vec<String> {
-    let mut out = Vec::new();
-    for ins in &stage.instructions {
-        let froms: Vec<&str> = match &ins.command {
-            Command::Copy(c) | Command::Add(c) => c.from.as_deref().into_iter().collect(),
-            Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
-            _ => Vec::new(),
-        };
-        for from in froms {
-            if !from.contains('$')
-                && plan.resolve_stage_ref(from).is_none()
-                && !out.iter().any(|o| o == from)
-            {
-                out.push(from.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// Whether a stage needs a root filesystem: single-snapshot mode, a RUN,
-/// COPY/ADD or WORKDIR step, or a later stage that builds on or copies from it.
-pub fn stage_needs_rootfs(env: &BuildEnv<'_>, stage: &PlannedStage) -> bool {
-    if env.options.single_snapshot {
-        return true;
-    }
-    let fs_step = stage.instructions.iter().any(|i| {
-        matches!(
-            i.command,
-            Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
-        )
-    });
-    let used_by_later = env
-        .plan
-        .stages
-        .iter()
-        .any(|s| s.index != stage.index && s.depends_on.contains(&stage.index));
-    fs_step || used_by_later
 }
 
 fn describe_base(base: &PlanBase) -> String {
@@ -1452,113 +842,6 @@ fn push_parents(
     Ok(())
 }
 
-/// What RUN needs from the stage.
-pub struct RunContext {
-    /// SHELL.
-    pub shell: Vec<String>,
-    /// The process environment (ENV, then ARGs not shadowed by ENV).
-    pub run_env: Vec<(String, String)>,
-    /// Declared ARGs with values not shadowed by ENV (shown in history as `|N k=v`).
-    pub args: Vec<(String, String)>,
-    /// WORKDIR.
-    pub workdir: String,
-    /// USER.
-    pub user: String,
-}
-
-/// The base of a stage.
-pub enum Base {
-    /// `FROM scratch`.
-    Scratch,
-    /// An earlier stage (Dockerfile index).
-    Stage(usize),
-    /// A pulled image (blobs in the store) and its manifest digest.
-    Image {
-        /// Config and layers.
-        image: Box<ImageState>,
-        /// Manifest digest (starts the cache key chain).
-        digest: Digest,
-    },
-}
-
-/// Encodes a layer blob into the store through `encode`, which writes it into
-/// the sink it is given and hands the sink back.
-pub fn encode_into_store(
-    env: &BuildEnv<'_>,
-    encode: impl FnOnce(BlobFile) -> StepResult<(kiln_layer::EncodedLayer, BlobFile)>,
-) -> StepResult<kiln_layer::EncodedLayer> {
-    let temp = env.blobs.temp_path();
-    let file = fs_err::File::create(&temp).map_err(|e| format!("writing the layer: {e}"))?;
-    // A half-written blob (a full disk) must not stay behind, taking space.
-    let discard = |e: String| {
-        let _ = fs_err::remove_file(&temp);
-        e
-    };
-    // The encoder's error names what it wrote; the blob file names the directory on
-    // this machine (the one that filled up, when the disk is full).
-    let (layer, sink) = encode(std::io::BufWriter::with_capacity(
-        1 << 20,
-        file.into_parts().0,
-    ))
-    .map_err(|e| discard(format!("{e} (into {})", temp.display())))?;
-    sink.into_inner().map_err(|e| {
-        discard(format!(
-            "writing the layer {}: {}",
-            temp.display(),
-            e.error()
-        ))
-    })?;
-    env.blobs
-        .insert_file(&temp, &layer.digest)
-        .map_err(|e| e.to_string())?;
-    Ok(layer)
-}
-
-/// The sink a layer blob is written into.
-pub type BlobFile = std::io::BufWriter<std::fs::File>;
-
-/// Encodes entries into `sink`; with `apply_to`, also writes them into that
-/// root from the same read of their sources (kiln-layer's tee).
-pub fn encode_entries<W: std::io::Write + Send>(
-    encode: &EncodeOptions,
-    entries: Vec<Entry>,
-    sink: W,
-    apply_to: Option<(&Path, &kiln_layer::ApplyOptions)>,
-) -> StepResult<(kiln_layer::EncodedLayer, W)> {
-    match apply_to {
-        None => kiln_layer::encode_layer(entries, encode, sink)
-            .map_err(|e| format!("writing the layer: {e}")),
-        Some((root, options)) => {
-            let (layer, sink, _) =
-                kiln_layer::encode_layer_applying(entries, encode, sink, root, options).map_err(
-                    |e| format!("writing the layer and the step's files into the stage root: {e}"),
-                )?;
-            Ok((layer, sink))
-        }
-    }
-}
-
-/// Layer encoding options from the build options.
-pub fn encode_options(options: &BuildOptions, layer_epoch: Option<i64>) -> EncodeOptions {
-    let compression = match options.compression {
-        crate::options::Compression::Gzip => kiln_layer::Compression::Gzip {
-            level: options
-                .compression_level
-                .map_or(6, |l| l.clamp(0, 9) as u32),
-        },
-        crate::options::Compression::Zstd => kiln_layer::Compression::Zstd {
-            level: options.compression_level.unwrap_or(3),
-        },
-    };
-    EncodeOptions {
-        compression,
-        tar: TarOptions {
-            source_date_epoch: layer_epoch,
-        },
-        threads: None,
-    }
-}
-
 /// A digest over entry paths, kinds, modes, owners and file contents (not
 /// mtimes), for cache keys.
 fn entries_digest(entries: &[Entry]) -> StepResult<String> {
@@ -1590,16 +873,6 @@ fn entries_digest(entries: &[Entry]) -> StepResult<String> {
         }
     }
     Ok(hasher.finish().to_string())
-}
-
-/// Creates a VOLUME's directory in `root` when it does not exist.
-fn make_volume_dir(root: &Path, workdir: &str, volume: &str) -> StepResult<()> {
-    let dir = resolve_in_root(root, &join_workdir(workdir, volume));
-    let host = host_of(root, &dir);
-    if std::fs::symlink_metadata(&host).is_err() {
-        fs_err::create_dir_all(&host).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// Go's `%v` of a string slice: `[a b c]`.
