@@ -126,7 +126,7 @@ async fn build_with(
     });
     let mut in_place = None;
     if has_run {
-        let chosen = crate::run::make_sandbox(options);
+        let chosen = crate::stage::make_sandbox(options);
         if let Ok(sandbox) = &chosen {
             tracing::info!(mode = ?sandbox.mode(), "RUN isolation: {}", sandbox.reason());
         }

@@ -111,7 +111,6 @@ mod pull;
 mod push_pipeline;
 mod registry_glue;
 mod rootfs_path;
-mod run;
 mod scheduler;
 mod single_output;
 mod stage;

@@ -108,7 +108,7 @@ impl PushPipeline {
     }
 
     /// Encodes a layer into the blob store through `encode` (as
-    /// [`crate::stage::encode_into_store`] does), uploading the blob to every
+    /// `encode_into_store` in `stage/layer.rs` does), uploading the blob to every
     /// destination while it is written.
     pub fn encode_and_upload(
         &self,

@@ -159,12 +159,12 @@ impl<'a, 'b> StageRun<'a, 'b> {
     }
 
     /// The stage's index in the Dockerfile.
-    pub(crate) fn stage_index(&self) -> usize {
+    pub(super) fn stage_index(&self) -> usize {
         self.stage.index
     }
 
     /// The platform this stage is built for (`FROM --platform=...`, else the target).
-    pub(crate) fn platform(&self) -> Platform {
+    pub(super) fn platform(&self) -> Platform {
         crate::platforms::stage_platform(&self.env.platform, self.stage)
     }
 
@@ -244,7 +244,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
     }
 
     /// What RUN needs from the stage.
-    pub(crate) fn run_context(&self) -> RunContext {
+    pub(super) fn run_context(&self) -> RunContext {
         RunContext {
             shell: self.shell(),
             run_env: self.vars.run_env(),
@@ -261,14 +261,14 @@ impl<'a, 'b> StageRun<'a, 'b> {
     }
 
     /// Root of an earlier stage (by name or index), for `--from` and `--mount from=`.
-    pub(crate) fn stage_root(&self, name: &str) -> Option<PathBuf> {
+    pub(super) fn stage_root(&self, name: &str) -> Option<PathBuf> {
         match self.env.plan.resolve_stage_ref(name) {
             Some(index) => self.done.get(&index)?.rootfs.clone(),
             None => self.images.get(name).cloned(),
         }
     }
 
-    pub(crate) fn build_env(&self) -> &BuildEnv<'b> {
+    pub(super) fn build_env(&self) -> &BuildEnv<'b> {
         self.env
     }
 }
