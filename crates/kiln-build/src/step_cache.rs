@@ -1,6 +1,7 @@
-//! The engine's side of the layer cache (`--cache`): lookups and lazy blob
-//! fetches made from the synchronous stage code, and stores pushed in the
-//! background while the build goes on.
+//! The engine's side of the layer cache (`--cache`): lookups made from the
+//! synchronous stage code, the registry client its layers (and the base's,
+//! fetched lazily) are downloaded with, and stores pushed in the background
+//! while the build goes on.
 //!
 //! The stage code runs on a thread of the caller's runtime and cannot await;
 //! the cache therefore owns a small runtime of its own and a registry client
@@ -10,7 +11,6 @@
 //! cache does can fail a build: a lookup error is a miss, a store error a
 //! warning.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -173,37 +173,11 @@ impl StepCache {
         self.stores.lock().expect("not poisoned").push(handle);
     }
 
-    /// Fetches the layers of `layers` missing from the store from their origins.
-    pub fn fetch_blobs(
-        &self,
-        blobs: &BlobStore,
-        layers: &[Descriptor],
-        origins: &BTreeMap<Digest, RepoRef>,
-    ) -> Result<(), String> {
-        let mut wanted = Vec::new();
-        for layer in layers.iter().filter(|l| !blobs.contains(&l.digest)) {
-            let origin = origins.get(&layer.digest).ok_or_else(|| {
-                format!(
-                    "layer {} is neither in the blob store nor in a known repository",
-                    layer.digest
-                )
-            })?;
-            wanted.push((origin.clone(), layer.clone(), blobs.path(&layer.digest)));
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let client = self.client.clone();
-        self.wait(async move {
-            for (origin, layer, dest) in wanted {
-                client
-                    .fetch_blob(&origin, &layer, &dest)
-                    .await
-                    .map_err(|e| format!("pulling layer {} from {origin}: {e}", layer.digest))?;
-            }
-            Ok(())
-        })
-        .unwrap_or_else(|| Err("the cache's runtime stopped".into()))
+    /// The cache's registry client: the stage fetches the base and cached
+    /// layers it lacks with it, through the pull pipeline
+    /// (`pull::pipeline::Fetch::plan_layers`).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Waits for the background stores; a failed one is a warning.

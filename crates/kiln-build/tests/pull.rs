@@ -3,7 +3,9 @@
 //! through a shaped link while they are applied, giving the same tree as
 //! unpacking them from the blob store; a blob corrupted in the registry's
 //! storage fails the build naming registry, repository and digest, before any
-//! step runs on the root and without pushing anything.
+//! step runs on the root and without pushing anything. With the layer cache
+//! on, the base's layers, fetched only once a step misses, download the same
+//! way.
 
 mod support;
 
@@ -145,6 +147,69 @@ fn pipelined_pull_gives_the_stored_tree_with_bounded_concurrent_downloads() {
     assert!(streamed.contains("/made/here directory"), "{streamed}");
     assert!(!streamed.contains("/data/f2.bin"), "whiteout not applied");
     assert!(streamed.contains("/bin/busybox"), "{streamed}");
+}
+
+/// With the layer cache on, a stage lays its files out only when a step
+/// misses; the base's layers then come through the same pipeline: downloads
+/// at once (bounded), and the same tree as a build without the cache.
+#[test]
+fn with_the_cache_on_base_layers_download_concurrently_and_give_the_same_tree() {
+    let registry = Registry::start_plain();
+    push_base(&registry);
+
+    // without the cache, straight from the registry
+    let direct = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", registry.host_port()),
+        &[],
+    );
+    let (mut options, layout) = direct.layout_options();
+    options.registry.insecure_pull = true;
+    run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+    let uncached = listing(&layout);
+
+    // with the cache (an empty one, in the registry, not behind the proxy) and
+    // a cold store: the RUN misses, so the base is fetched through the shaped link
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(Shaping::new(10, 20)));
+    let fx = Fixture::new(
+        &format!("FROM {}/pull/base:v1\n{LISTING}", proxy.host_port()),
+        &[],
+    );
+    let (mut options, layout) = fx.layout_options();
+    options.registry.insecure_pull = true;
+    options.registry.insecure = true;
+    options.cache.enabled = true;
+    options.cache.repo = Some(format!("{}/pull/cache", registry.host_port()));
+    let recorder = Recorder::default();
+    run_tokio(kiln_build::build(&options, &recorder)).unwrap();
+    let lookups: Vec<bool> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            kiln_build::BuildEvent::CacheLookup { hit, .. } => Some(*hit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lookups, [false], "one lookup, the RUN's, a miss");
+    let fetched = blob_gets(&proxy);
+    assert!(fetched >= 7, "config and seven layers: {fetched} blob GETs");
+    let most = proxy.max_concurrent_blob_gets();
+    assert!(
+        (2..=CONCURRENT).contains(&most),
+        "{most} blob downloads at once with the cache on, expected 2..={CONCURRENT}"
+    );
+
+    let cached = listing(&layout);
+    let differing: Vec<(&str, &str)> = uncached
+        .lines()
+        .zip(cached.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
+    assert_eq!(uncached.lines().count(), cached.lines().count());
+    assert!(cached.contains("/data/f4.bin regular file"), "{cached}");
+    assert!(!cached.contains("/data/f2.bin"), "whiteout not applied");
 }
 
 /// Blob bodies cut short make the downloads retry from zero while the layers

@@ -11,7 +11,10 @@
 //!
 //! - [`Fetch::plan`] (on the engine's task, before the stage runs) names the
 //!   layers missing from the store and their origins; a layer with no origin
-//!   is an error there, as before.
+//!   is an error there, as before. With the layer cache on, a stage lays its
+//!   files out only when a step needs them; it then plans the base and cached
+//!   layers it still lacks itself ([`Fetch::plan_layers`], with the cache's
+//!   registry client) and unpacks them through [`while_fetching`] the same way.
 //! - [`while_fetching`] runs the stage (synchronous code) on the calling
 //!   thread while a scoped thread drives the downloads on a private
 //!   current-thread runtime: at most [`CONCURRENT`] at once, started in
@@ -34,9 +37,10 @@
 //! removed with the build's other files. A failed stage cancels the
 //! downloads still running and removes their partial files.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kiln_oci::Descriptor;
+use kiln_oci::{Descriptor, Digest};
 use kiln_registry::{Client, RepoRef};
 
 use crate::blobs::BlobStore;
@@ -56,19 +60,30 @@ pub struct Fetch {
 impl Fetch {
     /// The layers of `image` missing from `blobs`, with where to fetch them.
     pub fn plan(client: &Client, blobs: &BlobStore, image: &ImageState) -> Result<Fetch, String> {
-        let mut layers = Vec::new();
-        for layer in image.layers.iter().filter(|l| !blobs.contains(&l.digest)) {
-            let origin = image.origins.get(&layer.digest).ok_or_else(|| {
+        Fetch::plan_layers(client, blobs, &image.layers, &image.origins)
+    }
+
+    /// The `layers` missing from `blobs`, fetched from their `origins` (a
+    /// stage's base and cached layers, with the layer cache on).
+    pub fn plan_layers(
+        client: &Client,
+        blobs: &BlobStore,
+        layers: &[Descriptor],
+        origins: &BTreeMap<Digest, RepoRef>,
+    ) -> Result<Fetch, String> {
+        let mut wanted = Vec::new();
+        for layer in layers.iter().filter(|l| !blobs.contains(&l.digest)) {
+            let origin = origins.get(&layer.digest).ok_or_else(|| {
                 format!(
                     "layer {} is neither in the blob store nor in a known repository",
                     layer.digest
                 )
             })?;
-            layers.push((layer.clone(), origin.clone()));
+            wanted.push((layer.clone(), origin.clone()));
         }
         Ok(Fetch {
             client: client.clone(),
-            layers,
+            layers: wanted,
         })
     }
 }

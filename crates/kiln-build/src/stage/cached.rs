@@ -60,21 +60,22 @@ impl<'a, 'b> StageRun<'a, 'b> {
         if let Some(origin) = hit.origin {
             self.image.origins.insert(layer.digest.clone(), origin);
         }
-        match (&self.rootfs, &mut self.pending) {
-            (Some(root), _) => {
-                let layers = std::slice::from_ref(&layer);
-                cache.fetch_blobs(self.env.blobs, layers, &self.image.origins)?;
+        if let Some(root) = &self.rootfs {
+            let layers = std::slice::from_ref(&layer);
+            self.while_fetching(layers, || {
                 crate::unpack::unpack_layers(
                     self.env.blobs,
                     layers,
                     root,
                     self.env.options.retries.image_fs_extract_retry,
-                )?;
-                // The next RUN takes a fresh baseline.
-                self.snapshotter = None;
-            }
-            (None, Some(pending)) => pending.layers.push(layer.clone()),
-            (None, None) => return Err("internal: a cached layer for a stage without files".into()),
+                )
+            })?;
+            // The next RUN takes a fresh baseline.
+            self.snapshotter = None;
+        } else if let Some(pending) = &mut self.pending {
+            pending.layers.push(layer.clone());
+        } else {
+            return Err("internal: a cached layer for a stage without files".into());
         }
         self.image.config.push_layer(diff_id, history);
         let digest = layer.digest.clone();

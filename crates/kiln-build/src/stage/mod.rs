@@ -21,7 +21,9 @@
 //! * services the steps share, as `StageRun` methods: `cached` (layer cache
 //!   lookups and stores), `layer` (committing entries into a layer),
 //!   `snapshot` (RUN's snapshotter, single-snapshot mode), `root` (laying the
-//!   files out, in-place mode's `/`); they call no step module;
+//!   files out, in-place mode's `/`, with `--cache` the layers the store lacks
+//!   fetched through the pull pipeline); they use each other one way
+//!   (`snapshot` uses `layer`, `cached` uses `root`) and call no step module;
 //! * `state`: the types ([`BuildEnv`], [`StageRun`], [`StageOutput`], [`Base`])
 //!   and accessors, importing no other module of the stage; `uses`: what
 //!   stages use of each other, read from the plan.
@@ -224,17 +226,15 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 text: "(laying out the stage for later stages)".into(),
                 reason,
             };
-            if let Some(cache) = self.env.cache {
-                cache
-                    .fetch_blobs(self.env.blobs, &pending.layers, &self.image.origins)
-                    .map_err(fail)?;
-            }
             let dir = self
                 .env
                 .work
                 .join(format!("stage-{}", stage.index))
                 .join("files");
-            let root = self.lay_out_at(pending, dir).map_err(fail)?;
+            let layers = pending.layers.clone();
+            let root = self
+                .while_fetching(&layers, || self.lay_out_at(pending, dir))
+                .map_err(fail)?;
             return Ok(StageOutput {
                 image: self.image,
                 rootfs: Some(root),

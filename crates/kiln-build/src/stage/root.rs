@@ -1,10 +1,14 @@
 //! A stage's files: laid out on first use from what is pending (an earlier
 //! stage's tree, base and cached layers, VOLUME directories), in the stage's
 //! private directory, or on `/` itself in kaniko's in-place model. With the
-//! cache on, missing layer blobs are fetched only here.
+//! cache on, the layer blobs it lacks are fetched only here, through the pull
+//! pipeline (concurrent bounded downloads applied as they arrive).
 
 use std::path::{Path, PathBuf};
 
+use kiln_oci::Descriptor;
+
+use crate::pull::pipeline::Fetch;
 use crate::rootfs_path::{host_of, join_workdir, resolve_in_root};
 use crate::tree_copy::{copy_tree, copy_tree_filtered};
 
@@ -21,20 +25,43 @@ impl<'a, 'b> StageRun<'a, 'b> {
             .pending
             .take()
             .ok_or("internal: a stage without a filesystem")?;
-        if let Some(cache) = self.env.cache {
-            cache.fetch_blobs(self.env.blobs, &pending.layers, &self.image.origins)?;
-        }
-        let root = if self.env.in_place {
-            let root = self.prepare_in_place(pending.from, &pending.layers)?;
-            for volume in &pending.volumes {
-                make_volume_dir(&root, &self.workdir(), volume)?;
+        let layers = pending.layers.clone();
+        let root = self.while_fetching(&layers, || {
+            if self.env.in_place {
+                let root = self.prepare_in_place(pending.from, &pending.layers)?;
+                for volume in &pending.volumes {
+                    make_volume_dir(&root, &self.workdir(), volume)?;
+                }
+                Ok(root)
+            } else {
+                self.lay_out_at(pending, self.planned_root())
             }
-            root
-        } else {
-            self.lay_out_at(pending, self.planned_root())?
-        };
+        })?;
         self.rootfs = Some(root.clone());
         Ok(root)
+    }
+
+    /// Runs `work`, which unpacks `layers`, while those missing from the blob
+    /// store download through the pull pipeline (at most
+    /// `pull::pipeline::CONCURRENT` at once, each applied from its stream as it
+    /// arrives and verified). Only with the layer cache on: without it, the
+    /// stage's caller already planned the base's downloads and every later
+    /// layer is made here.
+    pub(super) fn while_fetching<T>(
+        &self,
+        layers: &[Descriptor],
+        work: impl FnOnce() -> StepResult<T>,
+    ) -> StepResult<T> {
+        let fetch = match self.env.cache {
+            Some(cache) => Some(Fetch::plan_layers(
+                cache.client(),
+                self.env.blobs,
+                layers,
+                &self.image.origins,
+            )?),
+            None => None,
+        };
+        crate::pull::pipeline::while_fetching(fetch, self.env.blobs, self.env.observer, work)
     }
 
     /// Lays a pending filesystem out in the private directory `root`.
