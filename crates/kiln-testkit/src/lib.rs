@@ -44,11 +44,13 @@
 //! docker-registry: run .ci/install-deps"): a test that cannot run must fail loudly.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+pub mod azurite;
 pub mod busybox;
 pub mod container;
 pub mod debian;
 pub mod dockerd;
 pub mod foreign;
+pub mod gcs_emulator;
 pub mod git;
 pub mod gitlab;
 pub mod hostile;
@@ -67,7 +69,9 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use azurite::Azurite;
 pub use dockerd::Dockerd;
+pub use gcs_emulator::GcsEmulator;
 pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use hostile::{HostileRegistry, Lie};
