@@ -3,14 +3,17 @@
 //! gives the same image as its tree given as a directory, with
 //! `--reproducible`; credentials never appear in any output; a failed fetch
 //! exits 1 naming the repository and writes no output; an archive URL is
-//! streamed (the child's peak RSS stays far below the archive's size).
+//! streamed (the child's peak RSS stays far below the archive's size). An
+//! object in S3 (moto) or Azure Blob Storage (Azurite) gives the same image as
+//! its tree; a wrong key, a missing container or object (also in the GCS
+//! emulator) exits 1 naming it and the variable to fix, writing nothing.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_testkit::git::git;
-use kiln_testkit::{GitDaemon, GitHttp, GitHttpOptions, StaticHttp};
+use kiln_testkit::{Azurite, GcsEmulator, GitDaemon, GitHttp, GitHttpOptions, MotoS3, StaticHttp};
 
 mod common;
 use common::{kiln, text};
@@ -93,11 +96,30 @@ fn build(out: &Path, context: &str, extra: &[&str], vars: &[(&str, &str)]) -> st
     .env_remove("GIT_PASSWORD")
     .env_remove("GIT_TOKEN")
     .env_remove("GIT_PULL_METHOD");
+    for var in OBJECT_STORE_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in vars {
         cmd.env(k, v);
     }
     cmd.output().expect("running kiln")
 }
+
+/// Every variable the object-store contexts read, cleared so that only what
+/// a test gives counts.
+const OBJECT_STORE_VARS: [&str; 11] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "S3_ENDPOINT",
+    "S3_FORCE_PATH_STYLE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "STORAGE_EMULATOR_HOST",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_ENDPOINT",
+];
 
 fn digest(out: &Path) -> String {
     std::fs::read_to_string(out.join("digest")).unwrap()
@@ -475,4 +497,132 @@ fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing
         "{log}"
     );
     assert!(!missing.join("digest").exists() && !missing.join("layout").exists());
+}
+
+/// An Azure account key (base64, as Azure shows them) and a wrong one.
+const AZURE_KEY: &str = "a2lsbi1henVyZS10ZXN0LWtleS0wMTIzNDU2Nzg5";
+const WRONG_AZURE_KEY: &str = "d3Jvbmcta2lsbi1henVyZS1rZXktOTg3NjU0MzI=";
+const S3_SECRET: &str = "kiln-cli-s3-Secret-value";
+
+#[test]
+fn object_store_contexts_give_the_same_image_as_their_tree_and_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _) = context_and_repo(dir.path());
+    let tar_path = dir.path().join("ctx.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar_path)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from_dir = build(
+        &dir.path().join("dir"),
+        &ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(from_dir.status.success(), "{}", text(&from_dir));
+    let expected = digest(&dir.path().join("dir"));
+    let nothing_written = |out: &str| {
+        let out = dir.path().join(out);
+        !out.join("digest").exists() && !out.join("layout").exists()
+    };
+
+    // S3 (moto).
+    let s3 = MotoS3::start(false);
+    s3.create_bucket("contexts");
+    s3.put("contexts", "app/ctx.tar", &tar_path);
+    let endpoint = s3.endpoint();
+    let s3_vars = [
+        ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+    ];
+    let got = build(
+        &dir.path().join("s3"),
+        "s3://contexts/app/ctx.tar",
+        &[],
+        &s3_vars,
+    );
+    let log = text(&got);
+    assert!(got.status.success(), "{log}");
+    assert!(!log.contains(S3_SECRET), "{log}");
+    assert_eq!(digest(&dir.path().join("s3")), expected);
+
+    // Azure Blob Storage (Azurite, which checks the Shared Key signature).
+    let azure = Azurite::start("kilnacct", AZURE_KEY);
+    azure.create_container("contexts");
+    azure.put("contexts", "app/ctx.tar", &tar_path);
+    let azure_endpoint = azure.endpoint();
+    let url = "https://kilnacct.blob.core.windows.net/contexts/app/ctx.tar";
+    let got = build(
+        &dir.path().join("azure"),
+        url,
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&got);
+    assert!(got.status.success(), "{log}");
+    assert!(!log.contains(AZURE_KEY), "{log}");
+    assert_eq!(digest(&dir.path().join("azure")), expected);
+
+    let bad = build(
+        &dir.path().join("azure-bad"),
+        url,
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", WRONG_AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(url)
+            && log.contains("refused the credentials")
+            && log.contains("AZURE_STORAGE_ACCESS_KEY"),
+        "{log}"
+    );
+    assert!(!log.contains(WRONG_AZURE_KEY), "{log}");
+    assert!(nothing_written("azure-bad"));
+
+    let missing = build(
+        &dir.path().join("azure-missing"),
+        "https://kilnacct.blob.core.windows.net/nope/ctx.tar",
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{log}");
+    assert!(log.contains("container \"nope\" does not exist"), "{log}");
+    assert!(nothing_written("azure-missing"));
+
+    // GCS: the emulator cannot serve a download object_store accepts (no
+    // ETag, no Last-Modified), but a missing object fails as it should.
+    let gcs = GcsEmulator::start();
+    gcs.create_bucket("contexts");
+    let gcs_host = gcs.host();
+    let missing = build(
+        &dir.path().join("gcs-missing"),
+        "gs://contexts/app/nope.tar",
+        &[],
+        &[("STORAGE_EMULATOR_HOST", &gcs_host)],
+    );
+    let log = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("gs://contexts/app/nope.tar") && log.contains("no object \"app/nope.tar\""),
+        "{log}"
+    );
+    assert!(nothing_written("gcs-missing"));
 }
