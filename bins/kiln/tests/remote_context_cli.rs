@@ -239,9 +239,13 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64, String
 }
 
 /// A plain tar context (so the bytes on the wire are as large as the archive): a
-/// Dockerfile copying `small.txt`, and `big.bin` of `big` bytes of `fill`.
-fn big_context_tar(path: &Path, big: u64, fill: u8) {
-    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+/// Dockerfile copying `small.txt`, and `big.bin` of `big` bytes of
+/// pseudo-random data from `seed` (nothing along the way can compress it
+/// away), written as it is generated.
+fn big_context_tar(path: &Path, big: u64, seed: u64) {
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
     let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
@@ -257,9 +261,24 @@ fn big_context_tar(path: &Path, big: u64, fill: u8) {
     add(
         "big.bin",
         big,
-        &mut std::io::Read::take(std::io::repeat(fill), big),
+        &mut std::io::Read::take(Noise(seed | 1), big),
     );
-    builder.finish().unwrap();
+    builder.into_inner().unwrap();
+}
+
+/// An endless xorshift64 byte stream, eight bytes per step.
+struct Noise(u64);
+
+impl std::io::Read for Noise {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(buf.len())
+    }
 }
 
 #[test]
@@ -440,10 +459,11 @@ fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
 }
 
 #[test]
-fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing() {
+fn an_s3_context_of_1_gib_builds_in_under_100_mib_and_a_missing_bucket_pushes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // A plain tar of 200 MiB: held in memory it would pass the 100 MiB bound.
-    const BIG: u64 = 200 << 20;
+    // A plain tar of 1 GiB of noise (the figure): held in memory, or
+    // buffered anywhere along the way, it would pass the 100 MiB bound.
+    const BIG: u64 = 1 << 30;
     let tar_path = dir.path().join("ctx.tar");
     big_context_tar(&tar_path, BIG, 3);
     let s3 = kiln_testkit::MotoS3::start(false);
