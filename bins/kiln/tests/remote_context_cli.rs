@@ -459,26 +459,34 @@ fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
 }
 
 #[test]
-fn an_s3_context_of_1_gib_builds_in_under_100_mib_and_a_missing_bucket_pushes_nothing() {
+fn a_1_gib_context_from_s3_or_azure_builds_in_under_100_mib_and_a_missing_bucket_pushes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // A plain tar of 1 GiB of noise (the figure): held in memory, or
     // buffered anywhere along the way, it would pass the 100 MiB bound.
     const BIG: u64 = 1 << 30;
     let tar_path = dir.path().join("ctx.tar");
     big_context_tar(&tar_path, BIG, 3);
-    let s3 = kiln_testkit::MotoS3::start(false);
+    let s3 = MotoS3::start(false);
     s3.create_bucket("contexts");
     s3.put("contexts", "app/ctx.tar", &tar_path);
+    let azure = Azurite::start("kilnacct", AZURE_KEY);
+    azure.create_container("contexts");
+    azure.put("contexts", "app/ctx.tar", &tar_path);
     std::fs::remove_file(&tar_path).unwrap();
     let endpoint = s3.endpoint();
-    let vars = [
+    let s3_vars = [
         ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret-key"),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
         ("AWS_REGION", "us-east-1"),
         ("S3_ENDPOINT", endpoint.as_str()),
         ("S3_FORCE_PATH_STYLE", "true"),
     ];
-    let run = |context: &str, out: &Path| {
+    let azure_endpoint = azure.endpoint();
+    let azure_vars = [
+        ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+        ("AZURE_STORAGE_ENDPOINT", azure_endpoint.as_str()),
+    ];
+    let run = |context: &str, out: &Path, vars: &[(&str, &str)]| {
         let mut cmd = Command::new(kiln());
         cmd.args([
             "build",
@@ -489,28 +497,42 @@ fn an_s3_context_of_1_gib_builds_in_under_100_mib_and_a_missing_bucket_pushes_no
             &format!("--kaniko-dir={}", out.join("kaniko").display()),
         ])
         .env_remove("RUST_LOG");
+        for var in OBJECT_STORE_VARS {
+            cmd.env_remove(var);
+        }
         for (k, v) in vars {
             cmd.env(k, v);
         }
         run_measuring_rss(cmd)
     };
-    let out = dir.path().join("out");
-    let (status, max_rss_kib, log) = run("s3://contexts/app/ctx.tar", &out);
-    assert!(status.success(), "{log}");
-    assert!(out.join("digest").is_file());
-    eprintln!(
-        "peak RSS of kiln building from a {} MiB S3 object: {} MiB",
-        BIG >> 20,
-        max_rss_kib / 1024
-    );
-    assert!(
-        max_rss_kib < 100 * 1024,
-        "peak RSS {max_rss_kib} KiB is not under 100 MiB"
-    );
-    assert!(!log.contains("kiln-test-secret-key"), "{log}");
+    for (store, url, vars, secret) in [
+        ("S3", "s3://contexts/app/ctx.tar", &s3_vars[..], S3_SECRET),
+        (
+            "Azure Blob",
+            "https://kilnacct.blob.core.windows.net/contexts/app/ctx.tar",
+            &azure_vars[..],
+            AZURE_KEY,
+        ),
+    ] {
+        let out = dir.path().join(store);
+        let (status, max_rss_kib, log) = run(url, &out, vars);
+        assert!(status.success(), "{log}");
+        assert!(out.join("digest").is_file());
+        eprintln!(
+            "peak RSS of kiln building from a {} MiB {store} object: {} MiB",
+            BIG >> 20,
+            max_rss_kib / 1024
+        );
+        assert!(
+            max_rss_kib < 100 * 1024,
+            "{store}: peak RSS {max_rss_kib} KiB is not under 100 MiB"
+        );
+        assert!(!log.contains(secret), "{log}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     let missing = dir.path().join("missing");
-    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing);
+    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing, &s3_vars);
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains("s3://no-such-bucket/ctx.tar") && log.contains("does not exist"),
