@@ -668,3 +668,88 @@ fn object_store_contexts_give_the_same_image_as_their_tree_and_fail_cleanly() {
     );
     assert!(nothing_written("gcs-missing"));
 }
+
+#[test]
+fn add_of_a_private_repository_gets_the_git_contexts_credentials_on_its_origin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, srv) = context_and_repo(dir.path());
+    let auth = || GitHttpOptions {
+        basic_auth: Some((USER.into(), PASSWORD.into())),
+        tls: None,
+    };
+    let server = GitHttp::start(&srv, auth());
+    // The same repositories behind the same password on another port: another
+    // origin, to which the credentials must not go.
+    let other = GitHttp::start(&srv, auth());
+
+    // A private library repository.
+    let lib = dir.path().join("lib-work");
+    write(&lib.join("lib.txt"), b"library\n", 0o644);
+    git(&lib, &["init", "-q", "-b", "main"]);
+    git(&lib, &["add", "-A"]);
+    git(&lib, &["commit", "-q", "-m", "lib"]);
+    git(
+        &srv,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &lib.display().to_string(),
+            "lib.git",
+        ],
+    );
+    // The context repository's Dockerfiles ADD it from each origin.
+    let work = dir.path().join("work-repo");
+    write(
+        &work.join("Dockerfile"),
+        format!("FROM scratch\nADD {}#main /lib\n", server.url("lib.git")).as_bytes(),
+        0o644,
+    );
+    write(
+        &work.join("other/Dockerfile"),
+        format!("FROM scratch\nADD {}#main /lib\n", other.url("lib.git")).as_bytes(),
+        0o644,
+    );
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "ADD the library"]);
+    let bare = srv.join("app.git").display().to_string();
+    git(&work, &["push", "-q", &bare, "main"]);
+
+    let creds = [("GIT_USERNAME", USER), ("GIT_PASSWORD", PASSWORD)];
+    let context = format!("{}#main", server.url("app.git"));
+    let added = build(&dir.path().join("added"), &context, &[], &creds);
+    let log = text(&added);
+    assert!(added.status.success(), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
+    let layers = layers(&dir.path().join("added"));
+    assert_eq!(layers.len(), 1);
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&layers[0].1)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(names.lines().any(|l| l == "lib/lib.txt"), "{names}");
+
+    // Another origin gets no credentials: the server refuses, the build
+    // fails saying why, and the password appears nowhere.
+    let refused = build(
+        &dir.path().join("refused"),
+        &context,
+        &["--dockerfile=other/Dockerfile"],
+        &creds,
+    );
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&other.url("lib.git"))
+            && log.contains("only to the origin of a git --context"),
+        "{log}"
+    );
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(!dir.path().join("refused/digest").exists());
+    eprintln!(
+        "ADD from another origin: {}",
+        log.lines().rfind(|l| l.contains("ADD")).unwrap_or_default()
+    );
+}
