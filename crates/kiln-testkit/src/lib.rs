@@ -34,7 +34,10 @@
 //!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
 //!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
 //!   [`StaticHttp`] serves a directory's files (Python's `http.server`);
-//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`).
+//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`), [`Azurite`]
+//!   Azure Blob Storage (npm's `azurite`, Shared Key checked, blobs put with
+//!   curl signed here) and [`GcsEmulator`] Google Cloud Storage (PyPI's
+//!   `gcp-storage-emulator`, no credentials checked).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
