@@ -3,14 +3,17 @@
 //! gives the same image as its tree given as a directory, with
 //! `--reproducible`; credentials never appear in any output; a failed fetch
 //! exits 1 naming the repository and writes no output; an archive URL is
-//! streamed (the child's peak RSS stays far below the archive's size).
+//! streamed (the child's peak RSS stays far below the archive's size). An
+//! object in S3 (moto) or Azure Blob Storage (Azurite) gives the same image as
+//! its tree; a wrong key, a missing container or object (also in the GCS
+//! emulator) exits 1 naming it and the variable to fix, writing nothing.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_testkit::git::git;
-use kiln_testkit::{GitDaemon, GitHttp, GitHttpOptions, StaticHttp};
+use kiln_testkit::{Azurite, GcsEmulator, GitDaemon, GitHttp, GitHttpOptions, MotoS3, StaticHttp};
 
 mod common;
 use common::{kiln, text};
@@ -93,11 +96,30 @@ fn build(out: &Path, context: &str, extra: &[&str], vars: &[(&str, &str)]) -> st
     .env_remove("GIT_PASSWORD")
     .env_remove("GIT_TOKEN")
     .env_remove("GIT_PULL_METHOD");
+    for var in OBJECT_STORE_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in vars {
         cmd.env(k, v);
     }
     cmd.output().expect("running kiln")
 }
+
+/// Every variable the object-store contexts read, cleared so that only what
+/// a test gives counts.
+const OBJECT_STORE_VARS: [&str; 11] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "S3_ENDPOINT",
+    "S3_FORCE_PATH_STYLE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "STORAGE_EMULATOR_HOST",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_ENDPOINT",
+];
 
 fn digest(out: &Path) -> String {
     std::fs::read_to_string(out.join("digest")).unwrap()
@@ -217,9 +239,13 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64, String
 }
 
 /// A plain tar context (so the bytes on the wire are as large as the archive): a
-/// Dockerfile copying `small.txt`, and `big.bin` of `big` bytes of `fill`.
-fn big_context_tar(path: &Path, big: u64, fill: u8) {
-    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+/// Dockerfile copying `small.txt`, and `big.bin` of `big` bytes of
+/// pseudo-random data from `seed` (nothing along the way can compress it
+/// away), written as it is generated.
+fn big_context_tar(path: &Path, big: u64, seed: u64) {
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
     let mut add = |name: &str, size: u64, data: &mut dyn std::io::Read| {
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
@@ -235,9 +261,24 @@ fn big_context_tar(path: &Path, big: u64, fill: u8) {
     add(
         "big.bin",
         big,
-        &mut std::io::Read::take(std::io::repeat(fill), big),
+        &mut std::io::Read::take(Noise(seed | 1), big),
     );
-    builder.finish().unwrap();
+    builder.into_inner().unwrap();
+}
+
+/// An endless xorshift64 byte stream, eight bytes per step.
+struct Noise(u64);
+
+impl std::io::Read for Noise {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(buf.len())
+    }
 }
 
 #[test]
@@ -418,25 +459,34 @@ fn add_of_a_git_repository_with_keep_git_dir_and_checksum() {
 }
 
 #[test]
-fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing() {
+fn a_1_gib_context_from_s3_or_azure_builds_in_under_100_mib_and_a_missing_bucket_pushes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // A plain tar of 200 MiB: held in memory it would pass the 100 MiB bound.
-    const BIG: u64 = 200 << 20;
+    // A plain tar of 1 GiB of noise (the figure): held in memory, or
+    // buffered anywhere along the way, it would pass the 100 MiB bound.
+    const BIG: u64 = 1 << 30;
     let tar_path = dir.path().join("ctx.tar");
     big_context_tar(&tar_path, BIG, 3);
-    let s3 = kiln_testkit::MotoS3::start(false);
+    let s3 = MotoS3::start(false);
     s3.create_bucket("contexts");
     s3.put("contexts", "app/ctx.tar", &tar_path);
+    let azure = Azurite::start("kilnacct", AZURE_KEY);
+    azure.create_container("contexts");
+    azure.put("contexts", "app/ctx.tar", &tar_path);
     std::fs::remove_file(&tar_path).unwrap();
     let endpoint = s3.endpoint();
-    let vars = [
+    let s3_vars = [
         ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret-key"),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
         ("AWS_REGION", "us-east-1"),
         ("S3_ENDPOINT", endpoint.as_str()),
         ("S3_FORCE_PATH_STYLE", "true"),
     ];
-    let run = |context: &str, out: &Path| {
+    let azure_endpoint = azure.endpoint();
+    let azure_vars = [
+        ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+        ("AZURE_STORAGE_ENDPOINT", azure_endpoint.as_str()),
+    ];
+    let run = |context: &str, out: &Path, vars: &[(&str, &str)]| {
         let mut cmd = Command::new(kiln());
         cmd.args([
             "build",
@@ -447,32 +497,259 @@ fn an_s3_context_streams_with_bounded_memory_and_a_missing_bucket_pushes_nothing
             &format!("--kaniko-dir={}", out.join("kaniko").display()),
         ])
         .env_remove("RUST_LOG");
+        for var in OBJECT_STORE_VARS {
+            cmd.env_remove(var);
+        }
         for (k, v) in vars {
             cmd.env(k, v);
         }
         run_measuring_rss(cmd)
     };
-    let out = dir.path().join("out");
-    let (status, max_rss_kib, log) = run("s3://contexts/app/ctx.tar", &out);
-    assert!(status.success(), "{log}");
-    assert!(out.join("digest").is_file());
-    eprintln!(
-        "peak RSS of kiln building from a {} MiB S3 object: {} MiB",
-        BIG >> 20,
-        max_rss_kib / 1024
-    );
-    assert!(
-        max_rss_kib < 100 * 1024,
-        "peak RSS {max_rss_kib} KiB is not under 100 MiB"
-    );
-    assert!(!log.contains("kiln-test-secret-key"), "{log}");
+    for (store, url, vars, secret) in [
+        ("S3", "s3://contexts/app/ctx.tar", &s3_vars[..], S3_SECRET),
+        (
+            "Azure Blob",
+            "https://kilnacct.blob.core.windows.net/contexts/app/ctx.tar",
+            &azure_vars[..],
+            AZURE_KEY,
+        ),
+    ] {
+        let out = dir.path().join(store);
+        let (status, max_rss_kib, log) = run(url, &out, vars);
+        assert!(status.success(), "{log}");
+        assert!(out.join("digest").is_file());
+        eprintln!(
+            "peak RSS of kiln building from a {} MiB {store} object: {} MiB",
+            BIG >> 20,
+            max_rss_kib / 1024
+        );
+        assert!(
+            max_rss_kib < 100 * 1024,
+            "{store}: peak RSS {max_rss_kib} KiB is not under 100 MiB"
+        );
+        assert!(!log.contains(secret), "{log}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     let missing = dir.path().join("missing");
-    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing);
+    let (status, _, log) = run("s3://no-such-bucket/ctx.tar", &missing, &s3_vars);
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains("s3://no-such-bucket/ctx.tar") && log.contains("does not exist"),
         "{log}"
     );
     assert!(!missing.join("digest").exists() && !missing.join("layout").exists());
+}
+
+/// An Azure account key (base64, as Azure shows them) and a wrong one.
+const AZURE_KEY: &str = "a2lsbi1henVyZS10ZXN0LWtleS0wMTIzNDU2Nzg5";
+const WRONG_AZURE_KEY: &str = "d3Jvbmcta2lsbi1henVyZS1rZXktOTg3NjU0MzI=";
+const S3_SECRET: &str = "kiln-cli-s3-Secret-value";
+
+#[test]
+fn object_store_contexts_give_the_same_image_as_their_tree_and_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _) = context_and_repo(dir.path());
+    let tar_path = dir.path().join("ctx.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar_path)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from_dir = build(
+        &dir.path().join("dir"),
+        &ctx.display().to_string(),
+        &[],
+        &[],
+    );
+    assert!(from_dir.status.success(), "{}", text(&from_dir));
+    let expected = digest(&dir.path().join("dir"));
+    let nothing_written = |out: &str| {
+        let out = dir.path().join(out);
+        !out.join("digest").exists() && !out.join("layout").exists()
+    };
+
+    // S3 (moto).
+    let s3 = MotoS3::start(false);
+    s3.create_bucket("contexts");
+    s3.put("contexts", "app/ctx.tar", &tar_path);
+    let endpoint = s3.endpoint();
+    let s3_vars = [
+        ("AWS_ACCESS_KEY_ID", "AKIAKILNTEST"),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+    ];
+    let got = build(
+        &dir.path().join("s3"),
+        "s3://contexts/app/ctx.tar",
+        &[],
+        &s3_vars,
+    );
+    let log = text(&got);
+    assert!(got.status.success(), "{log}");
+    assert!(!log.contains(S3_SECRET), "{log}");
+    assert_eq!(digest(&dir.path().join("s3")), expected);
+
+    // Azure Blob Storage (Azurite, which checks the Shared Key signature).
+    let azure = Azurite::start("kilnacct", AZURE_KEY);
+    azure.create_container("contexts");
+    azure.put("contexts", "app/ctx.tar", &tar_path);
+    let azure_endpoint = azure.endpoint();
+    let url = "https://kilnacct.blob.core.windows.net/contexts/app/ctx.tar";
+    let got = build(
+        &dir.path().join("azure"),
+        url,
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&got);
+    assert!(got.status.success(), "{log}");
+    assert!(!log.contains(AZURE_KEY), "{log}");
+    assert_eq!(digest(&dir.path().join("azure")), expected);
+
+    let bad = build(
+        &dir.path().join("azure-bad"),
+        url,
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", WRONG_AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(url)
+            && log.contains("refused the credentials")
+            && log.contains("AZURE_STORAGE_ACCESS_KEY"),
+        "{log}"
+    );
+    assert!(!log.contains(WRONG_AZURE_KEY), "{log}");
+    assert!(nothing_written("azure-bad"));
+
+    let missing = build(
+        &dir.path().join("azure-missing"),
+        "https://kilnacct.blob.core.windows.net/nope/ctx.tar",
+        &[],
+        &[
+            ("AZURE_STORAGE_ACCESS_KEY", AZURE_KEY),
+            ("AZURE_STORAGE_ENDPOINT", &azure_endpoint),
+        ],
+    );
+    let log = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{log}");
+    assert!(log.contains("container \"nope\" does not exist"), "{log}");
+    assert!(nothing_written("azure-missing"));
+
+    // GCS: the emulator cannot serve a download object_store accepts (no
+    // ETag, no Last-Modified), but a missing object fails as it should.
+    let gcs = GcsEmulator::start();
+    gcs.create_bucket("contexts");
+    let gcs_host = gcs.host();
+    let missing = build(
+        &dir.path().join("gcs-missing"),
+        "gs://contexts/app/nope.tar",
+        &[],
+        &[("STORAGE_EMULATOR_HOST", &gcs_host)],
+    );
+    let log = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("gs://contexts/app/nope.tar") && log.contains("no object \"app/nope.tar\""),
+        "{log}"
+    );
+    assert!(nothing_written("gcs-missing"));
+}
+
+#[test]
+fn add_of_a_private_repository_gets_the_git_contexts_credentials_on_its_origin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, srv) = context_and_repo(dir.path());
+    let auth = || GitHttpOptions {
+        basic_auth: Some((USER.into(), PASSWORD.into())),
+        tls: None,
+    };
+    let server = GitHttp::start(&srv, auth());
+    // The same repositories behind the same password on another port: another
+    // origin, to which the credentials must not go.
+    let other = GitHttp::start(&srv, auth());
+
+    // A private library repository.
+    let lib = dir.path().join("lib-work");
+    write(&lib.join("lib.txt"), b"library\n", 0o644);
+    git(&lib, &["init", "-q", "-b", "main"]);
+    git(&lib, &["add", "-A"]);
+    git(&lib, &["commit", "-q", "-m", "lib"]);
+    git(
+        &srv,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &lib.display().to_string(),
+            "lib.git",
+        ],
+    );
+    // The context repository's Dockerfiles ADD it from each origin.
+    let work = dir.path().join("work-repo");
+    write(
+        &work.join("Dockerfile"),
+        format!("FROM scratch\nADD {}#main /lib\n", server.url("lib.git")).as_bytes(),
+        0o644,
+    );
+    write(
+        &work.join("other/Dockerfile"),
+        format!("FROM scratch\nADD {}#main /lib\n", other.url("lib.git")).as_bytes(),
+        0o644,
+    );
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "ADD the library"]);
+    let bare = srv.join("app.git").display().to_string();
+    git(&work, &["push", "-q", &bare, "main"]);
+
+    let creds = [("GIT_USERNAME", USER), ("GIT_PASSWORD", PASSWORD)];
+    let context = format!("{}#main", server.url("app.git"));
+    let added = build(&dir.path().join("added"), &context, &[], &creds);
+    let log = text(&added);
+    assert!(added.status.success(), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
+    let layers = layers(&dir.path().join("added"));
+    assert_eq!(layers.len(), 1);
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&layers[0].1)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(names.lines().any(|l| l == "lib/lib.txt"), "{names}");
+
+    // Another origin gets no credentials: the server refuses, the build
+    // fails saying why, and the password appears nowhere.
+    let refused = build(
+        &dir.path().join("refused"),
+        &context,
+        &["--dockerfile=other/Dockerfile"],
+        &creds,
+    );
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&other.url("lib.git"))
+            && log.contains("only to the origin of a git --context"),
+        "{log}"
+    );
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(!dir.path().join("refused/digest").exists());
+    eprintln!(
+        "ADD from another origin: {}",
+        log.lines().rfind(|l| l.contains("ADD")).unwrap_or_default()
+    );
 }

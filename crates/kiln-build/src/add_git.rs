@@ -4,6 +4,13 @@
 //! step's staging dir, without `.git` unless `--keep-git-dir=true`; `--checksum`
 //! must then name the commit checked out. The checkout is copied like a
 //! directory from another stage.
+//!
+//! A private repository: the build's git credentials (kaniko's
+//! `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`, read by the caller for a git
+//! `--context`) are offered only to that context's origin (scheme, host,
+//! port), and only when the server asks. The Dockerfile names ADD's hosts, so
+//! sending them anywhere else would hand the build's secrets to whoever wrote
+//! it; user info in the ADD URL itself is used as written.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +23,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<kiln_context::GitSource>, Str
 /// client blocks) and returns that directory.
 pub(crate) fn checkout(
     source: &kiln_context::GitSource,
+    context: Option<&crate::GitContext>,
     keep_git_dir: bool,
     checksum: Option<&str>,
     dir: &Path,
@@ -25,12 +33,16 @@ pub(crate) fn checkout(
     for d in [&root, &scratch] {
         fs_err::create_dir_all(d).map_err(|e| e.to_string())?;
     }
+    let same_origin = context.filter(|c| c.source.origin() == source.origin());
+    let credentials = same_origin
+        .map(|c| c.credentials.clone())
+        .unwrap_or_default();
     let fetched = std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 source.fetch(
                     &kiln_context::GitOptions::default(),
-                    &kiln_context::GitCredentials::default(),
+                    &credentials,
                     &kiln_auth::ProcessEnvironment,
                     &scratch,
                     &root,
@@ -39,7 +51,18 @@ pub(crate) fn checkout(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
-    .map_err(|e| format!("ADD {e}"))?;
+    .map_err(|e| {
+        let text = e.to_string();
+        if same_origin.is_none() && text.contains("GIT_USERNAME") {
+            format!(
+                "ADD {text} (for ADD these variables are sent only to the origin of a git --context{}; \
+                 user info in the ADD URL is used as written)",
+                context.map_or(String::new(), |c| format!(", {}", c.source.origin()))
+            )
+        } else {
+            format!("ADD {text}")
+        }
+    })?;
     if let Some(sum) = checksum {
         let wanted = sum
             .strip_prefix("sha1:")

@@ -1,7 +1,8 @@
-//! The build context: a directory, a tar (file, stdin, HTTP(S) URL or S3 object, streamed)
-//! unpacked into the work dir, or a git repository checked out into it (by
-//! kiln-context, on a thread of its own: its clients are blocking), narrowed to
-//! `--context-sub-path`, with its `.dockerignore`.
+//! The build context: a directory, a tar (file, stdin, HTTP(S) URL or object
+//! in S3, GCS or Azure Blob Storage, streamed) unpacked into the work dir, or
+//! a git repository checked out into it (by kiln-context, on a thread of its
+//! own: its clients are blocking), narrowed to `--context-sub-path`, with its
+//! `.dockerignore`.
 
 use std::path::{Path, PathBuf};
 

@@ -175,7 +175,7 @@ pub enum ContextSource {
     Git(Box<GitContext>),
     /// A tar archive over HTTP(S), optionally compressed, streamed into the work dir.
     Url(kiln_context::HttpTarball),
-    /// A tar archive in an object store (`s3://BUCKET/KEY`), streamed likewise.
+    /// A tar archive in an object store (`s3://…`, `gs://…`, an Azure Blob URL), streamed likewise.
     Object(kiln_context::ObjectSource),
 }
 

@@ -41,7 +41,7 @@ pub enum ContextError {
     /// Reading an object-store context failed.
     #[error("object-store context {url}: {what}: {reason}{hint}")]
     Object {
-        /// `s3://BUCKET/KEY`.
+        /// The object's URL (`s3://…`, `gs://…`, an Azure Blob URL without query).
         url: String,
         /// What was being done.
         what: &'static str,

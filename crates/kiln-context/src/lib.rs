@@ -24,9 +24,10 @@
 //!   returned as a reader for the engine's tar unpacker (any compression kiln
 //!   reads), so the archive streams to disk and is never held in memory.
 //!
-//! - [`ObjectSource`] is `s3://BUCKET/KEY`, fetched with `object_store` on a
-//!   thread of its own (a private current-thread tokio runtime) and handed on as
-//!   a blocking reader fed by a bounded channel.
+//! - [`ObjectSource`] is an archive in an object store, kaniko's schemes
+//!   (`s3://BUCKET/KEY`, `gs://BUCKET/KEY`, Azure Blob URLs), fetched with
+//!   `object_store` on a thread of its own (a private current-thread tokio
+//!   runtime) and handed on as a blocking reader fed by a bounded channel.
 //!
 //! The crate's API is synchronous: no caller needs a runtime (only object
 //! stores use one, privately, on their own thread). It is its own crate so

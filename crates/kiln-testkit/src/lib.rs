@@ -34,7 +34,10 @@
 //!   behind our own hyper CGI host, optional Basic auth and TLS) serve bare
 //!   repositories for remote-context tests; [`git::git`] makes them reproducibly.
 //!   [`StaticHttp`] serves a directory's files (Python's `http.server`);
-//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`).
+//!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`), [`Azurite`]
+//!   Azure Blob Storage (npm's `azurite`, Shared Key checked, blobs put with
+//!   curl signed here) and [`GcsEmulator`] Google Cloud Storage (PyPI's
+//!   `gcp-storage-emulator`, no credentials checked).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -44,11 +47,13 @@
 //! docker-registry: run .ci/install-deps"): a test that cannot run must fail loudly.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+pub mod azurite;
 pub mod busybox;
 pub mod container;
 pub mod debian;
 pub mod dockerd;
 pub mod foreign;
+pub mod gcs_emulator;
 pub mod git;
 pub mod gitlab;
 pub mod hostile;
@@ -67,7 +72,9 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use azurite::Azurite;
 pub use dockerd::Dockerd;
+pub use gcs_emulator::GcsEmulator;
 pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use hostile::{HostileRegistry, Lie};

@@ -17,7 +17,7 @@ impl MotoS3 {
     /// Starts moto; with `authenticate`, every request must be signed by a
     /// known key (moto's `INITIAL_NO_AUTH_ACTION_COUNT=0`), so any key is wrong.
     pub fn start(authenticate: bool) -> MotoS3 {
-        let moto = which("moto_server");
+        let moto = crate::tools::on_path("moto_server", "pip install 'moto[server]'");
         let port = crate::ports::free_port();
         let mut cmd = Command::new(moto);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -71,17 +71,6 @@ fn curl(args: &[&str]) {
         "curl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn which(name: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("needs {name} (pip install 'moto[server]'): run .ci/install-deps")
-        })
 }
 
 impl Drop for MotoS3 {

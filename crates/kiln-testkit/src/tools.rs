@@ -14,6 +14,17 @@ pub fn require(path: &str) -> PathBuf {
     panic!("needs {name} ({path} not found): run .ci/install-deps");
 }
 
+/// Returns the path of `name` on `PATH` (tools installed by pip or npm), or
+/// panics saying how `.ci/install-deps` installs it (`how`).
+pub fn on_path(name: &str, how: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("needs {name} ({how}): run .ci/install-deps"))
+}
+
 /// `/usr/bin/docker-registry` (Debian's distribution 2.8).
 pub fn docker_registry() -> PathBuf {
     require("/usr/bin/docker-registry")

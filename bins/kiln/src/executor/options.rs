@@ -169,7 +169,9 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
 
 /// kaniko's `--context` forms: a path, `dir://PATH`, `tar://PATH`, `tar://stdin`,
 /// a git repository (`git://…`, `http(s)://….git…`, with `--git` and kaniko's
-/// `GIT_*` variables) and an archive URL (`http(s)://…`).
+/// `GIT_*` variables), an object in a store (`s3://…`, `gs://…`, an Azure
+/// Blob URL `https://ACCOUNT.blob.core.windows.net/…`) and an archive URL
+/// (`http(s)://…`).
 fn context_source(context: &str, git: &[String], env: Env<'_>) -> Result<ContextSource, String> {
     if let Some(path) = context.strip_prefix("dir://") {
         return Ok(ContextSource::Dir(PathBuf::from(path)));
@@ -181,11 +183,10 @@ fn context_source(context: &str, git: &[String], env: Env<'_>) -> Result<Context
         });
     }
     if let Some((scheme, _)) = context.split_once("://") {
-        if scheme == "s3" {
-            return kiln_build::ObjectSource::parse(context)
-                .map_err(|e| format!("--context {e}"))?
-                .map(ContextSource::Object)
-                .ok_or_else(|| format!("--context {context}: not an s3:// URL"));
+        if let Some(object) =
+            kiln_build::ObjectSource::parse(context).map_err(|e| format!("--context {e}"))?
+        {
+            return Ok(ContextSource::Object(object));
         }
         if matches!(scheme, "git" | "http" | "https") {
             let usage = |e: kiln_build::ContextError| format!("--context {e}");
@@ -209,7 +210,8 @@ fn context_source(context: &str, git: &[String], env: Env<'_>) -> Result<Context
         }
         return Err(format!(
             "--context {}: the {scheme}:// context is not supported by kiln; \
-             use a directory, dir://PATH, tar://PATH, tar://stdin, git://…, https://….git or an https:// archive",
+             use a directory, dir://PATH, tar://PATH, tar://stdin, git://…, https://….git, \
+             s3://…, gs://…, an Azure Blob URL or an https:// archive",
             kiln_build::redact_url(context)
         ));
     }
@@ -376,7 +378,21 @@ mod tests {
             ContextSource::Object(_)
         ));
         assert!(c("s3://bucket").unwrap_err().contains("s3://BUCKET/KEY"));
-        assert!(c("gs://bucket/x").unwrap_err().contains("gs://"));
+        assert!(matches!(
+            c("gs://bucket/x.tgz").unwrap(),
+            ContextSource::Object(_)
+        ));
+        assert!(c("gs://bucket").unwrap_err().contains("gs://BUCKET/KEY"));
+        assert!(matches!(
+            c("https://acct.blob.core.windows.net/ctr/x.tgz").unwrap(),
+            ContextSource::Object(_)
+        ));
+        assert!(
+            c("https://acct.blob.core.windows.net/ctr")
+                .unwrap_err()
+                .contains("CONTAINER/BLOB")
+        );
+        assert!(c("ftp://h/x").unwrap_err().contains("ftp://"));
         assert!(matches!(
             c("https://h/ctx.tar.gz").unwrap(),
             ContextSource::Url(_)

@@ -74,9 +74,14 @@ pub(super) fn step(
     }
     // git repositories (ADD only): checked out first, likewise.
     let mut git_checkouts = Vec::new();
+    let git_context = match &run.env.options.context {
+        crate::ContextSource::Git(g) => Some(&**g),
+        _ => None,
+    };
     for (n, git) in git_sources.iter().enumerate() {
         git_checkouts.push(crate::add_git::checkout(
             git,
+            git_context,
             c.keep_git_dir == Some(true),
             c.checksum.as_deref(),
             &staging.join(format!("git-{n}")),

@@ -208,6 +208,12 @@ impl GitSource {
     pub fn commit(&self) -> Option<&str> {
         self.commit.as_deref()
     }
+
+    /// The scheme, host and port fetched from, as `scheme://host[:port]`:
+    /// the boundary credentials are scoped to.
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
 }
 
 const KEYS: [&str; 4] = [
