@@ -242,10 +242,7 @@ impl ImageConfig {
 
     /// Parses a config document.
     pub fn from_slice(bytes: &[u8]) -> Result<ImageConfig, DocumentError> {
-        serde_json::from_slice(bytes).map_err(|source| DocumentError::Json {
-            kind: "image config",
-            source,
-        })
+        DocumentError::parse("image config", bytes)
     }
 
     /// The platform this config declares.

@@ -37,10 +37,7 @@ impl ImageDocument {
         bytes: &[u8],
         content_type: Option<&str>,
     ) -> Result<ImageDocument, DocumentError> {
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| DocumentError::Json {
-            kind: "manifest or index",
-            source,
-        })?;
+        let probe: Probe = DocumentError::parse("manifest or index", bytes)?;
         if probe.schema_version == Some(1) {
             return Err(DocumentError::SchemaVersion {
                 kind: "manifest (Docker schema 1 is obsolete and not supported)",

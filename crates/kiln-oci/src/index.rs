@@ -66,24 +66,13 @@ impl Index {
 
     /// Parses and checks an index (schemaVersion 2, an index media type if any).
     pub fn from_slice(bytes: &[u8]) -> Result<Index, DocumentError> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|source| DocumentError::Json {
-            kind: "index",
-            source,
-        })?;
-        if index.schema_version != 2 {
-            return Err(DocumentError::SchemaVersion {
-                kind: "index",
-                version: index.schema_version,
-            });
-        }
-        if let Some(media_type) = &index.media_type
-            && !media_type.is_index()
-        {
-            return Err(DocumentError::WrongMediaType {
-                kind: "index",
-                media_type: media_type.clone(),
-            });
-        }
+        let index: Index = DocumentError::parse("index", bytes)?;
+        DocumentError::check_header(
+            "index",
+            index.schema_version,
+            index.media_type.as_ref(),
+            MediaType::is_index,
+        )?;
         Ok(index)
     }
 

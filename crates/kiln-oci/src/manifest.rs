@@ -48,6 +48,39 @@ pub enum DocumentError {
     },
 }
 
+impl DocumentError {
+    /// Parses `bytes` as a document of `kind`, naming the kind in the error.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+        kind: &'static str,
+        bytes: &[u8],
+    ) -> Result<T, DocumentError> {
+        serde_json::from_slice(bytes).map_err(|source| DocumentError::Json { kind, source })
+    }
+
+    /// The checks a manifest and an index share: `schemaVersion` 2 and, when a
+    /// media type is declared, one that `is_kind` accepts.
+    pub(crate) fn check_header(
+        kind: &'static str,
+        schema_version: u32,
+        media_type: Option<&MediaType>,
+        is_kind: fn(&MediaType) -> bool,
+    ) -> Result<(), DocumentError> {
+        if schema_version != 2 {
+            return Err(DocumentError::SchemaVersion {
+                kind,
+                version: schema_version,
+            });
+        }
+        match media_type {
+            Some(media_type) if !is_kind(media_type) => Err(DocumentError::WrongMediaType {
+                kind,
+                media_type: media_type.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// An image manifest (OCI or Docker v2s2). Field order is the OCI Go struct's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -110,25 +143,13 @@ impl Manifest {
 
     /// Parses and checks a manifest (schemaVersion 2, a manifest media type if any).
     pub fn from_slice(bytes: &[u8]) -> Result<Manifest, DocumentError> {
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|source| DocumentError::Json {
-                kind: "manifest",
-                source,
-            })?;
-        if manifest.schema_version != 2 {
-            return Err(DocumentError::SchemaVersion {
-                kind: "manifest",
-                version: manifest.schema_version,
-            });
-        }
-        if let Some(media_type) = &manifest.media_type
-            && !media_type.is_manifest()
-        {
-            return Err(DocumentError::WrongMediaType {
-                kind: "manifest",
-                media_type: media_type.clone(),
-            });
-        }
+        let manifest: Manifest = DocumentError::parse("manifest", bytes)?;
+        DocumentError::check_header(
+            "manifest",
+            manifest.schema_version,
+            manifest.media_type.as_ref(),
+            MediaType::is_manifest,
+        )?;
         Ok(manifest)
     }
 
