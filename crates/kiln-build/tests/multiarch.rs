@@ -740,3 +740,99 @@ fn warming_two_platforms_caches_each_platforms_base_for_an_offline_build() {
         .unwrap_or_else(|e| panic!("the offline build: {e}"));
     assert_eq!(from_cache.digest, from_registry.digest);
 }
+
+/// `--push-ignore-immutable-tag-errors`, for an index and (the same semantics) for one
+/// image: the registry (behind the fault proxy) answers the PUT of the manifest to one
+/// tag with distribution's `TAG_INVALID`, as a registry with immutable tags does.
+/// Without the flag the build fails naming that destination; with it, that tag is a
+/// warning and stays unset, and the digest file names what was built (here the other
+/// destination gets the index; a single image's push stops at the refused tag).
+fn check_immutable_tag(platforms: &str, frozen_first: bool) -> (Setup, String) {
+    use kiln_testkit::proxy::{FailRule, FaultProxy, Faults};
+    let setup = Setup::new();
+    let proxy = FaultProxy::in_front_of(
+        &setup.registry,
+        Faults::none().fail(
+            FailRule::status(400, usize::MAX)
+                .code("TAG_INVALID")
+                .matching(Some("PUT"), Some("/manifests/frozen")),
+        ),
+    );
+    let via = proxy.host_port();
+    let options_for = |ignore: bool| {
+        let mut o = setup.options("unused");
+        o.custom_platform = Some(platforms.to_owned());
+        o.registry.insecure_registries.push(via.clone());
+        o.destinations = vec![format!("{via}/app:frozen")];
+        let moving = format!("{via}/app:moving");
+        match frozen_first {
+            true => o.destinations.push(moving),
+            false => o.destinations.insert(0, moving),
+        }
+        o.push_ignore_immutable_tag_errors = ignore;
+        o.digest_file = Some(setup.work.path().join(format!("digest-{ignore}")));
+        o
+    };
+
+    let err = run_tokio(kiln_build::build(&options_for(false), &Recorder::default()))
+        .expect_err("an immutable tag fails the push without the flag")
+        .to_string();
+    assert!(err.contains("app") && err.contains("frozen"), "{err}");
+    assert!(err.contains("TAG_INVALID"), "{err}");
+    assert!(setup.raw("app:frozen").is_none());
+
+    let recorder = Recorder::default();
+    let outcome = run_tokio(kiln_build::build(&options_for(true), &recorder))
+        .unwrap_or_else(|e| panic!("with the flag: {e}"));
+    let warnings: Vec<String> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            kiln_build::BuildEvent::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("immutable") && w.contains("TAG_INVALID")),
+        "{warnings:?}"
+    );
+    assert!(
+        setup.raw("app:frozen").is_none(),
+        "the frozen tag stays unset"
+    );
+    assert_eq!(
+        fs_err::read_to_string(setup.work.path().join("digest-true")).unwrap(),
+        outcome.digest
+    );
+    let refused = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault == Some("fail"))
+        .count();
+    assert_eq!(refused, 2, "one refused manifest PUT per build");
+    (setup, outcome.digest)
+}
+
+#[test]
+fn an_immutable_index_tag_is_a_warning_with_push_ignore_immutable_tag_errors() {
+    let (setup, digest) = check_immutable_tag("linux/amd64,linux/arm64", true);
+    let moved = setup
+        .raw("app:moving")
+        .expect("the other tag got the index");
+    assert_eq!(kiln_testkit::image::sha256_digest(&moved), digest);
+    let index: serde_json::Value = serde_json::from_slice(&moved).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+}
+
+#[test]
+fn an_immutable_image_tag_is_a_warning_with_push_ignore_immutable_tag_errors() {
+    let (setup, digest) = check_immutable_tag("linux/amd64", false);
+    let moved = setup
+        .raw("app:moving")
+        .expect("the tag before it was pushed");
+    assert_eq!(kiln_testkit::image::sha256_digest(&moved), digest);
+}
