@@ -617,7 +617,8 @@ fn each_platform_image_gets_its_own_attestations() {
 /// `kiln warm` with two platforms (`--custom-platform linux/amd64,linux/arm64`) and the
 /// Dockerfile: the base is cached for both platforms (the build-platform stage's needs
 /// no third copy), each with the manifest the registry serves for it, under one name
-/// listing an OCI index over them; a second warm leaves both alone; with the registry
+/// listing an OCI index over them (amd64 warmed alone before is kept and joined by
+/// arm64); a second warm leaves both alone; with the registry
 /// gone, the two-platform build reads both bases from the cache dir and gives the same
 /// index as a build that pulled them.
 #[test]
@@ -653,12 +654,24 @@ fn warming_two_platforms_caches_each_platforms_base_for_an_offline_build() {
 
     let cache_dir = setup.work.path().join("cache");
     let mut warm_options = registry_options(&host, setup.context.path());
-    warm_options.custom_platform = Some("linux/amd64,linux/arm64".into());
     warm_options.cache.dir = Some(cache_dir.clone());
     let request = kiln_build::WarmRequest {
         dockerfile: Some(setup.context.path().join("Dockerfile")),
         ..Default::default()
     };
+    // amd64 alone first: the name lists its manifest.
+    warm_options.custom_platform = Some("linux/amd64".into());
+    let first =
+        run_tokio(kiln_build::warm(&warm_options, &request)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.len(), 1, "{first:?}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(cache_dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        served_digest("amd64").as_str()
+    );
+    // Both: amd64 is left alone, arm64 joins it.
+    warm_options.custom_platform = Some("linux/amd64,linux/arm64".into());
     let warmed =
         run_tokio(kiln_build::warm(&warm_options, &request)).unwrap_or_else(|e| panic!("{e}"));
     let seen: Vec<(String, String, String, bool)> = warmed
@@ -675,7 +688,7 @@ fn warming_two_platforms_caches_each_platforms_base_for_an_offline_build() {
     assert_eq!(
         seen,
         [
-            (base.clone(), "amd64".into(), served_digest("amd64"), false),
+            (base.clone(), "amd64".into(), served_digest("amd64"), true),
             (base.clone(), "arm64".into(), served_digest("arm64"), false),
         ]
     );
