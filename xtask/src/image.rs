@@ -2,7 +2,9 @@
 //! kiln from `images/executor/Dockerfile`.
 //!
 //! Steps: build kiln as a static binary, lay out the context (binary, CA
-//! bundle, static busybox with its applet links, the container marker), then
+//! bundle, static busybox with its applet links, the container marker, and for
+//! the debug image Debian's static QEMU user emulators for arm64 and amd64,
+//! [`EMULATORS`], which land in kiln's default `--emulator` dir), then
 //! run that kiln twice (`--target executor` and `--target debug`) writing
 //! OCI layouts under `target/images/`. With `--push REF` the same builds also
 //! push `REF` and `REF:debug`-style tags (the debug tag is REF's tag with a
@@ -14,6 +16,11 @@ use crate::util::{
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The QEMU user emulators the debug image ships in `/kaniko/emulators`
+/// (kiln_sandbox::DEFAULT_EMULATOR_DIR), by QEMU's architecture name, taken
+/// from the host's Debian qemu-user-static (`.ci/install-deps` installs it).
+pub const EMULATORS: [&str; 2] = ["aarch64", "x86_64"];
 
 /// The two images, as OCI layouts.
 pub struct Images {
@@ -138,6 +145,21 @@ fn prepare_context(context: &Path, kiln: &Path) -> Result<()> {
         .into());
     }
     fs_err::copy(busybox, busybox_dir.join("busybox"))?;
+    let emulators = context.join("emulators");
+    fs_err::create_dir_all(&emulators)?;
+    for arch in EMULATORS {
+        let name = format!("qemu-{arch}-static");
+        let host = Path::new("/usr/bin").join(&name);
+        if !host.exists() {
+            return Err(MissingTool {
+                tool: host.display().to_string(),
+            }
+            .into());
+        }
+        // Into the image: a dynamically linked one would not run there.
+        crate::util::ensure_static(&host)?;
+        fs_err::copy(&host, emulators.join(&name))?;
+    }
     let list = output(Command::new(busybox).arg("--list"))?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {

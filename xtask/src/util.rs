@@ -94,6 +94,7 @@ fn provider(tool: &str) -> (&'static str, &'static str) {
         "skopeo" => ("skopeo", TEST_TOOL),
         "buildah" => ("buildah", TEST_TOOL),
         "busybox" => ("busybox-static", TEST_TOOL),
+        t if t.starts_with("qemu-") && t.ends_with("-static") => ("qemu-user-static", TEST_TOOL),
         "docker-registry" => ("docker-registry", TEST_TOOL),
         _ => ("the package that provides it", "see .ci/install-deps"),
     }

@@ -62,7 +62,12 @@ pub fn run(program: &str, args: &[String]) -> ExitCode {
                 } else {
                     "cached"
                 };
-                tracing::info!("{state}: {}@{} in {cache_dir}", w.reference, w.digest);
+                tracing::info!(
+                    "{state}: {}@{} ({}) in {cache_dir}",
+                    w.reference,
+                    w.digest,
+                    w.platform
+                );
             }
             ExitCode::SUCCESS
         }

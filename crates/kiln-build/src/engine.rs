@@ -48,19 +48,6 @@ pub async fn build(
     result
 }
 
-/// The one target platform: `--custom-platform`, else the host's. Several are an
-/// error naming `what` (which takes one).
-pub(crate) fn target_platform(options: &BuildOptions, what: &str) -> Result<Platform, BuildError> {
-    let mut platforms = crate::platforms::target_platforms(options)?;
-    if platforms.len() > 1 {
-        return Err(BuildError::Options(format!(
-            "{what} takes one --custom-platform, not {}",
-            options.custom_platform.as_deref().unwrap_or_default()
-        )));
-    }
-    Ok(platforms.remove(0))
-}
-
 async fn build_with(
     options: &BuildOptions,
     observer: &dyn BuildObserver,

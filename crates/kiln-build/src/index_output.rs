@@ -6,6 +6,9 @@
 //! manifest are pushed by digest to every destination repository first; only then is the
 //! index pushed under each destination's tag ([`crate::manifest_list::push_index`]
 //! checks that each manifest it names is there). The digest files name the index.
+//! With `--push-ignore-immutable-tag-errors`, a destination whose tag the registry
+//! refuses to move (immutable) is a warning, as for a single image: that tag is left
+//! as it was, the other destinations get the index, the build succeeds.
 //! Attestations (`--sbom`, `--provenance`) are made per platform image and pushed, with
 //! its referrers, after every image and before the index.
 //! `--oci-layout-path` holds an OCI index of the OCI forms of the images (the same
@@ -22,6 +25,7 @@ use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver};
 use crate::image::{Format, ImageState};
+use crate::manifest_list::ManifestListError;
 use crate::options::BuildOptions;
 use crate::output::{self, Written};
 
@@ -117,7 +121,7 @@ pub(crate) async fn write_and_push(
             })
             .collect();
         for (reference, tag) in &destinations {
-            crate::manifest_list::push_index(
+            let result = crate::manifest_list::push_index(
                 client,
                 &repo_of(reference),
                 tag,
@@ -125,8 +129,20 @@ pub(crate) async fn write_and_push(
                 &bytes,
                 &media_type,
             )
-            .await
-            .map_err(|e| BuildError::Registry(format!("pushing the index to {reference}: {e}")))?;
+            .await;
+            match result {
+                Ok(()) => {}
+                Err(ManifestListError::Push(e))
+                    if output::ignored_immutable_tag(options, &e, observer) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(BuildError::Registry(format!(
+                        "pushing the index to {reference}: {e}"
+                    )));
+                }
+            }
             observer.event(&BuildEvent::Pushed {
                 destination: reference.to_string(),
                 digest: digest.to_string(),

@@ -41,6 +41,9 @@ pub enum ManifestListError {
     /// A registry operation failed (the message names registry, repository and object).
     #[error("{0}")]
     Registry(String),
+    /// The registry refused the index itself (kept whole, for its error codes).
+    #[error("{0}")]
+    Push(kiln_registry::Error),
     /// Writing the OCI layout failed (the message names it).
     #[error("{0}")]
     Layout(String),
@@ -222,7 +225,7 @@ pub(crate) async fn push_index(
         .push_manifest(repo, reference, bytes, media_type)
         .await
         .map(|_| ())
-        .map_err(registry_err)
+        .map_err(ManifestListError::Push)
 }
 
 /// Makes `source`'s blobs and manifest present in `dest` (its repository).

@@ -303,12 +303,7 @@ pub async fn push(
     .await;
     let outcome = match pushed {
         Ok(outcome) => outcome,
-        Err(e) if options.push_ignore_immutable_tag_errors && is_immutable_tag_error(&e) => {
-            observer.event(&BuildEvent::Warning {
-                message: format!("the tag exists and is immutable; not pushed: {e}"),
-            });
-            return Ok(Vec::new());
-        }
+        Err(e) if ignored_immutable_tag(options, &e, observer) => return Ok(Vec::new()),
         Err(e) => return Err(BuildError::Registry(format!("pushing the image: {e}"))),
     };
     for r in &references {
@@ -318,6 +313,24 @@ pub async fn push(
         });
     }
     Ok(references)
+}
+
+/// `--push-ignore-immutable-tag-errors`: when `e` is a registry refusing to move an
+/// immutable tag and the flag is on, reports a warning and says `true` (the caller
+/// skips that push and goes on, the build succeeds); else `false` (`e` is an error).
+/// Shared by the single-image and the index outputs.
+pub(crate) fn ignored_immutable_tag(
+    options: &BuildOptions,
+    e: &kiln_registry::Error,
+    observer: &dyn BuildObserver,
+) -> bool {
+    if !(options.push_ignore_immutable_tag_errors && is_immutable_tag_error(e)) {
+        return false;
+    }
+    observer.event(&BuildEvent::Warning {
+        message: format!("the tag exists and is immutable; not pushed: {e}"),
+    });
+    true
 }
 
 /// A registry refusing to overwrite a tag (distribution's `TAG_INVALID`, ECR's

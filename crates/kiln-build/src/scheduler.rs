@@ -5,11 +5,14 @@
 //! platform) are one build: the first in plan order builds it, the others take its
 //! output.
 //!
-//! - A puller thread does every building node's registry work in plan order (bases
-//!   pulled for the stage's platform, the missing base layers planned — they download
-//!   while the stage unpacks them, [`crate::pull::pipeline`] — `--from` images unpacked:
-//!   [`crate::stage_loop::prepare_stage`]) on a runtime and registry client of its own, so
-//!   later bases are pulled while earlier stages run.
+//! - A puller thread does every building node's registry work on a runtime and
+//!   registry client of its own, so later bases are pulled while earlier stages run:
+//!   bases are resolved for the stage's platform up to three at once
+//!   ([`crate::stage_loop::resolve_base`]), so a build with several bases or platforms
+//!   does not wait on each registry round trip in turn; then, in plan order, the missing
+//!   base layers are planned (they download while the stage unpacks them,
+//!   [`crate::pull::pipeline`]) and `--from` images unpacked
+//!   ([`crate::stage_loop::prepare_stage`]).
 //! - The scheduler loop starts a stage, on a scoped thread, as soon as its registry
 //!   work is done, the stages it needs are built and fewer than `jobs` run. The first
 //!   error stops new starts (and the puller); the running stages finish; that error is
@@ -24,12 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
+use futures_util::StreamExt;
+
 use crate::error::BuildError;
 use crate::outcome::PhaseTimings;
 use crate::platforms::{StageKey, stage_platform};
 use crate::pull::pipeline::{Fetch, while_fetching};
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun};
-use crate::stage_loop::prepare_stage;
+use crate::stage_loop::{prepare_stage, resolve_base};
 
 /// (index into the envs, Dockerfile index of the stage).
 type NodeId = (usize, usize);
@@ -75,9 +80,17 @@ fn nodes(envs: &[BuildEnv<'_>]) -> Vec<Node> {
     nodes
 }
 
-/// The puller: every building node's registry work, in plan order, until done or `stop`.
+/// How many bases the puller resolves at once.
+const CONCURRENT_PULLS: usize = 3;
+
+/// The puller: every building node's registry work until done or `stop`. Bases are
+/// resolved [`CONCURRENT_PULLS`] at a time ([`resolve_base`]); the rest of each node's
+/// work ([`prepare_stage`]: the base recorded, its layer fetch planned, `--from` images
+/// unpacked) and its report follow in plan order, so the first error in plan order is
+/// the one reported and the recorded bases are in plan order whatever the registry's
+/// timing. `timings.pull` is the puller's wall time.
 fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, tx: Sender<Event>) {
-    let mut timings = PhaseTimings::default();
+    let start = Instant::now();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -88,36 +101,67 @@ fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, 
             if let Some(((id, _), _)) = work.split_first() {
                 let _ = tx.send(Event::Prepared(*id, Err(error)));
             }
-            let _ = tx.send(Event::PullerDone(timings));
+            let _ = tx.send(Event::PullerDone(PhaseTimings::default()));
             return;
         }
     };
     let registry = std::sync::OnceLock::new();
-    let mut images: Vec<Images> = vec![Images::new(); envs.len()];
-    let done = BTreeMap::new();
-    for &(id, position) in work {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let env = &envs[id.0];
-        let stage = env.plan.stage(id.1).expect("a node is a planned stage");
-        let prepared = runtime
-            .block_on(prepare_stage(
-                env,
-                position,
-                stage,
-                &registry,
-                &done,
-                &mut images[id.0],
-                &mut timings,
-            ))
-            .map(|(base, fetch)| (base, fetch, images[id.0].clone()));
-        let failed = prepared.is_err();
-        let _ = tx.send(Event::Prepared(id, prepared));
-        if failed {
-            break;
-        }
-    }
+    runtime.block_on(async {
+        let (resolved_tx, mut resolved_rx) = tokio::sync::mpsc::unbounded_channel();
+        let registry = &registry;
+        let resolving = async move {
+            let mut resolved = futures_util::stream::iter(work)
+                .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
+                .map(|&(id, position)| async move {
+                    let env = &envs[id.0];
+                    let stage = env.plan.stage(id.1).expect("a node is a planned stage");
+                    (
+                        id,
+                        position,
+                        resolve_base(env, position, stage, registry).await,
+                    )
+                })
+                .buffered(CONCURRENT_PULLS);
+            while let Some(base) = resolved.next().await {
+                // The receiver is gone once a node failed.
+                if resolved_tx.send(base).is_err() {
+                    break;
+                }
+            }
+        };
+        let preparing = async {
+            let mut images: Vec<Images> = vec![Images::new(); envs.len()];
+            while let Some((id, position, base)) = resolved_rx.recv().await {
+                let env = &envs[id.0];
+                let stage = env.plan.stage(id.1).expect("a node is a planned stage");
+                let prepared = match base {
+                    Ok(base) => prepare_stage(
+                        env,
+                        position,
+                        stage,
+                        base,
+                        registry,
+                        &BTreeMap::new(),
+                        &mut images[id.0],
+                    )
+                    .await
+                    .map(|(base, fetch)| (base, fetch, images[id.0].clone())),
+                    Err(e) => Err(e),
+                };
+                let failed = prepared.is_err();
+                let _ = tx.send(Event::Prepared(id, prepared));
+                if failed || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            drop(resolved_rx);
+        };
+        futures_util::join!(resolving, preparing);
+    });
+    let timings = PhaseTimings {
+        pull: start.elapsed(),
+        ..PhaseTimings::default()
+    };
     let _ = tx.send(Event::PullerDone(timings));
 }
 

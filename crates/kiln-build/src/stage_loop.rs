@@ -1,6 +1,6 @@
 //! The sequential stage loop (`--jobs 1`, in-place isolation) and the registry work a
-//! stage needs before it runs, which the parallel scheduler shares
-//! ([`prepare_stage`]).
+//! stage needs before it runs, which the parallel scheduler shares ([`resolve_base`],
+//! which touches nothing shared, then [`prepare_stage`] in plan order).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,8 +44,11 @@ pub(crate) async fn build_stages(
             done.insert(stage.index, output.clone());
             continue;
         }
+        let pull_start = Instant::now();
+        let base = resolve_base(env, position, stage, registry).await?;
         let (base, fetch) =
-            prepare_stage(env, position, stage, registry, &done, &mut images, timings).await?;
+            prepare_stage(env, position, stage, base, registry, &done, &mut images).await?;
+        timings.pull += pull_start.elapsed();
         let build_start = Instant::now();
         let output = crate::pull::pipeline::while_fetching(fetch, env.blobs, env.observer, || {
             StageRun::new(env, stage, &done, &images, position + 1, count, base)?.run()
@@ -70,33 +73,24 @@ pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platfo
     }
 }
 
-/// What a stage needs from registries before it runs: its base (pulled for the stage's
-/// platform, or read from `--cache-dir`), the plan of the base layers it will unpack
-/// (fetched while the stage unpacks them, see [`crate::pull::pipeline`]), and the images
-/// its `COPY --from`/`RUN --mount from=` name (unpacked once per platform into
-/// `images`). `done` holds the stages built before it (a stage base without a root
-/// filesystem needs its layers).
-pub(crate) async fn prepare_stage(
+/// A stage's base: its image pulled for the stage's platform (manifest and config; or
+/// read from `--cache-dir`), a stage, or scratch. Touches nothing shared but the
+/// registry client, so the parallel scheduler resolves several bases at once.
+pub(crate) async fn resolve_base(
     env: &BuildEnv<'_>,
     position: usize,
     stage: &PlannedStage,
     registry: &std::sync::OnceLock<kiln_registry::Client>,
-    done: &BTreeMap<usize, StageOutput>,
-    images: &mut BTreeMap<String, PathBuf>,
-    timings: &mut PhaseTimings,
-) -> Result<(Base, Option<Fetch>), BuildError> {
-    let (options, observer, blobs) = (env.options, env.observer, env.blobs);
+) -> Result<Base, BuildError> {
+    let (options, blobs) = (env.options, env.blobs);
     let platform = crate::platforms::stage_platform(&env.platform, stage);
-    let label = stage_label(env, position, &platform);
-    let location = format!("{}:{}", env.file, stage.span.start.line);
-    let base = match &stage.base {
+    Ok(match &stage.base {
         PlanBase::Scratch => Base::Scratch,
         PlanBase::Stage(i) => Base::Stage(*i),
         PlanBase::Image(reference) => {
-            let pull_start = Instant::now();
             let from_error = |reason: String| BuildError::Step {
-                step: format!("{label} STEP 1"),
-                location: location.clone(),
+                step: format!("{} STEP 1", stage_label(env, position, &platform)),
+                location: format!("{}:{}", env.file, stage.span.start.line),
                 text: format!("FROM {reference}"),
                 reason,
             };
@@ -114,17 +108,39 @@ pub(crate) async fn prepare_stage(
                         .map_err(from_error)?
                 }
             };
-            timings.pull += pull_start.elapsed();
-            env.recorder
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .base(reference, &digest);
             Base::Image {
                 image: Box::new(image),
                 digest,
             }
         }
-    };
+    })
+}
+
+/// The rest of what a stage needs from registries before it runs, given its resolved
+/// `base` ([`resolve_base`]): the base recorded (for attestations, in plan order), the
+/// plan of the base layers it will unpack (fetched while the stage unpacks them, see
+/// [`crate::pull::pipeline`]), and the images its `COPY --from`/`RUN --mount from=`
+/// name (unpacked once per platform into `images`). `done` holds the stages built
+/// before it (a stage base without a root filesystem needs its layers).
+pub(crate) async fn prepare_stage(
+    env: &BuildEnv<'_>,
+    position: usize,
+    stage: &PlannedStage,
+    base: Base,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    done: &BTreeMap<usize, StageOutput>,
+    images: &mut BTreeMap<String, PathBuf>,
+) -> Result<(Base, Option<Fetch>), BuildError> {
+    let (options, observer, blobs) = (env.options, env.observer, env.blobs);
+    let platform = crate::platforms::stage_platform(&env.platform, stage);
+    let label = stage_label(env, position, &platform);
+    let location = format!("{}:{}", env.file, stage.span.start.line);
+    if let (PlanBase::Image(reference), Base::Image { digest, .. }) = (&stage.base, &base) {
+        env.recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .base(reference, digest);
+    }
     let mut fetch = None;
     if env.cache.is_none() && stage_needs_rootfs(env, stage) {
         // The base's layers will be unpacked: fetch the ones not in the store
@@ -138,7 +154,6 @@ pub(crate) async fn prepare_stage(
         if let Some(image) =
             base_image.filter(|i| !i.layers.iter().all(|l| blobs.contains(&l.digest)))
         {
-            let pull_start = Instant::now();
             let client = registry_client(registry, options)?;
             let planned = Fetch::plan(client, blobs, image);
             fetch = Some(planned.map_err(|reason| BuildError::Step {
@@ -147,14 +162,12 @@ pub(crate) async fn prepare_stage(
                 text: "FROM".into(),
                 reason,
             })?);
-            timings.pull += pull_start.elapsed();
         }
     }
     for reference in images_used_by(env.plan, stage) {
         if images.contains_key(&reference) {
             continue;
         }
-        let pull_start = Instant::now();
         let client = registry_client(registry, options)?;
         let root = env
             .work
@@ -176,7 +189,6 @@ pub(crate) async fn prepare_stage(
             text: format!("--from={reference}"),
             reason,
         })?;
-        timings.pull += pull_start.elapsed();
         images.insert(reference, root);
     }
     Ok((base, fetch))

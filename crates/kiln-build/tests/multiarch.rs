@@ -613,3 +613,239 @@ fn each_platform_image_gets_its_own_attestations() {
         }
     }
 }
+
+/// `kiln warm` with two platforms (`--custom-platform linux/amd64,linux/arm64`) and the
+/// Dockerfile: the base is cached for both platforms (the build-platform stage's needs
+/// no third copy), each with the manifest the registry serves for it, under one name
+/// listing an OCI index over them (amd64 warmed alone before is kept and joined by
+/// arm64); a second warm leaves both alone; with the registry
+/// gone, the two-platform build reads both bases from the cache dir and gives the same
+/// index as a build that pulled them.
+#[test]
+fn warming_two_platforms_caches_each_platforms_base_for_an_offline_build() {
+    let setup = Setup::new();
+    let host = setup.host();
+    let base = format!("{host}/base/busybox:multi");
+    let served: serde_json::Value = serde_json::from_slice(
+        &setup
+            .raw("base/busybox:multi")
+            .expect("the base index is there"),
+    )
+    .unwrap();
+    let served_digest = |arch: &str| {
+        served["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap_or_else(|| panic!("no {arch} in {served}"))["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // The build pulling from the registry, for comparison.
+    let mut pulled = setup.options("unused:pulled");
+    pulled.no_push = true;
+    pulled.destinations.clear();
+    pulled.oci_layout_path = Some(setup.work.path().join("pulled"));
+    let from_registry = run_tokio(kiln_build::build(&pulled, &Recorder::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let cache_dir = setup.work.path().join("cache");
+    let mut warm_options = registry_options(&host, setup.context.path());
+    warm_options.cache.dir = Some(cache_dir.clone());
+    let request = kiln_build::WarmRequest {
+        dockerfile: Some(setup.context.path().join("Dockerfile")),
+        ..Default::default()
+    };
+    // amd64 alone first: the name lists its manifest.
+    warm_options.custom_platform = Some("linux/amd64".into());
+    let first =
+        run_tokio(kiln_build::warm(&warm_options, &request)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.len(), 1, "{first:?}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(cache_dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        served_digest("amd64").as_str()
+    );
+    // Both: amd64 is left alone, arm64 joins it.
+    warm_options.custom_platform = Some("linux/amd64,linux/arm64".into());
+    let warmed =
+        run_tokio(kiln_build::warm(&warm_options, &request)).unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(String, String, String, bool)> = warmed
+        .iter()
+        .map(|w| {
+            (
+                w.reference.clone(),
+                w.platform.architecture.clone(),
+                w.digest.clone(),
+                w.already_cached,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (base.clone(), "amd64".into(), served_digest("amd64"), true),
+            (base.clone(), "arm64".into(), served_digest("arm64"), false),
+        ]
+    );
+    // One name, an OCI index over both platforms' manifests.
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(cache_dir.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{index}");
+    assert_eq!(
+        entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+        base.as_str()
+    );
+    assert_eq!(
+        entries[0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&support::layout_blob(
+        &cache_dir,
+        entries[0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let listed: Vec<(String, String)> = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("amd64".to_owned(), served_digest("amd64")),
+            ("arm64".to_owned(), served_digest("arm64")),
+        ]
+    );
+
+    let again = run_tokio(kiln_build::warm(&warm_options, &request)).unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|w| w.already_cached), "{again:?}");
+
+    // The registry goes away: both platforms' bases come from the cache dir.
+    let Setup {
+        registry,
+        context,
+        work,
+    } = setup;
+    drop(registry);
+    let mut offline = registry_options(&host, context.path());
+    offline.kaniko_dir = work.path().join("kiln-offline");
+    offline.custom_platform = Some("linux/amd64,linux/arm64".into());
+    offline.emulators = vec![qemu_user_static("aarch64")];
+    offline.emulator_dirs = Vec::new();
+    offline.reproducible = true;
+    offline.no_push = true;
+    offline.cache.dir = Some(cache_dir);
+    offline.oci_layout_path = Some(work.path().join("offline"));
+    let from_cache = run_tokio(kiln_build::build(&offline, &Recorder::default()))
+        .unwrap_or_else(|e| panic!("the offline build: {e}"));
+    assert_eq!(from_cache.digest, from_registry.digest);
+}
+
+/// `--push-ignore-immutable-tag-errors`, for an index and (the same semantics) for one
+/// image: the registry (behind the fault proxy) answers the PUT of the manifest to one
+/// tag with distribution's `TAG_INVALID`, as a registry with immutable tags does.
+/// Without the flag the build fails naming that destination; with it, that tag is a
+/// warning and stays unset, and the digest file names what was built (here the other
+/// destination gets the index; a single image's push stops at the refused tag).
+fn check_immutable_tag(platforms: &str, frozen_first: bool) -> (Setup, String) {
+    use kiln_testkit::proxy::{FailRule, FaultProxy, Faults};
+    let setup = Setup::new();
+    let proxy = FaultProxy::in_front_of(
+        &setup.registry,
+        Faults::none().fail(
+            FailRule::status(400, usize::MAX)
+                .code("TAG_INVALID")
+                .matching(Some("PUT"), Some("/manifests/frozen")),
+        ),
+    );
+    let via = proxy.host_port();
+    let options_for = |ignore: bool| {
+        let mut o = setup.options("unused");
+        o.custom_platform = Some(platforms.to_owned());
+        o.registry.insecure_registries.push(via.clone());
+        o.destinations = vec![format!("{via}/app:frozen")];
+        let moving = format!("{via}/app:moving");
+        match frozen_first {
+            true => o.destinations.push(moving),
+            false => o.destinations.insert(0, moving),
+        }
+        o.push_ignore_immutable_tag_errors = ignore;
+        o.digest_file = Some(setup.work.path().join(format!("digest-{ignore}")));
+        o
+    };
+
+    let err = run_tokio(kiln_build::build(&options_for(false), &Recorder::default()))
+        .expect_err("an immutable tag fails the push without the flag")
+        .to_string();
+    assert!(err.contains("app") && err.contains("frozen"), "{err}");
+    assert!(err.contains("TAG_INVALID"), "{err}");
+    assert!(setup.raw("app:frozen").is_none());
+
+    let recorder = Recorder::default();
+    let outcome = run_tokio(kiln_build::build(&options_for(true), &recorder))
+        .unwrap_or_else(|e| panic!("with the flag: {e}"));
+    let warnings: Vec<String> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            kiln_build::BuildEvent::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("immutable") && w.contains("TAG_INVALID")),
+        "{warnings:?}"
+    );
+    assert!(
+        setup.raw("app:frozen").is_none(),
+        "the frozen tag stays unset"
+    );
+    assert_eq!(
+        fs_err::read_to_string(setup.work.path().join("digest-true")).unwrap(),
+        outcome.digest
+    );
+    let refused = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault == Some("fail"))
+        .count();
+    assert_eq!(refused, 2, "one refused manifest PUT per build");
+    (setup, outcome.digest)
+}
+
+#[test]
+fn an_immutable_index_tag_is_a_warning_with_push_ignore_immutable_tag_errors() {
+    let (setup, digest) = check_immutable_tag("linux/amd64,linux/arm64", true);
+    let moved = setup
+        .raw("app:moving")
+        .expect("the other tag got the index");
+    assert_eq!(kiln_testkit::image::sha256_digest(&moved), digest);
+    let index: serde_json::Value = serde_json::from_slice(&moved).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+}
+
+#[test]
+fn an_immutable_image_tag_is_a_warning_with_push_ignore_immutable_tag_errors() {
+    let (setup, digest) = check_immutable_tag("linux/amd64", false);
+    let moved = setup
+        .raw("app:moving")
+        .expect("the tag before it was pushed");
+    assert_eq!(kiln_testkit::image::sha256_digest(&moved), digest);
+}

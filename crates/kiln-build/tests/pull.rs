@@ -332,3 +332,64 @@ fn a_corrupt_layer_fails_the_build_before_any_step_uses_the_root() {
     let corrupt = store.join(digest.trim_start_matches("sha256:"));
     assert!(!corrupt.exists(), "the corrupt blob was stored");
 }
+
+/// The scheduler's bound on bases resolved at once (`scheduler::CONCURRENT_PULLS`).
+const CONCURRENT_PULLS: usize = 3;
+
+/// The most requests whose path contains `part` the proxy had in flight at once
+/// (from when each arrived to when it was answered).
+fn most_in_flight(proxy: &FaultProxy, part: &str) -> usize {
+    let log = proxy.requests();
+    let matching: Vec<_> = log.iter().filter(|r| r.path.contains(part)).collect();
+    matching
+        .iter()
+        .map(|r| {
+            matching
+                .iter()
+                .filter(|o| o.arrived <= r.arrived && r.arrived < o.answered)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Four bases behind a proxy adding 200 ms to every request: the puller resolves them
+/// up to three at once (their manifest requests overlap, never four), and the image is
+/// byte-identical to a sequential (`--jobs 1`) build's.
+#[test]
+fn bases_are_resolved_concurrently_up_to_the_bound() {
+    let registry = Registry::start_plain();
+    let busybox = kiln_testkit::FixtureImage::busybox();
+    for name in ["a", "b", "c", "d"] {
+        busybox
+            .push(&registry, &format!("bases/{name}:1"), None)
+            .unwrap();
+    }
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(Shaping::new(50, 200)));
+    let via = proxy.host_port();
+    let fx = Fixture::new(
+        &format!(
+            "FROM {via}/bases/a:1 AS a\nFROM {via}/bases/b:1 AS b\nFROM {via}/bases/c:1 AS c\n\
+             FROM {via}/bases/d:1\n\
+             COPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\nCOPY --from=c /bin/busybox /c\n"
+        ),
+        &[],
+    );
+    let (mut options, layout) = fx.layout_options();
+    options.registry.insecure_pull = true;
+    options.reproducible = true;
+    options.jobs = 4;
+    let parallel = run_tokio(kiln_build::build(&options, &Recorder::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let at_once = most_in_flight(&proxy, "/manifests/");
+    assert!(
+        (2..=CONCURRENT_PULLS).contains(&at_once),
+        "{at_once} manifest requests in flight at once, expected 2..={CONCURRENT_PULLS}: {:#?}",
+        proxy.requests()
+    );
+
+    fs_err::remove_dir_all(&layout).unwrap();
+    options.jobs = 1;
+    let sequential = run_tokio(kiln_build::build(&options, &Recorder::default())).unwrap();
+    assert_eq!(parallel.digest, sequential.digest, "byte-identical images");
+}

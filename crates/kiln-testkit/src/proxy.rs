@@ -5,7 +5,8 @@
 //! connections are closed before any byte is read; the first N requests matching a rule
 //! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
 //! responses have their body cut after K bytes and the connection aborted. It counts
-//! connections and requests and records each request's outcome, and the most blob
+//! connections and requests and records each request's outcome (with when it arrived
+//! and when it was answered, to show overlapping requests), and the most blob
 //! downloads (`GET /v2/.../blobs/<digest>`) it had open at once. With
 //! [`Faults::shape`] it also limits each connection's bandwidth and adds latency
 //! ([`crate::shaping`]).
@@ -187,6 +188,12 @@ pub struct ProxiedRequest {
     pub status: u16,
     /// `None` when forwarded untouched, else `"fail"` or `"truncate"`.
     pub fault: Option<&'static str>,
+    /// When the request reached the proxy (before any shaping latency).
+    pub arrived: std::time::Instant,
+    /// When its response head was ready (what the order of [`FaultProxy::requests`]
+    /// follows), so two requests overlapped when each arrived before the other was
+    /// answered.
+    pub answered: std::time::Instant,
 }
 
 struct ProxyState {
@@ -346,6 +353,7 @@ async fn proxy_one(
     req: Request<Incoming>,
     pacers: Option<&Pacers>,
 ) -> Response<ProxyBody> {
+    let arrived = std::time::Instant::now();
     if let Some(shaping) = &state.faults.shaping {
         tokio::time::sleep(shaping.latency).await;
     }
@@ -364,6 +372,8 @@ async fn proxy_one(
             path: path.clone(),
             status,
             fault,
+            arrived,
+            answered: std::time::Instant::now(),
         });
     };
     for (rule, remaining) in state.faults.fail.iter().zip(&state.fail_remaining) {

@@ -11,7 +11,10 @@
 //! - upload: that encoded layer uploaded through the proxy (curl, monolithic).
 //!
 //! and the ratio of kiln's wall time (start to exit, push included) to the
-//! largest floor, and kiln's peak RSS (`wait4` rusage of kiln, by GNU time). The
+//! largest floor, and kiln's peak RSS (`wait4` rusage of kiln, by GNU time);
+//! then when kiln's push ended (the proxy's record of when the registry
+//! answered the final manifest PUT, from kiln's start) and the ratio of its exit
+//! time to that (what runs after the push: cleanup, exit). The
 //! workloads: ten small RUNs on the Debian base, a COPY of 20,000 files
 //! (12 KB each, incompressible), one RUN writing 500 MB (incompressible).
 //! `--scale` shrinks the file count and the sizes for a quick run.
@@ -85,8 +88,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         s.rate_mb, s.latency_ms, s.scale
     );
     println!(
-        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
-        "workload", "kiln s", "download", "unpack", "encode", "upload", "ratio", "peak RSS"
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
+        "workload",
+        "kiln s",
+        "download",
+        "unpack",
+        "encode",
+        "upload",
+        "ratio",
+        "peak RSS",
+        "push end",
+        "exit/push"
     );
     for workload in workloads(&s) {
         let dir = scratch.path().join(workload.name);
@@ -105,13 +117,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             encode: encode_floor(&layer_content, &dir)?,
         };
         let upload = upload_floor(&proxy, &dir.join("layer.tar.gz"))?;
+        let started = Instant::now();
         let (wall, rss_kib) = kiln_build(&kiln, &context, &dir, &proxy, workload.name)?;
+        let push_end = push_end(&proxy, workload.name, started)?;
         let largest = [floors.download, floors.unpack, floors.encode, upload]
             .into_iter()
             .max()
             .unwrap_or_default();
         println!(
-            "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6.2}x {:>6} MB",
+            "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6.2}x {:>6} MB {:>9.2} {:>8.2}x",
             workload.name,
             wall.as_secs_f64(),
             floors.download.as_secs_f64(),
@@ -120,6 +134,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             upload.as_secs_f64(),
             wall.as_secs_f64() / largest.as_secs_f64().max(1e-9),
             rss_kib / 1024,
+            push_end.as_secs_f64(),
+            wall.as_secs_f64() / push_end.as_secs_f64().max(1e-9),
         );
         fs_err::remove_dir_all(&dir)?;
     }
@@ -283,6 +299,21 @@ fn upload_floor(proxy: &FaultProxy, blob: &Path) -> anyhow::Result<Duration> {
     )?;
     anyhow::ensure!(status.success(), "upload floor: curl failed with {status}");
     Ok(started.elapsed())
+}
+
+/// When kiln's push of workload `name` ended, from `started`: the proxy's
+/// record of when the registry answered the last manifest PUT to its
+/// repository (the tag, pushed after every blob).
+fn push_end(proxy: &FaultProxy, name: &str, started: Instant) -> anyhow::Result<Duration> {
+    let path = format!("/v2/bench/{name}/manifests/");
+    let answered = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.starts_with(&path) && r.status < 300)
+        .map(|r| r.answered)
+        .max()
+        .with_context(|| format!("the proxy saw no manifest PUT to {path}"))?;
+    Ok(answered.saturating_duration_since(started))
 }
 
 /// Runs the kiln executor; its wall time and peak RSS (KiB).

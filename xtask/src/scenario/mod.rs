@@ -281,10 +281,12 @@ fn case_push_with_ca(env: &Env) -> Result<()> {
         files: &[("app.txt", "hello from the project\n")],
         with_ca: true,
         password: PASSWORD,
-        // The build ran in place: the job's shell and tools must survive it;
-        // and kaniko's warmer path works with the job's credentials and CA.
+        // The build ran in place: the job's shell, tools and emulators must
+        // survive it; and kaniko's warmer path works with the job's credentials
+        // and CA.
         extra_script: &[
             "/busybox/ls /busybox/busybox /kaniko/executor",
+            "/busybox/ls /kaniko/emulators/qemu-aarch64-static /kaniko/emulators/qemu-x86_64-static",
             "/kaniko/warmer --image $CI_REGISTRY/group/base:1 --cache-dir /kaniko/warmed",
             "/busybox/grep -q group/base:1 /kaniko/warmed/index.json",
         ],
