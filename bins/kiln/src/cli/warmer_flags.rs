@@ -42,13 +42,13 @@ pub const OWN: &[Flag] = &[
     .short('f'),
     valued(
         "custom-platform",
-        Kind::Str,
-        "OS/ARCH[/VARIANT]",
+        Kind::Multi,
+        "OS/ARCH[/VARIANT][,...]",
         WARMER,
-        "platform whose images to cache",
+        "platform(s) whose images to cache, comma-separated or repeated",
     )
     .default_note("this machine's"),
-    alias("customPlatform", "custom-platform", Kind::Str, WARMER),
+    alias("customPlatform", "custom-platform", Kind::Multi, WARMER),
 ];
 
 /// Executor flags the warmer also takes, passed to the executor's parser.
