@@ -4,16 +4,19 @@
 //! `--reproducible`; credentials never appear in any output; a failed fetch
 //! exits 1 naming the repository and writes no output; an archive URL is
 //! streamed (the child's peak RSS stays far below the archive's size). An
-//! object in S3 (moto) or Azure Blob Storage (Azurite) gives the same image as
-//! its tree; a wrong key, a missing container or object (also in the GCS
-//! emulator) exits 1 naming it and the variable to fix, writing nothing.
+//! object in S3 (moto), Azure Blob Storage (Azurite) or Google Cloud Storage
+//! (gcp-storage-emulator behind the testkit's `GcsFront`) gives the same image
+//! as its tree; a wrong key, a missing bucket, container or object exits 1
+//! naming it and the variable to fix, writing nothing.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_testkit::git::git;
-use kiln_testkit::{Azurite, GcsEmulator, GitDaemon, GitHttp, GitHttpOptions, MotoS3, StaticHttp};
+use kiln_testkit::{
+    Azurite, GcsEmulator, GcsFront, GitDaemon, GitHttp, GitHttpOptions, MotoS3, StaticHttp,
+};
 
 mod common;
 use common::{kiln, text};
@@ -649,25 +652,75 @@ fn object_store_contexts_give_the_same_image_as_their_tree_and_fail_cleanly() {
     assert!(log.contains("container \"nope\" does not exist"), "{log}");
     assert!(nothing_written("azure-missing"));
 
-    // GCS: the emulator cannot serve a download object_store accepts (no
-    // ETag, no Last-Modified), but a missing object fails as it should.
+    // GCS: gcp-storage-emulator behind the testkit's front, which adds the
+    // ETag and Last-Modified real GCS sends (the bytes are the emulator's).
+    // The bucket's `-` reaches the emulator escaped, as object_store sends
+    // it. A key file is set too: with STORAGE_EMULATOR_HOST kiln sends no
+    // credential, and the key's secret must appear nowhere.
     let gcs = GcsEmulator::start();
-    gcs.create_bucket("contexts");
-    let gcs_host = gcs.host();
+    gcs.create_bucket("kiln-contexts");
+    gcs.put("kiln-contexts", "app/ctx.tar", &tar_path);
+    let front = GcsFront::in_front_of(&gcs);
+    let gcs_host = front.host();
+    let key_file = dir.path().join("gcs-key.json");
+    std::fs::write(
+        &key_file,
+        format!(
+            r#"{{"type":"service_account","client_email":"ci@kiln.iam.gserviceaccount.com","private_key_id":"1","private_key":"-----BEGIN PRIVATE KEY-----\n{GCS_PRIVATE}\n-----END PRIVATE KEY-----\n"}}"#
+        ),
+    )
+    .unwrap();
+    let key_path = key_file.display().to_string();
+    let gcs_vars = [
+        ("STORAGE_EMULATOR_HOST", gcs_host.as_str()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", key_path.as_str()),
+    ];
+    let got = build(
+        &dir.path().join("gcs"),
+        "gs://kiln-contexts/app/ctx.tar",
+        &[],
+        &gcs_vars,
+    );
+    let log = text(&got);
+    assert!(got.status.success(), "{log}");
+    assert!(!log.contains(GCS_PRIVATE), "{log}");
+    assert_eq!(digest(&dir.path().join("gcs")), expected);
+
     let missing = build(
         &dir.path().join("gcs-missing"),
-        "gs://contexts/app/nope.tar",
+        "gs://kiln-contexts/app/nope.tar",
         &[],
-        &[("STORAGE_EMULATOR_HOST", &gcs_host)],
+        &gcs_vars,
     );
     let log = text(&missing);
     assert_eq!(missing.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("gs://contexts/app/nope.tar") && log.contains("no object \"app/nope.tar\""),
+        log.contains("gs://kiln-contexts/app/nope.tar")
+            && log.contains("no object \"app/nope.tar\" in bucket \"kiln-contexts\"")
+            && log.contains("check the key"),
         "{log}"
     );
+    assert!(!log.contains(GCS_PRIVATE), "{log}");
     assert!(nothing_written("gcs-missing"));
+
+    let missing = build(
+        &dir.path().join("gcs-no-bucket"),
+        "gs://no-such-bucket/app/ctx.tar",
+        &[],
+        &gcs_vars,
+    );
+    let log = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("gs://no-such-bucket/app/ctx.tar")
+            && log.contains("bucket \"no-such-bucket\" does not exist"),
+        "{log}"
+    );
+    assert!(nothing_written("gcs-no-bucket"));
 }
+
+/// The private-key part of a (fake) service-account key file.
+const GCS_PRIVATE: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-kiln-cli-gcs-key";
 
 #[test]
 fn add_of_a_private_repository_gets_the_git_contexts_credentials_on_its_origin_only() {
