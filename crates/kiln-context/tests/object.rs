@@ -1,6 +1,7 @@
 //! Object-store contexts against real servers on 127.0.0.1: S3 (moto's
 //! `moto_server`), Azure Blob Storage (Azurite), Google Cloud Storage
-//! (`gcp-storage-emulator`). The object streams out byte for byte; a missing
+//! (`gcp-storage-emulator`, behind the testkit's `GcsFront`, which adds the
+//! headers real GCS sends and the emulator omits). The object streams out byte for byte; a missing
 //! object, a missing bucket and wrong credentials each give their own error,
 //! naming the URL and the fix, and never the secret.
 
@@ -8,7 +9,7 @@ use std::io::Read;
 
 use kiln_auth::MapEnvironment;
 use kiln_context::ObjectSource;
-use kiln_testkit::{Azurite, GcsEmulator, MotoS3};
+use kiln_testkit::{Azurite, GcsEmulator, GcsFront, MotoS3};
 
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
 
@@ -188,41 +189,93 @@ fn an_azure_blob_streams_and_each_failure_says_what_to_fix() {
 #[test]
 fn a_gcs_object_streams_and_each_failure_says_what_to_fix() {
     let server = GcsEmulator::start();
-    server.create_bucket("ctx");
+    // A bucket name with `-`, which object_store sends escaped (`%2D`).
+    server.create_bucket("ctx-bucket");
     let dir = tempfile::tempdir().unwrap();
-    let (file, _) = object_file(dir.path());
-    server.put("ctx", "dir/ctx.tar.gz", &file);
+    let (file, data) = object_file(dir.path());
+    server.put("ctx-bucket", "dir/ctx.tar.gz", &file);
+    // The emulator alone cannot serve a download object_store accepts (no
+    // `ETag`, no `Last-Modified`); the front adds them from the emulator's
+    // own metadata, and the bytes stay the emulator's.
+    let front = GcsFront::in_front_of(&server);
+    let url = "gs://ctx-bucket/dir/ctx.tar.gz";
 
-    let env = MapEnvironment::new().with("STORAGE_EMULATOR_HOST", server.host());
-    // gcp-storage-emulator answers a download with neither `ETag` nor
-    // `Last-Modified`, which real GCS always sends and object_store's GCS
-    // client requires, so the download itself cannot succeed against it.
-    // Pinned here (the request reached the emulator and found the object),
-    // so that an emulator that gains the headers turns this into the
-    // byte-for-byte check the other stores have.
-    for host in [server.host(), format!("http://{}", server.host())] {
-        let err = open_err(
-            "gs://ctx/dir/ctx.tar.gz",
+    for host in [front.host(), format!("http://{}", front.host())] {
+        let got = read_all(
+            url,
             &MapEnvironment::new().with("STORAGE_EMULATOR_HOST", host),
         );
         assert!(
-            err.contains("gs://ctx/dir/ctx.tar.gz")
-                && (err.contains("Last-Modified") || err.contains("ETag")),
-            "{err}"
+            got == data,
+            "the object's bytes differ ({} bytes read)",
+            got.len()
         );
     }
-
-    let err = open_err("gs://ctx/missing.tar.gz", &env);
+    // HEAD, answered by the front from the emulator's metadata: the size and
+    // the MD5 of what was uploaded.
+    let head = std::process::Command::new("curl")
+        .args([
+            "-sSI",
+            &format!("http://{}/ctx-bucket/dir%2Fctx.tar.gz", front.host()),
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    let md5 = std::process::Command::new("md5sum")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let md5 = String::from_utf8_lossy(&md5.stdout);
+    let md5 = md5.split_whitespace().next().unwrap();
     assert!(
-        err.contains("gs://ctx/missing.tar.gz")
-            && err.contains("no object \"missing.tar.gz\" in bucket \"ctx\""),
+        head.starts_with("http/1.1 200")
+            && head.contains(&format!("content-length: {}\r\n", data.len()))
+            && head.contains(&format!("etag: \"{md5}\"\r\n"))
+            && head.contains("last-modified: "),
+        "{head}"
+    );
+
+    // Straight to the emulator, the download fails on the missing headers:
+    // the gap the front fills, pinned so that an emulator that gains them
+    // shows up here.
+    let err = open_err(
+        "gs://ctx/dir/ctx.tar.gz",
+        &MapEnvironment::new().with("STORAGE_EMULATOR_HOST", server.host()),
+    );
+    server.create_bucket("ctx");
+    server.put("ctx", "dir/ctx.tar.gz", &file);
+    let err_after = open_err(
+        "gs://ctx/dir/ctx.tar.gz",
+        &MapEnvironment::new().with("STORAGE_EMULATOR_HOST", server.host()),
+    );
+    assert!(err.contains("no such bucket"), "{err}");
+    assert!(
+        err_after.contains("gs://ctx/dir/ctx.tar.gz")
+            && (err_after.contains("Last-Modified") || err_after.contains("ETag")),
+        "{err_after}"
+    );
+
+    let env = MapEnvironment::new().with("STORAGE_EMULATOR_HOST", front.host());
+    let err = open_err("gs://ctx-bucket/missing.tar.gz", &env);
+    assert!(
+        err.contains("gs://ctx-bucket/missing.tar.gz")
+            && err.contains("no object \"missing.tar.gz\" in bucket \"ctx-bucket\"")
+            && err.contains("check the key"),
         "{err}"
     );
-    // The emulator answers a missing bucket as it does a missing object (an
-    // empty 404), so the error names both possibilities. (It does not decode
-    // percent-escapes in bucket names, which object_store sends for `-`, so
-    // this bucket has none.)
-    let err = open_err("gs://nosuchbucket/ctx.tar.gz", &env);
+    let err = open_err("gs://no-such-bucket/ctx.tar.gz", &env);
+    assert!(
+        err.contains("gs://no-such-bucket/ctx.tar.gz")
+            && err.contains("bucket \"no-such-bucket\" does not exist")
+            && err.contains("STORAGE_EMULATOR_HOST"),
+        "{err}"
+    );
+    // Straight to the emulator, a missing bucket is an empty 404 like a
+    // missing object, and the error names both possibilities.
+    let err = open_err(
+        "gs://nosuchbucket/ctx.tar.gz",
+        &MapEnvironment::new().with("STORAGE_EMULATOR_HOST", server.host()),
+    );
     assert!(
         err.contains("gs://nosuchbucket/ctx.tar.gz")
             && err.contains("no such bucket")

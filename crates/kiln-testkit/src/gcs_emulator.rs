@@ -3,6 +3,11 @@
 //! credentials (as Google's clients, given `STORAGE_EMULATOR_HOST`, send
 //! none) and answers a missing bucket and a missing object alike (an empty
 //! 404). Buckets are created through its JSON API, objects put with curl.
+//!
+//! Its downloads lack what GCS clients require (`ETag`, `Last-Modified`), it
+//! has no `HEAD` and it does not decode escaped bucket names: a download
+//! test goes through [`crate::GcsFront`], which fills those gaps from the
+//! emulator's own metadata.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

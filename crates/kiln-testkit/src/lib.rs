@@ -37,7 +37,10 @@
 //!   [`MotoS3`] is an S3-compatible server (PyPI's `moto[server]`), [`Azurite`]
 //!   Azure Blob Storage (npm's `azurite`, Shared Key checked, blobs put with
 //!   curl signed here) and [`GcsEmulator`] Google Cloud Storage (PyPI's
-//!   `gcp-storage-emulator`, no credentials checked).
+//!   `gcp-storage-emulator`, no credentials checked), with [`GcsFront`] in
+//!   front of it adding what real GCS sends and the emulator omits (`ETag`,
+//!   `Last-Modified`, `HEAD`, decoded bucket names, `NoSuchBucket` apart from
+//!   `NoSuchKey`).
 //! - [`rootless`] gives an unprivileged uid a subordinate id range for the
 //!   length of a test and runs commands as that uid.
 //!
@@ -54,6 +57,7 @@ pub mod debian;
 pub mod dockerd;
 pub mod foreign;
 pub mod gcs_emulator;
+pub mod gcs_front;
 pub mod git;
 pub mod gitlab;
 pub mod hostile;
@@ -75,6 +79,7 @@ pub mod tools;
 pub use azurite::Azurite;
 pub use dockerd::Dockerd;
 pub use gcs_emulator::GcsEmulator;
+pub use gcs_front::GcsFront;
 pub use git::{GitDaemon, GitHttp, GitHttpOptions};
 pub use gitlab::GitLabLike;
 pub use hostile::{HostileRegistry, Lie};
