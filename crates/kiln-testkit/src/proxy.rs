@@ -4,7 +4,9 @@
 //! `Location` headers point back at the proxy) and injects faults in order: the first N
 //! connections are closed before any byte is read; the first N requests matching a rule
 //! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
-//! responses have their body cut after K bytes and the connection aborted. It counts
+//! responses have their body cut after K bytes and the connection aborted; the first N
+//! matching responses stall after K bytes of body (nothing more for a while, then the
+//! connection is aborted). It counts
 //! connections and requests and records each request's outcome, and the most blob
 //! downloads (`GET /v2/.../blobs/<digest>`) it had open at once. With
 //! [`Faults::shape`] it also limits each connection's bandwidth and adds latency
@@ -132,6 +134,42 @@ impl TruncateRule {
     }
 }
 
+/// Stall the body of the first `count` matching responses after `keep_bytes` bytes: nothing
+/// more is sent for `stall`, then the connection is aborted (a registry that hangs
+/// halfway, for a client's I/O timeout to catch).
+#[derive(Debug, Clone)]
+pub struct StallRule {
+    /// How many matching responses to stall.
+    pub count: usize,
+    /// Bytes of body delivered before the silence.
+    pub keep_bytes: usize,
+    /// How long the silence lasts before the connection is aborted.
+    pub stall: std::time::Duration,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl StallRule {
+    /// Stalls the first `count` responses after `keep_bytes`, for `stall`.
+    pub fn first(count: usize, keep_bytes: usize, stall: std::time::Duration) -> StallRule {
+        StallRule {
+            count,
+            keep_bytes,
+            stall,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> StallRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
 /// The faults to inject.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -141,6 +179,8 @@ pub struct Faults {
     pub fail: Vec<FailRule>,
     /// Truncated bodies.
     pub truncate: Vec<TruncateRule>,
+    /// Stalled bodies.
+    pub stall: Vec<StallRule>,
     /// Bandwidth limit and latency, if any.
     pub shaping: Option<Shaping>,
 }
@@ -174,6 +214,12 @@ impl Faults {
         self.truncate.push(rule);
         self
     }
+
+    /// Add a stalling rule.
+    pub fn stall(mut self, rule: StallRule) -> Faults {
+        self.stall.push(rule);
+        self
+    }
 }
 
 /// What happened to one request.
@@ -185,7 +231,7 @@ pub struct ProxiedRequest {
     pub path: String,
     /// Status sent to the client (502 when the upstream could not be reached).
     pub status: u16,
-    /// `None` when forwarded untouched, else `"fail"` or `"truncate"`.
+    /// `None` when forwarded untouched, else `"fail"`, `"truncate"` or `"stall"`.
     pub fault: Option<&'static str>,
 }
 
@@ -195,6 +241,7 @@ struct ProxyState {
     drop_remaining: AtomicUsize,
     fail_remaining: Vec<AtomicUsize>,
     truncate_remaining: Vec<AtomicUsize>,
+    stall_remaining: Vec<AtomicUsize>,
     faults: Faults,
     requests: Mutex<Vec<ProxiedRequest>>,
     blob_gets: Arc<Gauge>,
@@ -240,6 +287,11 @@ impl FaultProxy {
                 .collect(),
             truncate_remaining: faults
                 .truncate
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            stall_remaining: faults
+                .stall
                 .iter()
                 .map(|r| AtomicUsize::new(r.count))
                 .collect(),
@@ -390,7 +442,17 @@ async fn proxy_one(
         .find(|(rule, remaining)| {
             rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
         })
-        .map(|(rule, _)| rule.keep_bytes);
+        .map(|(rule, _)| ("truncate", rule.keep_bytes, TRUNCATE_FLUSH));
+    let stall = state
+        .faults
+        .stall
+        .iter()
+        .zip(&state.stall_remaining)
+        .find(|(rule, remaining)| {
+            rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
+        })
+        .map(|(rule, _)| ("stall", rule.keep_bytes, rule.stall));
+    let cut = truncate.or(stall);
     let (mut parts, body) = req.into_parts();
     let uri = format!("http://{}{path}", state.upstream);
     parts.uri = match uri.parse() {
@@ -416,12 +478,13 @@ async fn proxy_one(
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, body) = response.into_parts();
-            let body = match truncate {
-                Some(keep) => {
-                    record(status, Some("truncate"));
+            let body = match cut {
+                Some((fault, keep, hold)) => {
+                    record(status, Some(fault));
                     Truncated {
                         inner: body,
                         remaining: keep,
+                        hold,
                         abort: None,
                     }
                     .boxed()
@@ -467,12 +530,17 @@ fn full(text: String) -> ProxyBody {
         .boxed()
 }
 
-/// Passes `remaining` bytes of the body through, then fails, so the server aborts the
-/// connection short of the announced `Content-Length`. The failure waits a moment so
-/// the head and the kept bytes are flushed to the client first.
+/// How long a truncated body waits before the abort, so the head and the kept bytes are
+/// flushed to the client first.
+const TRUNCATE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Passes `remaining` bytes of the body through, sends nothing for `hold`, then fails, so
+/// the server aborts the connection short of the announced `Content-Length`: a truncated
+/// body (a short hold) or a stalled one (a long hold).
 struct Truncated {
     inner: ProxyBody,
     remaining: usize,
+    hold: std::time::Duration,
     abort: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -487,9 +555,9 @@ impl Body for Truncated {
         let this = self.get_mut();
         if let Some(abort) = &mut this.abort {
             return match abort.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Some(Err("body truncated by kiln-testkit proxy".into())))
-                }
+                Poll::Ready(()) => Poll::Ready(Some(Err(
+                    "body truncated or stalled by kiln-testkit proxy".into(),
+                ))),
                 Poll::Pending => Poll::Pending,
             };
         }
@@ -498,9 +566,7 @@ impl Body for Truncated {
                 Ok(mut data) => {
                     if data.len() >= this.remaining {
                         data.truncate(this.remaining);
-                        this.abort = Some(Box::pin(tokio::time::sleep(
-                            std::time::Duration::from_millis(100),
-                        )));
+                        this.abort = Some(Box::pin(tokio::time::sleep(this.hold)));
                     }
                     this.remaining -= data.len();
                     Poll::Ready(Some(Ok(Frame::data(data))))
