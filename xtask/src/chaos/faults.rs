@@ -3,7 +3,9 @@
 //! Each case draws (from the seed) a fault and where it strikes: a status
 //! answer (500, 502, 503, or 429 with `Retry-After`) to one kind of request
 //! (blob HEAD, upload POST/PUT, manifest PUT; manifest or blob GET),
-//! dropped connections, or a blob body cut at a random byte. It runs twice:
+//! dropped connections, a blob body cut at a random byte, or (pulls) a blob body
+//! that stalls at a random byte for longer than kiln's `--registry-timeout`
+//! (short in these cases, so a stall costs seconds). It runs twice:
 //! with a passing fault (fewer failures than attempts) and
 //! `--push-retry`/`--image-download-retry`, where the build must succeed (the
 //! push with the undisturbed build's digest), and with a fault that never
@@ -19,7 +21,7 @@ use super::rig::{Build, Rig, read_digest};
 use super::rng::Rng;
 use super::{Scale, Tally};
 use anyhow::{Context, Result, ensure};
-use kiln_testkit::{FailRule, FaultProxy, Faults, TruncateRule};
+use kiln_testkit::{FailRule, FaultProxy, Faults, StallRule, TruncateRule};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ const DEADLINE: Duration = Duration::from_secs(600);
 const PASSING: usize = 3;
 const RETRIES: &str = "6";
 const FOREVER: usize = 1_000_000;
+/// kiln's `--registry-timeout` in the stall cases, and how long a stall lasts.
+const STALL_TIMEOUT: &str = "3s";
+const STALL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy)]
 enum Direction {
@@ -47,6 +52,9 @@ enum Fault {
     Truncate {
         keep: usize,
     },
+    Stall {
+        keep: usize,
+    },
 }
 
 impl Fault {
@@ -62,7 +70,7 @@ impl Fault {
         };
         let kinds = match direction {
             Direction::Push => 5,
-            Direction::Pull => 6,
+            Direction::Pull => 7,
         };
         match rng.below(kinds) {
             0..=3 => {
@@ -77,7 +85,10 @@ impl Fault {
                 }
             }
             4 => Fault::Drop,
-            _ => Fault::Truncate {
+            5 => Fault::Truncate {
+                keep: rng.below(size as u64) as usize,
+            },
+            _ => Fault::Stall {
                 keep: rng.below(size as u64) as usize,
             },
         }
@@ -100,6 +111,17 @@ impl Fault {
             Fault::Drop => Faults::none().drop_connections(count),
             Fault::Truncate { keep } => Faults::none()
                 .truncate(TruncateRule::first(count, *keep).matching(Some("GET"), Some("/blobs/"))),
+            Fault::Stall { keep } => Faults::none().stall(
+                StallRule::first(count, *keep, STALL).matching(Some("GET"), Some("/blobs/")),
+            ),
+        }
+    }
+
+    /// Flags the case needs besides the retry flags.
+    fn flags(&self) -> Vec<String> {
+        match self {
+            Fault::Stall { .. } => vec![format!("--registry-timeout={STALL_TIMEOUT}")],
+            _ => Vec::new(),
         }
     }
 }
@@ -216,6 +238,7 @@ fn one_case(
         Direction::Pull => "chaos/faults:pulled".to_owned(),
     };
     let target = target.as_str();
+    build.extra.extend(fault.flags());
     if passing {
         build.extra.extend([
             format!("--push-retry={RETRIES}"),
