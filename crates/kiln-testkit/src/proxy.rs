@@ -6,13 +6,14 @@
 //! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
 //! responses have their body cut after K bytes and the connection aborted; the first N
 //! matching responses stall after K bytes of body (nothing more for a while, then the
-//! connection is aborted). It counts
+//! connection is aborted); the first N matching requests have their body cut after K
+//! bytes (the registry gets K bytes and a broken connection, the client a connection
+//! closed under its upload, no answer). It counts
 //! connections and requests and records each request's outcome, and the most blob
 //! downloads (`GET /v2/.../blobs/<digest>`) it had open at once. With
 //! [`Faults::shape`] it also limits each connection's bandwidth and adds latency
 //! ([`crate::shaping`]).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -170,6 +171,39 @@ impl StallRule {
     }
 }
 
+/// Cut the body of the first `count` matching requests (an upload's `PATCH` or `PUT`)
+/// after `keep_bytes` bytes: the registry receives those bytes and then a broken
+/// connection; the client's connection is closed without an answer.
+#[derive(Debug, Clone)]
+pub struct CutRule {
+    /// How many matching requests to cut (only those whose body is longer count).
+    pub count: usize,
+    /// Bytes of the request body forwarded before the cut.
+    pub keep_bytes: usize,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl CutRule {
+    /// Cuts the first `count` request bodies after `keep_bytes`.
+    pub fn first(count: usize, keep_bytes: usize) -> CutRule {
+        CutRule {
+            count,
+            keep_bytes,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> CutRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
 /// The faults to inject.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -181,6 +215,8 @@ pub struct Faults {
     pub truncate: Vec<TruncateRule>,
     /// Stalled bodies.
     pub stall: Vec<StallRule>,
+    /// Request bodies cut short.
+    pub cut: Vec<CutRule>,
     /// Bandwidth limit and latency, if any.
     pub shaping: Option<Shaping>,
 }
@@ -215,6 +251,12 @@ impl Faults {
         self
     }
 
+    /// Add a rule cutting request bodies.
+    pub fn cut(mut self, rule: CutRule) -> Faults {
+        self.cut.push(rule);
+        self
+    }
+
     /// Add a stalling rule.
     pub fn stall(mut self, rule: StallRule) -> Faults {
         self.stall.push(rule);
@@ -231,7 +273,8 @@ pub struct ProxiedRequest {
     pub path: String,
     /// Status sent to the client (502 when the upstream could not be reached).
     pub status: u16,
-    /// `None` when forwarded untouched, else `"fail"`, `"truncate"` or `"stall"`.
+    /// `None` when forwarded untouched, else `"fail"`, `"truncate"`, `"stall"` or `"cut"`
+    /// (status 0: the client got no answer).
     pub fault: Option<&'static str>,
 }
 
@@ -242,6 +285,7 @@ struct ProxyState {
     fail_remaining: Vec<AtomicUsize>,
     truncate_remaining: Vec<AtomicUsize>,
     stall_remaining: Vec<AtomicUsize>,
+    cut_remaining: Vec<AtomicUsize>,
     faults: Faults,
     requests: Mutex<Vec<ProxiedRequest>>,
     blob_gets: Arc<Gauge>,
@@ -292,6 +336,11 @@ impl FaultProxy {
                 .collect(),
             stall_remaining: faults
                 .stall
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            cut_remaining: faults
+                .cut
                 .iter()
                 .map(|r| AtomicUsize::new(r.count))
                 .collect(),
@@ -372,7 +421,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) 
                 let client = client.clone();
                 let pacers = pacers.clone();
                 async move {
-                    Ok::<_, Infallible>(proxy_one(&state, &client, req, pacers.as_ref()).await)
+                    // An error closes the client's connection without an answer.
+                    match proxy_one(&state, &client, req, pacers.as_ref()).await {
+                        Some(response) => Ok(response),
+                        None => Err(std::io::Error::other(
+                            "request body cut by kiln-testkit proxy",
+                        )),
+                    }
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -392,12 +447,14 @@ fn take_one(counter: &AtomicUsize) -> bool {
 /// The pacers of a shaped connection: (upload, download).
 type Pacers = (Arc<Mutex<Pacer>>, Arc<Mutex<Pacer>>);
 
+/// The answer to one request; `None` when its body was cut (the connection is then
+/// closed without an answer).
 async fn proxy_one(
     state: &ProxyState,
     client: &Client<HttpConnector, ProxyBody>,
     req: Request<Incoming>,
     pacers: Option<&Pacers>,
-) -> Response<ProxyBody> {
+) -> Option<Response<ProxyBody>> {
     if let Some(shaping) = &state.faults.shaping {
         tokio::time::sleep(shaping.latency).await;
     }
@@ -431,7 +488,7 @@ async fn proxy_one(
                 rule.code, rule.status
             );
             record(rule.status, Some("fail"));
-            return response.body(full(body)).expect("response");
+            return Some(response.body(full(body)).expect("response"));
         }
     }
     let truncate = state
@@ -453,28 +510,60 @@ async fn proxy_one(
         })
         .map(|(rule, _)| ("stall", rule.keep_bytes, rule.stall));
     let cut = truncate.or(stall);
+    let length = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let cut_request = state
+        .faults
+        .cut
+        .iter()
+        .zip(&state.cut_remaining)
+        .find(|(rule, remaining)| {
+            length > rule.keep_bytes
+                && rule.matching.matches(&method, req.uri().path())
+                && take_one(remaining)
+        })
+        .map(|(rule, _)| rule.keep_bytes);
     let (mut parts, body) = req.into_parts();
     let uri = format!("http://{}{path}", state.upstream);
     parts.uri = match uri.parse() {
         Ok(uri) => uri,
         Err(_) => {
             record(400, None);
-            return Response::builder()
-                .status(400)
-                .body(full("bad request URI".to_owned()))
-                .expect("response");
+            return Some(
+                Response::builder()
+                    .status(400)
+                    .body(full("bad request URI".to_owned()))
+                    .expect("response"),
+            );
         }
     };
     let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed();
     if let Some((up, _)) = pacers {
         body = paced(body, up.clone());
     }
+    if let Some(keep) = cut_request {
+        body = CutShort {
+            inner: body,
+            remaining: keep,
+        }
+        .boxed();
+    }
     let response = shaped(
         client.request(Request::from_parts(parts, body)).await,
         pacers,
         blob_get.then_some(&state.blob_gets),
     );
-    match response {
+    if cut_request.is_some() {
+        // The registry got the first bytes and a broken connection; the client gets
+        // its connection closed, whatever the registry made of it.
+        record(0, Some("cut"));
+        return None;
+    }
+    Some(match response {
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, body) = response.into_parts();
@@ -503,7 +592,7 @@ async fn proxy_one(
                 .body(full(format!("upstream {}: {e}", state.upstream)))
                 .expect("response")
         }
-    }
+    })
 }
 
 /// The upstream's response with its body paced (when shaped) and counted (a blob GET).
@@ -528,6 +617,39 @@ fn full(text: String) -> ProxyBody {
     Full::new(Bytes::from(text))
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// A request body passing `remaining` bytes upstream, then failing: the upstream
+/// request is aborted short of its `Content-Length`.
+struct CutShort {
+    inner: ProxyBody,
+    remaining: usize,
+}
+
+impl Body for CutShort {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(Some(Err("request body cut by kiln-testkit proxy".into())));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    data.truncate(this.remaining);
+                    this.remaining -= data.len();
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
 }
 
 /// How long a truncated body waits before the abort, so the head and the kept bytes are
