@@ -429,6 +429,28 @@ mod tests {
     }
 
     #[test]
+    fn registry_timeout_from_the_flag_else_the_environment() {
+        let t = |cmdline: &str, vars: &[(&str, &str)]| {
+            opts(&format!("--no-push {cmdline}"), vars).map(|o| o.registry.io_timeout)
+        };
+        assert_eq!(t("", &[]).unwrap(), None);
+        assert_eq!(
+            t("--registry-timeout=30s", &[("KILN_REGISTRY_TIMEOUT", "5m")]).unwrap(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            t("", &[("KILN_REGISTRY_TIMEOUT", "1m30s")]).unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        assert!(
+            t("--registry-timeout=0s", &[])
+                .unwrap_err()
+                .contains("more than 0")
+        );
+        assert!(t("", &[("KILN_REGISTRY_TIMEOUT", "soon")]).is_err());
+    }
+
+    #[test]
     fn destination_required_unless_no_push() {
         assert!(opts("", &[]).unwrap_err().contains("--destination"));
         assert!(opts("--no-push", &[]).is_ok());
