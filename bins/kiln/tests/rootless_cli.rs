@@ -17,6 +17,9 @@ const UID: u32 = 65534;
 /// The subordinate range this test gives UID.
 const LINE: &str = "65534:1400000:65536";
 
+/// The tests share UID's line in /etc/subuid and /etc/subgid: one at a time.
+static SUBIDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `(owner, path)` of every entry of a gzip layer, as GNU tar lists them.
 fn owners(blob: &Path) -> Vec<(String, String)> {
     let out = Command::new("tar")
@@ -65,6 +68,7 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
     let kiln = dir.path().join("kiln");
     std::fs::copy(common::kiln(), &kiln).unwrap();
     give_tree(dir.path(), UID);
+    let _one = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
     let _line = SubidLine::add(LINE);
     let layout = dir.path().join("out");
     let out = command_as(UID, &kiln)
@@ -119,4 +123,155 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
         .filter(|n| n.to_string_lossy().starts_with("build-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Pids of the processes whose command line contains `needle`.
+fn processes_with(needle: &[u8]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            cmdline
+                .windows(needle.len())
+                .any(|w| w == needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGKILLs, when a test ends (passed or not), every process still running the
+/// kiln binary at this path, so that a failure leaves nothing behind.
+struct KillLeftovers(std::path::PathBuf);
+
+impl Drop for KillLeftovers {
+    fn drop(&mut self) {
+        for pid in processes_with(self.0.as_os_str().as_encoded_bytes()) {
+            // SAFETY: the processes of this test's own copy of kiln.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A CI runner cancelling a rootless job signals the process it started: the
+/// parent, which re-ran kiln in a user namespace and waits for it. The signal
+/// must reach the child, which stops the build and cleans up (the RUN killed,
+/// the build dir removed), and the parent must exit 128+N only after that.
+/// Before, SIGTERM killed the parent on the spot and the child built on.
+fn rootless_stopped_during_run(signo: i32, seconds: u32) {
+    use std::time::{Duration, Instant};
+    // SAFETY: trivial getter.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root to set up the unprivileged user (CI runs as root)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("rootfs.tar"), kiln_testkit::busybox::rootfs_tar()).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD rootfs.tar /\nRUN exec sleep {seconds}\n"),
+    )
+    .unwrap();
+    // A copy of its own: its path tells this build's kiln processes from others'.
+    let kiln = dir.path().join("kiln-stopped");
+    std::fs::copy(common::kiln(), &kiln).unwrap();
+    let work = dir.path().join("work");
+    // A file, not a pipe: a child that outlived the parent would hold a pipe open.
+    let log = dir.path().join("stderr.log");
+    give_tree(dir.path(), UID);
+    let _one = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
+    let _line = SubidLine::add(LINE);
+    let mut parent = command_as(UID, &kiln)
+        .args(["build", "-c"])
+        .arg(&ctx)
+        .arg("--no-push")
+        .arg(format!("--kaniko-dir={}", work.display()))
+        .env("HOME", dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _reaper = KillLeftovers(kiln.clone());
+    let needle = format!("sleep\0{seconds}\0");
+    let until = Instant::now() + Duration::from_secs(120);
+    while processes_with(needle.as_bytes()).is_empty() {
+        assert!(Instant::now() < until, "the RUN never started");
+        assert!(
+            parent.try_wait().unwrap().is_none(),
+            "kiln ended before its RUN started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The build runs in the re-run child (it carries the marker), not in the parent.
+    let rerun = processes_with(kiln.as_os_str().as_encoded_bytes())
+        .into_iter()
+        .filter(|&pid| pid != parent.id())
+        .any(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|v| v.starts_with(kiln_sandbox::ROOTLESS_NAMESPACE_ENV.as_bytes()))
+            })
+        });
+    assert!(rerun, "kiln did not re-run itself in a user namespace");
+    let sent = Instant::now();
+    // SAFETY: signalling our own child (setpriv exec'd kiln: same pid).
+    unsafe { libc::kill(parent.id() as libc::pid_t, signo) };
+    let status = loop {
+        if let Some(status) = parent.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "kiln did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = sent.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(128 + signo), "{status:?}\n{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(stderr.contains(&format!("signal {signo}")), "{stderr}");
+    // When the parent is gone, so is the RUN's process.
+    assert!(
+        processes_with(needle.as_bytes()).is_empty(),
+        "the RUN's process is alive"
+    );
+    // The build dir goes to a background remover (a fork of the child); give it a
+    // moment, then no kiln process of this build is left.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir(&work)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("build-"))
+            .collect();
+        let alive = processes_with(kiln.as_os_str().as_encoded_bytes());
+        if left.is_empty() && alive.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "left in {}: {left:?}; kiln processes alive: {alive:?}",
+            work.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_to_a_rootless_build_reaches_the_rerun_child_and_exits_143() {
+    rootless_stopped_during_run(libc::SIGTERM, 876);
+}
+
+#[test]
+fn sigint_to_a_rootless_build_reaches_the_rerun_child_and_exits_130() {
+    rootless_stopped_during_run(libc::SIGINT, 877);
 }

@@ -282,6 +282,9 @@ pub struct RegistryOptions {
     pub registry_certificates: BTreeMap<String, PathBuf>,
     /// `--registry-client-cert registry=cert,key`: client certificate per registry.
     pub registry_client_certs: BTreeMap<String, ClientCert>,
+    /// `--registry-timeout`: kiln-registry's I/O timeout (no byte moving on a
+    /// connection for this long fails the request); `None`: its default.
+    pub io_timeout: Option<std::time::Duration>,
 }
 
 /// A client certificate and its private key, both PEM files.

@@ -46,6 +46,9 @@ pub fn client(options: &BuildOptions) -> Result<kiln_registry::Client, BuildErro
     reg.mirrors = r.registry_mirrors.clone();
     reg.registry_maps = r.registry_maps.clone();
     reg.skip_default_registry_fallback = r.skip_default_registry_fallback;
+    if let Some(timeout) = r.io_timeout {
+        reg.io_timeout = timeout;
+    }
     let retries = options
         .retries
         .push_retry

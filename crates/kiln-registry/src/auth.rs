@@ -16,7 +16,7 @@ use crate::body::RequestBody;
 use crate::challenge::{AuthScheme, Challenge, Scope, merge_scopes, scope_key};
 use crate::error::{Ctx, Error, ErrorKind, Operation, display_url};
 use crate::session::{Endpoint, read_limited, status_error};
-use crate::transport::{self, HEAD_TIMEOUT};
+use crate::transport;
 use kiln_auth::Credential;
 
 const TOKEN_BODY_LIMIT: usize = 1 << 20;
@@ -173,7 +173,7 @@ impl Endpoint {
             )
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let client = self.client_for(&realm, ctx).await?;
-        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
+        let resp = transport::send(&client, req, ctx).await?;
         match resp.status() {
             StatusCode::OK => parse_token(ctx, resp).await,
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED if basic_cred.is_some() => {
@@ -222,7 +222,7 @@ impl Endpoint {
             .body(body.open().await.map_err(|e| ctx.protocol(e.to_string()))?)
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let client = self.client_for(realm, ctx).await?;
-        let resp = transport::send(&client, req, Some(HEAD_TIMEOUT), ctx).await?;
+        let resp = transport::send(&client, req, ctx).await?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(ctx, resp).await);
         }

@@ -96,7 +96,7 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub fn new(options: RegistryOptions) -> Client {
-        let foreign = Arc::new(ForeignClients::new(options.tls.clone()));
+        let foreign = Arc::new(ForeignClients::new(options.tls.clone(), options.io_timeout));
         Client {
             inner: Arc::new(Inner {
                 options,
@@ -163,7 +163,7 @@ impl Client {
             registry: registry.to_string(),
             host: kiln_oci::registry_api_host(registry).to_string(),
             allow_plain_http: allow_http,
-            client: build_client(tls),
+            client: build_client(tls, o.io_timeout),
             credential,
             retry: o.retry.clone(),
             user_agent,

@@ -21,7 +21,7 @@ use kiln_oci::{Descriptor, Digest, Hasher};
 
 use crate::error::{Ctx, Error, ErrorKind};
 use crate::progress::BlobMeter;
-use crate::transport::{BODY_IDLE_TIMEOUT, chain};
+use crate::transport::chain;
 
 const BUFFER: usize = 1 << 20;
 const QUEUE: usize = 4;
@@ -133,21 +133,16 @@ async fn stream_body(
     let mut buf = BytesMut::with_capacity(BUFFER);
     let (mut received, mut reported) = (0u64, 0u64);
     loop {
-        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
-            Err(_) => {
-                return Err(ctx.err(ErrorKind::Timeout {
-                    url: "blob body".into(),
-                    secs: BODY_IDLE_TIMEOUT.as_secs(),
-                }));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
+        // A stall is bounded by the connection's I/O timeout (crate::idle).
+        let frame = match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
                 return Err(ctx.err(ErrorKind::Transfer {
                     url: "blob body".into(),
                     reason: chain(&e),
                 }));
             }
-            Ok(Some(Ok(frame))) => frame,
+            Some(Ok(frame)) => frame,
         };
         let Ok(data) = frame.into_data() else {
             continue;

@@ -132,8 +132,6 @@ pub enum ErrorKind {
     Tls { url: String, reason: String },
     #[error("the transfer from/to {url} broke off: {reason}")]
     Transfer { url: String, reason: String },
-    #[error("no answer from {url} within {secs} s")]
-    Timeout { url: String, secs: u64 },
     #[error("the content does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("the content has {actual} bytes, expected {expected}")]
@@ -272,7 +270,6 @@ impl Error {
             }
             ErrorKind::Connect { .. }
             | ErrorKind::Transfer { .. }
-            | ErrorKind::Timeout { .. }
             | ErrorKind::DigestMismatch { .. }
             | ErrorKind::SizeMismatch { .. } => true,
             _ => false,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use url::Url;
 
@@ -13,13 +14,15 @@ use crate::transport::{HttpClient, build_client};
 /// One pooled client per foreign host, with that host's TLS configuration.
 pub(crate) struct ForeignClients {
     tls: Arc<dyn TlsProvider>,
+    io_timeout: Duration,
     clients: Mutex<BTreeMap<String, HttpClient>>,
 }
 
 impl ForeignClients {
-    pub fn new(tls: Arc<dyn TlsProvider>) -> ForeignClients {
+    pub fn new(tls: Arc<dyn TlsProvider>, io_timeout: Duration) -> ForeignClients {
         ForeignClients {
             tls,
+            io_timeout,
             clients: Mutex::new(BTreeMap::new()),
         }
     }
@@ -45,7 +48,7 @@ impl ForeignClients {
                 reason,
             })
         })?;
-        let client = build_client(config);
+        let client = build_client(config, self.io_timeout);
         clients.insert(host, client.clone());
         Ok(client)
     }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::providers::{CredentialProvider, TlsProvider};
 use crate::retry::RetryPolicy;
@@ -15,6 +16,10 @@ pub enum Direction {
     Pull,
     Push,
 }
+
+/// [`RegistryOptions::io_timeout`] unless set: a registry that sends and reads nothing
+/// for two minutes is not coming back.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Everything a [`crate::Client`] needs to know.
 #[derive(Clone)]
@@ -39,6 +44,10 @@ pub struct RegistryOptions {
     /// the mirrors / remaps failed.
     pub skip_default_registry_fallback: bool,
     pub retry: RetryPolicy,
+    /// The registry I/O timeout: a connection on which no byte moves either way for this
+    /// long while kiln waits on it (handshake, response head, a body that stalls, an
+    /// upload the server stops reading) fails, and is retried as a broken transfer.
+    pub io_timeout: Duration,
     /// Blobs uploaded at the same time (per push).
     pub max_parallel_uploads: usize,
     /// Upload blobs larger than this in chunks of this size (PATCH); `None`: one PUT.
@@ -67,6 +76,7 @@ impl fmt::Debug for RegistryOptions {
                 &self.skip_default_registry_fallback,
             )
             .field("retry", &self.retry)
+            .field("io_timeout", &self.io_timeout)
             .field("max_parallel_uploads", &self.max_parallel_uploads)
             .field("chunk_size", &self.chunk_size)
             .field("user_agent", &self.user_agent)
@@ -92,6 +102,7 @@ impl RegistryOptions {
             registry_maps: BTreeMap::new(),
             skip_default_registry_fallback: false,
             retry: RetryPolicy::default(),
+            io_timeout: DEFAULT_IO_TIMEOUT,
             max_parallel_uploads: 4,
             chunk_size: None,
             user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),

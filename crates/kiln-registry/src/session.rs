@@ -21,7 +21,7 @@ use crate::challenge::{AuthScheme, Challenge, Scope, parse_challenges};
 use crate::error::{Ctx, Error, ErrorKind, body_excerpt, parse_error_envelope};
 use crate::foreign::ForeignClients;
 use crate::retry::{RetryPolicy, parse_retry_after};
-use crate::transport::{self, HEAD_TIMEOUT, HttpClient};
+use crate::transport::{self, HttpClient};
 use kiln_auth::Credential;
 
 const MAX_REDIRECTS: usize = 5;
@@ -170,7 +170,7 @@ impl Endpoint {
                     .map_err(|e| ctx.protocol(e.to_string()))?,
             )
             .map_err(|e| ctx.protocol(e.to_string()))?;
-        let resp = transport::send(&self.cfg.client, req, Some(HEAD_TIMEOUT), ctx).await?;
+        let resp = transport::send(&self.cfg.client, req, ctx).await?;
         let status = resp.status();
         // /v2/ answers 200 or 401 (some front ends 403/404). Anything else means this
         // scheme is wrong (a TLS server answers plain HTTP with 400) or the registry is
@@ -253,8 +253,7 @@ impl Endpoint {
             let request = builder
                 .body(body)
                 .map_err(|e| ctx.protocol(format!("building request: {e}")))?;
-            let timeout = (len == 0).then_some(HEAD_TIMEOUT);
-            let resp = transport::send(&client, request, timeout, ctx).await?;
+            let resp = transport::send(&client, request, ctx).await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && same_origin && !rechallenged {
                 rechallenged = true;
@@ -352,35 +351,20 @@ pub(crate) async fn status_error(ctx: &Ctx, resp: Response<Incoming>) -> Error {
     })
 }
 
-/// Reads a body up to `limit` bytes (more is an error), failing when the registry
-/// sends nothing for [`transport::BODY_IDLE_TIMEOUT`]: a manifest, config or token
-/// that stalls halfway must not hold the build forever.
-pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, String> {
-    read_limited_within(body, limit, transport::BODY_IDLE_TIMEOUT).await
-}
-
-/// [`read_limited`] with the longest silence allowed between two frames.
-async fn read_limited_within<B>(
-    mut body: B,
-    limit: usize,
-    idle: std::time::Duration,
-) -> Result<Bytes, String>
+/// Reads a body up to `limit` bytes (more is an error). A manifest, config or token
+/// that stalls halfway fails after the connection's I/O timeout ([`crate::idle`]).
+pub(crate) async fn read_limited<B>(mut body: B, limit: usize) -> Result<Bytes, String>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
     B::Error: std::error::Error + 'static,
 {
     let mut out = bytes::BytesMut::new();
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                return Err(format!(
-                    "timed out: no data for {} s after {} bytes",
-                    idle.as_secs_f64(),
-                    out.len()
-                ));
+        let frame = match body.frame().await {
+            None => break,
+            Some(frame) => {
+                frame.map_err(|e| format!("after {} bytes: {}", out.len(), transport::chain(&e)))?
             }
-            Ok(None) => break,
-            Ok(Some(frame)) => frame.map_err(|e| transport::chain(&e))?,
         };
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > limit {
@@ -400,53 +384,11 @@ pub(crate) async fn drain(resp: Response<Incoming>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use std::time::{Duration, Instant};
-
-    /// Half a document, then silence (a registry whose Content-Length never arrives).
-    struct Stalls(Option<Bytes>);
-
-    impl hyper::body::Body for Stalls {
-        type Data = Bytes;
-        type Error = std::io::Error;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-            match self.0.take() {
-                Some(b) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
-                None => Poll::Pending,
-            }
-        }
-    }
-
-    // Regression (issue 19, found by `cargo xtask chaos`): a manifest body that
-    // stalled after its first bytes held the build forever.
-    #[tokio::test]
-    async fn a_small_body_that_stalls_fails_after_the_idle_timeout() {
-        let started = Instant::now();
-        let err = read_limited_within(
-            Stalls(Some(Bytes::from_static(b"{\"schemaVersion\":"))),
-            1 << 20,
-            Duration::from_millis(200),
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            err.contains("timed out") && err.contains("after 17 bytes"),
-            "{err}"
-        );
-        assert!(started.elapsed() < Duration::from_secs(10));
-    }
 
     #[tokio::test]
     async fn a_small_body_over_its_limit_is_refused() {
         let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 100]));
-        let err = read_limited_within(body, 99, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = read_limited(body, 99).await.unwrap_err();
         assert_eq!(err, "body larger than 99 bytes");
     }
 }

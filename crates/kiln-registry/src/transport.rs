@@ -1,6 +1,7 @@
-//! One HTTP exchange: the hyper client (HTTP/1.1, plain or rustls, connection pool), a
-//! timeout for bodiless requests, and the classification of transport failures into
-//! connect / TLS (unknown authority) / transfer errors. No header value is ever logged.
+//! One HTTP exchange: the hyper client (HTTP/1.1, plain or rustls, connection pool, the
+//! I/O timeout of [`crate::idle`] on every connection), and the classification of
+//! transport failures into connect / TLS (unknown authority) / transfer errors. No
+//! header value is ever logged.
 
 use std::time::{Duration, Instant};
 
@@ -13,20 +14,18 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::body::HyperBody;
 use crate::error::{Ctx, Error, ErrorKind, display_url};
+use crate::idle::IdleConnector;
 use kiln_auth::TlsError;
 
-pub(crate) type HttpClient = LegacyClient<HttpsConnector<HttpConnector>, HyperBody>;
+pub(crate) type HttpClient = LegacyClient<HttpsConnector<IdleConnector<HttpConnector>>, HyperBody>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bound on waiting for the response head of a request without a body.
-pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
-/// Bound on a silence while reading a response body.
-pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A pooled HTTP/1.1 client able to speak `http://` and `https://` with `tls`.
+/// A pooled HTTP/1.1 client able to speak `http://` and `https://` with `tls`, whose
+/// connections fail after `io_timeout` without a byte moving.
 /// (HTTP/1.1 only: parallel blobs go over parallel connections, which is faster for large
 /// transfers than h2 streams sharing one connection's flow-control window.)
-pub(crate) fn build_client(tls: rustls::ClientConfig) -> HttpClient {
+pub(crate) fn build_client(tls: rustls::ClientConfig, io_timeout: Duration) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -35,17 +34,16 @@ pub(crate) fn build_client(tls: rustls::ClientConfig) -> HttpClient {
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(IdleConnector::new(http, io_timeout));
     LegacyClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(https)
 }
 
-/// Sends one request. `timeout` bounds the wait for the response head.
+/// Sends one request.
 pub(crate) async fn send(
     client: &HttpClient,
     req: Request<HyperBody>,
-    timeout: Option<Duration>,
     ctx: &Ctx,
 ) -> Result<Response<Incoming>, Error> {
     let url_text = req
@@ -56,20 +54,7 @@ pub(crate) async fn send(
         .unwrap_or_default();
     let method = req.method().clone();
     let started = Instant::now();
-    let fut = client.request(req);
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(ctx.err(ErrorKind::Timeout {
-                    url: url_text,
-                    secs: t.as_secs(),
-                }));
-            }
-        },
-        None => fut.await,
-    };
-    match result {
+    match client.request(req).await {
         Ok(resp) => {
             tracing::debug!(
                 %method,

@@ -1,12 +1,12 @@
 //! Faults injected by the testkit proxy (dropped connections, 500s, 429 with Retry-After,
-//! truncated bodies) are retried and the image arrives intact; retries are bounded and a
-//! failed push leaves no tag.
+//! truncated bodies, uploads cut mid-body) are retried and the image arrives intact;
+//! retries are bounded and a failed push leaves no tag.
 
 mod common;
 
 use common::*;
 use kiln_registry::{Client, ManifestRef, RepoRef};
-use kiln_testkit::{FailRule, FaultProxy, Faults, Registry, TruncateRule};
+use kiln_testkit::{CutRule, FailRule, FaultProxy, Faults, Registry, TruncateRule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_retried_and_the_result_is_intact() {
@@ -149,4 +149,108 @@ async fn a_manifest_put_meeting_an_unknown_blob_confirms_the_blobs_and_puts_agai
         .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
         .count();
     assert_eq!(puts, 2, "{requests:#?}");
+}
+
+/// Uploads whose request body the proxy cuts after some bytes (the registry gets a
+/// partial `PUT` or `PATCH` and a broken connection, kiln a connection closed under its
+/// upload): distribution keeps whatever part of a `PATCH` it read in the session, so
+/// resending into it would be refused or, worse, append twice. Each retry starts a
+/// fresh session (`POST`), and the image arrives whole, monolithic and chunked alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_cut_mid_body_restart_in_a_fresh_session() {
+    let reg = Registry::start_plain();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, chunk, method, keep) in [
+        ("monolithic", None, "PUT", 1000),
+        ("chunked", Some(100_000), "PATCH", 50_000),
+    ] {
+        let faults = Faults::none()
+            .cut(CutRule::first(2, keep).matching(Some(method), Some("/blobs/uploads/")));
+        let proxy = FaultProxy::in_front_of(&reg, faults);
+        let host = proxy.host_port();
+        let img = test_image(dir.path(), &[600_000, 300_000], 33, "amd64");
+        let mut opts = options(&host, true, None, None);
+        opts.chunk_size = chunk;
+        let client = Client::new(opts);
+        let repo = format!("cut/{name}");
+        let out = client
+            .push_image(&img.image, &[target(&host, &repo, "v1")])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(out.digest, img.digest);
+        let requests = proxy.requests();
+        let cuts: Vec<usize> = requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.fault == Some("cut"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(cuts.len(), 2, "{name}: {requests:#?}");
+        let posts = requests
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/blobs/uploads/"))
+            .count();
+        assert!(
+            posts >= img.image.blobs.len() + 2,
+            "{name}: every cut upload starts again in a new session: {requests:#?}"
+        );
+        let direct = reg.host_port();
+        assert_pulls_back(
+            &plain_client(&direct),
+            &RepoRef::new(&direct, &repo),
+            "v1",
+            &img,
+            dir.path(),
+        )
+        .await;
+    }
+}
+
+/// Without retries an upload cut mid-body fails the push, as a retryable transfer
+/// error naming the registry, and no manifest is sent: the tag does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_mid_body_without_retries_fails_and_moves_no_tag() {
+    let reg = Registry::start_plain();
+    let dir = tempfile::tempdir().unwrap();
+    let direct = reg.host_port();
+    let old = test_image(dir.path(), &[2000], 34, "amd64");
+    plain_client(&direct)
+        .push_image(&old.image, &[target(&direct, "cut/none", "v1")])
+        .await
+        .unwrap();
+    let faults =
+        Faults::none().cut(CutRule::first(1000, 5000).matching(Some("PUT"), Some("/blobs/")));
+    let proxy = FaultProxy::in_front_of(&reg, faults);
+    let host = proxy.host_port();
+    let img = test_image(dir.path(), &[400_000], 35, "amd64");
+    let mut opts = options(&host, true, None, None);
+    opts.retry.max_attempts = 1;
+    let err = Client::new(opts)
+        .push_image(&img.image, &[target(&host, "cut/none", "v1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), kiln_registry::ErrorKind::Transfer { .. })
+            && err.is_retryable()
+            && err.to_string().contains(&host),
+        "{err:?}"
+    );
+    let requests = proxy.requests();
+    assert!(
+        requests.iter().any(|r| r.fault == Some("cut")),
+        "{requests:#?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.path.contains("/manifests/")),
+        "a manifest was sent: {requests:#?}"
+    );
+    let tag = plain_client(&direct)
+        .head_manifest(
+            &RepoRef::new(&direct, "cut/none"),
+            &ManifestRef::Tag("v1".into()),
+        )
+        .await
+        .unwrap()
+        .map(|d| d.digest);
+    assert_eq!(tag, Some(old.digest), "the tag moved");
 }

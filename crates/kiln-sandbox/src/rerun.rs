@@ -11,10 +11,17 @@
 //! the parent its pid through a pipe, and waits on a second pipe until the
 //! helper has written the maps with `newuidmap`/`newgidmap`; only then does it
 //! exec. Everything in `pre_exec` is raw system calls on prepared data.
+//!
+//! While the child runs, the parent passes SIGTERM, SIGINT, SIGHUP and SIGQUIT on to
+//! it (a CI runner cancelling the job signals the process it started, the parent) and
+//! waits: the child stops its build and cleans up, and the parent exits with the
+//! child's code (128 + N for a stopped build). A signal that arrives before the child
+//! exists is passed on as soon as it does.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::SandboxError;
 use crate::idmap::IdMapping;
@@ -80,7 +87,11 @@ pub fn rerun_in_user_namespace() -> Result<Option<i32>, SandboxError> {
             Ok(())
         });
     }
+    let forwarding = Forwarding::install();
     let spawned = cmd.spawn();
+    if let Ok(child) = &spawned {
+        forwarding.to(child.id() as libc::pid_t);
+    }
     drop(ready_w);
     drop(go_r);
     let mapped = helper.join().map_err(|_| SandboxError::IdMap {
@@ -92,7 +103,75 @@ pub fn rerun_in_user_namespace() -> Result<Option<i32>, SandboxError> {
     let status = child
         .wait()
         .map_err(|e| fail("waiting for kiln in its user namespace", e))?;
-    Ok(Some(status.code().unwrap_or(1)))
+    drop(forwarding);
+    // Killed by a signal it did not handle: report it as a shell would.
+    Ok(Some(status.code().unwrap_or_else(|| {
+        128 + status.signal().unwrap_or(libc::SIGKILL)
+    })))
+}
+
+/// The signals passed on to the re-run child.
+const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+
+/// The child signals go to (0: not started yet).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal received before the child existed (0: none).
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(signo: libc::c_int) {
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe; the pid is our unreaped child.
+        unsafe { libc::kill(child, signo) };
+    } else {
+        PENDING.store(signo, Ordering::SeqCst);
+    }
+}
+
+/// The parent's handlers for [`FORWARDED`] while the child runs; the previous
+/// dispositions come back on drop.
+struct Forwarding {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl Forwarding {
+    fn install() -> Forwarding {
+        let mut previous = Vec::new();
+        for signo in FORWARDED {
+            // SAFETY: installing a handler that only touches atomics and calls kill.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signo, &action, &mut old) == 0 {
+                    previous.push((signo, old));
+                }
+            }
+        }
+        Forwarding { previous }
+    }
+
+    /// From now on signals go to `child`, and one that came before goes now.
+    fn to(&self, child: libc::pid_t) {
+        CHILD.store(child, Ordering::SeqCst);
+        let pending = PENDING.swap(0, Ordering::SeqCst);
+        if pending != 0 {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child, pending) };
+        }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        CHILD.store(0, Ordering::SeqCst);
+        for (signo, old) in &self.previous {
+            // SAFETY: restoring the disposition saved by install.
+            unsafe { libc::sigaction(*signo, old, std::ptr::null_mut()) };
+        }
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {

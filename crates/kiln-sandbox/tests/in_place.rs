@@ -246,4 +246,65 @@ fn inner(root: &Path) {
         matches!(refused, Err(SandboxError::InvalidSpec(_))),
         "{refused:?}"
     );
+
+    killed_kiln_leaves_no_run_process(&sb);
+}
+
+/// kiln SIGKILLed during an in-place RUN: nothing of the RUN may live on. A forked
+/// child of this process stands for kiln and runs a RUN whose sleeps are the shell's
+/// children (`; true` keeps the shell from exec'ing the last one), one in a session of
+/// its own; it is SIGKILLed while they sleep. Orphans would be adopted by this process
+/// (pid 1 of the test container) and live on; the supervisor's parent-death handler
+/// must kill them. Before, the supervisor died by SIGKILL too and they survived.
+fn killed_kiln_leaves_no_run_process(sb: &Sandbox) {
+    use std::time::{Duration, Instant};
+    let args = ["97561", "97562", "97563"];
+    // SAFETY: the child only runs the sandbox and exits; this test is single-threaded
+    // here (every earlier run has ended and joined its threads).
+    let kiln = unsafe { libc::fork() };
+    assert!(kiln >= 0, "fork: {}", std::io::Error::last_os_error());
+    if kiln == 0 {
+        let _ = sb.run(
+            &sh(
+                Path::new("/"),
+                "sleep 97561 & setsid sleep 97562 & sleep 97563; true",
+            ),
+            &mut |_: kiln_sandbox::Stream, _: &[u8]| {},
+        );
+        // SAFETY: leaving the forked child without running the test's teardown.
+        unsafe { libc::_exit(0) };
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while args
+        .iter()
+        .any(|a| common::processes_with_arg(a).is_empty())
+    {
+        assert!(Instant::now() < until, "the RUN's sleeps never all started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::kill(kiln, libc::SIGKILL);
+        libc::waitpid(kiln, std::ptr::null_mut(), 0);
+    }
+    // Orphans come to this process (pid 1 here): reap them while waiting for them to go.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        // SAFETY: reaping any exited child without blocking.
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+        let alive: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| !common::processes_with_arg(a).is_empty())
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "RUN processes outlived a SIGKILLed kiln: sleep {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("in_place: a SIGKILLed kiln left no RUN process behind");
 }

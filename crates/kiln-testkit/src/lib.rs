@@ -85,7 +85,7 @@ pub use gitlab::GitLabLike;
 pub use hostile::{HostileRegistry, Lie};
 pub use image::{FixtureImage, FixtureLayer};
 pub use moto::MotoS3;
-pub use proxy::{FailRule, FaultProxy, Faults, TruncateRule};
+pub use proxy::{CutRule, FailRule, FaultProxy, Faults, StallRule, TruncateRule};
 pub use referrers::ReferrersFront;
 pub use registry::{Registry, RegistryBuilder};
 pub use shaping::Shaping;

@@ -4,14 +4,17 @@
 //! `Location` headers point back at the proxy) and injects faults in order: the first N
 //! connections are closed before any byte is read; the first N requests matching a rule
 //! get a canned status (500, 429 with `Retry-After`, ...); the first N matching
-//! responses have their body cut after K bytes and the connection aborted. It counts
-//! connections and requests and records each request's outcome (with when it arrived
-//! and when it was answered, to show overlapping requests), and the most blob
+//! responses have their body cut after K bytes and the connection aborted; the first N
+//! matching responses stall after K bytes of body (nothing more for a while, then the
+//! connection is aborted); the first N matching requests have their body cut after K
+//! bytes (the registry gets K bytes and a broken connection, the client a connection
+//! closed under its upload, no answer). It counts connections and requests and records
+//! each request's outcome (with when it arrived and when it was answered, to show
+//! overlapping requests), and the most blob
 //! downloads (`GET /v2/.../blobs/<digest>`) it had open at once. With
 //! [`Faults::shape`] it also limits each connection's bandwidth and adds latency
 //! ([`crate::shaping`]).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -133,6 +136,75 @@ impl TruncateRule {
     }
 }
 
+/// Stall the body of the first `count` matching responses after `keep_bytes` bytes: nothing
+/// more is sent for `stall`, then the connection is aborted (a registry that hangs
+/// halfway, for a client's I/O timeout to catch).
+#[derive(Debug, Clone)]
+pub struct StallRule {
+    /// How many matching responses to stall.
+    pub count: usize,
+    /// Bytes of body delivered before the silence.
+    pub keep_bytes: usize,
+    /// How long the silence lasts before the connection is aborted.
+    pub stall: std::time::Duration,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl StallRule {
+    /// Stalls the first `count` responses after `keep_bytes`, for `stall`.
+    pub fn first(count: usize, keep_bytes: usize, stall: std::time::Duration) -> StallRule {
+        StallRule {
+            count,
+            keep_bytes,
+            stall,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> StallRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
+/// Cut the body of the first `count` matching requests (an upload's `PATCH` or `PUT`)
+/// after `keep_bytes` bytes: the registry receives those bytes and then a broken
+/// connection; the client's connection is closed without an answer.
+#[derive(Debug, Clone)]
+pub struct CutRule {
+    /// How many matching requests to cut (only those whose body is longer count).
+    pub count: usize,
+    /// Bytes of the request body forwarded before the cut.
+    pub keep_bytes: usize,
+    /// Which requests.
+    pub matching: RequestMatch,
+}
+
+impl CutRule {
+    /// Cuts the first `count` request bodies after `keep_bytes`.
+    pub fn first(count: usize, keep_bytes: usize) -> CutRule {
+        CutRule {
+            count,
+            keep_bytes,
+            matching: RequestMatch::default(),
+        }
+    }
+
+    /// Only requests with this method whose path contains `path_contains`.
+    pub fn matching(mut self, method: Option<&str>, path_contains: Option<&str>) -> CutRule {
+        self.matching = RequestMatch {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.map(str::to_owned),
+        };
+        self
+    }
+}
+
 /// The faults to inject.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -142,6 +214,10 @@ pub struct Faults {
     pub fail: Vec<FailRule>,
     /// Truncated bodies.
     pub truncate: Vec<TruncateRule>,
+    /// Stalled bodies.
+    pub stall: Vec<StallRule>,
+    /// Request bodies cut short.
+    pub cut: Vec<CutRule>,
     /// Bandwidth limit and latency, if any.
     pub shaping: Option<Shaping>,
 }
@@ -175,6 +251,18 @@ impl Faults {
         self.truncate.push(rule);
         self
     }
+
+    /// Add a rule cutting request bodies.
+    pub fn cut(mut self, rule: CutRule) -> Faults {
+        self.cut.push(rule);
+        self
+    }
+
+    /// Add a stalling rule.
+    pub fn stall(mut self, rule: StallRule) -> Faults {
+        self.stall.push(rule);
+        self
+    }
 }
 
 /// What happened to one request.
@@ -186,7 +274,8 @@ pub struct ProxiedRequest {
     pub path: String,
     /// Status sent to the client (502 when the upstream could not be reached).
     pub status: u16,
-    /// `None` when forwarded untouched, else `"fail"` or `"truncate"`.
+    /// `None` when forwarded untouched, else `"fail"`, `"truncate"`, `"stall"` or `"cut"`
+    /// (status 0: the client got no answer).
     pub fault: Option<&'static str>,
     /// When the request reached the proxy (before any shaping latency).
     pub arrived: std::time::Instant,
@@ -202,6 +291,8 @@ struct ProxyState {
     drop_remaining: AtomicUsize,
     fail_remaining: Vec<AtomicUsize>,
     truncate_remaining: Vec<AtomicUsize>,
+    stall_remaining: Vec<AtomicUsize>,
+    cut_remaining: Vec<AtomicUsize>,
     faults: Faults,
     requests: Mutex<Vec<ProxiedRequest>>,
     blob_gets: Arc<Gauge>,
@@ -247,6 +338,16 @@ impl FaultProxy {
                 .collect(),
             truncate_remaining: faults
                 .truncate
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            stall_remaining: faults
+                .stall
+                .iter()
+                .map(|r| AtomicUsize::new(r.count))
+                .collect(),
+            cut_remaining: faults
+                .cut
                 .iter()
                 .map(|r| AtomicUsize::new(r.count))
                 .collect(),
@@ -327,7 +428,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) 
                 let client = client.clone();
                 let pacers = pacers.clone();
                 async move {
-                    Ok::<_, Infallible>(proxy_one(&state, &client, req, pacers.as_ref()).await)
+                    // An error closes the client's connection without an answer.
+                    match proxy_one(&state, &client, req, pacers.as_ref()).await {
+                        Some(response) => Ok(response),
+                        None => Err(std::io::Error::other(
+                            "request body cut by kiln-testkit proxy",
+                        )),
+                    }
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -347,12 +454,14 @@ fn take_one(counter: &AtomicUsize) -> bool {
 /// The pacers of a shaped connection: (upload, download).
 type Pacers = (Arc<Mutex<Pacer>>, Arc<Mutex<Pacer>>);
 
+/// The answer to one request; `None` when its body was cut (the connection is then
+/// closed without an answer).
 async fn proxy_one(
     state: &ProxyState,
     client: &Client<HttpConnector, ProxyBody>,
     req: Request<Incoming>,
     pacers: Option<&Pacers>,
-) -> Response<ProxyBody> {
+) -> Option<Response<ProxyBody>> {
     let arrived = std::time::Instant::now();
     if let Some(shaping) = &state.faults.shaping {
         tokio::time::sleep(shaping.latency).await;
@@ -389,7 +498,7 @@ async fn proxy_one(
                 rule.code, rule.status
             );
             record(rule.status, Some("fail"));
-            return response.body(full(body)).expect("response");
+            return Some(response.body(full(body)).expect("response"));
         }
     }
     let truncate = state
@@ -400,6 +509,33 @@ async fn proxy_one(
         .find(|(rule, remaining)| {
             rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
         })
+        .map(|(rule, _)| ("truncate", rule.keep_bytes, TRUNCATE_FLUSH));
+    let stall = state
+        .faults
+        .stall
+        .iter()
+        .zip(&state.stall_remaining)
+        .find(|(rule, remaining)| {
+            rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
+        })
+        .map(|(rule, _)| ("stall", rule.keep_bytes, rule.stall));
+    let cut = truncate.or(stall);
+    let length = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let cut_request = state
+        .faults
+        .cut
+        .iter()
+        .zip(&state.cut_remaining)
+        .find(|(rule, remaining)| {
+            length > rule.keep_bytes
+                && rule.matching.matches(&method, req.uri().path())
+                && take_one(remaining)
+        })
         .map(|(rule, _)| rule.keep_bytes);
     let (mut parts, body) = req.into_parts();
     let uri = format!("http://{}{path}", state.upstream);
@@ -407,31 +543,47 @@ async fn proxy_one(
         Ok(uri) => uri,
         Err(_) => {
             record(400, None);
-            return Response::builder()
-                .status(400)
-                .body(full("bad request URI".to_owned()))
-                .expect("response");
+            return Some(
+                Response::builder()
+                    .status(400)
+                    .body(full("bad request URI".to_owned()))
+                    .expect("response"),
+            );
         }
     };
     let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed();
     if let Some((up, _)) = pacers {
         body = paced(body, up.clone());
     }
+    if let Some(keep) = cut_request {
+        body = CutShort {
+            inner: body,
+            remaining: keep,
+        }
+        .boxed();
+    }
     let response = shaped(
         client.request(Request::from_parts(parts, body)).await,
         pacers,
         blob_get.then_some(&state.blob_gets),
     );
-    match response {
+    if cut_request.is_some() {
+        // The registry got the first bytes and a broken connection; the client gets
+        // its connection closed, whatever the registry made of it.
+        record(0, Some("cut"));
+        return None;
+    }
+    Some(match response {
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, body) = response.into_parts();
-            let body = match truncate {
-                Some(keep) => {
-                    record(status, Some("truncate"));
+            let body = match cut {
+                Some((fault, keep, hold)) => {
+                    record(status, Some(fault));
                     Truncated {
                         inner: body,
                         remaining: keep,
+                        hold,
                         abort: None,
                     }
                     .boxed()
@@ -450,7 +602,7 @@ async fn proxy_one(
                 .body(full(format!("upstream {}: {e}", state.upstream)))
                 .expect("response")
         }
-    }
+    })
 }
 
 /// The upstream's response with its body paced (when shaped) and counted (a blob GET).
@@ -477,12 +629,50 @@ fn full(text: String) -> ProxyBody {
         .boxed()
 }
 
-/// Passes `remaining` bytes of the body through, then fails, so the server aborts the
-/// connection short of the announced `Content-Length`. The failure waits a moment so
-/// the head and the kept bytes are flushed to the client first.
+/// A request body passing `remaining` bytes upstream, then failing: the upstream
+/// request is aborted short of its `Content-Length`.
+struct CutShort {
+    inner: ProxyBody,
+    remaining: usize,
+}
+
+impl Body for CutShort {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(Some(Err("request body cut by kiln-testkit proxy".into())));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    data.truncate(this.remaining);
+                    this.remaining -= data.len();
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+}
+
+/// How long a truncated body waits before the abort, so the head and the kept bytes are
+/// flushed to the client first.
+const TRUNCATE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Passes `remaining` bytes of the body through, sends nothing for `hold`, then fails, so
+/// the server aborts the connection short of the announced `Content-Length`: a truncated
+/// body (a short hold) or a stalled one (a long hold).
 struct Truncated {
     inner: ProxyBody,
     remaining: usize,
+    hold: std::time::Duration,
     abort: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -497,9 +687,9 @@ impl Body for Truncated {
         let this = self.get_mut();
         if let Some(abort) = &mut this.abort {
             return match abort.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Some(Err("body truncated by kiln-testkit proxy".into())))
-                }
+                Poll::Ready(()) => Poll::Ready(Some(Err(
+                    "body truncated or stalled by kiln-testkit proxy".into(),
+                ))),
                 Poll::Pending => Poll::Pending,
             };
         }
@@ -508,9 +698,7 @@ impl Body for Truncated {
                 Ok(mut data) => {
                     if data.len() >= this.remaining {
                         data.truncate(this.remaining);
-                        this.abort = Some(Box::pin(tokio::time::sleep(
-                            std::time::Duration::from_millis(100),
-                        )));
+                        this.abort = Some(Box::pin(tokio::time::sleep(this.hold)));
                     }
                     this.remaining -= data.len();
                     Poll::Ready(Some(Ok(Frame::data(data))))

@@ -12,7 +12,8 @@
 //!   removed and nothing pushed.
 //! - `faults`: a large push and pull through kiln-testkit's fault proxy, one
 //!   seeded fault at a seeded point per case (dropped connection, 500/502/503,
-//!   429 with Retry-After, truncated body): with retries the build succeeds
+//!   429 with Retry-After, truncated body, an upload's body cut short, a body
+//!   stalling past a short `--registry-timeout`): with retries the build succeeds
 //!   with the right digest; without, it fails and no tag moves.
 //! - `hostile`: kiln-testkit's lying registry; each lie is refused with a
 //!   clear error in bounded time and memory (peak RSS of the kiln process,

@@ -349,6 +349,15 @@ pub const FLAGS: &[Flag] = &[
     )
     .default("0"),
     valued(
+        "registry-timeout",
+        Kind::Duration,
+        "DURATION",
+        REGISTRIES,
+        "fail a registry request (and retry it, see the -retry flags) when no byte moves \
+         on its connection for this long (Go syntax: 30s, 2m)",
+    )
+    .default_note("2m, or KILN_REGISTRY_TIMEOUT"),
+    valued(
         "image-fs-extract-retry",
         Kind::Int,
         "N",
@@ -557,6 +566,7 @@ pub struct ExecutorArgs {
     pub skip_default_registry_fallback: bool,
     pub push_retry: i64,
     pub image_download_retry: i64,
+    pub registry_timeout: Option<Duration>,
     pub image_fs_extract_retry: i64,
     pub skip_push_permission_check: bool,
     pub push_ignore_immutable_tag_errors: bool,
@@ -627,6 +637,7 @@ impl Default for ExecutorArgs {
             skip_default_registry_fallback: false,
             push_retry: 0,
             image_download_retry: 0,
+            registry_timeout: None,
             image_fs_extract_retry: 0,
             skip_push_permission_check: false,
             push_ignore_immutable_tag_errors: false,
@@ -781,6 +792,7 @@ fn apply(out: &mut ExecutorArgs, name: &'static str, value: String) -> Result<()
         "skip-default-registry-fallback" => out.skip_default_registry_fallback = boolean()?,
         "push-retry" => out.push_retry = int()?,
         "image-download-retry" => out.image_download_retry = int()?,
+        "registry-timeout" => out.registry_timeout = Some(pflag::parse_duration(name, &value)?),
         "image-fs-extract-retry" => out.image_fs_extract_retry = int()?,
         "skip-push-permission-check" => out.skip_push_permission_check = boolean()?,
         "push-ignore-immutable-tag-errors" => out.push_ignore_immutable_tag_errors = boolean()?,

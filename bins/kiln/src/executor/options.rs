@@ -12,6 +12,7 @@ use kiln_build::{
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Reads an environment variable; injectable so tests never touch the process env.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -134,6 +135,7 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
         .map(|(k, v)| (k, PathBuf::from(v)))
         .collect();
     r.registry_client_certs = client_certs(&args.registry_client_certs)?;
+    r.io_timeout = registry_timeout(args.registry_timeout, env("KILN_REGISTRY_TIMEOUT"))?;
 
     o.retries.push_retry = retry_count("--push-retry", args.push_retry)?;
     o.retries.image_download_retry =
@@ -165,6 +167,26 @@ pub fn build_options(args: &ExecutorArgs, env: Env<'_>) -> Result<BuildOptions, 
         );
     }
     Ok(o)
+}
+
+/// `--registry-timeout`, else `KILN_REGISTRY_TIMEOUT`, else kiln-registry's default;
+/// zero would fail every request, so it is refused.
+fn registry_timeout(
+    flag: Option<Duration>,
+    env: Option<String>,
+) -> Result<Option<Duration>, String> {
+    let timeout = match (flag, env) {
+        (Some(t), _) => Some(t),
+        (None, Some(text)) => Some(
+            crate::cli::pflag::parse_duration("KILN_REGISTRY_TIMEOUT", &text)
+                .map_err(|e| e.to_string())?,
+        ),
+        (None, None) => None,
+    };
+    if timeout == Some(Duration::ZERO) {
+        return Err("--registry-timeout (or KILN_REGISTRY_TIMEOUT) must be more than 0".into());
+    }
+    Ok(timeout)
 }
 
 /// kaniko's `--context` forms: a path, `dir://PATH`, `tar://PATH`, `tar://stdin`,
@@ -420,6 +442,28 @@ mod tests {
                 .unwrap_err()
                 .contains("depth")
         );
+    }
+
+    #[test]
+    fn registry_timeout_from_the_flag_else_the_environment() {
+        let t = |cmdline: &str, vars: &[(&str, &str)]| {
+            opts(&format!("--no-push {cmdline}"), vars).map(|o| o.registry.io_timeout)
+        };
+        assert_eq!(t("", &[]).unwrap(), None);
+        assert_eq!(
+            t("--registry-timeout=30s", &[("KILN_REGISTRY_TIMEOUT", "5m")]).unwrap(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            t("", &[("KILN_REGISTRY_TIMEOUT", "1m30s")]).unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        assert!(
+            t("--registry-timeout=0s", &[])
+                .unwrap_err()
+                .contains("more than 0")
+        );
+        assert!(t("", &[("KILN_REGISTRY_TIMEOUT", "soon")]).is_err());
     }
 
     #[test]

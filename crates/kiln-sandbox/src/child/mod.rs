@@ -330,18 +330,24 @@ pub(crate) fn supervisor(plan: &Plan, fds: &ChildFds) -> ! {
                 if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) < 0 {
                     fail_step(Step::Subreaper);
                 }
+                reap::on_parent_death();
             }
         }
+        // No parent-death signal between the fork and the command's pid being known.
+        let blocked = reap::block_parent_death();
         let pid = libc::fork();
         if pid < 0 {
             fail_step(Step::ForkCommand);
         }
         if pid == 0 {
+            reap::unblock(&blocked);
             match plan {
                 Plan::Chroot { setup, exec } => chroot_command(setup, exec.as_ref(), rfd),
                 Plan::InPlace { exec } => in_place_command(exec, rfd),
             }
         }
+        reap::command_started(pid);
+        reap::unblock(&blocked);
         let mut status = 0;
         loop {
             let r = libc::waitpid(pid, &mut status, 0);

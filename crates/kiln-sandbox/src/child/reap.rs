@@ -1,7 +1,72 @@
 //! In-place mode: killing and reaping every process the command left behind, from the
-//! supervisor, which is their child subreaper.
+//! supervisor, which is their child subreaper: when the command ends, and when kiln
+//! dies (even by SIGKILL). For the latter the supervisor's parent-death signal is
+//! [`PARENT_DEATH`], handled: the handler kills the command's process group and every
+//! descendant, then exits. (In chroot mode the command is pid 1 of its own pid
+//! namespace, which dies with it; in-place mode has no namespace to do that, and a
+//! plain SIGKILL of the supervisor would orphan the command's children to the
+//! container's init, alive.)
+
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::{close, errno};
+
+/// The supervisor's parent-death signal in in-place mode.
+const PARENT_DEATH: libc::c_int = libc::SIGTERM;
+
+/// The command's pid (its process group) once forked; 0 before.
+static COMMAND: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn parent_died(_: libc::c_int) {
+    let command = COMMAND.load(Ordering::SeqCst);
+    if command > 0 {
+        // SAFETY: killing this supervisor's own command's group.
+        unsafe { libc::kill(-command, libc::SIGKILL) };
+    }
+    kill_descendants();
+    // SAFETY: leaving without running anything of the parent's.
+    unsafe { libc::_exit(1) }
+}
+
+/// Sets the supervisor's parent-death signal to [`PARENT_DEATH`] with a handler that
+/// kills and reaps everything below it, then exits. Raw system calls only (it runs in
+/// the forked child).
+pub(super) fn on_parent_death() {
+    // SAFETY: installing an async-signal-safe handler in this single-threaded child.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = parent_died as extern "C" fn(libc::c_int) as usize;
+        libc::sigfillset(&mut action.sa_mask);
+        libc::sigaction(PARENT_DEATH, &action, std::ptr::null_mut());
+        // Replaces the SIGKILL set when the supervisor started, which covered the
+        // time before (no command exists yet).
+        libc::prctl(libc::PR_SET_PDEATHSIG, PARENT_DEATH);
+    }
+}
+
+/// Blocks [`PARENT_DEATH`]; the previous mask, for [`unblock`].
+pub(super) fn block_parent_death() -> libc::sigset_t {
+    // SAFETY: changing this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, PARENT_DEATH);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// Restores the mask [`block_parent_death`] returned.
+pub(super) fn unblock(previous: &libc::sigset_t) {
+    // SAFETY: as above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
+}
+
+/// Tells the parent-death handler which process group to kill.
+pub(super) fn command_started(pid: libc::pid_t) {
+    COMMAND.store(pid, Ordering::SeqCst);
+}
 
 /// Parses decimal pids separated by other bytes and SIGKILLs each.
 fn kill_listed(list: &[u8]) {
