@@ -117,6 +117,15 @@ impl Arrival {
         }
     }
 
+    /// Waits until the download names another partial file than `seen` or is
+    /// over (a failed attempt's file is gone before the retry names its own).
+    fn wait_past(&self, seen: Option<&std::path::Path>) {
+        let mut state = self.lock();
+        while state.outcome.is_none() && state.partial.as_deref() == seen {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,31 +171,31 @@ impl ArrivalReader {
 
     /// Opens the blob: the current attempt's partial file while the download
     /// runs, the stored one after (the rename keeps an open descriptor valid).
-    /// A retry's new file replaces the one opened before.
-    fn open(&mut self, current: Option<PathBuf>) -> io::Result<&std::fs::File> {
+    /// A retry's new file replaces the one opened before. `None` when the
+    /// partial file is gone and no blob is stored: that attempt failed and
+    /// removed its file, and a retry (or the outcome) is yet to be announced.
+    fn open(&mut self, current: Option<PathBuf>) -> io::Result<Option<&std::fs::File>> {
         if self.file.is_none() || self.opened != current {
-            let arrival = &self.arrival;
+            let stored = &self.arrival.stored;
+            let open_stored = || {
+                std::fs::File::open(stored).map_err(|e| {
+                    io::Error::new(e.kind(), format!("opening {}: {e}", stored.display()))
+                })
+            };
             let Some(partial) = &current else {
-                let file = std::fs::File::open(&arrival.stored).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("opening {}: {e}", arrival.stored.display()),
-                    )
-                })?;
+                let file = open_stored()?;
                 self.opened = None;
-                return Ok(self.file.insert(file));
+                return Ok(Some(self.file.insert(file)));
             };
             let file = match std::fs::File::open(partial) {
                 Ok(f) => f,
-                // renamed meanwhile: the download finished
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::File::open(&arrival.stored).map_err(|e| {
-                        io::Error::new(
-                            e.kind(),
-                            format!("opening {}: {e}", arrival.stored.display()),
-                        )
-                    })?
-                }
+                // renamed meanwhile (the download finished), or removed by a
+                // failed attempt (a retry will announce its own file)
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match open_stored() {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                },
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
@@ -197,7 +206,7 @@ impl ArrivalReader {
             self.file = Some(file);
             self.opened = current;
         }
-        Ok(self.file.as_ref().expect("just opened"))
+        Ok(self.file.as_ref())
     }
 }
 
@@ -210,7 +219,11 @@ impl io::Read for ArrivalReader {
             let (limit, current) = self.readable()?;
             let want = buf.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
             let pos = self.pos;
-            let n = self.open(current)?.read_at(&mut buf[..want], pos)?;
+            let Some(file) = self.open(current.clone())? else {
+                self.arrival.wait_past(current.as_deref());
+                continue;
+            };
+            let n = file.read_at(&mut buf[..want], pos)?;
             if n > 0 {
                 self.pos += n as u64;
                 return Ok(n);
@@ -257,6 +270,34 @@ mod tests {
         writer.join().unwrap();
         let want: Vec<u8> = (0..50u8).flat_map(|i| [i; 1000]).collect();
         assert_eq!(got, want);
+    }
+
+    /// A failed attempt removes its partial file before the retry names its
+    /// own: a reader that had not opened the first file yet waits for the retry
+    /// rather than taking the missing file for a missing blob.
+    #[test]
+    fn a_reader_waits_for_the_retry_when_the_failed_attempt_s_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let arrival = Arrival::new(dir.path().join("blob"));
+        let watch = arrival.watch();
+        let first = dir.path().join("blob.1-0.partial");
+        std::fs::write(&first, b"abc").unwrap();
+        watch.tell(&first, 3);
+        std::fs::remove_file(&first).unwrap();
+        let mut reader = arrival.reader();
+        let (second, stored) = (dir.path().join("blob.1-1.partial"), arrival.stored.clone());
+        let writer_side = arrival.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::write(&second, b"abcdef").unwrap();
+            watch.tell(&second, 6);
+            std::fs::rename(&second, &stored).unwrap();
+            writer_side.finish(Ok(()));
+        });
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, b"abcdef");
     }
 
     #[test]
