@@ -556,9 +556,12 @@ async fn proxy_one(
         body = paced(body, up.clone());
     }
     if let Some(keep) = cut_request {
-        body = CutShort {
+        // no hold: the upstream request is aborted short of its Content-Length
+        body = Truncated {
             inner: body,
             remaining: keep,
+            hold: std::time::Duration::ZERO,
+            abort: None,
         }
         .boxed();
     }
@@ -629,46 +632,13 @@ fn full(text: String) -> ProxyBody {
         .boxed()
 }
 
-/// A request body passing `remaining` bytes upstream, then failing: the upstream
-/// request is aborted short of its `Content-Length`.
-struct CutShort {
-    inner: ProxyBody,
-    remaining: usize,
-}
-
-impl Body for CutShort {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if this.remaining == 0 {
-            return Poll::Ready(Some(Err("request body cut by kiln-testkit proxy".into())));
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(mut data) => {
-                    data.truncate(this.remaining);
-                    this.remaining -= data.len();
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
-        }
-    }
-}
-
 /// How long a truncated body waits before the abort, so the head and the kept bytes are
 /// flushed to the client first.
 const TRUNCATE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Passes `remaining` bytes of the body through, sends nothing for `hold`, then fails, so
-/// the server aborts the connection short of the announced `Content-Length`: a truncated
-/// body (a short hold) or a stalled one (a long hold).
+/// the connection is aborted short of the announced `Content-Length`: a truncated response
+/// body (a short hold), a stalled one (a long hold), or a cut request body (no hold).
 struct Truncated {
     inner: ProxyBody,
     remaining: usize,
@@ -687,9 +657,9 @@ impl Body for Truncated {
         let this = self.get_mut();
         if let Some(abort) = &mut this.abort {
             return match abort.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(
-                    "body truncated or stalled by kiln-testkit proxy".into(),
-                ))),
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err("body cut short by kiln-testkit proxy".into())))
+                }
                 Poll::Pending => Poll::Pending,
             };
         }
