@@ -37,24 +37,42 @@ impl<C> IdleConnector<C> {
     }
 }
 
+/// The error of a connection attempt.
+pub(crate) type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
 impl<C> tower_service::Service<Uri> for IdleConnector<C>
 where
     C: tower_service::Service<Uri>,
     C::Future: Send + 'static,
-    C::Response: Read + Write + Connection + Unpin,
+    C::Response: Read + Write + Connection + Unpin + Send + 'static,
+    C::Error: Into<ConnectError>,
 {
     type Response = IdleTimeout<C::Response>;
-    type Error = C::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<IdleTimeout<C::Response>, C::Error>> + Send>>;
+    type Error = ConnectError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<IdleTimeout<C::Response>, ConnectError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    /// Connects on the connection runtime ([`crate::io_runtime`]), so the socket and its
+    /// timer belong to the runtime that drives the connection, whichever runtime asked.
     fn call(&mut self, uri: Uri) -> Self::Future {
         let idle = self.idle;
         let connecting = self.inner.call(uri);
-        Box::pin(async move { Ok(IdleTimeout::new(connecting.await?, idle)) })
+        let connected = crate::io_runtime::handle().spawn(async move {
+            connecting
+                .await
+                .map(|stream| IdleTimeout::new(stream, idle))
+                .map_err(Into::into)
+        });
+        Box::pin(async move {
+            match connected.await {
+                Ok(result) => result,
+                Err(join) => Err(format!("connecting: {join}").into()),
+            }
+        })
     }
 }
 

@@ -101,6 +101,7 @@ pub mod error;
 mod foreign;
 mod growing;
 mod idle;
+mod io_runtime;
 mod options;
 mod progress;
 mod providers;

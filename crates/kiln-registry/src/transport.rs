@@ -1,5 +1,6 @@
-//! One HTTP exchange: the hyper client (HTTP/1.1, plain or rustls, connection pool, the
-//! I/O timeout of [`crate::idle`] on every connection), and the classification of
+//! One HTTP exchange: the hyper client (HTTP/1.1, plain or rustls, connection pool whose
+//! connections live on [`crate::io_runtime`], the I/O timeout of [`crate::idle`] on every
+//! connection), and the classification of
 //! transport failures into connect / TLS (unknown authority) / transfer errors. No
 //! header value is ever logged.
 
@@ -10,11 +11,11 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::body::HyperBody;
 use crate::error::{Ctx, Error, ErrorKind, display_url};
 use crate::idle::IdleConnector;
+use crate::io_runtime::IoExecutor;
 use kiln_auth::TlsError;
 
 pub(crate) type HttpClient = LegacyClient<HttpsConnector<IdleConnector<HttpConnector>>, HyperBody>;
@@ -35,7 +36,7 @@ pub(crate) fn build_client(tls: rustls::ClientConfig, io_timeout: Duration) -> H
         .https_or_http()
         .enable_http1()
         .wrap_connector(IdleConnector::new(http, io_timeout));
-    LegacyClient::builder(TokioExecutor::new())
+    LegacyClient::builder(IoExecutor)
         .pool_idle_timeout(Duration::from_secs(60))
         .build(https)
 }
