@@ -317,59 +317,16 @@ impl MetaHeaders {
 /// RFC 3339 (`2026-12-07T05:12:38.249415Z`, as the emulator writes `updated`)
 /// to an HTTP date (`Mon, 07 Dec 2026 05:12:38 GMT`).
 fn http_date(rfc3339: &str) -> Result<String, String> {
-    let bad = || format!("{rfc3339:?} is not an RFC 3339 UTC time");
-    let (date, time) = rfc3339.split_once('T').ok_or_else(bad)?;
-    let mut ymd = date.splitn(3, '-').map(str::parse::<i64>);
-    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day))) = (ymd.next(), ymd.next(), ymd.next())
-    else {
-        return Err(bad());
-    };
-    let time = time.strip_suffix('Z').ok_or_else(bad)?;
-    let hms = time.split('.').next().ok_or_else(bad)?;
-    if hms.len() != 8 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err(bad());
-    }
-    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    Ok(format!(
-        "{}, {day:02} {} {year:04} {hms} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize]
-    ))
+    let time = humantime::parse_rfc3339(rfc3339)
+        .map_err(|e| format!("{rfc3339:?} is not an RFC 3339 UTC time: {e}"))?;
+    Ok(httpdate::fmt_http_date(time))
 }
 
 /// Decodes `%XX` escapes; anything else (a lone `%`, bad hex) stays as it is.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Escapes everything but RFC 3986's unreserved characters, so a name is one
