@@ -118,6 +118,55 @@ fn abandoned_overlay_step_unmounts_and_leaves_the_rootfs_untouched() {
     assert_eq!(fs::read_to_string(root.join("etc/kept")).unwrap(), "k\n");
 }
 
+/// Linux's (major, minor) from `uname -r`.
+fn kernel_version() -> (u32, u32) {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(['.', '-']);
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
+}
+
+/// A step's overlay is `volatile` where the kernel knows the option (5.10 and later):
+/// without it every unmount syncs the whole disk the build dir is on. Two steps in a
+/// row work (the kernel's leftover in the work dir is cleared between them).
+#[test]
+fn step_overlays_are_volatile_where_the_kernel_allows() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    build_fixture(&root);
+    let mut overlay = OverlaySnapshotter::new(
+        &root,
+        tmp.path().join("scratch"),
+        SnapshotMode::Full,
+        IgnoreList::new(),
+    )
+    .unwrap();
+    let expect_volatile = kernel_version() >= (5, 10);
+    for name in ["one", "two"] {
+        let step = overlay.begin().unwrap();
+        let merged = step.merged().to_str().unwrap().to_owned();
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(merged.as_str()))
+            .unwrap_or_else(|| panic!("{merged} not mounted:\n{mountinfo}"));
+        assert_eq!(
+            line.contains("volatile"),
+            expect_volatile,
+            "kernel {:?}, mount: {line}",
+            kernel_version()
+        );
+        write(step.merged(), &format!("etc/{name}"), "x\n");
+        normalize_recent_mtimes(step.merged(), 1_600_000_000);
+        let changes = step.finish().unwrap();
+        assert!(
+            paths_and_kinds(changes.entries()).contains(&format!("etc/{name} file")),
+            "step {name}"
+        );
+    }
+}
+
 const USERNS_CHILD: &str = "KILN_SNAPSHOT_USERNS_CHILD";
 
 /// Runs itself again in a new user + mount namespace (`unshare -Urm`), where overlayfs

@@ -16,7 +16,7 @@ use crate::links;
 use crate::mode::SnapshotMode;
 use crate::stat;
 
-use mount::{Layout, XattrNamespace};
+use mount::{Layout, Sync, XattrNamespace};
 
 /// Snapshots a rootfs by running each step on an overlay of it. Needs mount rights
 /// (root, or a user namespace on Linux >= 5.11) and a scratch dir on the same filesystem
@@ -28,6 +28,7 @@ pub struct OverlaySnapshotter {
     mode: SnapshotMode,
     ignore: IgnoreList,
     ns: XattrNamespace,
+    sync: Sync,
     over_root: bool,
 }
 
@@ -66,14 +67,15 @@ impl OverlaySnapshotter {
             )));
         }
         let ns = XattrNamespace::detect();
-        probe(&canon_scratch, ns)?;
-        tracing::debug!(root = %root.display(), ?ns, "overlay snapshots available");
+        let sync = probe(&canon_scratch, ns)?;
+        tracing::debug!(root = %root.display(), ?ns, ?sync, "overlay snapshots available");
         Ok(OverlaySnapshotter {
             root: canon_root,
             scratch: canon_scratch,
             mode,
             ignore,
             ns,
+            sync,
             over_root: false,
         })
     }
@@ -115,7 +117,7 @@ impl OverlaySnapshotter {
         };
         layout.create_dirs()?;
         give_root_attrs(&self.root, &layout.upper)?;
-        layout.mount(self.ns)?;
+        layout.mount(self.ns, self.sync)?;
         tracing::debug!(merged = %layout.merged.display(), "overlay mounted for step");
         Ok(OverlayStep {
             snap: self,
@@ -189,8 +191,19 @@ fn give_root_attrs(root: &Path, upper: &Path) -> Result<()> {
     merge::set_mtime(upper, st.mtime)
 }
 
-/// Mounts and unmounts a tiny overlay in `scratch/probe`.
-fn probe(scratch: &Path, ns: XattrNamespace) -> Result<()> {
+/// Mounts and unmounts a tiny overlay in `scratch/probe`: `volatile` where the kernel
+/// takes it, else the kernel's default.
+fn probe(scratch: &Path, ns: XattrNamespace) -> Result<Sync> {
+    match probe_with(scratch, ns, Sync::Volatile) {
+        Ok(()) => Ok(Sync::Volatile),
+        Err(volatile) => {
+            tracing::debug!(error = %volatile, "overlay without volatile");
+            probe_with(scratch, ns, Sync::Synced).map(|()| Sync::Synced)
+        }
+    }
+}
+
+fn probe_with(scratch: &Path, ns: XattrNamespace, sync: Sync) -> Result<()> {
     let base = scratch.join("probe");
     let layout = Layout {
         lower: base.join("lower"),
@@ -200,7 +213,7 @@ fn probe(scratch: &Path, ns: XattrNamespace) -> Result<()> {
     };
     std::fs::create_dir_all(&layout.lower).at("creating overlay probe", &layout.lower)?;
     layout.create_dirs()?;
-    let mounted = layout.mount(ns);
+    let mounted = layout.mount(ns, sync);
     if mounted.is_ok() {
         layout.unmount()?;
     }
