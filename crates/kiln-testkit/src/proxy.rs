@@ -404,12 +404,18 @@ impl FaultProxy {
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
+    // No Nagle either way, as Go's net/http (the registry) and kiln's client do:
+    // with it, a small body written after its head waits for the peer's delayed
+    // ACK, adding 40 ms to every manifest, config and upload request.
+    let mut upstream = HttpConnector::new();
+    upstream.set_nodelay(true);
     let client: Client<HttpConnector, ProxyBody> =
-        Client::builder(TokioExecutor::new()).build_http();
+        Client::builder(TokioExecutor::new()).build(upstream);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let _ = stream.set_nodelay(true);
         state.connections.fetch_add(1, Ordering::SeqCst);
         if take_one(&state.drop_remaining) {
             drop(stream);
