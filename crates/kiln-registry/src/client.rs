@@ -1,7 +1,7 @@
 //! The client: one [`Endpoint`] (session) per registry and transport settings, shared by
 //! clones, so tokens and connections are reused across pulls and pushes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -77,6 +77,10 @@ struct Inner {
     options: RegistryOptions,
     endpoints: Mutex<BTreeMap<EndpointKey, Arc<Endpoint>>>,
     foreign: Arc<ForeignClients>,
+    /// Blobs this client has seen a repository confirm (answered a HEAD, accepted
+    /// the closing `PUT` or a mount), so that pushing the same blob there again, as
+    /// the final push does after the push pipeline's uploads, asks nothing.
+    present: Mutex<BTreeSet<(RepoRef, kiln_oci::Digest)>>,
 }
 
 /// An OCI distribution client. Cheap to clone; clones share sessions and token caches.
@@ -102,6 +106,7 @@ impl Client {
                 options,
                 endpoints: Mutex::new(BTreeMap::new()),
                 foreign,
+                present: Mutex::new(BTreeSet::new()),
             }),
             progress: None,
         }
@@ -118,6 +123,24 @@ impl Client {
 
     pub(crate) fn progress_hook(&self) -> Option<&ProgressHook> {
         self.progress.as_ref()
+    }
+
+    /// Records that `repo` holds `digest` (the registry said so).
+    pub(crate) fn note_present(&self, repo: &RepoRef, digest: &kiln_oci::Digest) {
+        self.inner
+            .present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((repo.clone(), digest.clone()));
+    }
+
+    /// Whether the registry said, to this client or a clone, that `repo` holds `digest`.
+    pub(crate) fn known_present(&self, repo: &RepoRef, digest: &kiln_oci::Digest) -> bool {
+        self.inner
+            .present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(repo.clone(), digest.clone()))
     }
 
     pub fn options(&self) -> &RegistryOptions {

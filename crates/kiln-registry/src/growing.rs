@@ -196,7 +196,11 @@ impl Client {
             .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunk, &scopes))
             .await?;
         let refusal = match streamed {
-            Streamed::Done(outcome) => return Ok(outcome),
+            Streamed::Done(outcome) => {
+                let (digest, _) = finished(&ctx, &blob.wait_end().await)?;
+                self.note_present(repo, &digest);
+                return Ok(outcome);
+            }
             Streamed::Refused(e) => e,
         };
         tracing::debug!(repo = %repo, error = %refusal, "chunked upload refused; uploading the finished blob in one request");
@@ -211,6 +215,7 @@ impl Client {
             })
             .await?;
         report(meter.as_ref(), size);
+        self.note_present(repo, &digest);
         Ok(BlobOutcome::Uploaded)
     }
 

@@ -182,8 +182,13 @@ impl Client {
         more_mounts: &[RepoRef],
     ) -> Result<BlobOutcome, Error> {
         let digest = &blob.descriptor.digest;
+        if self.known_present(repo, digest) {
+            tracing::debug!(repo = %repo, %digest, "blob already pushed by this client");
+            return Ok(BlobOutcome::Existing);
+        }
         if self.blob_exists(repo, digest).await? {
             tracing::debug!(repo = %repo, %digest, "blob already present");
+            self.note_present(repo, digest);
             return Ok(BlobOutcome::Existing);
         }
         let mut session = None;
@@ -196,6 +201,7 @@ impl Client {
             match self.try_mount(repo, digest, from).await {
                 Ok(None) => {
                     tracing::debug!(repo = %repo, %digest, from = %from, "blob mounted");
+                    self.note_present(repo, digest);
                     return Ok(BlobOutcome::Mounted);
                 }
                 Ok(Some(url)) => {
@@ -232,6 +238,7 @@ impl Client {
             })
             .await?;
         tracing::debug!(repo = %repo, %digest, size = blob.descriptor.size, "blob uploaded");
+        self.note_present(repo, digest);
         Ok(BlobOutcome::Uploaded)
     }
 

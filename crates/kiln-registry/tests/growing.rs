@@ -220,3 +220,61 @@ async fn an_abandoned_blob_fails_its_upload() {
         .to_string();
     assert!(err.contains("stopped before the end"), "{err}");
 }
+
+/// A blob this client (or a clone) saw the registry accept is not asked about again
+/// when the final push puts the image's blobs in place; another client still asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_this_client_uploaded_is_not_checked_again() {
+    let reg = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
+    let host = proxy.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = chunked_client(&host);
+    let repo = RepoRef::new(&host, "grow/known");
+    let data = pseudo_random(2 * CHUNK as usize + 99, 11);
+    let (mut w, blob) = writer(dir.path());
+    w.write_all(&data).unwrap();
+    w.finish(Digest::sha256_of(&data));
+    assert_eq!(
+        client.push_growing_blob(&repo, &blob).await.unwrap(),
+        BlobOutcome::Uploaded
+    );
+    let to_push = kiln_registry::BlobToPush {
+        descriptor: Descriptor::new(
+            MediaType::parse("application/octet-stream"),
+            Digest::sha256_of(&data),
+            data.len() as u64,
+        ),
+        source: kiln_registry::BlobSource::Bytes(data.clone().into()),
+        mount_from: None,
+    };
+    let clone = client.with_progress(kiln_registry::ProgressHook::new(|_| {}));
+    let before = proxy.request_count();
+    assert_eq!(
+        clone.push_blob(&repo, &to_push).await.unwrap(),
+        BlobOutcome::Existing
+    );
+    let asked = &proxy.requests()[before..];
+    assert!(asked.is_empty(), "asked again: {asked:#?}");
+
+    // Another repository, or another client, is asked.
+    let other_repo = RepoRef::new(&host, "grow/elsewhere");
+    let before = proxy.request_count();
+    assert_eq!(
+        client.push_blob(&other_repo, &to_push).await.unwrap(),
+        BlobOutcome::Uploaded
+    );
+    assert_eq!(
+        chunked_client(&host)
+            .push_blob(&repo, &to_push)
+            .await
+            .unwrap(),
+        BlobOutcome::Existing
+    );
+    let asked = &proxy.requests()[before..];
+    assert_eq!(
+        asked.iter().filter(|r| r.method == "HEAD").count(),
+        2,
+        "{asked:#?}"
+    );
+}
