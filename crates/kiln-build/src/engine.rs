@@ -144,9 +144,13 @@ async fn build_with(
     let several = platforms.len() > 1;
     // Layers upload while the build goes on; for one platform only (several go
     // through the index output, which uploads each image's blobs at the end).
+    // One registry client for the whole build (its sessions, tokens, TLS roots and
+    // the blobs it has seen pushed are shared by the pulls, the push pipeline and
+    // the final push).
+    let registry = std::sync::OnceLock::new();
     let push_pipeline = match several {
         true => None,
-        false => crate::push_pipeline::PushPipeline::start(options, &plans[0])?,
+        false => crate::push_pipeline::PushPipeline::start(options, &plans[0], &registry)?,
     };
     let recorders: Vec<_> = platforms
         .iter()
@@ -185,7 +189,6 @@ async fn build_with(
         .collect::<Vec<_>>();
     timings.prepare = started.elapsed();
 
-    let registry = std::sync::OnceLock::new();
     if !options.no_push && !options.skip_push_permission_check {
         check_push_access(registry_client(&registry, options)?, options).await?;
     }

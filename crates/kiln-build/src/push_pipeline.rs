@@ -11,14 +11,16 @@
 //! run. At most `max_parallel_uploads` uploads run at once; each holds a few
 //! 1 MiB buffers, whatever the layer's size.
 //!
-//! The stage code is synchronous, so the pipeline owns a small runtime and a
-//! registry client bound to it (as the layer cache does). Upload progress
+//! The stage code is synchronous, so the pipeline owns a small runtime to drive
+//! its uploads, through the build's registry client (connections live on
+//! kiln-registry's own I/O runtime). Upload progress
 //! (each layer once its digest is known, and at its end) is queued by the
 //! client's hook and reported as `BlobProgress` events by the build's own
 //! thread: at each layer the pipeline encodes, and while `finish` waits. Nothing here pushes
 //! a manifest: [`PushPipeline::finish`] waits for every upload and reports the
-//! first failure; only then does the final push confirm every blob (`HEAD`)
-//! and `PUT` config and manifest. A build that fails drops the pipeline, which
+//! first failure; only then does the final push put the other blobs in place
+//! (the client remembers what the pipeline uploaded: no second `HEAD` for
+//! those) and `PUT` config and manifest. A build that fails drops the pipeline, which
 //! stops its uploads: blobs may be left in the registry, never a manifest or a
 //! tag. `--no-push`, a build without destinations, or
 //! [`BuildOptions::push_while_building`] off make no pipeline.
@@ -65,7 +67,13 @@ pub struct PushPipeline {
 impl PushPipeline {
     /// The pipeline `options` ask for: `None` with `--no-push`, without
     /// destinations or with `push_while_building` off.
-    pub fn start(options: &BuildOptions, plan: &Plan) -> Result<Option<PushPipeline>, BuildError> {
+    /// Its uploads go through the build's registry client (`registry`, made here if
+    /// not yet), so the final push knows which blobs they put in place.
+    pub fn start(
+        options: &BuildOptions,
+        plan: &Plan,
+        registry: &std::sync::OnceLock<Client>,
+    ) -> Result<Option<PushPipeline>, BuildError> {
         if options.no_push || options.destinations.is_empty() || !options.push_while_building {
             return Ok(None);
         }
@@ -82,7 +90,8 @@ impl PushPipeline {
         let hook = ProgressHook::new(move |p: &BlobProgress| {
             let _ = tx.send(p.clone());
         });
-        let client = Arc::new(crate::registry_glue::client(options)?.with_progress(hook));
+        let client =
+            Arc::new(crate::engine::registry_client(registry, options)?.with_progress(hook));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(16)
