@@ -110,21 +110,48 @@ pub(super) fn step(
         c.from, c.chown, c.chmod, c.exclude, c.parents
     )
     .into_bytes();
+    if !run.caches_steps(Cacheable::Copy) {
+        // No cache to look the key up in: the key (which later steps' keys and the
+        // build's events carry) is hashed beside the layer's writing, which reads
+        // the same files, instead of in a pass of its own before it.
+        let (hashed, layer) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| entries_digest(&unresolved));
+            let layer = write_layer(run, &sources, &staging, &created_by);
+            let hashed = hashing
+                .join()
+                .unwrap_or_else(|_| Err("internal: hashing the COPY sources panicked".into()));
+            (hashed, layer)
+        });
+        material.extend(hashed?.as_bytes());
+        let layer = layer?;
+        run.advance_key(&material);
+        return Ok(layer);
+    }
     material.extend(entries_digest(&unresolved)?.as_bytes());
     drop(unresolved);
     let key = run.advance_key(&material);
     if let Some(result) = run.cached(Cacheable::Copy, &key, &created_by)? {
         return Ok(result);
     }
+    let layer = write_layer(run, &sources, &staging, &created_by)?;
+    run.remember(Cacheable::Copy, key, created_by, layer.as_ref());
+    Ok(layer)
+}
+
+/// Lays the sources out in the stage root and commits them as the step's layer.
+fn write_layer(
+    run: &mut StageRun<'_, '_>,
+    sources: &CopySources<'_>,
+    staging: &Path,
+    created_by: &str,
+) -> StepResult<Option<Digest>> {
     let root = run.root()?;
-    let owner = match &c.chown {
+    let owner = match &sources.cmd.chown {
         Some(spec) => Some(resolve_chown(spec, Some(&root))?),
         None => None,
     };
-    let entries = entries(run, &sources, Some(&root), owner, &staging)?;
-    let layer = run.commit_entries(entries, created_by.clone())?;
-    run.remember(Cacheable::Copy, key, created_by, layer.as_ref());
-    Ok(layer)
+    let entries = entries(run, sources, Some(&root), owner, staging)?;
+    run.commit_entries(entries, created_by.to_string())
 }
 
 /// The entries of a COPY/ADD landing in `root` (`None`: an empty root).
