@@ -16,8 +16,13 @@
 //! answered the final manifest PUT, from kiln's start) and the ratio of its exit
 //! time to that (what runs after the push: cleanup, exit). The
 //! workloads: ten small RUNs on the Debian base, a COPY of 20,000 files
-//! (12 KB each, incompressible), one RUN writing 500 MB (incompressible).
-//! `--scale` shrinks the file count and the sizes for a quick run.
+//! (12 KB each, incompressible), one RUN writing 500 MB (incompressible), and
+//! ten small RUNs on a base of about 151,000 entries in one gzip layer (the
+//! Debian base plus 145,500 small files, 1,500 directories and 4,500
+//! symlinks), where cleaning up after the push used to cost more than the
+//! build. `--scale` shrinks the file counts and the sizes for a quick run;
+//! `--only NAME` runs the workloads whose names contain NAME; `--logs DIR`
+//! keeps kiln's debug log (with timestamps) of each workload there.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,6 +40,10 @@ struct Settings {
     scale: f64,
     rate_mb: u64,
     latency_ms: u64,
+    /// Only the workloads whose names contain this.
+    only: Option<String>,
+    /// Where kiln's debug log (with timestamps) of each workload goes.
+    logs: Option<PathBuf>,
 }
 
 fn settings(args: &[String]) -> anyhow::Result<Settings> {
@@ -42,6 +51,8 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
         scale: 1.0,
         rate_mb: 50,
         latency_ms: 20,
+        only: None,
+        logs: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -50,8 +61,10 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             "--scale" => s.scale = value.parse().context("--scale")?,
             "--rate" => s.rate_mb = value.parse().context("--rate")?,
             "--latency" => s.latency_ms = value.parse().context("--latency")?,
+            "--only" => s.only = Some(value.clone()),
+            "--logs" => s.logs = Some(PathBuf::from(value)),
             other => anyhow::bail!(
-                "bench ci: unknown flag {other:?} (known: --scale F, --rate MB/S, --latency MS)"
+                "bench ci: unknown flag {other:?} (known: --scale F, --rate MB/S, --latency MS, --only NAME, --logs DIR)"
             ),
         }
     }
@@ -74,14 +87,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let shaping = Shaping::new(s.rate_mb, s.latency_ms);
     let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(shaping));
     let debian = kiln_testkit::debian::workspace_rootfs_tar().context("the Debian base image")?;
-    let layer = FixtureLayer::from_tar(&fs_err::read(&debian)?, true);
-    let base_blob = scratch.path().join("base.tar.gz");
-    fs_err::write(&base_blob, &layer.blob)?;
-    let base = FixtureImage::from_layers(vec![layer], &["/bin/bash"]);
-    base.push(&registry, "bench/debian:12", None)
-        .map_err(|e| anyhow::anyhow!("pushing the Debian base: {e:?}"))?;
-    let base_digest = base.layers[0].digest();
-    let base_ref = format!("{}/bench/debian:12", proxy.host_port());
+    let debian = fs_err::read(&debian)?;
+    let workloads: Vec<Workload> = workloads(&s)
+        .into_iter()
+        .filter(|w| s.only.as_ref().is_none_or(|o| w.name.contains(o.as_str())))
+        .collect();
+    let mut bases = Vec::new();
+    for kind in [BaseKind::Debian, BaseKind::ManyEntries] {
+        if workloads.iter().any(|w| w.base == kind) {
+            let tar = match kind {
+                BaseKind::Debian => debian.clone(),
+                BaseKind::ManyEntries => many_entries_tar(&debian, s.scale)?,
+            };
+            bases.push(Base::push(kind, &tar, &registry, &proxy, scratch.path())?);
+        }
+    }
 
     println!(
         "bench ci: registry behind a proxy shaped to {} MB/s per connection and direction, {} ms per request; scale {}",
@@ -100,25 +120,36 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "push end",
         "exit/push"
     );
-    for workload in workloads(&s) {
+    for workload in workloads {
+        let base = bases
+            .iter()
+            .find(|b| b.kind == workload.base)
+            .context("internal: the workload's base was not pushed")?;
         let dir = scratch.path().join(workload.name);
         fs_err::create_dir_all(&dir)?;
         let context = dir.join("context");
         fs_err::create_dir_all(&context)?;
         fs_err::write(
             context.join("Dockerfile"),
-            format!("FROM {base_ref}\n{}", workload.steps),
+            format!("FROM {}\n{}", base.reference, workload.steps),
         )?;
         let layer_content = (workload.prepare)(&context, &dir)?;
 
         let floors = Floors {
-            download: download_floor(&proxy, &base_digest, &dir)?,
-            unpack: unpack_floor(&base_blob, &dir)?,
+            download: download_floor(&proxy, base, &dir)?,
+            unpack: unpack_floor(&base.blob, &dir)?,
             encode: encode_floor(&layer_content, &dir)?,
         };
         let upload = upload_floor(&proxy, &dir.join("layer.tar.gz"))?;
         let started = Instant::now();
-        let (wall, rss_kib) = kiln_build(&kiln, &context, &dir, &proxy, workload.name)?;
+        let (wall, rss_kib) = kiln_build(
+            &kiln,
+            &context,
+            &dir,
+            &proxy,
+            workload.name,
+            s.logs.as_deref(),
+        )?;
         let push_end = push_end(&proxy, workload.name, started)?;
         let largest = [floors.download, floors.unpack, floors.encode, upload]
             .into_iter()
@@ -155,8 +186,127 @@ type Prepare = Box<dyn Fn(&Path, &Path) -> anyhow::Result<PathBuf>>;
 
 struct Workload {
     name: &'static str,
+    base: BaseKind,
     steps: String,
     prepare: Prepare,
+}
+
+/// The base images the workloads start from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BaseKind {
+    /// Debian bookworm minbase: one layer, 6,656 entries.
+    Debian,
+    /// The Debian base and about 145,000 more entries, in one layer.
+    ManyEntries,
+}
+
+/// A base pushed to the registry (its one layer kept on disk for the floors).
+struct Base {
+    kind: BaseKind,
+    /// `host:port/repo:tag` through the proxy.
+    reference: String,
+    repository: String,
+    layer_digest: String,
+    blob: PathBuf,
+}
+
+impl Base {
+    fn push(
+        kind: BaseKind,
+        tar: &[u8],
+        registry: &Registry,
+        proxy: &FaultProxy,
+        scratch: &Path,
+    ) -> anyhow::Result<Base> {
+        let repository = match kind {
+            BaseKind::Debian => "bench/debian",
+            BaseKind::ManyEntries => "bench/many-entries",
+        };
+        let layer = FixtureLayer::from_tar(tar, true);
+        let blob = scratch.join(format!("{}.tar.gz", repository.replace('/', "-")));
+        fs_err::write(&blob, &layer.blob)?;
+        let image = FixtureImage::from_layers(vec![layer], &["/bin/bash"]);
+        image
+            .push(registry, &format!("{repository}:1"), None)
+            .map_err(|e| anyhow::anyhow!("pushing the {kind:?} base: {e:?}"))?;
+        Ok(Base {
+            kind,
+            reference: format!("{}/{repository}:1", proxy.host_port()),
+            repository: repository.to_owned(),
+            layer_digest: image.layers[0].digest(),
+            blob,
+        })
+    }
+}
+
+/// The Debian rootfs tar followed by many small entries: `1,500 * scale`
+/// directories, each with 97 small text files and 3 symlinks.
+fn many_entries_tar(debian: &[u8], scale: f64) -> anyhow::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::with_capacity(debian.len() * 3));
+    let mut archive = tar::Archive::new(debian);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        // long names and PAX records were consumed by the reader: write the path anew
+        let path = entry.path()?.into_owned();
+        match entry.link_name()? {
+            Some(target) => {
+                let target = target.into_owned();
+                out.append_link(&mut header, &path, &target)?;
+            }
+            None => out.append_data(&mut header, &path, data.as_slice())?,
+        }
+    }
+    let dirs = ((1500.0 * scale) as usize).max(2);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for d in 0..dirs {
+        let dir = format!("usr/lib/bench/pkg{:03}/mod{}", d / 10, d % 10);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_mtime(1_704_067_200);
+        header.set_size(0);
+        out.append_data(&mut header, format!("{dir}/"), std::io::empty())?;
+        for f in 0..97 {
+            let len = 200 + (f * 37 + d * 11) % 2800;
+            let text = noise_text(len, &mut seed);
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_mtime(1_704_067_200);
+            header.set_size(len as u64);
+            out.append_data(&mut header, format!("{dir}/file{f:02}.py"), text.as_slice())?;
+        }
+        for l in 0..3 {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_mode(0o777);
+            header.set_mtime(1_704_067_200);
+            header.set_size(0);
+            out.append_link(
+                &mut header,
+                format!("{dir}/link{l}"),
+                format!("file{l:02}.py"),
+            )?;
+        }
+    }
+    Ok(out.into_inner()?)
+}
+
+/// `len` bytes of text lines (compressible, as source files are).
+fn noise_text(len: usize, seed: &mut u64) -> Vec<u8> {
+    let mut text = Vec::with_capacity(len + 32);
+    while text.len() < len {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        text.extend_from_slice(
+            format!("value_{:x} = {}\n", *seed % 65_536, *seed % 977).as_bytes(),
+        );
+    }
+    text.truncate(len);
+    text
 }
 
 fn workloads(s: &Settings) -> Vec<Workload> {
@@ -165,19 +315,24 @@ fn workloads(s: &Settings) -> Vec<Workload> {
     let runs: String = (0..10)
         .map(|i| format!("RUN echo step {i} > /step-{i}\n"))
         .collect();
+    let small_layer = || -> Prepare {
+        Box::new(|_, dir| {
+            let layer = dir.join("layer");
+            fs_err::create_dir_all(&layer)?;
+            fs_err::write(layer.join("step-0"), "step 0\n")?;
+            Ok(layer)
+        })
+    };
     vec![
         Workload {
             name: "ten-runs-debian",
-            steps: runs,
-            prepare: Box::new(|_, dir| {
-                let layer = dir.join("layer");
-                fs_err::create_dir_all(&layer)?;
-                fs_err::write(layer.join("step-0"), "step 0\n")?;
-                Ok(layer)
-            }),
+            base: BaseKind::Debian,
+            steps: runs.clone(),
+            prepare: small_layer(),
         },
         Workload {
             name: "copy-20k-files",
+            base: BaseKind::Debian,
             steps: "COPY files /app\n".into(),
             prepare: Box::new(move |context, _| {
                 let root = context.join("files");
@@ -191,6 +346,7 @@ fn workloads(s: &Settings) -> Vec<Workload> {
         },
         Workload {
             name: "run-writes-500mb",
+            base: BaseKind::Debian,
             steps: format!("RUN head -c {big_mb}M /dev/urandom > /big\n"),
             prepare: Box::new(move |_, dir| {
                 let layer = dir.join("layer");
@@ -203,6 +359,12 @@ fn workloads(s: &Settings) -> Vec<Workload> {
                 anyhow::ensure!(status.success(), "head failed");
                 Ok(layer)
             }),
+        },
+        Workload {
+            name: "ten-runs-151k-entries",
+            base: BaseKind::ManyEntries,
+            steps: runs,
+            prepare: small_layer(),
         },
     ]
 }
@@ -228,8 +390,13 @@ fn timed(what: &str, cmd: &mut Command) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-fn download_floor(proxy: &FaultProxy, digest: &str, dir: &Path) -> anyhow::Result<Duration> {
-    let url = format!("{}/v2/bench/debian/blobs/{digest}", proxy.url());
+fn download_floor(proxy: &FaultProxy, base: &Base, dir: &Path) -> anyhow::Result<Duration> {
+    let url = format!(
+        "{}/v2/{}/blobs/{}",
+        proxy.url(),
+        base.repository,
+        base.layer_digest
+    );
     let out = dir.join("download.blob");
     let took = timed(
         "download",
@@ -328,25 +495,32 @@ fn kiln_build(
     dir: &Path,
     proxy: &FaultProxy,
     name: &str,
+    logs: Option<&Path>,
 ) -> anyhow::Result<(Duration, u64)> {
     let rss_file = dir.join("kiln.maxrss");
+    let mut cmd = Command::new(TIME);
+    cmd.args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(kiln)
+        .arg("--context")
+        .arg(context)
+        .arg("--dockerfile")
+        .arg(context.join("Dockerfile"))
+        .arg("--destination")
+        .arg(format!("{}/bench/{name}:1", proxy.host_port()))
+        .args(["--insecure", "--insecure-pull"])
+        .arg("--kaniko-dir")
+        .arg(dir.join("kaniko"));
+    if logs.is_some() {
+        cmd.args(["--verbosity=debug", "--log-timestamp"]);
+    }
     let started = Instant::now();
-    let out = crate::util::output(
-        Command::new(TIME)
-            .args(["-f", "%M", "-o"])
-            .arg(&rss_file)
-            .arg(kiln)
-            .arg("--context")
-            .arg(context)
-            .arg("--dockerfile")
-            .arg(context.join("Dockerfile"))
-            .arg("--destination")
-            .arg(format!("{}/bench/{name}:1", proxy.host_port()))
-            .args(["--insecure", "--insecure-pull"])
-            .arg("--kaniko-dir")
-            .arg(dir.join("kaniko")),
-    )?;
+    let out = crate::util::output(&mut cmd)?;
     let wall = started.elapsed();
+    if let Some(logs) = logs {
+        fs_err::create_dir_all(logs)?;
+        fs_err::write(logs.join(format!("{name}.log")), &out.stderr)?;
+    }
     anyhow::ensure!(
         out.status.success(),
         "kiln failed on {name} ({}):\n{}",
