@@ -263,27 +263,16 @@ fn many_entries_tar(debian: &[u8], scale: f64) -> anyhow::Result<Vec<u8>> {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for d in 0..dirs {
         let dir = format!("usr/lib/bench/pkg{:03}/mod{}", d / 10, d % 10);
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_mtime(1_704_067_200);
-        header.set_size(0);
+        let mut header = generated_header(tar::EntryType::Directory, 0o755, 0);
         out.append_data(&mut header, format!("{dir}/"), std::io::empty())?;
         for f in 0..97 {
             let len = 200 + (f * 37 + d * 11) % 2800;
             let text = noise_text(len, &mut seed);
-            let mut header = tar::Header::new_gnu();
-            header.set_mode(0o644);
-            header.set_mtime(1_704_067_200);
-            header.set_size(len as u64);
+            let mut header = generated_header(tar::EntryType::Regular, 0o644, len as u64);
             out.append_data(&mut header, format!("{dir}/file{f:02}.py"), text.as_slice())?;
         }
         for l in 0..3 {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_mode(0o777);
-            header.set_mtime(1_704_067_200);
-            header.set_size(0);
+            let mut header = generated_header(tar::EntryType::Symlink, 0o777, 0);
             out.append_link(
                 &mut header,
                 format!("{dir}/link{l}"),
@@ -292,6 +281,18 @@ fn many_entries_tar(debian: &[u8], scale: f64) -> anyhow::Result<Vec<u8>> {
         }
     }
     Ok(out.into_inner()?)
+}
+
+/// A header for a generated entry: owned by root, the fixed mtime.
+fn generated_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_704_067_200);
+    header.set_size(size);
+    header
 }
 
 /// `len` bytes of text lines (compressible, as source files are).
