@@ -134,6 +134,15 @@ impl Client {
             .insert((repo.clone(), digest.clone()));
     }
 
+    /// Forgets what `repo` confirmed (it denied holding one of those blobs).
+    pub(crate) fn forget_present(&self, repo: &RepoRef) {
+        self.inner
+            .present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(r, _)| r != repo);
+    }
+
     /// Whether the registry said, to this client or a clone, that `repo` holds `digest`.
     pub(crate) fn known_present(&self, repo: &RepoRef, digest: &kiln_oci::Digest) -> bool {
         self.inner

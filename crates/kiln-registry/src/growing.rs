@@ -8,7 +8,9 @@
 //! number of uploads (one per destination repository) read it independently.
 //!
 //! [`Client::push_growing_blob`] follows the distribution protocol's chunked upload: a
-//! `PATCH` with `Content-Range` for every `chunk` bytes as soon as they are written, and
+//! `PATCH` with `Content-Range` for every `chunk` bytes as soon as they are written
+//! (without a chunk size in the options, all that is written when the previous `PATCH`
+//! ends, between [`STREAM_CHUNK`] and [`STREAM_CHUNK_MAX`]), and
 //! once the digest is known the rest in the closing `PUT ?digest=`; so the upload ends
 //! shortly after the last write. A blob that ended before a full chunk was written is
 //! checked first (`HEAD`) and sent in one `PUT` only if the registry lacks it. A registry
@@ -37,8 +39,14 @@ use crate::push::BlobOutcome;
 use crate::session::Endpoint;
 use crate::upload;
 
-/// Bytes sent per `PATCH` when the client's options set no chunk size.
+/// Bytes sent per `PATCH` when the client's options set no chunk size...
 pub const STREAM_CHUNK: u64 = 8 << 20;
+
+/// ...or, when the upload is behind the writer, everything written since the last
+/// `PATCH` up to this much in one: each request costs a round trip, and a 500 MB layer
+/// in 8 MiB chunks paid 60 of them (0.6-1.2 s at 10-20 ms) where the network, not
+/// the encoder, was the bottleneck.
+pub const STREAM_CHUNK_MAX: u64 = 64 << 20;
 
 /// What the writer has published so far.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +167,14 @@ impl GrowingBlob {
     }
 }
 
+/// How many bytes one `PATCH` carries: at least `min` (the upload waits for them),
+/// at most `max` (what is written beyond `min` goes along).
+#[derive(Debug, Clone, Copy)]
+struct Chunks {
+    min: u64,
+    max: u64,
+}
+
 /// How one streaming attempt ended.
 enum Streamed {
     Done(BlobOutcome),
@@ -185,15 +201,20 @@ impl Client {
             .object(format!("{} (while it is written)", blob.path.display()));
         let ep = self.endpoint(&repo.registry, Direction::Push, &ctx)?;
         let scopes = vec![Scope::repository(&repo.repository, &["pull", "push"])];
-        let chunk = self
-            .options()
-            .chunk_size
-            .filter(|c| *c > 0)
-            .unwrap_or(STREAM_CHUNK);
+        let chunks = match self.options().chunk_size.filter(|c| *c > 0) {
+            Some(chunk) => Chunks {
+                min: chunk,
+                max: chunk,
+            },
+            None => Chunks {
+                min: STREAM_CHUNK,
+                max: STREAM_CHUNK_MAX,
+            },
+        };
         let streamed = ep
             .cfg
             .retry
-            .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunk, &scopes))
+            .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunks, &scopes))
             .await?;
         let refusal = match streamed {
             Streamed::Done(outcome) => {
@@ -226,13 +247,13 @@ impl Client {
         ctx: &Ctx,
         repo: &RepoRef,
         blob: &GrowingBlob,
-        chunk: u64,
+        chunks: Chunks,
         scopes: &[Scope],
     ) -> Result<Streamed, Error> {
         let mut session: Option<Url> = None;
         let mut offset = 0;
         loop {
-            let growth = blob.wait(offset, chunk).await;
+            let growth = blob.wait(offset, chunks.min).await;
             if growth.end.is_some() {
                 let (digest, size) = finished(ctx, &growth)?;
                 if session.is_none() && self.blob_exists(repo, &digest).await? {
@@ -253,13 +274,14 @@ impl Client {
                 Some(url) => url,
                 None => upload::start(ep, ctx, &repo.repository, scopes).await?,
             };
-            let body = blob.range(offset, chunk);
-            session = match upload::patch(ep, ctx, &url, offset, chunk, body, scopes).await {
+            let len = (growth.written - offset).clamp(chunks.min, chunks.max);
+            let body = blob.range(offset, len);
+            session = match upload::patch(ep, ctx, &url, offset, len, body, scopes).await {
                 Ok(next) => Some(next),
                 Err(e) if refuses_chunks(&e) => return Ok(Streamed::Refused(e)),
                 Err(e) => return Err(e),
             };
-            offset += chunk;
+            offset += len;
         }
     }
 }

@@ -116,7 +116,7 @@ mod upload;
 pub use client::{Client, ManifestRef, RepoRef};
 pub use download::WriteWatch;
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
-pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, growing_blob};
+pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, STREAM_CHUNK_MAX, growing_blob};
 pub use kiln_auth::{Credential, Secret};
 pub use options::{DEFAULT_IO_TIMEOUT, Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};

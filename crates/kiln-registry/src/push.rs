@@ -385,6 +385,7 @@ impl Client {
                         // for a moment. Confirm every blob again (uploading what is really
                         // missing), then put the manifest once more.
                         tracing::warn!(error = %e, repo = %repo, "a blob confirmed present was unknown to the manifest PUT; confirming the blobs again");
+                        self.forget_present(&repo);
                         self.push_blobs(&repo, blobs.values().cloned().collect(), mounts.clone())
                             .await?;
                         self.push_manifest(&repo, &r, &image.manifest, &image.media_type)

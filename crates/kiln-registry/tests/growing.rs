@@ -278,3 +278,48 @@ async fn a_blob_this_client_uploaded_is_not_checked_again() {
         "{asked:#?}"
     );
 }
+
+/// Without a chunk size in the options, an upload behind its writer sends everything
+/// written so far in one `PATCH` (up to `STREAM_CHUNK_MAX`), not one per
+/// `STREAM_CHUNK`: fewer round trips when the network is the bottleneck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_behind_its_writer_sends_what_is_written_in_one_patch() {
+    let reg = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
+    let host = proxy.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(options(&host, true, None, None));
+    let repo = RepoRef::new(&host, "grow/behind");
+    let chunk = kiln_registry::STREAM_CHUNK as usize;
+    let data = pseudo_random(3 * chunk + chunk / 2 + 17, 12);
+    let (mut w, blob) = writer(dir.path());
+    // three and a half chunks written before the upload starts
+    w.write_all(&data[..3 * chunk + chunk / 2]).unwrap();
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+    let written = data.clone();
+    let proxy = tokio::task::spawn_blocking(move || {
+        wait_for_log(&proxy, "the first PATCH", |log| patches_accepted(log) == 1);
+        w.write_all(&written[3 * chunk + chunk / 2..]).unwrap();
+        w.finish(Digest::sha256_of(&written));
+        proxy
+    })
+    .await
+    .unwrap();
+    assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
+    let log = proxy.requests();
+    assert_eq!(
+        patches_accepted(&log),
+        1,
+        "what was written went in one PATCH: {log:#?}"
+    );
+    fetched(
+        &plain_client(&reg.host_port()),
+        &RepoRef::new(&reg.host_port(), "grow/behind"),
+        &data,
+        dir.path(),
+    )
+    .await;
+}
