@@ -8,8 +8,9 @@
 //! closing `PUT` once the digest is known; the finished blob in one `PUT`
 //! where the registry refuses chunks). So the upload of the last layer ends
 //! shortly after its encoding, and earlier layers upload while later steps
-//! run. At most `max_parallel_uploads` uploads run at once; each holds a few
-//! 1 MiB buffers, whatever the layer's size.
+//! run. At most `max_parallel_uploads` uploads of layers over 1 MiB run at
+//! once (each holds a few 1 MiB buffers, whatever the layer's size); smaller
+//! finished layers go without waiting for a turn.
 //!
 //! The stage code is synchronous, so the pipeline owns a small runtime to drive
 //! its uploads, through the build's registry client (connections live on
@@ -40,6 +41,10 @@ use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver, Transfer};
 use crate::options::BuildOptions;
+
+/// A layer at most this big uploads without waiting for a turn (see
+/// [`PushPipeline::encode_and_upload`]).
+const SMALL_LAYER: u64 = 1 << 20;
 
 /// The sink a pipelined layer is encoded into.
 pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
@@ -143,7 +148,13 @@ impl PushPipeline {
                 repo.clone(),
             );
             let task = runtime.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                // A layer that ended small (a RUN writing a file or two) holds no
+                // buffers worth bounding and takes no turn: ten such steps upload at
+                // once instead of in waves of `max_parallel_uploads` round trips.
+                let _permit = match growing.ends_within(SMALL_LAYER).await {
+                    true => None,
+                    false => Some(permits.acquire_owned().await),
+                };
                 client.push_growing_blob(&target, &growing).await
             });
             self.lock().push(Upload {

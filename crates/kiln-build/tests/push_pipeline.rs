@@ -255,3 +255,51 @@ fn no_push_sends_nothing() {
     build(&options);
     assert_eq!(proxy.request_count(), 0, "{:#?}", proxy.requests());
 }
+
+/// Layers that ended small (under 1 MiB) do not wait for one of the registry client's
+/// `max_parallel_uploads` (4) turns: eight tiny COPY layers through a proxy adding
+/// 150 ms per request upload at once, not in waves of four.
+#[test]
+fn small_layers_upload_at_once() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(
+        &registry,
+        Faults::none().shape(kiln_testkit::Shaping::new(1000, 150)),
+    );
+    let files: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("f{i}.txt"), format!("file {i}\n")))
+        .collect();
+    let dockerfile: String = std::iter::once("FROM scratch\n".to_string())
+        .chain(
+            files
+                .iter()
+                .map(|(name, _)| format!("COPY {name} /{name}\n")),
+        )
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect();
+    let fx = Fixture::new(&dockerfile, &borrowed);
+    let outcome = build(&push_options(
+        &fx,
+        &format!("{}/small/app:1", proxy.host_port()),
+    ));
+    assert_eq!(outcome.layers.len(), 8);
+    let log = proxy.requests();
+    let puts = layer_puts(&log, &outcome);
+    // the most layer uploads whose closing PUTs were under way at one moment
+    let most = puts
+        .iter()
+        .map(|&i| {
+            puts.iter()
+                .filter(|&&j| log[j].arrived <= log[i].arrived && log[i].arrived < log[j].answered)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most > 4,
+        "at most {most} small layers uploaded at once: {log:#?}"
+    );
+}

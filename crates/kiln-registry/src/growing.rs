@@ -152,6 +152,14 @@ impl GrowingBlob {
         })
     }
 
+    /// Waits until the blob has grown past `limit` bytes (`false`) or ended within
+    /// them (`true`): a caller bounding concurrent uploads by their buffers can let a
+    /// small finished blob through without a turn.
+    pub async fn ends_within(&self, limit: u64) -> bool {
+        let growth = self.wait(0, limit.saturating_add(1)).await;
+        growth.end.is_some() && growth.written <= limit
+    }
+
     /// Waits until the blob ended (complete or abandoned).
     async fn wait_end(&self) -> Growth {
         self.wait(u64::MAX, 0).await
