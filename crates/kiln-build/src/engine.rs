@@ -194,7 +194,7 @@ async fn build_with(
     }
     let mut built = Vec::new();
     if options.jobs > 1 && in_place.is_none() {
-        built = crate::scheduler::build_all(&envs, options.jobs, &mut timings)?;
+        built = crate::scheduler::build_all(&envs, &registry, options.jobs, &mut timings)?;
     } else {
         let mut shared = BTreeMap::new();
         for env in &envs {

@@ -5,8 +5,10 @@
 //! platform) are one build: the first in plan order builds it, the others take its
 //! output.
 //!
-//! - A puller thread does every building node's registry work on a runtime and
-//!   registry client of its own, so later bases are pulled while earlier stages run:
+//! - A puller thread does every building node's registry work on a runtime of its
+//!   own, through the build's registry client (one set of sessions and tokens for
+//!   the permission check, the pulls and the pushes), so later bases are pulled
+//!   while earlier stages run:
 //!   bases are resolved for the stage's platform up to three at once
 //!   ([`crate::stage_loop::resolve_base`]), so a build with several bases or platforms
 //!   does not wait on each registry round trip in turn; then, in plan order, the missing
@@ -89,7 +91,13 @@ const CONCURRENT_PULLS: usize = 3;
 /// unpacked) and its report follow in plan order, so the first error in plan order is
 /// the one reported and the recorded bases are in plan order whatever the registry's
 /// timing. `timings.pull` is the puller's wall time.
-fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, tx: Sender<Event>) {
+fn pull_all(
+    envs: &[BuildEnv<'_>],
+    work: &[(NodeId, usize)],
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
+    stop: &AtomicBool,
+    tx: Sender<Event>,
+) {
     let start = Instant::now();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,10 +113,8 @@ fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, 
             return;
         }
     };
-    let registry = std::sync::OnceLock::new();
     runtime.block_on(async {
         let (resolved_tx, mut resolved_rx) = tokio::sync::mpsc::unbounded_channel();
-        let registry = &registry;
         let resolving = async move {
             let mut resolved = futures_util::stream::iter(work)
                 .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
@@ -166,8 +172,10 @@ fn pull_all(envs: &[BuildEnv<'_>], work: &[(NodeId, usize)], stop: &AtomicBool, 
 }
 
 /// Builds every plan of `envs` and returns each one's target stage, in `envs` order.
+/// Registry work goes through the build's one client (`registry`).
 pub(crate) fn build_all(
     envs: &[BuildEnv<'_>],
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
     jobs: usize,
     timings: &mut PhaseTimings,
 ) -> Result<Vec<StageOutput>, BuildError> {
@@ -187,7 +195,7 @@ pub(crate) fn build_all(
         scope.spawn(move || {
             // A panic must still end the loop below, which waits for PullerDone.
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pull_all(envs, work, stop, puller_tx.clone())
+                pull_all(envs, work, registry, stop, puller_tx.clone())
             }));
             if let Err(panic) = caught {
                 let _ = puller_tx.send(Event::PullerDone(PhaseTimings::default()));

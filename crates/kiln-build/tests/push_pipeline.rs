@@ -303,3 +303,30 @@ fn small_layers_upload_at_once() {
         "at most {most} small layers uploaded at once: {log:#?}"
     );
 }
+
+/// One registry client serves the whole build: the push permission check, the base's
+/// pull (by the parallel scheduler's puller) and the pushes share its session, so the
+/// registry is pinged once, not once per part.
+#[test]
+fn one_session_serves_the_check_the_pull_and_the_push() {
+    let registry = Registry::start_plain();
+    kiln_testkit::FixtureImage::busybox()
+        .push(&registry, "base/busybox:1", None)
+        .unwrap();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let via = proxy.host_port();
+    let fx = Fixture::new(
+        &format!("FROM {via}/base/busybox:1\nCOPY small.txt /small.txt\n"),
+        &[("small.txt", "small\n")],
+    );
+    let mut options = push_options(&fx, &format!("{via}/one/app:1"));
+    options.jobs = 2;
+    let outcome = build(&options);
+    assert_eq!(outcome.pushed, vec![format!("{via}/one/app:1")]);
+    let log = proxy.requests();
+    let pings = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/v2/")
+        .count();
+    assert_eq!(pings, 1, "{log:#?}");
+}
