@@ -19,9 +19,10 @@
 //! client's hook and reported as `BlobProgress` events by the build's own
 //! thread: at each layer the pipeline encodes, and while `finish` waits. Nothing here pushes
 //! a manifest: [`PushPipeline::finish`] waits for every upload and reports the
-//! first failure; only then does the final push put the other blobs in place
-//! (the client remembers what the pipeline uploaded: no second `HEAD` for
-//! those) and `PUT` config and manifest. A build that fails drops the pipeline, which
+//! first failure, while the build's final output puts the config and base
+//! layers in place beside them; the final push then finds every blob in place
+//! (the client remembers what it confirmed: no second `HEAD`) and `PUT`s the
+//! manifest. A build that fails drops the pipeline, which
 //! stops its uploads: blobs may be left in the registry, never a manifest or a
 //! tag. `--no-push`, a build without destinations, or
 //! [`BuildOptions::push_while_building`] off make no pipeline.
@@ -201,6 +202,16 @@ impl PushPipeline {
                 total: Some(p.total),
             });
         }
+    }
+
+    /// The destination repositories.
+    pub fn repos(&self) -> &[RepoRef] {
+        &self.repos
+    }
+
+    /// The layers uploaded (or being uploaded) by the pipeline.
+    pub fn layers(&self) -> BTreeSet<Digest> {
+        self.lock().iter().filter_map(|u| u.layer.clone()).collect()
     }
 
     /// Waits for every upload, reporting progress; the first failure is the error.

@@ -95,10 +95,26 @@ pub(crate) async fn single_output(
     let mut pushed = Vec::new();
     if !options.no_push {
         let push_start = Instant::now();
-        if let Some(pipeline) = push_pipeline {
-            pipeline.finish(observer).await?;
-        }
         let client = registry_client(registry, options)?;
+        if let Some(pipeline) = push_pipeline {
+            // The config and the base layers go up while the pipeline's last uploads
+            // finish, not after them; the final push then finds them in place (the
+            // client remembers) and only puts the manifest.
+            let request = output::image_to_push(blobs, image, &written);
+            let others: Vec<_> = {
+                let pipelined = pipeline.layers();
+                request
+                    .blobs
+                    .into_iter()
+                    .filter(|b| !pipelined.contains(&b.descriptor.digest))
+                    .collect()
+            };
+            let (finished, ()) = tokio::join!(
+                pipeline.finish(observer),
+                push_ahead(client, pipeline.repos(), &others)
+            );
+            finished?;
+        }
         let push = |client| {
             output::push(
                 client, blobs, image, &written, &artifacts, options, observer,
@@ -132,6 +148,30 @@ pub(crate) async fn single_output(
         platforms: Vec::new(),
         timings: *timings,
     })
+}
+
+/// Puts `blobs` in every repository of `repos`, a few at a time, while the push
+/// pipeline finishes. A failure is only logged: the final push tries again and
+/// reports it (or fetches a base layer that could not be mounted).
+async fn push_ahead(
+    client: &kiln_registry::Client,
+    repos: &[kiln_registry::RepoRef],
+    blobs: &[kiln_registry::BlobToPush],
+) {
+    use futures_util::StreamExt as _;
+    let bound = client.options().max_parallel_uploads.max(1);
+    let pushes = repos
+        .iter()
+        .flat_map(|repo| blobs.iter().map(move |blob| (repo, blob)))
+        .map(|(repo, blob)| async move {
+            if let Err(e) = client.push_blob(repo, blob).await {
+                tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "pushing ahead failed; the final push tries again");
+            }
+        });
+    futures_util::stream::iter(pushes)
+        .buffer_unordered(bound)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 pub(crate) fn layer_summaries(written: &output::Written, image: &ImageState) -> Vec<LayerSummary> {
