@@ -23,6 +23,15 @@ fn chunked_client(host: &str) -> Client {
     Client::new(o)
 }
 
+/// A registry behind the testkit's proxy with `faults`, the proxy's `host:port`, and
+/// a temp dir for blob files.
+fn behind_proxy(faults: Faults) -> (Registry, FaultProxy, String, tempfile::TempDir) {
+    let reg = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&reg, faults);
+    let host = proxy.host_port();
+    (reg, proxy, host, tempfile::tempdir().unwrap())
+}
+
 fn writer(dir: &std::path::Path) -> (GrowingBlobWriter, kiln_registry::GrowingBlob) {
     let path = dir.join("blob");
     let file = std::fs::File::create(&path).unwrap();
@@ -61,10 +70,7 @@ async fn fetched(client: &Client, repo: &RepoRef, data: &[u8], dir: &std::path::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_leave_while_the_blob_is_written() {
-    let reg = Registry::start_plain();
-    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
-    let host = proxy.host_port();
-    let dir = tempfile::tempdir().unwrap();
+    let (reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "grow/app");
     let data = pseudo_random(5 * CHUNK as usize + 1234, 7);
@@ -143,11 +149,8 @@ async fn chunks_leave_while_the_blob_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_refusing_chunks_gets_the_finished_blob_in_one_put() {
-    let reg = Registry::start_plain();
     let refuse = FailRule::status(405, usize::MAX).matching(Some("PATCH"), None);
-    let proxy = FaultProxy::in_front_of(&reg, Faults::none().fail(refuse));
-    let host = proxy.host_port();
-    let dir = tempfile::tempdir().unwrap();
+    let (_reg, proxy, host, dir) = behind_proxy(Faults::none().fail(refuse));
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "refuse/app");
     let data = pseudo_random(3 * CHUNK as usize + 99, 9);
@@ -225,10 +228,7 @@ async fn an_abandoned_blob_fails_its_upload() {
 /// when the final push puts the image's blobs in place; another client still asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_this_client_uploaded_is_not_checked_again() {
-    let reg = Registry::start_plain();
-    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
-    let host = proxy.host_port();
-    let dir = tempfile::tempdir().unwrap();
+    let (_reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "grow/known");
     let data = pseudo_random(2 * CHUNK as usize + 99, 11);
@@ -284,10 +284,7 @@ async fn a_blob_this_client_uploaded_is_not_checked_again() {
 /// `STREAM_CHUNK`: fewer round trips when the network is the bottleneck.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_behind_its_writer_sends_what_is_written_in_one_patch() {
-    let reg = Registry::start_plain();
-    let proxy = FaultProxy::in_front_of(&reg, Faults::none());
-    let host = proxy.host_port();
-    let dir = tempfile::tempdir().unwrap();
+    let (reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = Client::new(options(&host, true, None, None));
     let repo = RepoRef::new(&host, "grow/behind");
     let chunk = kiln_registry::STREAM_CHUNK as usize;

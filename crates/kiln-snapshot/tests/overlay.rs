@@ -23,6 +23,23 @@ fn options(backend: BackendChoice, scratch: &Path) -> SnapshotOptions {
     }
 }
 
+/// The fixture tree in a temp dir and an overlay snapshotter over it (scratch beside
+/// it); needs root.
+fn overlay_on_fixture() -> (tempfile::TempDir, std::path::PathBuf, OverlaySnapshotter) {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    build_fixture(&root);
+    let overlay = OverlaySnapshotter::new(
+        &root,
+        tmp.path().join("scratch"),
+        SnapshotMode::Full,
+        IgnoreList::new(),
+    )
+    .unwrap();
+    (tmp, root, overlay)
+}
+
 #[test]
 fn auto_falls_back_to_walk_when_overlay_cannot_be_used() {
     require_root();
@@ -77,18 +94,8 @@ fn overlay_refuses_unusable_scratch_dirs_with_a_reason() {
 
 #[test]
 fn abandoned_overlay_step_unmounts_and_leaves_the_rootfs_untouched() {
-    require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    build_fixture(&root);
+    let (_tmp, root, mut overlay) = overlay_on_fixture();
     let before = tree_state(&root);
-    let mut overlay = OverlaySnapshotter::new(
-        &root,
-        tmp.path().join("scratch"),
-        SnapshotMode::Full,
-        IgnoreList::new(),
-    )
-    .unwrap();
     {
         let step = overlay.begin().unwrap();
         let merged = step.merged().to_path_buf();
@@ -131,17 +138,7 @@ fn kernel_version() -> (u32, u32) {
 /// row work (the kernel's leftover in the work dir is cleared between them).
 #[test]
 fn step_overlays_are_volatile_where_the_kernel_allows() {
-    require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    build_fixture(&root);
-    let mut overlay = OverlaySnapshotter::new(
-        &root,
-        tmp.path().join("scratch"),
-        SnapshotMode::Full,
-        IgnoreList::new(),
-    )
-    .unwrap();
+    let (_tmp, _root, mut overlay) = overlay_on_fixture();
     let expect_volatile = kernel_version() >= (5, 10);
     for name in ["one", "two"] {
         let step = overlay.begin().unwrap();
