@@ -109,10 +109,10 @@ pub(crate) async fn single_output(
                     .filter(|b| !pipelined.contains(&b.descriptor.digest))
                     .collect()
             };
-            let (finished, ()) = tokio::join!(
-                pipeline.finish(observer),
-                push_ahead(client, pipeline.repos(), &others)
-            );
+            let ahead = crate::pull::progress::reporting(client, observer, |client| async move {
+                push_ahead(&client, pipeline.repos(), &others).await
+            });
+            let (finished, ()) = tokio::join!(pipeline.finish(observer), ahead);
             finished?;
         }
         let push = |client| {
