@@ -57,12 +57,29 @@ fn patches_accepted(log: &[ProxiedRequest]) -> usize {
         .count()
 }
 
-async fn fetched(client: &Client, repo: &RepoRef, data: &[u8], dir: &std::path::Path) {
-    let descriptor = Descriptor::new(
+/// The descriptor of `data` as an untyped blob.
+fn octets(data: &[u8]) -> Descriptor {
+    Descriptor::new(
         MediaType::parse("application/octet-stream"),
         Digest::sha256_of(data),
         data.len() as u64,
-    );
+    )
+}
+
+/// The registry itself (not the proxy) serves `data` in `repository`.
+async fn stored(reg: &Registry, repository: &str, data: &[u8], dir: &std::path::Path) {
+    let host = reg.host_port();
+    fetched(
+        &plain_client(&host),
+        &RepoRef::new(&host, repository),
+        data,
+        dir,
+    )
+    .await;
+}
+
+async fn fetched(client: &Client, repo: &RepoRef, data: &[u8], dir: &std::path::Path) {
+    let descriptor = octets(data);
     let dest = dir.join("fetched");
     client.fetch_blob(repo, &descriptor, &dest).await.unwrap();
     assert!(fs_err::read(&dest).unwrap() == data, "the blob differs");
@@ -114,13 +131,7 @@ async fn chunks_leave_while_the_blob_is_written() {
         )) && put.status == 201,
         "{put:?}"
     );
-    fetched(
-        &plain_client(&reg.host_port()),
-        &RepoRef::new(&reg.host_port(), "grow/app"),
-        &data,
-        dir.path(),
-    )
-    .await;
+    stored(&reg, "grow/app", &data, dir.path()).await;
 
     // The same bytes again, ending before one full chunk: the registry has them, so
     // they are only checked, not sent.
@@ -240,11 +251,7 @@ async fn a_blob_this_client_uploaded_is_not_checked_again() {
         BlobOutcome::Uploaded
     );
     let to_push = kiln_registry::BlobToPush {
-        descriptor: Descriptor::new(
-            MediaType::parse("application/octet-stream"),
-            Digest::sha256_of(&data),
-            data.len() as u64,
-        ),
+        descriptor: octets(&data),
         source: kiln_registry::BlobSource::Bytes(data.clone().into()),
         mount_from: None,
     };
@@ -312,11 +319,5 @@ async fn an_upload_behind_its_writer_sends_what_is_written_in_one_patch() {
         1,
         "what was written went in one PATCH: {log:#?}"
     );
-    fetched(
-        &plain_client(&reg.host_port()),
-        &RepoRef::new(&reg.host_port(), "grow/behind"),
-        &data,
-        dir.path(),
-    )
-    .await;
+    stored(&reg, "grow/behind", &data, dir.path()).await;
 }
