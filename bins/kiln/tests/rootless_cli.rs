@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::text;
+use common::{processes_with, signal_and_wait, text, wait_for_process};
 use kiln_testkit::rootless::{SubidLine, command_as, give_tree};
 
 const UID: u32 = 65534;
@@ -38,8 +38,13 @@ fn owners(blob: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
+/// A temp dir given to the unprivileged user (checked to be possible: root,
+/// newuidmap/newgidmap), holding a context whose Dockerfile is busybox's rootfs
+/// plus `steps`, and a copy of kiln named `kiln_name`.
+fn rootless_build(
+    steps: &str,
+    kiln_name: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     // SAFETY: trivial getter.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -59,15 +64,23 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
     std::fs::write(ctx.join("rootfs.tar"), kiln_testkit::busybox::rootfs_tar()).unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM scratch\nADD rootfs.tar /\n\
-         RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group && mkdir -p /home/app && chown app:app /home/app\n\
-         USER app\n\
-         RUN touch /home/app/mine && echo \"inside: $(id -u):$(id -g)\"\n",
+        format!("FROM scratch\nADD rootfs.tar /\n{steps}"),
     )
     .unwrap();
-    let kiln = dir.path().join("kiln");
+    let kiln = dir.path().join(kiln_name);
     std::fs::copy(common::kiln(), &kiln).unwrap();
     give_tree(dir.path(), UID);
+    (dir, ctx, kiln)
+}
+
+#[test]
+fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
+    let (dir, ctx, kiln) = rootless_build(
+        "RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group && mkdir -p /home/app && chown app:app /home/app\n\
+         USER app\n\
+         RUN touch /home/app/mine && echo \"inside: $(id -u):$(id -g)\"\n",
+        "kiln",
+    );
     let _one = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
     let _line = SubidLine::add(LINE);
     let layout = dir.path().join("out");
@@ -125,22 +138,6 @@ fn a_rootless_build_keeps_the_image_owners_of_a_non_root_user() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// Pids of the processes whose command line contains `needle`.
-fn processes_with(needle: &[u8]) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            cmdline
-                .windows(needle.len())
-                .any(|w| w == needle)
-                .then_some(pid)
-        })
-        .collect()
-}
-
 /// SIGKILLs, when a test ends (passed or not), every process still running the
 /// kiln binary at this path, so that a failure leaves nothing behind.
 struct KillLeftovers(std::path::PathBuf);
@@ -161,29 +158,11 @@ impl Drop for KillLeftovers {
 /// Before, SIGTERM killed the parent on the spot and the child built on.
 fn rootless_stopped_during_run(signo: i32, seconds: u32) {
     use std::time::{Duration, Instant};
-    // SAFETY: trivial getter.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "needs root to set up the unprivileged user (CI runs as root)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ctx = dir.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("rootfs.tar"), kiln_testkit::busybox::rootfs_tar()).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM scratch\nADD rootfs.tar /\nRUN exec sleep {seconds}\n"),
-    )
-    .unwrap();
-    // A copy of its own: its path tells this build's kiln processes from others'.
-    let kiln = dir.path().join("kiln-stopped");
-    std::fs::copy(common::kiln(), &kiln).unwrap();
+    // A kiln copy of its own: its path tells this build's kiln processes from others'.
+    let (dir, ctx, kiln) = rootless_build(&format!("RUN exec sleep {seconds}\n"), "kiln-stopped");
     let work = dir.path().join("work");
     // A file, not a pipe: a child that outlived the parent would hold a pipe open.
     let log = dir.path().join("stderr.log");
-    give_tree(dir.path(), UID);
     let _one = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
     let _line = SubidLine::add(LINE);
     let mut parent = command_as(UID, &kiln)
@@ -200,15 +179,7 @@ fn rootless_stopped_during_run(signo: i32, seconds: u32) {
         .unwrap();
     let _reaper = KillLeftovers(kiln.clone());
     let needle = format!("sleep\0{seconds}\0");
-    let until = Instant::now() + Duration::from_secs(120);
-    while processes_with(needle.as_bytes()).is_empty() {
-        assert!(Instant::now() < until, "the RUN never started");
-        assert!(
-            parent.try_wait().unwrap().is_none(),
-            "kiln ended before its RUN started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_process(&mut parent, needle.as_bytes());
     // The build runs in the re-run child (it carries the marker), not in the parent.
     let rerun = processes_with(kiln.as_os_str().as_encoded_bytes())
         .into_iter()
@@ -220,20 +191,8 @@ fn rootless_stopped_during_run(signo: i32, seconds: u32) {
             })
         });
     assert!(rerun, "kiln did not re-run itself in a user namespace");
-    let sent = Instant::now();
-    // SAFETY: signalling our own child (setpriv exec'd kiln: same pid).
-    unsafe { libc::kill(parent.id() as libc::pid_t, signo) };
-    let status = loop {
-        if let Some(status) = parent.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(15),
-            "kiln did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let took = sent.elapsed();
+    // setpriv exec'd kiln: the child's pid is kiln's.
+    let (status, took) = signal_and_wait(&mut parent, signo, Duration::from_secs(15));
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(128 + signo), "{status:?}\n{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");

@@ -11,22 +11,7 @@ use std::time::{Duration, Instant};
 use kiln_testkit::{FixtureImage, Registry};
 
 mod common;
-use common::kiln;
-
-fn processes_with(needle: &[u8]) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .expect("reading /proc")
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            cmdline
-                .windows(needle.len())
-                .any(|w| w == needle)
-                .then_some(pid)
-        })
-        .collect()
-}
+use common::{kiln, processes_with, signal_and_wait, wait_for_process};
 
 fn stopped_during_run(signo: i32, seconds: u32) {
     let registry = Registry::start_plain();
@@ -56,29 +41,8 @@ fn stopped_during_run(signo: i32, seconds: u32) {
         .spawn()
         .expect("starting kiln");
     let needle = format!("sleep\0{seconds}\0");
-    let until = Instant::now() + Duration::from_secs(120);
-    while processes_with(needle.as_bytes()).is_empty() {
-        assert!(Instant::now() < until, "the RUN never started");
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "kiln ended before its RUN started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = Instant::now();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, signo) };
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "kiln did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let took = sent.elapsed();
+    wait_for_process(&mut child, needle.as_bytes());
+    let (status, took) = signal_and_wait(&mut child, signo, Duration::from_secs(10));
     let mut stderr = String::new();
     child
         .stderr
