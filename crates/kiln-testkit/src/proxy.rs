@@ -450,6 +450,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProxyState>) 
     }
 }
 
+/// The first of `rules` that `applies` to a request and has injections left
+/// (one is used up).
+fn fire<'r, R>(
+    rules: &'r [R],
+    remaining: &[AtomicUsize],
+    applies: impl Fn(&R) -> bool,
+) -> Option<&'r R> {
+    rules
+        .iter()
+        .zip(remaining)
+        .find(|(rule, left)| applies(rule) && take_one(left))
+        .map(|(rule, _)| rule)
+}
+
 /// Decrements a counter if positive; true when a fault should be injected.
 fn take_one(counter: &AtomicUsize) -> bool {
     counter
@@ -491,40 +505,31 @@ async fn proxy_one(
             answered: std::time::Instant::now(),
         });
     };
-    for (rule, remaining) in state.faults.fail.iter().zip(&state.fail_remaining) {
-        if rule.matching.matches(&method, req.uri().path()) && take_one(remaining) {
-            let mut response = Response::builder()
-                .status(rule.status)
-                .header(hyper::header::CONTENT_TYPE, "application/json");
-            if let Some(after) = &rule.retry_after {
-                response = response.header(hyper::header::RETRY_AFTER, after.as_str());
-            }
-            let body = format!(
-                r#"{{"errors":[{{"code":"{}","message":"injected by kiln-testkit proxy","detail":{}}}]}}"#,
-                rule.code, rule.status
-            );
-            record(rule.status, Some("fail"));
-            return Some(response.body(full(body)).expect("response"));
+    let matches = |m: &RequestMatch| m.matches(&method, req.uri().path());
+    if let Some(rule) = fire(&state.faults.fail, &state.fail_remaining, |r| {
+        matches(&r.matching)
+    }) {
+        let mut response = Response::builder()
+            .status(rule.status)
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(after) = &rule.retry_after {
+            response = response.header(hyper::header::RETRY_AFTER, after.as_str());
         }
+        let body = format!(
+            r#"{{"errors":[{{"code":"{}","message":"injected by kiln-testkit proxy","detail":{}}}]}}"#,
+            rule.code, rule.status
+        );
+        record(rule.status, Some("fail"));
+        return Some(response.body(full(body)).expect("response"));
     }
-    let truncate = state
-        .faults
-        .truncate
-        .iter()
-        .zip(&state.truncate_remaining)
-        .find(|(rule, remaining)| {
-            rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
-        })
-        .map(|(rule, _)| ("truncate", rule.keep_bytes, TRUNCATE_FLUSH));
-    let stall = state
-        .faults
-        .stall
-        .iter()
-        .zip(&state.stall_remaining)
-        .find(|(rule, remaining)| {
-            rule.matching.matches(&method, req.uri().path()) && take_one(remaining)
-        })
-        .map(|(rule, _)| ("stall", rule.keep_bytes, rule.stall));
+    let truncate = fire(&state.faults.truncate, &state.truncate_remaining, |r| {
+        matches(&r.matching)
+    })
+    .map(|rule| ("truncate", rule.keep_bytes, TRUNCATE_FLUSH));
+    let stall = fire(&state.faults.stall, &state.stall_remaining, |r| {
+        matches(&r.matching)
+    })
+    .map(|rule| ("stall", rule.keep_bytes, rule.stall));
     let cut = truncate.or(stall);
     let length = req
         .headers()
@@ -532,17 +537,10 @@ async fn proxy_one(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
-    let cut_request = state
-        .faults
-        .cut
-        .iter()
-        .zip(&state.cut_remaining)
-        .find(|(rule, remaining)| {
-            length > rule.keep_bytes
-                && rule.matching.matches(&method, req.uri().path())
-                && take_one(remaining)
-        })
-        .map(|(rule, _)| rule.keep_bytes);
+    let cut_request = fire(&state.faults.cut, &state.cut_remaining, |r| {
+        length > r.keep_bytes && matches(&r.matching)
+    })
+    .map(|rule| rule.keep_bytes);
     let (mut parts, body) = req.into_parts();
     let uri = format!("http://{}{path}", state.upstream);
     parts.uri = match uri.parse() {
