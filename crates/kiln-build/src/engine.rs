@@ -39,8 +39,12 @@ pub async fn build(
     check_options(options)?;
     let platforms = crate::platforms::target_platforms(options)?;
     crate::platforms::check_outputs(options, &platforms)?;
-    let cache = StepCache::open(options, &platforms[0], observer)?;
-    let result = build_with(options, observer, &platforms, cache.as_ref()).await;
+    // One registry client for the whole build: its sessions, tokens, TLS roots and
+    // the blobs it has seen pushed are shared by the layer cache, the permission
+    // check, the pulls, the push pipeline and the final push.
+    let registry = std::sync::OnceLock::new();
+    let cache = StepCache::open(options, &platforms[0], observer, &registry)?;
+    let result = build_with(options, observer, &platforms, cache.as_ref(), &registry).await;
     // Steps that ran are worth keeping even when a later one failed.
     if let Some(cache) = cache {
         cache.finish(observer).await;
@@ -53,6 +57,7 @@ async fn build_with(
     observer: &dyn BuildObserver,
     platforms: &[Platform],
     cache: Option<&StepCache>,
+    registry: &std::sync::OnceLock<kiln_registry::Client>,
 ) -> Result<BuildOutcome, BuildError> {
     let mut timings = PhaseTimings::default();
     let started = Instant::now();
@@ -144,13 +149,9 @@ async fn build_with(
     let several = platforms.len() > 1;
     // Layers upload while the build goes on; for one platform only (several go
     // through the index output, which uploads each image's blobs at the end).
-    // One registry client for the whole build (its sessions, tokens, TLS roots and
-    // the blobs it has seen pushed are shared by the pulls, the push pipeline and
-    // the final push).
-    let registry = std::sync::OnceLock::new();
     let push_pipeline = match several {
         true => None,
-        false => crate::push_pipeline::PushPipeline::start(options, &plans[0], &registry)?,
+        false => crate::push_pipeline::PushPipeline::start(options, &plans[0], registry)?,
     };
     let recorders: Vec<_> = platforms
         .iter()
@@ -190,16 +191,16 @@ async fn build_with(
     timings.prepare = started.elapsed();
 
     if !options.no_push && !options.skip_push_permission_check {
-        check_push_access(registry_client(&registry, options)?, options).await?;
+        check_push_access(registry_client(registry, options)?, options).await?;
     }
     let mut built = Vec::new();
     if options.jobs > 1 && in_place.is_none() {
-        built = crate::scheduler::build_all(&envs, &registry, options.jobs, &mut timings)?;
+        built = crate::scheduler::build_all(&envs, registry, options.jobs, &mut timings)?;
     } else {
         let mut shared = BTreeMap::new();
         for env in &envs {
             built.push(
-                crate::stage_loop::build_stages(env, &registry, &mut shared, &mut timings).await?,
+                crate::stage_loop::build_stages(env, registry, &mut shared, &mut timings).await?,
             );
         }
     }
@@ -232,7 +233,7 @@ async fn build_with(
             });
         }
         let index =
-            crate::index_output::write_and_push(&registry, &blobs, &images, options, observer)
+            crate::index_output::write_and_push(registry, &blobs, &images, options, observer)
                 .await?;
         let manifests = images.iter().map(|i| i.written.manifest_size).sum::<u64>();
         BuildOutcome {
@@ -255,7 +256,7 @@ async fn build_with(
     } else {
         let target = &built[0];
         crate::single_output::single_output(
-            &registry,
+            registry,
             &blobs,
             &crate::single_output::SingleImage {
                 image: &target.image,

@@ -52,6 +52,7 @@ impl StepCache {
         options: &BuildOptions,
         platform: &Platform,
         observer: &dyn BuildObserver,
+        registry: &std::sync::OnceLock<kiln_registry::Client>,
     ) -> Result<Option<StepCache>, BuildError> {
         if !options.cache.enabled {
             return Ok(None);
@@ -65,7 +66,7 @@ impl StepCache {
             }
             Err(e) => return Err(BuildError::Options(e.to_string())),
         };
-        let client = Arc::new(crate::registry_glue::client(options)?);
+        let client = Arc::new(crate::engine::registry_client(registry, options)?.clone());
         let cache = match repo {
             CacheRepo::Registry(repo) => {
                 LayerCache::in_registry(repo, client.clone(), options.cache.ttl, platform.clone())

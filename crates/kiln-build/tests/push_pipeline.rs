@@ -300,8 +300,8 @@ fn small_layers_upload_at_once() {
 }
 
 /// One registry client serves the whole build: the push permission check, the base's
-/// pull (by the parallel scheduler's puller) and the pushes share its session, so the
-/// registry is pinged once, not once per part.
+/// pull (by the parallel scheduler's puller), the layer cache and the pushes share its
+/// session, so the registry is pinged once, not once per part.
 #[test]
 fn one_session_serves_the_check_the_pull_and_the_push() {
     let registry = Registry::start_plain();
@@ -316,6 +316,8 @@ fn one_session_serves_the_check_the_pull_and_the_push() {
     );
     let mut options = push_options(&fx, &format!("{via}/one/app:1"));
     options.jobs = 2;
+    options.cache.enabled = true;
+    options.cache.repo = Some(format!("{via}/one/cache"));
     let outcome = build(&options);
     assert_eq!(outcome.pushed, vec![format!("{via}/one/app:1")]);
     let log = proxy.requests();
