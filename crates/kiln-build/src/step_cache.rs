@@ -4,8 +4,9 @@
 //! while the build goes on.
 //!
 //! The stage code runs on a thread of the caller's runtime and cannot await;
-//! the cache therefore owns a small runtime of its own and a registry client
-//! bound to it. A lookup is a task on that runtime whose answer comes back on a
+//! the cache therefore owns a small runtime of its own, and talks through the
+//! build's one registry client (its connections live on kiln-registry's I/O
+//! runtime, whichever runtime drives a request). A lookup is a task on that runtime whose answer comes back on a
 //! channel; a store is a task whose handle is kept until [`StepCache::finish`],
 //! which waits for every store and turns failures into warnings. Nothing the
 //! cache does can fail a build: a lookup error is a miss, a store error a
@@ -174,7 +175,7 @@ impl StepCache {
         self.stores.lock().expect("not poisoned").push(handle);
     }
 
-    /// The cache's registry client: the stage fetches the base and cached
+    /// The build's registry client, as the cache holds it: the stage fetches the base and cached
     /// layers it lacks with it, through the pull pipeline
     /// (`pull::pipeline::Fetch::plan_layers`).
     pub fn client(&self) -> &Client {
