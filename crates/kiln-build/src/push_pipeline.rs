@@ -52,6 +52,9 @@ pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
 
 /// One layer's upload to one repository.
 struct Upload {
+    /// Which [`PushPipeline::encode_and_upload`] call started it (one per layer,
+    /// shared by the layer's destinations; calls may run on several threads).
+    encoding: u64,
     repo: RepoRef,
     /// The layer's digest once encoded (`None`: its encoding failed).
     layer: Option<Digest>,
@@ -66,6 +69,8 @@ pub struct PushPipeline {
     stages: BTreeSet<usize>,
     permits: Arc<Semaphore>,
     uploads: Mutex<Vec<Upload>>,
+    /// The next [`Upload::encoding`].
+    encodings: std::sync::atomic::AtomicU64,
     progress: Mutex<std::sync::mpsc::Receiver<BlobProgress>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -112,6 +117,7 @@ impl PushPipeline {
             stages: pushed_stages(plan),
             permits,
             uploads: Mutex::new(Vec::new()),
+            encodings: std::sync::atomic::AtomicU64::new(0),
             progress: Mutex::new(progress),
             runtime: Some(runtime),
         }))
@@ -140,7 +146,9 @@ impl PushPipeline {
         let (writer, growing) = kiln_registry::growing_blob(file, &temp)
             .map_err(|e| format!("writing the layer {}: {e}", temp.display()))?;
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-        let first = self.lock().len();
+        let encoding = self
+            .encodings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for repo in &self.repos {
             let (client, permits, growing, target) = (
                 self.client.clone(),
@@ -159,15 +167,24 @@ impl PushPipeline {
                 client.push_growing_blob(&target, &growing).await
             });
             self.lock().push(Upload {
+                encoding,
                 repo: repo.clone(),
                 layer: None,
                 task,
             });
         }
-        // A failed encoding drops the writer, which stops the uploads.
-        // A half-written blob (a full disk) must not stay behind, taking space; the
-        // error names the blob file, so the directory that filled up.
+        // A failed (or stopped) encoding drops the writer and its uploads, which
+        // leave nothing for `finish` to wait for. A half-written blob (a full disk)
+        // must not stay behind, taking space; the error names the blob file, so
+        // the directory that filled up.
         let discard = |e: String| {
+            self.lock().retain(|u| {
+                let mine = u.encoding == encoding;
+                if mine {
+                    u.task.abort();
+                }
+                !mine
+            });
             let _ = fs_err::remove_file(&temp);
             e
         };
@@ -181,7 +198,7 @@ impl PushPipeline {
             ))
         })?;
         writer.finish(layer.digest.clone());
-        for upload in &mut self.lock()[first..] {
+        for upload in self.lock().iter_mut().filter(|u| u.encoding == encoding) {
             upload.layer = Some(layer.digest.clone());
         }
         blobs

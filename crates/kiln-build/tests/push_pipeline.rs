@@ -17,20 +17,6 @@ use kiln_testkit::proxy::ProxiedRequest;
 use kiln_testkit::{FailRule, FaultProxy, Faults, Registry};
 use support::*;
 
-/// Layer content that does not compress: the big layer spans several upload chunks.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 const DOCKERFILE: &str =
     "FROM scratch\nCOPY big.bin /big.bin\nCOPY small.txt /etc/small.txt\nENV A=1\n";
 

@@ -172,7 +172,7 @@ impl Timestamp {
 }
 
 /// Where the bytes of a regular file come from.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum FileSource {
     /// A file on disk, read when the layer is written. The size written in
     /// the tar header is the size of the opened file (`fstat`); if the file
@@ -193,7 +193,7 @@ impl fmt::Debug for FileSource {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     /// A regular file and where to read its content.
     File(FileSource),
@@ -302,7 +302,7 @@ impl Metadata {
 ///
 /// A file name starting with `.wh.` cannot be written to a layer (readers
 /// would take it for a whiteout marker): the writer rejects such entries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Where the entry lives inside the image.
     pub path: LayerPath,

@@ -18,14 +18,18 @@ use super::cached::Cacheable;
 use super::state::{StageRun, StepResult};
 
 /// What a COPY/ADD reads, gathered once for its key and its layer.
-struct CopySources<'c> {
-    cmd: &'c CopyCmd,
+pub(super) struct CopySources<'c> {
+    pub(super) cmd: &'c CopyCmd,
     local: &'c [String],
     downloads: &'c [crate::download::Downloaded],
     /// Checkouts of git sources (ADD only), each copied like a directory.
     git_checkouts: &'c [PathBuf],
     chmod: Option<&'c Chmod>,
-    extract: bool,
+    pub(super) extract: bool,
+    /// The time of created parent directories, URL files without a
+    /// `Last-Modified` and heredoc files: one value for the step, so every plan
+    /// of it gives the same entries.
+    created: Timestamp,
 }
 
 /// Runs a COPY (`is_add` false) or an ADD.
@@ -94,6 +98,7 @@ pub(super) fn step(
         git_checkouts: &git_checkouts,
         chmod: chmod.as_ref(),
         extract: is_add && c.unpack != Some(false),
+        created: run.file_time(),
     };
     let mut shown: Vec<String> = c.sources.clone();
     if let Some(sum) = &c.checksum {
@@ -138,13 +143,18 @@ pub(super) fn step(
     Ok(layer)
 }
 
-/// Lays the sources out in the stage root and commits them as the step's layer.
+/// Lays the sources out in the stage root and commits them as the step's layer
+/// (encoded while the base is still being laid out when that gives the same
+/// layer, see `copy_ahead`).
 fn write_layer(
     run: &mut StageRun<'_, '_>,
     sources: &CopySources<'_>,
     staging: &Path,
     created_by: &str,
 ) -> StepResult<Option<Digest>> {
+    if let Some(layer) = super::copy_ahead::ahead_of_root(run, sources, staging, created_by)? {
+        return Ok(layer);
+    }
     let root = run.root()?;
     let owner = match &sources.cmd.chown {
         Some(spec) => Some(resolve_chown(spec, Some(&root))?),
@@ -155,7 +165,7 @@ fn write_layer(
 }
 
 /// The entries of a COPY/ADD landing in `root` (`None`: an empty root).
-fn entries(
+pub(super) fn entries(
     run: &StageRun<'_, '_>,
     sources: &CopySources<'_>,
     root: Option<&Path>,
@@ -172,7 +182,7 @@ fn entries(
         excludes: c.exclude.clone(),
         parents: c.parents,
         extract_archives: sources.extract,
-        created: run.file_time(),
+        created: sources.created,
     };
     let mut entries = Vec::new();
     if !sources.local.is_empty() {
@@ -223,7 +233,7 @@ fn entries(
         };
         let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
         let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
-        push_parents(&mut entries, &path, owner, run.file_time(), root)?;
+        push_parents(&mut entries, &path, owner, sources.created, root)?;
         entries.push(Entry::file(
             path,
             got.path.clone(),
@@ -233,7 +243,7 @@ fn entries(
                 gid: owner.gid,
                 mtime: got
                     .last_modified
-                    .map_or_else(|| run.file_time(), Timestamp::from_secs),
+                    .map_or(sources.created, Timestamp::from_secs),
                 ..Metadata::default()
             },
         ));
@@ -251,7 +261,7 @@ fn entries(
                 dest_abs.clone()
             };
             let path = LayerPath::new(&target).map_err(|e| e.to_string())?;
-            push_parents(&mut entries, &path, owner, run.file_time(), root)?;
+            push_parents(&mut entries, &path, owner, sources.created, root)?;
             entries.push(Entry::bytes(
                 path,
                 inline.data.clone().into_bytes(),
@@ -259,7 +269,7 @@ fn entries(
                     mode,
                     uid: owner.uid,
                     gid: owner.gid,
-                    mtime: run.file_time(),
+                    mtime: sources.created,
                     ..Metadata::default()
                 },
             ));

@@ -4,6 +4,7 @@
 //! history added to the image.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_layer::{EncodeOptions, Entry, TarOptions};
 use kiln_oci::Digest;
@@ -20,10 +21,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
         entries: Vec<Entry>,
         created_by: String,
     ) -> StepResult<Option<Digest>> {
-        let options = kiln_layer::ApplyOptions {
-            preserve_owners: crate::archive::running_as_root(),
-            xattrs: true,
-        };
+        let options = step_apply_options();
         if let Some(root) = self.rootfs.clone() {
             if !self.env.options.single_snapshot {
                 // The next RUN takes a fresh baseline.
@@ -64,24 +62,73 @@ impl<'a, 'b> StageRun<'a, 'b> {
             self.image.config.push_empty_step(history);
             return Ok(None);
         }
-        let encode = &self.env.encode;
-        let layer = match self
-            .env
-            .push_pipeline
-            .filter(|p| p.uploads_stage(self.stage.index))
-        {
-            Some(p) => p.encode_and_upload(self.env.blobs, self.env.observer, |sink| {
-                encode_entries(encode, entries, sink, apply_to)
-            })?,
-            None => encode_into_store(self.env, |sink| {
-                encode_entries(encode, entries, sink, apply_to)
-            })?,
-        };
+        let layer = encode_step_layer(self.env, self.stage.index, entries, apply_to, None)?;
+        Ok(Some(self.add_layer(layer, created_by)))
+    }
+
+    /// Adds an encoded layer and its history to the stage's image.
+    pub(super) fn add_layer(
+        &mut self,
+        layer: kiln_layer::EncodedLayer,
+        created_by: String,
+    ) -> Digest {
         let history = self.history(created_by);
         self.image.config.push_layer(layer.diff_id.clone(), history);
         let digest = layer.digest.clone();
         self.image.layers.push(layer.descriptor());
-        Ok(Some(digest))
+        digest
+    }
+}
+
+/// How a step's files are written into the stage root: owners kept when
+/// running as root, xattrs always.
+pub(super) fn step_apply_options() -> kiln_layer::ApplyOptions {
+    kiln_layer::ApplyOptions {
+        preserve_owners: crate::archive::running_as_root(),
+        xattrs: true,
+    }
+}
+
+/// Encodes a layer of stage `stage` from `entries` into the blob store, through
+/// the push pipeline when the stage's layers are pushed; with `apply_to`, also
+/// writes them into that root from the same read. Setting `stop` makes the
+/// encoding fail soon with a "stopped" error (and its uploads are dropped).
+pub(super) fn encode_step_layer(
+    env: &BuildEnv<'_>,
+    stage: usize,
+    entries: Vec<Entry>,
+    apply_to: Option<(&Path, &kiln_layer::ApplyOptions)>,
+    stop: Option<&AtomicBool>,
+) -> StepResult<kiln_layer::EncodedLayer> {
+    let encode = &env.encode;
+    match env.push_pipeline.filter(|p| p.uploads_stage(stage)) {
+        Some(p) => p.encode_and_upload(env.blobs, env.observer, |sink| {
+            encode_entries(encode, entries, Stoppable { sink, stop }, apply_to)
+                .map(|(layer, s)| (layer, s.sink))
+        }),
+        None => encode_into_store(env, |sink| {
+            encode_entries(encode, entries, Stoppable { sink, stop }, apply_to)
+                .map(|(layer, s)| (layer, s.sink))
+        }),
+    }
+}
+
+/// A layer's sink whose writes fail once `stop` is set.
+struct Stoppable<'s, W> {
+    sink: W,
+    stop: Option<&'s AtomicBool>,
+}
+
+impl<W: std::io::Write> std::io::Write for Stoppable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(std::io::Error::other("stopped"));
+        }
+        self.sink.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
     }
 }
 

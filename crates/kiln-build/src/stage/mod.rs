@@ -34,6 +34,7 @@
 
 mod cached;
 mod copy_add;
+mod copy_ahead;
 mod layer;
 mod metadata;
 mod root;
@@ -146,8 +147,10 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 from: rootfs_from,
                 volumes: Vec::new(),
             });
-            // Without the cache every step needs the files: lay them out now.
-            if env.cache.is_none() || env.options.single_snapshot {
+            // Without the cache every step needs the files: lay them out now,
+            // unless a COPY comes first, which encodes its layer meanwhile.
+            let copy_first = !env.in_place && uses::files_first_needed_by_copy(stage);
+            if (env.cache.is_none() && !copy_first) || env.options.single_snapshot {
                 run.root().map_err(|reason| from_error(&run, reason))?;
             }
         }

@@ -30,6 +30,21 @@ pub fn images_used_by(plan: &Plan, stage: &PlannedStage) -> Vec<String> {
     out
 }
 
+/// Whether the first step of a stage that needs its files is a COPY, which
+/// can encode its layer while they are laid out (see `copy_ahead`).
+pub(super) fn files_first_needed_by_copy(stage: &PlannedStage) -> bool {
+    stage
+        .instructions
+        .iter()
+        .find(|i| {
+            matches!(
+                i.command,
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
+            )
+        })
+        .is_some_and(|i| matches!(i.command, Command::Copy(_)))
+}
+
 /// Whether a stage needs a root filesystem: single-snapshot mode, a RUN,
 /// COPY/ADD or WORKDIR step, or a later stage that builds on or copies from it.
 pub fn stage_needs_rootfs(env: &BuildEnv<'_>, stage: &PlannedStage) -> bool {

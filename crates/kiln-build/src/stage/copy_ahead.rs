@@ -1,0 +1,118 @@
+//! A COPY's layer encoded while its stage's base is still being laid out.
+//!
+//! The first step of a stage that needs its files (a COPY right after `FROM`)
+//! would wait for the whole base to download and unpack before reading a
+//! single source, and only then encode and upload its layer. Yet a COPY's
+//! layer depends on the base only through a `--chown` name (looked up in the
+//! base's `/etc/passwd`), the destination's existing directories (whose
+//! metadata the layer repeats, and which make a destination a directory) and
+//! symlinks on its path. So when the stage's files are not laid out yet, the
+//! COPY is planned as onto an empty root and that layer is encoded (and
+//! uploaded, when pushed) on a thread of its own while this thread lays the
+//! base out; then the COPY is planned again against the real root:
+//!
+//! - the same entries: the layer is byte for byte the one the usual path
+//!   would have made (the encoding is a function of the entries), so it is
+//!   kept, and the entries are written into the root for later steps;
+//! - different entries (the base has a directory or a symlink on the
+//!   destination's path): the early encoding is stopped, its uploads are
+//!   dropped, and the step is done the usual way, as if never tried.
+//!
+//! Not tried where a plan against an empty root cannot stand in: `--chown` by
+//! name, ADD's extraction of archives (which unpacks into a staging
+//! directory both plans would share), kaniko's in-place mode, one snapshot
+//! per stage.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kiln_layer::Entry;
+use kiln_oci::Digest;
+
+use crate::owner::resolve_chown;
+
+use super::copy_add::{CopySources, entries};
+use super::layer::{encode_step_layer, step_apply_options};
+use super::state::{StageRun, StepResult};
+
+/// Runs the COPY ahead of its stage's root when that root is still to be laid
+/// out and the COPY may be planned without it: `Some(layer)` when the step is
+/// done, `None` when the caller must do it the usual way.
+pub(super) fn ahead_of_root(
+    run: &mut StageRun<'_, '_>,
+    sources: &CopySources<'_>,
+    staging: &Path,
+    created_by: &str,
+) -> StepResult<Option<Option<Digest>>> {
+    let base_to_lay_out = run.rootfs.is_none()
+        && run
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.from.is_some() || !p.layers.is_empty());
+    let env = run.env;
+    if !base_to_lay_out || env.in_place || env.options.single_snapshot || sources.extract {
+        return Ok(None);
+    }
+    let owner = match &sources.cmd.chown {
+        Some(spec) => match resolve_chown(spec, None) {
+            Ok(owner) => Some(owner),
+            // A name: only the base's /etc/passwd knows it.
+            Err(_) => return Ok(None),
+        },
+        None => None,
+    };
+    // A plan that fails here (a missing source) fails the same way on the usual
+    // path, which reports it.
+    let planned = match entries(run, sources, None, owner, staging) {
+        Ok(planned) if !planned.is_empty() => planned,
+        _ => return Ok(None),
+    };
+    let stage = run.stage_index();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let early = planned.clone();
+        let encoding = s.spawn(|| encode_step_layer(env, stage, early, None, Some(&stop)));
+        let laid_out = lay_out_and_compare(run, sources, staging, &planned);
+        if !matches!(laid_out, Ok(true)) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let encoded = encoding
+            .join()
+            .unwrap_or_else(|_| Err("internal: encoding the COPY's layer panicked".into()));
+        match laid_out? {
+            false => {
+                tracing::debug!("the base changes the COPY's layer: encoding it again");
+                Ok(None)
+            }
+            true => {
+                let layer = encoded?;
+                tracing::debug!(layer = %layer.digest, "COPY layer encoded ahead of the base");
+                // The next RUN takes a fresh baseline.
+                run.snapshotter = None;
+                Ok(Some(Some(run.add_layer(layer, created_by.to_string()))))
+            }
+        }
+    })
+}
+
+/// Lays the stage's root out and plans the COPY against it: `true`, with the
+/// entries written into the root, when they are `planned`.
+fn lay_out_and_compare(
+    run: &mut StageRun<'_, '_>,
+    sources: &CopySources<'_>,
+    staging: &Path,
+    planned: &[Entry],
+) -> StepResult<bool> {
+    let root = run.root()?;
+    let owner = match &sources.cmd.chown {
+        Some(spec) => Some(resolve_chown(spec, Some(&root))?),
+        None => None,
+    };
+    let real = entries(run, sources, Some(&root), owner, staging)?;
+    if real != planned {
+        return Ok(false);
+    }
+    kiln_layer::apply_entries(real, &root, &step_apply_options())
+        .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
+    Ok(true)
+}
