@@ -121,7 +121,7 @@ pub(super) fn step(
         // the same files, instead of in a pass of its own before it.
         let (hashed, layer) = std::thread::scope(|s| {
             let hashing = s.spawn(|| entries_digest(&unresolved));
-            let layer = write_layer(run, &sources, &staging, &created_by);
+            let layer = write_layer(run, &sources, &staging, &created_by, &unresolved);
             let hashed = hashing
                 .join()
                 .unwrap_or_else(|_| Err("internal: hashing the COPY sources panicked".into()));
@@ -133,26 +133,28 @@ pub(super) fn step(
         return Ok(layer);
     }
     material.extend(entries_digest(&unresolved)?.as_bytes());
-    drop(unresolved);
     let key = run.advance_key(&material);
     if let Some(result) = run.cached(Cacheable::Copy, &key, &created_by)? {
         return Ok(result);
     }
-    let layer = write_layer(run, &sources, &staging, &created_by)?;
+    let layer = write_layer(run, &sources, &staging, &created_by, &unresolved)?;
     run.remember(Cacheable::Copy, key, created_by, layer.as_ref());
     Ok(layer)
 }
 
 /// Lays the sources out in the stage root and commits them as the step's layer
 /// (encoded while the base is still being laid out when that gives the same
-/// layer, see `copy_ahead`).
+/// layer, see `copy_ahead`). `unresolved`: the entries as they would land in an
+/// empty root without `--chown`.
 fn write_layer(
     run: &mut StageRun<'_, '_>,
     sources: &CopySources<'_>,
     staging: &Path,
     created_by: &str,
+    unresolved: &[Entry],
 ) -> StepResult<Option<Digest>> {
-    if let Some(layer) = super::copy_ahead::ahead_of_root(run, sources, staging, created_by)? {
+    let ahead = super::copy_ahead::ahead_of_root(run, sources, staging, created_by, unresolved)?;
+    if let Some(layer) = ahead {
         return Ok(layer);
     }
     let root = run.root()?;

@@ -37,12 +37,15 @@ use super::state::{StageRun, StepResult};
 
 /// Runs the COPY ahead of its stage's root when that root is still to be laid
 /// out and the COPY may be planned without it: `Some(layer)` when the step is
-/// done, `None` when the caller must do it the usual way.
+/// done, `None` when the caller must do it the usual way. `unresolved`: the
+/// entries as they would land in an empty root without `--chown` (the plan
+/// itself when there is none).
 pub(super) fn ahead_of_root(
     run: &mut StageRun<'_, '_>,
     sources: &CopySources<'_>,
     staging: &Path,
     created_by: &str,
+    unresolved: &[Entry],
 ) -> StepResult<Option<Option<Digest>>> {
     let base_to_lay_out = run.rootfs.is_none()
         && run
@@ -53,26 +56,32 @@ pub(super) fn ahead_of_root(
     if !base_to_lay_out || env.in_place || env.options.single_snapshot || sources.extract {
         return Ok(None);
     }
-    let owner = match &sources.cmd.chown {
-        Some(spec) => match resolve_chown(spec, None) {
-            Ok(owner) => Some(owner),
-            // A name: only the base's /etc/passwd knows it.
-            Err(_) => return Ok(None),
-        },
-        None => None,
+    let owned;
+    let planned = match &sources.cmd.chown {
+        None => unresolved,
+        Some(spec) => {
+            let Ok(owner) = resolve_chown(spec, None) else {
+                // A name: only the base's /etc/passwd knows it.
+                return Ok(None);
+            };
+            // A plan that fails here (a missing source) fails the same way on the
+            // usual path, which reports it.
+            let Ok(planned) = entries(run, sources, None, Some(owner), staging) else {
+                return Ok(None);
+            };
+            owned = planned;
+            &owned
+        }
     };
-    // A plan that fails here (a missing source) fails the same way on the usual
-    // path, which reports it.
-    let planned = match entries(run, sources, None, owner, staging) {
-        Ok(planned) if !planned.is_empty() => planned,
-        _ => return Ok(None),
-    };
+    if planned.is_empty() {
+        return Ok(None);
+    }
     let stage = run.stage_index();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let early = planned.clone();
+        let early = planned.to_vec();
         let encoding = s.spawn(|| encode_step_layer(env, stage, early, None, Some(&stop)));
-        let laid_out = lay_out_and_compare(run, sources, staging, &planned);
+        let laid_out = lay_out_and_compare(run, sources, staging, planned);
         if !matches!(laid_out, Ok(true)) {
             stop.store(true, Ordering::Relaxed);
         }
