@@ -21,20 +21,6 @@ fn kiln(args: &[&str]) -> Output {
     out
 }
 
-/// Incompressible bytes (xorshift64), so the layer stays over 2 MiB gzipped.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn context(dir: &Path, dockerfile: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
@@ -55,7 +41,7 @@ fn progress_is_json_in_json_logs_and_absent_from_plain_logs() {
         "FROM scratch\nADD rootfs.tar /\nCOPY big.bin /big.bin\n",
     );
     std::fs::write(base.join("rootfs.tar"), kiln_testkit::busybox::rootfs_tar()).unwrap();
-    std::fs::write(base.join("big.bin"), noise(BIG)).unwrap();
+    std::fs::write(base.join("big.bin"), kiln_testkit::noise::bytes(BIG, 0)).unwrap();
     let pushed = kiln(&[
         "build",
         "-c",
@@ -119,7 +105,7 @@ fn progress_board_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
     let base_ctx = context(&base, "FROM scratch\nCOPY big.bin /big.bin\n");
-    std::fs::write(base.join("big.bin"), noise(BIG)).unwrap();
+    std::fs::write(base.join("big.bin"), kiln_testkit::noise::bytes(BIG, 0)).unwrap();
     let base_ref = format!("{}/progress/tty:v1", registry.host_port());
     let work = dir.path().join("work");
     let args = [

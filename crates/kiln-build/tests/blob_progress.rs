@@ -11,20 +11,6 @@ use support::{Fixture, Recorder, run_tokio};
 
 const BIG: usize = 3 * 1024 * 1024 + 7;
 
-/// Incompressible bytes (xorshift), so the layer stays over 3 MiB once gzipped.
-fn noise(len: usize) -> String {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut out = String::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        // Printable, since fixtures are written as text.
-        out.push(char::from(b'!' + (x % 90) as u8));
-    }
-    out
-}
-
 /// The progress events of `transfer`, by digest, in order: (done, total).
 fn progress(recorder: &Recorder, transfer: Transfer) -> BTreeMap<String, Vec<(u64, u64)>> {
     let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
@@ -72,7 +58,7 @@ fn pulls_and_pushes_report_blob_progress() {
     let base_ref = format!("{}/progress/base:v1", registry.host_port());
     let base = Fixture::new(
         "FROM scratch\nADD rootfs.tar /\nCOPY big.bin /big.bin\n",
-        &[("big.bin", &noise(BIG))],
+        &[("big.bin", &kiln_testkit::noise::text(BIG, 0))],
     );
     let mut options = base.options();
     options.no_push = false;

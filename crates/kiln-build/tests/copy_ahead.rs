@@ -101,7 +101,7 @@ fn copy_layer_uploads_while_the_base_downloads_and_is_the_usual_layer() {
     // slowed proxy.
     let mut layers = FixtureImage::busybox().layers;
     let mut slow = tar::Builder::new(Vec::new());
-    let big = noise(6 << 20, 7);
+    let big = kiln_testkit::noise::bytes(6 << 20, 7);
     let mut file = header(tar::EntryType::Regular, 0o644, 0);
     file.set_size(big.len() as u64);
     slow.append_data(&mut file, "big.bin", &big[..]).unwrap();
@@ -191,12 +191,20 @@ fn a_base_that_changes_the_copy_gets_the_usual_layer_and_a_complete_push() {
     for (n, (dest, landed, absent)) in cases.into_iter().enumerate() {
         let fx = context(&format!("FROM {base}\nCOPY files {dest}\n"));
         // Big enough that the early encoding is still going when it is stopped.
-        fs_err::write(fx.path().join("files/big.bin"), noise(24 << 20, 3)).unwrap();
+        fs_err::write(
+            fx.path().join("files/big.bin"),
+            kiln_testkit::noise::bytes(24 << 20, 3),
+        )
+        .unwrap();
         let destination = format!("{}/copy/usual:{n}", proxy.host_port());
         let outcome = build(&options(&fx, Some(&destination)));
         let layer = step_layer(&outcome, 1, 0);
         let usual = context(&format!("FROM {base}\nWORKDIR /\nCOPY files {dest}\n"));
-        fs_err::write(usual.path().join("files/big.bin"), noise(24 << 20, 3)).unwrap();
+        fs_err::write(
+            usual.path().join("files/big.bin"),
+            kiln_testkit::noise::bytes(24 << 20, 3),
+        )
+        .unwrap();
         assert_eq!(
             layer,
             step_layer(&build(&options(&usual, None)), 1, 0),

@@ -18,25 +18,12 @@ use support::{Fixture, Recorder, run_tokio};
 const CONCURRENT: usize = 3;
 const LAYER: usize = 1_500_000;
 
-/// Incompressible printable bytes, different for each seed.
-fn noise(len: usize, seed: u64) -> String {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    let mut out = String::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.push(char::from(b'!' + (x % 90) as u8));
-    }
-    out
-}
-
 /// Pushes a base of seven layers (busybox, five big files, a RUN removing one
 /// of them and adding a directory) as `pull/base:v1`.
 fn push_base(registry: &Registry) -> String {
     let reference = format!("{}/pull/base:v1", registry.host_port());
     let files: Vec<(String, String)> = (0..5)
-        .map(|i| (format!("f{i}.bin"), noise(LAYER, i)))
+        .map(|i| (format!("f{i}.bin"), kiln_testkit::noise::text(LAYER, i)))
         .collect();
     let borrowed: Vec<(&str, &str)> = files
         .iter()

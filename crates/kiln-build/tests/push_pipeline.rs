@@ -22,7 +22,11 @@ const DOCKERFILE: &str =
 
 fn fixture(dockerfile: &str) -> Fixture {
     let fx = Fixture::new(dockerfile, &[("small.txt", "small\n")]);
-    fs_err::write(fx.path().join("big.bin"), noise(20 << 20, 1)).unwrap();
+    fs_err::write(
+        fx.path().join("big.bin"),
+        kiln_testkit::noise::bytes(20 << 20, 1),
+    )
+    .unwrap();
     fx
 }
 

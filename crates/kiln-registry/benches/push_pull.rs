@@ -176,7 +176,7 @@ fn write_layout(dir: &Path, layer_size: usize) -> (ImageToPush, u64) {
         let mut seed = i as u64 + 1;
         let mut left = layer_size;
         while left > 0 {
-            let piece = pseudo_random(left.min(1 << 20), seed);
+            let piece = kiln_testkit::noise::bytes(left.min(1 << 20), seed);
             seed += LAYERS as u64;
             hasher.update(&piece);
             std::io::Write::write_all(&mut file, &piece).expect("layer write");
@@ -226,19 +226,6 @@ fn write_layout(dir: &Path, layer_size: usize) -> (ImageToPush, u64) {
         },
         total,
     )
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn skopeo(args: &[&str]) {

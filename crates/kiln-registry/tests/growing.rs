@@ -90,7 +90,7 @@ async fn chunks_leave_while_the_blob_is_written() {
     let (reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "grow/app");
-    let data = pseudo_random(5 * CHUNK as usize + 1234, 7);
+    let data = kiln_testkit::noise::bytes(5 * CHUNK as usize + 1234, 7);
     let (mut w, blob) = writer(dir.path());
     let upload = tokio::spawn({
         let (client, repo) = (client.clone(), repo.clone());
@@ -135,7 +135,7 @@ async fn chunks_leave_while_the_blob_is_written() {
 
     // The same bytes again, ending before one full chunk: the registry has them, so
     // they are only checked, not sent.
-    let small = pseudo_random(1000, 8);
+    let small = kiln_testkit::noise::bytes(1000, 8);
     let (mut w, blob) = writer(dir.path());
     w.write_all(&small).unwrap();
     w.finish(Digest::sha256_of(&small));
@@ -164,7 +164,7 @@ async fn a_registry_refusing_chunks_gets_the_finished_blob_in_one_put() {
     let (_reg, proxy, host, dir) = behind_proxy(Faults::none().fail(refuse));
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "refuse/app");
-    let data = pseudo_random(3 * CHUNK as usize + 99, 9);
+    let data = kiln_testkit::noise::bytes(3 * CHUNK as usize + 99, 9);
     let (mut w, blob) = writer(dir.path());
     let upload = tokio::spawn({
         let (client, repo) = (client.clone(), repo.clone());
@@ -211,7 +211,7 @@ async fn an_abandoned_blob_fails_its_upload() {
         let (client, repo) = (client.clone(), repo.clone());
         async move { client.push_growing_blob(&repo, &blob).await }
     });
-    let data = pseudo_random(2 * CHUNK as usize, 10);
+    let data = kiln_testkit::noise::bytes(2 * CHUNK as usize, 10);
     tokio::task::spawn_blocking(move || {
         w.write_all(&data).unwrap();
         w.abandon("the step failed");
@@ -242,7 +242,7 @@ async fn a_blob_this_client_uploaded_is_not_checked_again() {
     let (_reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "grow/known");
-    let data = pseudo_random(2 * CHUNK as usize + 99, 11);
+    let data = kiln_testkit::noise::bytes(2 * CHUNK as usize + 99, 11);
     let (mut w, blob) = writer(dir.path());
     w.write_all(&data).unwrap();
     w.finish(Digest::sha256_of(&data));
@@ -295,7 +295,7 @@ async fn an_upload_behind_its_writer_sends_what_is_written_in_one_patch() {
     let client = Client::new(options(&host, true, None, None));
     let repo = RepoRef::new(&host, "grow/behind");
     let chunk = kiln_registry::STREAM_CHUNK as usize;
-    let data = pseudo_random(3 * chunk + chunk / 2 + 17, 12);
+    let data = kiln_testkit::noise::bytes(3 * chunk + chunk / 2 + 17, 12);
     let (mut w, blob) = writer(dir.path());
     // three and a half chunks written before the upload starts
     w.write_all(&data[..3 * chunk + chunk / 2]).unwrap();

@@ -64,6 +64,7 @@ pub mod hostile;
 pub mod htpasswd;
 pub mod image;
 pub mod moto;
+pub mod noise;
 pub mod ports;
 pub mod proxy;
 pub mod referrers;

@@ -340,7 +340,10 @@ fn workloads(s: &Settings) -> Vec<Workload> {
                 for i in 0..files {
                     let sub = root.join(format!("d{:03}", i / 200));
                     fs_err::create_dir_all(&sub)?;
-                    fs_err::write(sub.join(format!("f{i}")), noise(12 * 1024, i as u64))?;
+                    fs_err::write(
+                        sub.join(format!("f{i}")),
+                        kiln_testkit::noise::bytes(12 * 1024, i as u64),
+                    )?;
                 }
                 Ok(root)
             }),
@@ -368,19 +371,6 @@ fn workloads(s: &Settings) -> Vec<Workload> {
             prepare: small_layer(),
         },
     ]
-}
-
-/// Incompressible bytes (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn timed(what: &str, cmd: &mut Command) -> anyhow::Result<Duration> {

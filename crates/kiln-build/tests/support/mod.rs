@@ -361,18 +361,3 @@ pub fn assert_same_tree(kiln: &FileTree, buildah: &FileTree) {
         differences.join("\n")
     );
 }
-
-/// `len` bytes that do not compress (a layer that spans several upload chunks,
-/// a blob that takes a while through a slowed proxy).
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}

@@ -61,20 +61,6 @@ pub fn plain_client(host: &str) -> Client {
     Client::new(options(host, true, None, None))
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*), so tests need no RNG crate.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// An image whose layers are files in `dir`.
 pub struct TestImage {
     pub image: ImageToPush,
@@ -89,7 +75,7 @@ pub struct TestImage {
 pub fn test_image(dir: &Path, sizes: &[usize], seed: u64, architecture: &str) -> TestImage {
     let mut layers = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
-        let data = pseudo_random(*size, seed * 1000 + i as u64);
+        let data = kiln_testkit::noise::bytes(*size, seed * 1000 + i as u64);
         let desc = Descriptor::for_bytes(MediaType::OciLayerGzip, &data);
         let path = dir.join(format!("layer-{seed}-{i}"));
         fs_err::write(&path, &data).unwrap();
