@@ -74,6 +74,11 @@ fn pushed_layer_entries(reference: &str, digest: &str) -> Vec<(String, u32, u64)
             .arg(format!("docker://{reference}"))
             .arg(format!("oci:{}:pulled", layout.display()));
     });
+    layer_entries(&layout, digest)
+}
+
+/// The entries of a gzip layer in an OCI layout: path, mode, mtime.
+fn layer_entries(layout: &std::path::Path, digest: &str) -> Vec<(String, u32, u64)> {
     let mut tar = Vec::new();
     flate2::read::GzDecoder::new(&layout_blob(&layout, digest)[..])
         .read_to_end(&mut tar)
@@ -229,4 +234,41 @@ fn a_base_that_changes_the_copy_gets_the_usual_layer_and_a_complete_push() {
             );
         }
     }
+}
+
+#[test]
+fn copy_link_makes_its_layer_on_an_empty_root_whatever_the_base_holds() {
+    let registry = Registry::start_plain();
+    base_with_opt().push(&registry, "base/opt:1", None).unwrap();
+    let base = format!("{}/base/opt:1", registry.host_port());
+    // The first COPY runs ahead of the base, the second on the laid-out root.
+    let fx = context(&format!(
+        "FROM {base}\nCOPY --link files /link/more/\nCOPY --link files /opt/app/\n"
+    ));
+    let outcome = build(&options(&fx, None));
+    let layout = fx.work.path().join("layout");
+    let first = layer_entries(&layout, &step_layer(&outcome, 1, 0));
+    let second = layer_entries(&layout, &step_layer(&outcome, 1, 1));
+    // Not through the base's symlink: link/ is a new directory.
+    assert!(
+        first.iter().any(|(p, m, _)| p == "link/" && *m == 0o755),
+        "{first:?}"
+    );
+    assert!(
+        first.iter().any(|(p, ..)| p == "link/more/a.txt"),
+        "{first:?}"
+    );
+    assert!(
+        !first.iter().any(|(p, ..)| p.starts_with("opt/")),
+        "{first:?}"
+    );
+    // Not the base's /opt (0750): a new directory's metadata.
+    assert!(
+        second.iter().any(|(p, m, _)| p == "opt/" && *m == 0o755),
+        "{second:?}"
+    );
+    assert!(
+        second.iter().any(|(p, ..)| p == "opt/app/sub/c.txt"),
+        "{second:?}"
+    );
 }

@@ -1,8 +1,10 @@
 //! COPY and ADD: sources from the context, an earlier stage or image
 //! (`--from`), URLs and git repositories (ADD), heredocs; planned into
 //! kiln-layer entries by `crate::copy` and committed as a layer directly, with
-//! no filesystem walk. The cache key covers every entry's content, mode and
-//! owner as it would land in an empty root, never mtimes.
+//! no filesystem walk. Entries are planned against the stage root (its
+//! directories and symlinks on the destination's path), or an empty root for
+//! `COPY --link` as BuildKit does. The cache key covers every entry's content,
+//! mode and owner as it would land in an empty root, never mtimes.
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +117,9 @@ pub(super) fn step(
         c.from, c.chown, c.chmod, c.exclude, c.parents
     )
     .into_bytes();
+    if c.link {
+        material.extend(b"link\n");
+    }
     if !run.caches_steps(Cacheable::Copy) {
         // No cache to look the key up in: the key (which later steps' keys and the
         // build's events carry) is hashed beside the layer's writing, which reads
@@ -162,8 +167,15 @@ fn write_layer(
         Some(spec) => Some(resolve_chown(spec, Some(&root))?),
         None => None,
     };
-    let entries = entries(run, sources, Some(&root), owner, staging)?;
+    let entries = entries(run, sources, planned_on(sources, &root), owner, staging)?;
     run.commit_entries(entries, created_by.to_string())
+}
+
+/// The root a COPY's entries are planned against: the stage's, or none for
+/// `--link` (BuildKit: the layer is made on an empty directory, so the base's
+/// directories and symlinks on the destination's path play no part).
+pub(super) fn planned_on<'r>(sources: &CopySources<'_>, root: &'r Path) -> Option<&'r Path> {
+    (!sources.cmd.link).then_some(root)
 }
 
 /// The entries of a COPY/ADD landing in `root` (`None`: an empty root).

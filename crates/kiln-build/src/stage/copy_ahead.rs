@@ -18,6 +18,9 @@
 //!   destination's path): the early encoding is stopped, its uploads are
 //!   dropped, and the step is done the usual way, as if never tried.
 //!
+//! A `COPY --link` is planned on an empty root whatever the base holds
+//! (BuildKit's semantics), so its early layer is always kept.
+//!
 //! Not tried where a plan against an empty root cannot stand in: `--chown` by
 //! name, ADD's extraction of archives (which unpacks into a staging
 //! directory both plans would share), kaniko's in-place mode, one snapshot
@@ -31,7 +34,7 @@ use kiln_oci::Digest;
 
 use crate::owner::resolve_chown;
 
-use super::copy_add::{CopySources, entries};
+use super::copy_add::{CopySources, entries, planned_on};
 use super::layer::{encode_step_layer, step_apply_options};
 use super::state::{StageRun, StepResult};
 
@@ -117,7 +120,7 @@ fn lay_out_and_compare(
         Some(spec) => Some(resolve_chown(spec, Some(&root))?),
         None => None,
     };
-    let real = entries(run, sources, Some(&root), owner, staging)?;
+    let real = entries(run, sources, planned_on(sources, &root), owner, staging)?;
     if real != planned {
         return Ok(false);
     }
