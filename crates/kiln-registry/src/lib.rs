@@ -23,6 +23,9 @@
 //!   chunk as soon as it is on disk and closes with `PUT ?digest=` once the writer
 //!   gives the digest; a registry refusing `PATCH` gets the finished blob in one `PUT`
 //!   ([`Client::push_growing_blob`]).
+//! - A blob of at most [`UNASKED_MAX`] bytes is uploaded without a `HEAD` first (the
+//!   question costs what sending it costs); a client remembers what each repository
+//!   confirmed, so a blob it pushed is never sent there twice.
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
 //!   a log event.
@@ -122,7 +125,7 @@ pub use options::{DEFAULT_IO_TIMEOUT, Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};
 pub use providers::{Anonymous, AuthTls, CredentialProvider, StaticCredentials, TlsProvider};
 pub use pull::{CONFIG_LIMIT, ManifestDocument, PulledImage};
-pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget};
+pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget, UNASKED_MAX};
 pub use referrers::{Referrers, ReferrersForm, referrers_tag};
 pub use retry::RetryPolicy;
 pub use upload::BlobSource;
