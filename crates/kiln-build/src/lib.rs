@@ -108,6 +108,7 @@ mod output;
 mod owner;
 mod platforms;
 mod pull;
+mod push_access;
 mod push_pipeline;
 mod registry_glue;
 mod rootfs_path;

@@ -14,14 +14,17 @@ use crate::error::BuildError;
 use crate::outcome::PhaseTimings;
 use crate::platforms::StageKey;
 use crate::pull::pipeline::Fetch;
+use crate::push_access::PushAccess;
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun, images_used_by, stage_needs_rootfs};
 
 /// Builds the stages of one platform's plan, one after another, and returns its target
-/// stage (image, and root filesystem when it has one). `shared` holds every stage built so far by any platform, by
+/// stage (image, and root filesystem when it has one). No stage runs before `access`
+/// passed. `shared` holds every stage built so far by any platform, by
 /// [`StageKey`]: a stage whose key is there is not built again.
 pub(crate) async fn build_stages(
     env: &BuildEnv<'_>,
     registry: &std::sync::OnceLock<kiln_registry::Client>,
+    access: &PushAccess<'_>,
     shared: &mut BTreeMap<StageKey, StageOutput>,
     timings: &mut PhaseTimings,
 ) -> Result<StageOutput, BuildError> {
@@ -45,7 +48,14 @@ pub(crate) async fn build_stages(
             continue;
         }
         let pull_start = Instant::now();
-        let base = resolve_base(env, position, stage, registry).await?;
+        // The push permission check (once per build) runs beside the first base's
+        // pull, and fails the build before any stage runs.
+        let (checked, base) = tokio::join!(
+            access.passed(),
+            resolve_base(env, position, stage, registry)
+        );
+        checked?;
+        let base = base?;
         let (base, fetch) =
             prepare_stage(env, position, stage, base, registry, &done, &mut images).await?;
         timings.pull += pull_start.elapsed();
