@@ -22,7 +22,11 @@
 //! first failure, while the build's final output puts the config and base
 //! layers in place beside them; the final push then finds every blob in place
 //! (the client remembers what it confirmed: no second `HEAD`) and `PUT`s the
-//! manifest. A build that fails drops the pipeline, which
+//! manifest. From the first layer on, the client keeps [`SESSIONS_AHEAD`]
+//! upload sessions open in each destination, so a finished small layer, and
+//! the config, go up in one `PUT` with no `POST` before it; the final push
+//! cancels the unused ones beside its manifest `PUT`. A build that fails drops
+//! the pipeline, which
 //! stops its uploads: blobs may be left in the registry, never a manifest or a
 //! tag. `--no-push`, a build without destinations, or
 //! [`BuildOptions::push_while_building`] off make no pipeline.
@@ -46,6 +50,11 @@ use crate::options::BuildOptions;
 /// A layer at most this big uploads without waiting for a turn (see
 /// [`PushPipeline::encode_and_upload`]).
 const SMALL_LAYER: u64 = 1 << 20;
+
+/// Upload sessions kept open ahead in each destination once the first layer is
+/// encoded: one for the next layer, one for the config, which goes up beside the
+/// last layer (see [`kiln_registry::Client::keep_sessions_ahead`]).
+const SESSIONS_AHEAD: usize = 2;
 
 /// The sink a pipelined layer is encoded into.
 pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
@@ -142,6 +151,7 @@ impl PushPipeline {
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
         let first = self.lock().len();
         for repo in &self.repos {
+            self.client.keep_sessions_ahead(repo, SESSIONS_AHEAD);
             let (client, permits, growing, target) = (
                 self.client.clone(),
                 self.permits.clone(),
@@ -202,6 +212,15 @@ impl PushPipeline {
                 total: Some(p.total),
             });
         }
+    }
+
+    /// Cancels the upload sessions opened ahead that no blob took.
+    pub async fn close_sessions(&self) {
+        let closing = self
+            .repos
+            .iter()
+            .map(|repo| self.client.close_sessions_ahead(repo));
+        futures_util::future::join_all(closing).await;
     }
 
     /// The destination repositories.

@@ -4,8 +4,8 @@
 //! only exists once every stage is done), each once, and are not asked about
 //! again; tiny layers do not queue; one session serves the whole build; the image is byte-identical to
 //! one pushed the old way, a registry refusing chunked uploads still gets it,
-//! a build failing at a later step leaves no manifest and no tag, and
-//! `--no-push` sends nothing.
+//! a build failing at a later step leaves no manifest and no tag,
+//! `--no-push` sends nothing, and no upload session is left open.
 
 mod support;
 
@@ -326,4 +326,34 @@ fn one_session_serves_the_check_the_pull_and_the_push() {
         .filter(|r| r.method == "GET" && r.path == "/v2/")
         .count();
     assert_eq!(pings, 1, "{log:#?}");
+}
+
+/// The upload sessions the pipeline keeps open ahead are used by the layers and the
+/// config, and those left when the image is pushed are cancelled: every session the
+/// build opened (`POST`) was closed by a blob's `PUT` or cancelled (`DELETE`).
+#[test]
+fn no_upload_session_is_left_open() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
+        &[("a.txt", "a\n"), ("b.txt", "b\n")],
+    );
+    let outcome = build(&push_options(
+        &fx,
+        &format!("{}/ahead/app:1", proxy.host_port()),
+    ));
+    assert_eq!(outcome.layers.len(), 2);
+    let log = proxy.requests();
+    let count = |method: &str, status: u16| {
+        log.iter()
+            .filter(|r| {
+                r.method == method && r.status == status && r.path.contains("/blobs/uploads/")
+            })
+            .count()
+    };
+    let (opened, closed, cancelled) = (count("POST", 202), count("PUT", 201), count("DELETE", 204));
+    assert_eq!(closed, 3, "two layers and the config: {log:#?}");
+    assert!(cancelled > 0, "no unused session was cancelled: {log:#?}");
+    assert_eq!(opened, closed + cancelled, "{log:#?}");
 }

@@ -273,7 +273,7 @@ impl Client {
                 }
                 let url = match session {
                     Some(url) => url,
-                    None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                    None => self.upload_session(ep, ctx, repo, scopes).await?,
                 };
                 let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
                 report(meter.as_ref(), offset);
@@ -284,7 +284,7 @@ impl Client {
             }
             let url = match session.take() {
                 Some(url) => url,
-                None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                None => self.upload_session(ep, ctx, repo, scopes).await?,
             };
             let len = (growth.written - offset).clamp(chunks.min, chunks.max);
             let body = blob.range(offset, len);

@@ -26,6 +26,10 @@
 //! - A blob of at most [`UNASKED_MAX`] bytes is uploaded without a `HEAD` first (the
 //!   question costs what sending it costs); a client remembers what each repository
 //!   confirmed, so a blob it pushed is never sent there twice.
+//! - A pusher expecting more blobs for a repository has the client keep upload sessions
+//!   open there ([`Client::keep_sessions_ahead`], `ahead`): a blob that is ready takes
+//!   one instead of paying the `POST`'s round trip then; the unused ones are cancelled
+//!   ([`Client::close_sessions_ahead`]).
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
 //!   a log event.
@@ -95,6 +99,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod ahead;
 mod auth;
 mod body;
 pub mod challenge;

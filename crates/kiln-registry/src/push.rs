@@ -93,7 +93,7 @@ pub struct PushOutcome {
 /// already has the blob takes it again without harm (blobs are content-addressed).
 pub const UNASKED_MAX: u64 = 64 << 10;
 
-fn push_scopes(repo: &RepoRef) -> Vec<Scope> {
+pub(crate) fn push_scopes(repo: &RepoRef) -> Vec<Scope> {
     vec![Scope::repository(&repo.repository, &["pull", "push"])]
 }
 
@@ -240,7 +240,7 @@ impl Client {
                 async move {
                     let url = match pre {
                         Some(u) => u,
-                        None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                        None => self.upload_session(ep, ctx, repo, scopes).await?,
                     };
                     upload::send(ep, ctx, url, blob, chunk, scopes, meter).await
                 }
