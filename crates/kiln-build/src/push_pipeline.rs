@@ -22,7 +22,10 @@
 //! first failure, while the build's final output puts the config and base
 //! layers in place beside them; the final push then finds every blob in place
 //! (the client remembers what it confirmed: no second `HEAD`) and `PUT`s the
-//! manifest. From the first layer on, the client keeps [`SESSIONS_AHEAD`]
+//! manifest. The layers of the image a pushed stage is built `FROM` are
+//! mounted into each destination (same registry) when the stage is prepared
+//! ([`PushPipeline::mount_base_layers`]), not after its last step. From the
+//! first layer on, the client keeps [`SESSIONS_AHEAD`]
 //! upload sessions open in each destination, so a finished small layer, and
 //! the config, go up in one `PUT` with no `POST` before it; the final push
 //! cancels the unused ones beside its manifest `PUT`. A build that fails drops
@@ -35,16 +38,20 @@ use std::collections::BTreeSet;
 use std::io::BufWriter;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt as _;
 use kiln_dockerfile::model::{Base as PlanBase, Plan};
 use kiln_layer::EncodedLayer;
 use kiln_oci::{Digest, Reference};
-use kiln_registry::{BlobOutcome, BlobProgress, Client, ProgressHook, RepoRef};
+use kiln_registry::{
+    BlobOutcome, BlobProgress, BlobSource, BlobToPush, Client, ProgressHook, RepoRef,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver, Transfer};
+use crate::image::ImageState;
 use crate::options::BuildOptions;
 
 /// A layer at most this big uploads without waiting for a turn (see
@@ -75,6 +82,8 @@ pub struct PushPipeline {
     stages: BTreeSet<usize>,
     permits: Arc<Semaphore>,
     uploads: Mutex<Vec<Upload>>,
+    /// The mounts of base layers started ahead ([`PushPipeline::mount_base_layers`]).
+    mounts: Mutex<Vec<JoinHandle<()>>>,
     progress: Mutex<std::sync::mpsc::Receiver<BlobProgress>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -121,6 +130,7 @@ impl PushPipeline {
             stages: pushed_stages(plan),
             permits,
             uploads: Mutex::new(Vec::new()),
+            mounts: Mutex::new(Vec::new()),
             progress: Mutex::new(progress),
             runtime: Some(runtime),
         }))
@@ -129,6 +139,57 @@ impl PushPipeline {
     /// Whether the layers of stage `index` are in the pushed image.
     pub fn uploads_stage(&self, index: usize) -> bool {
         self.stages.contains(&index)
+    }
+
+    /// Puts the layers of `base`, the image a pushed stage is built `FROM`, in every
+    /// destination on the same registry as their repository now (a cross-repository
+    /// mount, or an upload when the registry declines it and the store has the
+    /// layer), rather than beside the config once the last step is done. Best effort:
+    /// a failure is only logged; the final push tries again, and a blob put in place
+    /// here costs it no request.
+    pub fn mount_base_layers(&self, blobs: &BlobStore, base: &ImageState) {
+        let mut wanted = Vec::new();
+        for repo in &self.repos {
+            for layer in &base.layers {
+                let Some(origin) = base
+                    .origins
+                    .get(&layer.digest)
+                    .filter(|o| o.registry == repo.registry && o.repository != repo.repository)
+                else {
+                    continue;
+                };
+                wanted.push((
+                    repo.clone(),
+                    BlobToPush {
+                        descriptor: layer.clone(),
+                        source: BlobSource::File(blobs.path(&layer.digest)),
+                        mount_from: Some(origin.clone()),
+                    },
+                ));
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        let bound = client.options().max_parallel_uploads.max(1);
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let task = runtime.spawn(async move {
+            let client = &client;
+            futures_util::stream::iter(wanted)
+                .map(|(repo, blob)| async move {
+                    if let Err(e) = client.push_blob(&repo, &blob).await {
+                        tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "mounting a base layer ahead failed; the final push tries again");
+                    }
+                })
+                .buffer_unordered(bound)
+                .collect::<Vec<()>>()
+                .await;
+        });
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
     }
 
     /// Encodes a layer into the blob store through `encode` (as
@@ -235,6 +296,11 @@ impl PushPipeline {
 
     /// Waits for every upload, reporting progress; the first failure is the error.
     pub async fn finish(&self, observer: &dyn BuildObserver) -> Result<(), BuildError> {
+        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
+        for mount in mounts {
+            // failures were logged; the final push tries again
+            let _ = mount.await;
+        }
         let uploads = std::mem::take(&mut *self.lock());
         for upload in uploads {
             let layer = upload

@@ -129,7 +129,9 @@ pub(crate) async fn resolve_base(
 /// The rest of what a stage needs from registries before it runs, given its resolved
 /// `base` ([`resolve_base`]): the base recorded (for attestations, in plan order), the
 /// plan of the base layers it will unpack (fetched while the stage unpacks them, see
-/// [`crate::pull::pipeline`]), and the images its `COPY --from`/`RUN --mount from=`
+/// [`crate::pull::pipeline`]), the base's layers mounted into the destinations when
+/// the stage is pushed ([`crate::push_pipeline::PushPipeline::mount_base_layers`]),
+/// and the images its `COPY --from`/`RUN --mount from=`
 /// name (unpacked once per platform into `images`). `done` holds the stages built
 /// before it (a stage base without a root filesystem needs its layers).
 pub(crate) async fn prepare_stage(
@@ -173,6 +175,13 @@ pub(crate) async fn prepare_stage(
                 reason,
             })?);
         }
+    }
+    if let (Some(pipeline), Base::Image { image, .. }) = (env.push_pipeline, &base)
+        && pipeline.uploads_stage(stage.index)
+    {
+        // The base's layers are the pushed image's first: put them in place now,
+        // not beside the config once the last step is done.
+        pipeline.mount_base_layers(blobs, image);
     }
     for reference in images_used_by(env.plan, stage) {
         if images.contains_key(&reference) {
