@@ -83,8 +83,9 @@ pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platfo
     }
 }
 
-/// A stage's base: its image pulled for the stage's platform (manifest and config; or
-/// read from `--cache-dir`), a stage, or scratch. Touches nothing shared but the
+/// A stage's base: its image pulled for the stage's platform (the manifest, the config
+/// still arriving, see [`crate::pull::resolve_base_image`]; or read from `--cache-dir`),
+/// a stage, or scratch. Touches nothing shared but the
 /// registry client, so the parallel scheduler resolves several bases at once.
 pub(crate) async fn resolve_base(
     env: &BuildEnv<'_>,
@@ -109,18 +110,25 @@ pub(crate) async fn resolve_base(
                 .dir
                 .as_deref()
                 .and_then(|dir| crate::pull::from_cache_dir(dir, blobs, reference, &platform));
-            let (image, digest) = match cached {
-                Some(found) => found.map_err(from_error)?,
+            let (image, digest, config) = match cached {
+                Some(found) => {
+                    let (image, digest) = found.map_err(from_error)?;
+                    (image, digest, None)
+                }
                 None => {
                     let client = registry_client(registry, options)?;
-                    crate::pull::pull_base(client, reference, &platform)
-                        .await
-                        .map_err(from_error)?
+                    // The config arrives while the stage's layers download.
+                    let (image, digest, config) =
+                        crate::pull::resolve_base_image(client, reference, &platform)
+                            .await
+                            .map_err(from_error)?;
+                    (image, digest, Some(config))
                 }
             };
             Base::Image {
                 image: Box::new(image),
                 digest,
+                config,
             }
         }
     })

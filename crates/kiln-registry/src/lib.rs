@@ -129,7 +129,7 @@ pub use kiln_auth::{Credential, Secret};
 pub use options::{DEFAULT_IO_TIMEOUT, Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};
 pub use providers::{Anonymous, AuthTls, CredentialProvider, StaticCredentials, TlsProvider};
-pub use pull::{CONFIG_LIMIT, ManifestDocument, PulledImage};
+pub use pull::{CONFIG_LIMIT, ConfigArrival, ManifestDocument, PulledImage, ResolvedImage};
 pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget, UNASKED_MAX};
 pub use referrers::{Referrers, ReferrersForm, referrers_tag};
 pub use retry::RetryPolicy;
