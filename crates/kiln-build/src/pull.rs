@@ -1,7 +1,8 @@
 //! Pulling a base image: manifest for the target platform and config (for a
 //! stage's base, the config arrives while the layers download:
-//! [`resolve_base_image`]); layer blobs are fetched into the content-addressed store only when something
-//! needs their bytes (unpacking, a local output, a push that cannot mount).
+//! [`resolve_base_image`]); layer blobs are fetched into the content-addressed
+//! store only when something needs their bytes (unpacking, a local output, a
+//! push that cannot mount).
 //! Transfers report their progress as events ([`progress`]). A stage's base
 //! layers download while the stage unpacks them ([`pipeline`]), each applied
 //! from its stream as it arrives ([`arrival`]).

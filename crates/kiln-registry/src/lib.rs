@@ -23,6 +23,9 @@
 //!   chunk as soon as it is on disk and closes with `PUT ?digest=` once the writer
 //!   gives the digest; a registry refusing `PATCH` gets the finished blob in one `PUT`
 //!   ([`Client::push_growing_blob`]).
+//! - [`Client::resolve_image`] returns once the manifest is resolved and fetches the
+//!   config meanwhile on the connection runtime ([`ConfigArrival`]), so a caller's
+//!   first layer requests need not wait a round trip for it.
 //! - A blob of at most [`UNASKED_MAX`] bytes is uploaded without a `HEAD` first (the
 //!   question costs what sending it costs); a client remembers what each repository
 //!   confirmed, so a blob it pushed is never sent there twice.

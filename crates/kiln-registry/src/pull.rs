@@ -1,7 +1,8 @@
 //! Pulling: a tag or digest to a manifest (OCI or Docker v2s2, index / manifest list
-//! resolved to one platform), its config (also fetched in the background while the
-//! caller starts on the layers: [`Client::resolve_image`]), and blobs streamed to disk. Pulls go through
-//! the mirrors / remaps of [`crate::RegistryOptions::pull_sources`] in order.
+//! resolved to one platform), its config (or the config fetched in the background
+//! while the caller starts on the layers: [`Client::resolve_image`]), and blobs
+//! streamed to disk. Pulls go through the mirrors / remaps of
+//! [`crate::RegistryOptions::pull_sources`] in order.
 
 use std::path::Path;
 
