@@ -190,17 +190,17 @@ async fn build_with(
         .collect::<Vec<_>>();
     timings.prepare = started.elapsed();
 
-    if !options.no_push && !options.skip_push_permission_check {
-        check_push_access(registry_client(registry, options)?, options).await?;
-    }
+    // Checked while the first bases are resolved; no stage runs before it passed.
+    let access = crate::push_access::PushAccess::new(registry, options)?;
     let mut built = Vec::new();
     if options.jobs > 1 && in_place.is_none() {
-        built = crate::scheduler::build_all(&envs, registry, options.jobs, &mut timings)?;
+        built = crate::scheduler::build_all(&envs, registry, &access, options.jobs, &mut timings)?;
     } else {
         let mut shared = BTreeMap::new();
         for env in &envs {
             built.push(
-                crate::stage_loop::build_stages(env, registry, &mut shared, &mut timings).await?,
+                crate::stage_loop::build_stages(env, registry, &access, &mut shared, &mut timings)
+                    .await?,
             );
         }
     }
@@ -295,27 +295,6 @@ pub(crate) fn registry_client<'a>(
     }
     let client = crate::registry_glue::client(options)?;
     Ok(cell.get_or_init(|| client))
-}
-
-/// kaniko's push permission check, before anything is built: each destination
-/// repository must answer a push-scoped blob HEAD (reachability, TLS and
-/// credentials are all exercised).
-async fn check_push_access(
-    client: &kiln_registry::Client,
-    options: &BuildOptions,
-) -> Result<(), BuildError> {
-    let probe = kiln_oci::Digest::sha256_of(b"");
-    for d in &options.destinations {
-        let r = kiln_oci::Reference::parse(d)
-            .map_err(|e| BuildError::Options(format!("--destination {d:?}: {e}")))?;
-        let repo = kiln_registry::RepoRef::new(r.registry(), r.repository());
-        client.blob_exists(&repo, &probe).await.map_err(|e| {
-            BuildError::Registry(format!(
-                "checking push access to {d} before building (--skip-push-permission-check skips this): {e}"
-            ))
-        })?;
-    }
-    Ok(())
 }
 
 /// Rejects inconsistent options before any work is done.

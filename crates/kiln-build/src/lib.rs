@@ -24,7 +24,9 @@
 //!    in the sandbox and its layer is the snapshot diff.
 //! 4. The target stage's config and manifest are written to the blob store,
 //!    then to the requested outputs; pushes mount base layers from their
-//!    repository where they can.
+//!    repository where they can (as soon as the pushed stage is prepared, with
+//!    the push pipeline). kaniko's push permission check runs beside the first
+//!    base's pull, and no stage starts before it passed (`push_access.rs`).
 //! 5. With several target platforms (`custom_platform = "linux/amd64,linux/arm64"`)
 //!    steps 3 and 4 happen per platform: each stage is built for its `FROM
 //!    --platform` or the target (foreign RUN emulated by kiln-sandbox), a stage
@@ -108,6 +110,7 @@ mod output;
 mod owner;
 mod platforms;
 mod pull;
+mod push_access;
 mod push_pipeline;
 mod registry_glue;
 mod rootfs_path;

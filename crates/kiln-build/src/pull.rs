@@ -1,6 +1,8 @@
-//! Pulling a base image: manifest for the target platform and config; layer
-//! blobs are fetched into the content-addressed store only when something
-//! needs their bytes (unpacking, a local output, a push that cannot mount).
+//! Pulling a base image: manifest for the target platform and config (for a
+//! stage's base, the config arrives while the layers download:
+//! [`resolve_base_image`]); layer blobs are fetched into the content-addressed
+//! store only when something needs their bytes (unpacking, a local output, a
+//! push that cannot mount).
 //! Transfers report their progress as events ([`progress`]). A stage's base
 //! layers download while the stage unpacks them ([`pipeline`]), each applied
 //! from its stream as it arrives ([`arrival`]).
@@ -22,6 +24,56 @@ pub async fn pull_base(
     reference: &str,
     platform: &Platform,
 ) -> Result<(ImageState, Digest), String> {
+    let (repo, wanted) = repo_and_manifest(reference)?;
+    let pulled = client
+        .pull_manifest(&repo, &wanted, platform)
+        .await
+        .map_err(|e| pulling(reference, e))?;
+    let config = parse_config(reference, &pulled.config)?;
+    let image = image_state(config, &pulled.source, &pulled.manifest);
+    Ok((image, pulled.descriptor.digest.clone()))
+}
+
+/// [`pull_base`] that returns once the manifest is resolved: the config arrives
+/// meanwhile ([`PendingConfig`]), so the base's layer downloads start together with
+/// it. The returned state's config is the default until [`PendingConfig::wait`]
+/// gives the real one.
+pub async fn resolve_base_image(
+    client: &Client,
+    reference: &str,
+    platform: &Platform,
+) -> Result<(ImageState, Digest, PendingConfig), String> {
+    let (repo, wanted) = repo_and_manifest(reference)?;
+    let (resolved, arrival) = client
+        .resolve_image(&repo, &wanted, platform)
+        .await
+        .map_err(|e| pulling(reference, e))?;
+    let image = image_state(ImageConfig::default(), &resolved.source, &resolved.manifest);
+    let pending = PendingConfig {
+        arrival,
+        reference: reference.to_string(),
+    };
+    Ok((image, resolved.descriptor.digest, pending))
+}
+
+/// A base image's config still on its way ([`resolve_base_image`]).
+pub struct PendingConfig {
+    arrival: kiln_registry::ConfigArrival,
+    reference: String,
+}
+
+impl PendingConfig {
+    /// Blocks until the config has arrived (verified) and parses it.
+    pub fn wait(self) -> Result<ImageConfig, String> {
+        let bytes = self
+            .arrival
+            .wait()
+            .map_err(|e| pulling(&self.reference, e))?;
+        parse_config(&self.reference, &bytes)
+    }
+}
+
+fn repo_and_manifest(reference: &str) -> Result<(RepoRef, ManifestRef), String> {
     let parsed = Reference::parse(reference)
         .map_err(|e| format!("invalid base image reference {reference:?}: {e}"))?;
     let repo = RepoRef::new(parsed.registry(), parsed.repository());
@@ -29,30 +81,36 @@ pub async fn pull_base(
         Some(d) => ManifestRef::Digest(d.clone()),
         None => ManifestRef::Tag(parsed.tag().unwrap_or("latest").to_string()),
     };
-    let pulled = client
-        .pull_manifest(&repo, &wanted, platform)
-        .await
-        .map_err(|e| format!("pulling base image {reference}: {e}"))?;
-    let config = ImageConfig::from_slice(&pulled.config)
-        .map_err(|e| format!("base image {reference}: invalid config: {e}"))?;
-    let format = if pulled.manifest.effective_media_type().is_docker() {
+    Ok((repo, wanted))
+}
+
+fn pulling(reference: &str, e: kiln_registry::Error) -> String {
+    format!("pulling base image {reference}: {e}")
+}
+
+fn parse_config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, String> {
+    ImageConfig::from_slice(bytes)
+        .map_err(|e| format!("base image {reference}: invalid config: {e}"))
+}
+
+/// The state of an image pulled from `source`, whose layers are fetched from there.
+fn image_state(config: ImageConfig, source: &RepoRef, manifest: &kiln_oci::Manifest) -> ImageState {
+    let format = if manifest.effective_media_type().is_docker() {
         Format::Docker
     } else {
         Format::Oci
     };
-    let origins = pulled
-        .manifest
+    let origins = manifest
         .layers
         .iter()
-        .map(|l| (l.digest.clone(), pulled.source.clone()))
+        .map(|l| (l.digest.clone(), source.clone()))
         .collect();
-    let image = ImageState {
+    ImageState {
         config,
-        layers: pulled.manifest.layers.clone(),
+        layers: manifest.layers.clone(),
         origins,
         format,
-    };
-    Ok((image, pulled.descriptor.digest.clone()))
+    }
 }
 
 /// Fetches every layer of `image` missing from the store from its origin.

@@ -22,7 +22,14 @@
 //! first failure, while the build's final output puts the config and base
 //! layers in place beside them; the final push then finds every blob in place
 //! (the client remembers what it confirmed: no second `HEAD`) and `PUT`s the
-//! manifest. A build that fails drops the pipeline, which
+//! manifest. The layers of the image a pushed stage is built `FROM` are
+//! mounted into each destination (same registry) when the stage is prepared
+//! ([`PushPipeline::mount_base_layers`]), not after its last step. From the
+//! first layer on, the client keeps [`SESSIONS_AHEAD`]
+//! upload sessions open in each destination, so a finished small layer, and
+//! the config, go up in one `PUT` with no `POST` before it; the final push
+//! cancels the unused ones beside its manifest `PUT`. A build that fails drops
+//! the pipeline, which
 //! stops its uploads: blobs may be left in the registry, never a manifest or a
 //! tag. `--no-push`, a build without destinations, or
 //! [`BuildOptions::push_while_building`] off make no pipeline.
@@ -31,21 +38,30 @@ use std::collections::BTreeSet;
 use std::io::BufWriter;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt as _;
 use kiln_dockerfile::model::{Base as PlanBase, Plan};
 use kiln_layer::EncodedLayer;
 use kiln_oci::{Digest, Reference};
-use kiln_registry::{BlobOutcome, BlobProgress, Client, ProgressHook, RepoRef};
+use kiln_registry::{
+    BlobOutcome, BlobProgress, BlobSource, BlobToPush, Client, ProgressHook, RepoRef,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::blobs::BlobStore;
 use crate::error::BuildError;
 use crate::events::{BuildEvent, BuildObserver, Transfer};
+use crate::image::ImageState;
 use crate::options::BuildOptions;
 
 /// A layer at most this big uploads without waiting for a turn (see
 /// [`PushPipeline::encode_and_upload`]).
 const SMALL_LAYER: u64 = 1 << 20;
+
+/// Upload sessions kept open ahead in each destination once the first layer is
+/// encoded: one for the next layer, one for the config, which goes up beside the
+/// last layer (see [`kiln_registry::Client::keep_sessions_ahead`]).
+const SESSIONS_AHEAD: usize = 2;
 
 /// The sink a pipelined layer is encoded into.
 pub type UploadSink = BufWriter<kiln_registry::GrowingBlobWriter>;
@@ -71,6 +87,8 @@ pub struct PushPipeline {
     uploads: Mutex<Vec<Upload>>,
     /// The next [`Upload::encoding`].
     encodings: std::sync::atomic::AtomicU64,
+    /// The mounts of base layers started ahead ([`PushPipeline::mount_base_layers`]).
+    mounts: Mutex<Vec<JoinHandle<()>>>,
     progress: Mutex<std::sync::mpsc::Receiver<BlobProgress>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -118,6 +136,7 @@ impl PushPipeline {
             permits,
             uploads: Mutex::new(Vec::new()),
             encodings: std::sync::atomic::AtomicU64::new(0),
+            mounts: Mutex::new(Vec::new()),
             progress: Mutex::new(progress),
             runtime: Some(runtime),
         }))
@@ -126,6 +145,57 @@ impl PushPipeline {
     /// Whether the layers of stage `index` are in the pushed image.
     pub fn uploads_stage(&self, index: usize) -> bool {
         self.stages.contains(&index)
+    }
+
+    /// Puts the layers of `base`, the image a pushed stage is built `FROM`, in every
+    /// destination on the same registry as their repository now (a cross-repository
+    /// mount, or an upload when the registry declines it and the store has the
+    /// layer), rather than beside the config once the last step is done. Best effort:
+    /// a failure is only logged; the final push tries again, and a blob put in place
+    /// here costs it no request.
+    pub fn mount_base_layers(&self, blobs: &BlobStore, base: &ImageState) {
+        let mut wanted = Vec::new();
+        for repo in &self.repos {
+            for layer in &base.layers {
+                let Some(origin) = base
+                    .origins
+                    .get(&layer.digest)
+                    .filter(|o| o.registry == repo.registry && o.repository != repo.repository)
+                else {
+                    continue;
+                };
+                wanted.push((
+                    repo.clone(),
+                    BlobToPush {
+                        descriptor: layer.clone(),
+                        source: BlobSource::File(blobs.path(&layer.digest)),
+                        mount_from: Some(origin.clone()),
+                    },
+                ));
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        let bound = client.options().max_parallel_uploads.max(1);
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let task = runtime.spawn(async move {
+            let client = &client;
+            futures_util::stream::iter(wanted)
+                .map(|(repo, blob)| async move {
+                    if let Err(e) = client.push_blob(&repo, &blob).await {
+                        tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "mounting a base layer ahead failed; the final push tries again");
+                    }
+                })
+                .buffer_unordered(bound)
+                .collect::<Vec<()>>()
+                .await;
+        });
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
     }
 
     /// Encodes a layer into the blob store through `encode` (as
@@ -150,6 +220,7 @@ impl PushPipeline {
             .encodings
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for repo in &self.repos {
+            self.client.keep_sessions_ahead(repo, SESSIONS_AHEAD);
             let (client, permits, growing, target) = (
                 self.client.clone(),
                 self.permits.clone(),
@@ -221,6 +292,15 @@ impl PushPipeline {
         }
     }
 
+    /// Cancels the upload sessions opened ahead that no blob took.
+    pub async fn close_sessions(&self) {
+        let closing = self
+            .repos
+            .iter()
+            .map(|repo| self.client.close_sessions_ahead(repo));
+        futures_util::future::join_all(closing).await;
+    }
+
     /// The destination repositories.
     pub fn repos(&self) -> &[RepoRef] {
         &self.repos
@@ -233,6 +313,11 @@ impl PushPipeline {
 
     /// Waits for every upload, reporting progress; the first failure is the error.
     pub async fn finish(&self, observer: &dyn BuildObserver) -> Result<(), BuildError> {
+        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
+        for mount in mounts {
+            // failures were logged; the final push tries again
+            let _ = mount.await;
+        }
         let uploads = std::mem::take(&mut *self.lock());
         for upload in uploads {
             let layer = upload

@@ -8,7 +8,8 @@
 //! - A puller thread does every building node's registry work on a runtime of its
 //!   own, through the build's registry client (one set of sessions and tokens for
 //!   the permission check, the pulls and the pushes), so later bases are pulled
-//!   while earlier stages run:
+//!   while earlier stages run; no node is reported ready before the push permission
+//!   check ([`crate::push_access`]) passed, which runs while the first bases resolve:
 //!   bases are resolved for the stage's platform up to three at once
 //!   ([`crate::stage_loop::resolve_base`]), so a build with several bases or platforms
 //!   does not wait on each registry round trip in turn; then, in plan order, the missing
@@ -35,6 +36,7 @@ use crate::error::BuildError;
 use crate::outcome::PhaseTimings;
 use crate::platforms::{StageKey, stage_platform};
 use crate::pull::pipeline::{Fetch, while_fetching};
+use crate::push_access::PushAccess;
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun};
 use crate::stage_loop::{prepare_stage, resolve_base};
 
@@ -95,6 +97,7 @@ fn pull_all(
     envs: &[BuildEnv<'_>],
     work: &[(NodeId, usize)],
     registry: &std::sync::OnceLock<kiln_registry::Client>,
+    access: &PushAccess<'_>,
     stop: &AtomicBool,
     tx: Sender<Event>,
 ) {
@@ -136,6 +139,14 @@ fn pull_all(
             }
         };
         let preparing = async {
+            // No node is reported (so no stage starts) before the push permission
+            // check passed; the bases resolve meanwhile.
+            if let Err(e) = access.passed().await {
+                if let Some(((id, _), _)) = work.split_first() {
+                    let _ = tx.send(Event::Prepared(*id, Err(e)));
+                }
+                return;
+            }
             let mut images: Vec<Images> = vec![Images::new(); envs.len()];
             while let Some((id, position, base)) = resolved_rx.recv().await {
                 let env = &envs[id.0];
@@ -176,6 +187,7 @@ fn pull_all(
 pub(crate) fn build_all(
     envs: &[BuildEnv<'_>],
     registry: &std::sync::OnceLock<kiln_registry::Client>,
+    access: &PushAccess<'_>,
     jobs: usize,
     timings: &mut PhaseTimings,
 ) -> Result<Vec<StageOutput>, BuildError> {
@@ -195,7 +207,7 @@ pub(crate) fn build_all(
         scope.spawn(move || {
             // A panic must still end the loop below, which waits for PullerDone.
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pull_all(envs, work, registry, stop, puller_tx.clone())
+                pull_all(envs, work, registry, access, stop, puller_tx.clone())
             }));
             if let Err(panic) = caught {
                 let _ = puller_tx.send(Event::PullerDone(PhaseTimings::default()));

@@ -120,7 +120,15 @@ pub(crate) async fn single_output(
                 client, blobs, image, &written, &artifacts, options, observer,
             )
         };
-        pushed = match push(client).await {
+        // Sessions the pipeline opened ahead and no blob took are cancelled beside
+        // the manifest PUT, not before it.
+        let closing = async {
+            if let Some(pipeline) = push_pipeline {
+                pipeline.close_sessions().await;
+            }
+        };
+        let (first, ()) = tokio::join!(push(client), closing);
+        pushed = match first {
             Ok(p) => p,
             Err(first) if !image.layers.iter().all(|l| blobs.contains(&l.digest)) => {
                 // A base layer could not be mounted: fetch it and upload it instead.

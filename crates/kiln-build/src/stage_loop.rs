@@ -14,14 +14,17 @@ use crate::error::BuildError;
 use crate::outcome::PhaseTimings;
 use crate::platforms::StageKey;
 use crate::pull::pipeline::Fetch;
+use crate::push_access::PushAccess;
 use crate::stage::{Base, BuildEnv, StageOutput, StageRun, images_used_by, stage_needs_rootfs};
 
 /// Builds the stages of one platform's plan, one after another, and returns its target
-/// stage (image, and root filesystem when it has one). `shared` holds every stage built so far by any platform, by
+/// stage (image, and root filesystem when it has one). No stage runs before `access`
+/// passed. `shared` holds every stage built so far by any platform, by
 /// [`StageKey`]: a stage whose key is there is not built again.
 pub(crate) async fn build_stages(
     env: &BuildEnv<'_>,
     registry: &std::sync::OnceLock<kiln_registry::Client>,
+    access: &PushAccess<'_>,
     shared: &mut BTreeMap<StageKey, StageOutput>,
     timings: &mut PhaseTimings,
 ) -> Result<StageOutput, BuildError> {
@@ -45,7 +48,14 @@ pub(crate) async fn build_stages(
             continue;
         }
         let pull_start = Instant::now();
-        let base = resolve_base(env, position, stage, registry).await?;
+        // The push permission check (once per build) runs beside the first base's
+        // pull, and fails the build before any stage runs.
+        let (checked, base) = tokio::join!(
+            access.passed(),
+            resolve_base(env, position, stage, registry)
+        );
+        checked?;
+        let base = base?;
         let (base, fetch) =
             prepare_stage(env, position, stage, base, registry, &done, &mut images).await?;
         timings.pull += pull_start.elapsed();
@@ -73,8 +83,9 @@ pub(crate) fn stage_label(env: &BuildEnv<'_>, position: usize, platform: &Platfo
     }
 }
 
-/// A stage's base: its image pulled for the stage's platform (manifest and config; or
-/// read from `--cache-dir`), a stage, or scratch. Touches nothing shared but the
+/// A stage's base: its image pulled for the stage's platform (the manifest, the config
+/// still arriving, see [`crate::pull::resolve_base_image`]; or read from `--cache-dir`),
+/// a stage, or scratch. Touches nothing shared but the
 /// registry client, so the parallel scheduler resolves several bases at once.
 pub(crate) async fn resolve_base(
     env: &BuildEnv<'_>,
@@ -99,18 +110,25 @@ pub(crate) async fn resolve_base(
                 .dir
                 .as_deref()
                 .and_then(|dir| crate::pull::from_cache_dir(dir, blobs, reference, &platform));
-            let (image, digest) = match cached {
-                Some(found) => found.map_err(from_error)?,
+            let (image, digest, config) = match cached {
+                Some(found) => {
+                    let (image, digest) = found.map_err(from_error)?;
+                    (image, digest, None)
+                }
                 None => {
                     let client = registry_client(registry, options)?;
-                    crate::pull::pull_base(client, reference, &platform)
-                        .await
-                        .map_err(from_error)?
+                    // The config arrives while the stage's layers download.
+                    let (image, digest, config) =
+                        crate::pull::resolve_base_image(client, reference, &platform)
+                            .await
+                            .map_err(from_error)?;
+                    (image, digest, Some(config))
                 }
             };
             Base::Image {
                 image: Box::new(image),
                 digest,
+                config,
             }
         }
     })
@@ -119,7 +137,9 @@ pub(crate) async fn resolve_base(
 /// The rest of what a stage needs from registries before it runs, given its resolved
 /// `base` ([`resolve_base`]): the base recorded (for attestations, in plan order), the
 /// plan of the base layers it will unpack (fetched while the stage unpacks them, see
-/// [`crate::pull::pipeline`]), and the images its `COPY --from`/`RUN --mount from=`
+/// [`crate::pull::pipeline`]), the base's layers mounted into the destinations when
+/// the stage is pushed ([`crate::push_pipeline::PushPipeline::mount_base_layers`]),
+/// and the images its `COPY --from`/`RUN --mount from=`
 /// name (unpacked once per platform into `images`). `done` holds the stages built
 /// before it (a stage base without a root filesystem needs its layers).
 pub(crate) async fn prepare_stage(
@@ -163,6 +183,13 @@ pub(crate) async fn prepare_stage(
                 reason,
             })?);
         }
+    }
+    if let (Some(pipeline), Base::Image { image, .. }) = (env.push_pipeline, &base)
+        && pipeline.uploads_stage(stage.index)
+    {
+        // The base's layers are the pushed image's first: put them in place now,
+        // not beside the config once the last step is done.
+        pipeline.mount_base_layers(blobs, image);
     }
     for reference in images_used_by(env.plan, stage) {
         if images.contains_key(&reference) {

@@ -80,7 +80,7 @@ fn pushed_layer_entries(reference: &str, digest: &str) -> Vec<(String, u32, u64)
 /// The entries of a gzip layer in an OCI layout: path, mode, mtime.
 fn layer_entries(layout: &std::path::Path, digest: &str) -> Vec<(String, u32, u64)> {
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&layout_blob(&layout, digest)[..])
+    flate2::read::GzDecoder::new(&layout_blob(layout, digest)[..])
         .read_to_end(&mut tar)
         .unwrap();
     let mut archive = tar::Archive::new(&tar[..]);

@@ -5,7 +5,7 @@
 //! storage fails the build naming registry, repository and digest, before any
 //! step runs on the root and without pushing anything. With the layer cache
 //! on, the base's layers, fetched only once a step misses, download the same
-//! way.
+//! way. A base's config and its layers are requested together.
 
 mod support;
 
@@ -379,4 +379,79 @@ fn bases_are_resolved_concurrently_up_to_the_bound() {
     options.jobs = 1;
     let sequential = run_tokio(kiln_build::build(&options, &Recorder::default())).unwrap();
     assert_eq!(parallel.digest, sequential.digest, "byte-identical images");
+}
+
+/// A stage's base config is fetched beside its layers, not before them: through a
+/// proxy adding 100 ms per request, the config's `GET` and the layer's `GET` each
+/// arrive before the other is answered, in the sequential stage loop and in the
+/// parallel scheduler.
+#[test]
+fn the_base_config_and_its_layer_are_in_flight_together() {
+    let base = kiln_testkit::FixtureImage::busybox();
+    let config = kiln_oci::Digest::sha256_of(&base.config).hex().to_string();
+    let layer = base.layers[0].digest();
+    for jobs in [1, 2] {
+        let registry = Registry::start_plain();
+        base.push(&registry, "overlap/base:1", None).unwrap();
+        let proxy =
+            FaultProxy::in_front_of(&registry, Faults::none().shape(Shaping::new(1000, 100)));
+        let via = proxy.host_port();
+        let fx = Fixture::new(
+            &format!("FROM {via}/overlap/base:1\nCOPY small.txt /small.txt\n"),
+            &[("small.txt", "small\n")],
+        );
+        let mut options = fx.options();
+        options.registry.insecure_pull = true;
+        options.jobs = jobs;
+        run_tokio(kiln_build::build(&options, &kiln_build::NoopObserver)).unwrap();
+        let log = proxy.requests();
+        let get = |digest: &str| {
+            log.iter()
+                .find(|r| r.method == "GET" && r.path.ends_with(digest))
+                .unwrap_or_else(|| panic!("no GET of {digest}: {log:#?}"))
+        };
+        let (config, layer) = (get(&config), get(&layer));
+        assert!(
+            config.arrived < layer.answered && layer.arrived < config.answered,
+            "--jobs {jobs}: the layer waited for the config: {log:#?}"
+        );
+    }
+}
+
+/// A base config the registry will not serve fails the build at its `FROM` step,
+/// naming the image, although the stage only waits for it once its layers are
+/// downloading; no later step runs.
+#[test]
+fn a_base_config_that_cannot_be_fetched_fails_the_from_step() {
+    let base = kiln_testkit::FixtureImage::busybox();
+    let config = kiln_oci::Digest::sha256_of(&base.config).hex().to_string();
+    let registry = Registry::start_plain();
+    base.push(&registry, "overlap/base:1", None).unwrap();
+    let refuse = kiln_testkit::FailRule::status(404, usize::MAX)
+        .code("BLOB_UNKNOWN")
+        .matching(Some("GET"), Some(&config));
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().fail(refuse));
+    let via = proxy.host_port();
+    let fx = Fixture::new(
+        &format!("FROM {via}/overlap/base:1\nRUN echo never > /never\n"),
+        &[],
+    );
+    let mut options = fx.options();
+    options.registry.insecure_pull = true;
+    let recorder = Recorder::default();
+    let err = run_tokio(kiln_build::build(&options, &recorder))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("STEP 1")
+            && err.contains(&format!("FROM {via}/overlap/base:1"))
+            && err.contains(&format!("pulling base image {via}/overlap/base:1"))
+            && err.contains(&config),
+        "{err}"
+    );
+    let steps = recorder.step_lines();
+    assert!(
+        !steps.iter().any(|s| s.contains("RUN")),
+        "a RUN started: {steps:?}"
+    );
 }

@@ -4,8 +4,9 @@
 //! only exists once every stage is done), each once, and are not asked about
 //! again; tiny layers do not queue; one session serves the whole build; the image is byte-identical to
 //! one pushed the old way, a registry refusing chunked uploads still gets it,
-//! a build failing at a later step leaves no manifest and no tag, and
-//! `--no-push` sends nothing.
+//! a build failing at a later step leaves no manifest and no tag,
+//! `--no-push` sends nothing, no upload session is left open, and the base's
+//! layers are mounted while the stage waits for them.
 
 mod support;
 
@@ -316,4 +317,71 @@ fn one_session_serves_the_check_the_pull_and_the_push() {
         .filter(|r| r.method == "GET" && r.path == "/v2/")
         .count();
     assert_eq!(pings, 1, "{log:#?}");
+}
+
+/// The upload sessions the pipeline keeps open ahead are used by the layers and the
+/// config, and those left when the image is pushed are cancelled: every session the
+/// build opened (`POST`) was closed by a blob's `PUT` or cancelled (`DELETE`).
+#[test]
+fn no_upload_session_is_left_open() {
+    let registry = Registry::start_plain();
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none());
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
+        &[("a.txt", "a\n"), ("b.txt", "b\n")],
+    );
+    let outcome = build(&push_options(
+        &fx,
+        &format!("{}/ahead/app:1", proxy.host_port()),
+    ));
+    assert_eq!(outcome.layers.len(), 2);
+    let log = proxy.requests();
+    let count = |method: &str, status: u16| {
+        log.iter()
+            .filter(|r| {
+                r.method == method && r.status == status && r.path.contains("/blobs/uploads/")
+            })
+            .count()
+    };
+    let (opened, closed, cancelled) = (count("POST", 202), count("PUT", 201), count("DELETE", 204));
+    assert_eq!(closed, 3, "two layers and the config: {log:#?}");
+    assert!(cancelled > 0, "no unused session was cancelled: {log:#?}");
+    assert_eq!(opened, closed + cancelled, "{log:#?}");
+}
+
+/// The layers of the image the pushed stage is built `FROM` are mounted into the
+/// destination when the stage is prepared, not beside the config after its last
+/// step: with the base layer's download stalled for 3 s (then retried), the mount
+/// is answered before the download is, and the final push does not mount again.
+#[test]
+fn base_layers_are_mounted_while_the_stage_waits_for_them() {
+    let registry = Registry::start_plain();
+    let base = kiln_testkit::FixtureImage::busybox();
+    base.push(&registry, "base/busybox:1", None).unwrap();
+    let layer = base.layers[0].digest();
+    let layer = hex(&layer).to_string();
+    let stall = kiln_testkit::StallRule::first(1, 0, std::time::Duration::from_secs(3))
+        .matching(Some("GET"), Some(&layer));
+    let proxy = FaultProxy::in_front_of(&registry, Faults::none().stall(stall));
+    let via = proxy.host_port();
+    let fx = Fixture::new(
+        &format!("FROM {via}/base/busybox:1\nCOPY small.txt /small.txt\n"),
+        &[("small.txt", "small\n")],
+    );
+    build(&push_options(&fx, &format!("{via}/mounted/app:1")));
+    let log = proxy.requests();
+    let mounts: Vec<&ProxiedRequest> = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains(&format!("mount=sha256%3A{layer}")))
+        .collect();
+    assert_eq!(mounts.len(), 1, "{log:#?}");
+    let downloaded = log
+        .iter()
+        .rev()
+        .find(|r| r.method == "GET" && r.path.ends_with(&layer) && r.status == 200)
+        .unwrap_or_else(|| panic!("the base layer was never downloaded: {log:#?}"));
+    assert!(
+        mounts[0].status == 201 && mounts[0].answered < downloaded.answered,
+        "the base layer was mounted after its download: {log:#?}"
+    );
 }

@@ -81,6 +81,8 @@ struct Inner {
     /// the closing `PUT` or a mount), so that pushing the same blob there again, as
     /// the final push does after the push pipeline's uploads, asks nothing.
     present: Mutex<BTreeSet<(RepoRef, kiln_oci::Digest)>>,
+    /// Upload sessions kept open ahead of need.
+    ahead: crate::ahead::Ahead,
 }
 
 /// An OCI distribution client. Cheap to clone; clones share sessions and token caches.
@@ -107,6 +109,7 @@ impl Client {
                 endpoints: Mutex::new(BTreeMap::new()),
                 foreign,
                 present: Mutex::new(BTreeSet::new()),
+                ahead: Default::default(),
             }),
             progress: None,
         }
@@ -150,6 +153,10 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&(repo.clone(), digest.clone()))
+    }
+
+    pub(crate) fn ahead(&self) -> &crate::ahead::Ahead {
+        &self.inner.ahead
     }
 
     pub fn options(&self) -> &RegistryOptions {

@@ -13,7 +13,8 @@
 //! ends, between [`STREAM_CHUNK`] and [`STREAM_CHUNK_MAX`]), and
 //! once the digest is known the rest in the closing `PUT ?digest=`; so the upload ends
 //! shortly after the last write. A blob that ended before a full chunk was written is
-//! checked first (`HEAD`) and sent in one `PUT` only if the registry lacks it. A registry
+//! sent in one `PUT`: checked first (`HEAD`) when it is over [`crate::UNASKED_MAX`],
+//! and not at all when this client already saw the repository accept it. A registry
 //! that refuses `PATCH` (405, 501, or a 4xx about length or range) gets the finished blob
 //! monolithically from a fresh session. Every attempt restarts from a fresh `POST` under
 //! the client's retry policy, reading the file from its start again. Memory per upload is
@@ -35,7 +36,7 @@ use crate::client::{Client, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
 use crate::progress::BlobMeter;
-use crate::push::BlobOutcome;
+use crate::push::{BlobOutcome, UNASKED_MAX};
 use crate::session::Endpoint;
 use crate::upload;
 
@@ -264,12 +265,15 @@ impl Client {
             let growth = blob.wait(offset, chunks.min).await;
             if growth.end.is_some() {
                 let (digest, size) = finished(ctx, &growth)?;
-                if session.is_none() && self.blob_exists(repo, &digest).await? {
+                if session.is_none()
+                    && (self.known_present(repo, &digest)
+                        || (size > UNASKED_MAX && self.blob_exists(repo, &digest).await?))
+                {
                     return Ok(Streamed::Done(BlobOutcome::Existing));
                 }
                 let url = match session {
                     Some(url) => url,
-                    None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                    None => self.upload_session(ep, ctx, repo, scopes).await?,
                 };
                 let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
                 report(meter.as_ref(), offset);
@@ -280,7 +284,7 @@ impl Client {
             }
             let url = match session.take() {
                 Some(url) => url,
-                None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                None => self.upload_session(ep, ctx, repo, scopes).await?,
             };
             let len = (growth.written - offset).clamp(chunks.min, chunks.max);
             let body = blob.range(offset, len);

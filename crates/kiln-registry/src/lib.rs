@@ -23,6 +23,16 @@
 //!   chunk as soon as it is on disk and closes with `PUT ?digest=` once the writer
 //!   gives the digest; a registry refusing `PATCH` gets the finished blob in one `PUT`
 //!   ([`Client::push_growing_blob`]).
+//! - [`Client::resolve_image`] returns once the manifest is resolved and fetches the
+//!   config meanwhile on the connection runtime ([`ConfigArrival`]), so a caller's
+//!   first layer requests need not wait a round trip for it.
+//! - A blob of at most [`UNASKED_MAX`] bytes is uploaded without a `HEAD` first (the
+//!   question costs what sending it costs); a client remembers what each repository
+//!   confirmed, so a blob it pushed is never sent there twice.
+//! - A pusher expecting more blobs for a repository has the client keep upload sessions
+//!   open there ([`Client::keep_sessions_ahead`], `ahead`): a blob that is ready takes
+//!   one instead of paying the `POST`'s round trip then; the unused ones are cancelled
+//!   ([`Client::close_sessions_ahead`]).
 //! - Errors ([`error`]) name the operation, registry, repository and object, and carry the
 //!   HTTP status and the registry's error codes; no header value ever enters an error or
 //!   a log event.
@@ -92,6 +102,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod ahead;
 mod auth;
 mod body;
 pub mod challenge;
@@ -121,8 +132,8 @@ pub use kiln_auth::{Credential, Secret};
 pub use options::{DEFAULT_IO_TIMEOUT, Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};
 pub use providers::{Anonymous, AuthTls, CredentialProvider, StaticCredentials, TlsProvider};
-pub use pull::{CONFIG_LIMIT, ManifestDocument, PulledImage};
-pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget};
+pub use pull::{CONFIG_LIMIT, ConfigArrival, ManifestDocument, PulledImage, ResolvedImage};
+pub use push::{BlobOutcome, BlobToPush, ImageToPush, PushOutcome, PushTarget, UNASKED_MAX};
 pub use referrers::{Referrers, ReferrersForm, referrers_tag};
 pub use retry::RetryPolicy;
 pub use upload::BlobSource;

@@ -1,6 +1,8 @@
 //! Pulling: a tag or digest to a manifest (OCI or Docker v2s2, index / manifest list
-//! resolved to one platform), its config, and blobs streamed to disk. Pulls go through
-//! the mirrors / remaps of [`crate::RegistryOptions::pull_sources`] in order.
+//! resolved to one platform), its config (or the config fetched in the background
+//! while the caller starts on the layers: [`Client::resolve_image`]), and blobs
+//! streamed to disk. Pulls go through the mirrors / remaps of
+//! [`crate::RegistryOptions::pull_sources`] in order.
 
 use std::path::Path;
 
@@ -60,6 +62,39 @@ pub struct PulledImage {
     pub index: Option<Descriptor>,
     /// The config blob bytes (verified against `manifest.config`).
     pub config: Bytes,
+}
+
+/// An image manifest resolved for one platform, before its config
+/// ([`Client::resolve_image`]).
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// Where it was found (a mirror, a remap, or the registry itself); fetch blobs here.
+    pub source: RepoRef,
+    pub manifest: Manifest,
+    /// The manifest bytes exactly as served.
+    pub manifest_bytes: Bytes,
+    /// Descriptor of the manifest (with the platform when it came from an index).
+    pub descriptor: Descriptor,
+    /// The index / manifest list the manifest was selected from, if any.
+    pub index: Option<Descriptor>,
+}
+
+/// An image's config blob being fetched on the client's connection runtime while
+/// its caller goes on (starts the layer downloads, say).
+#[derive(Debug)]
+pub struct ConfigArrival {
+    config: std::sync::mpsc::Receiver<Result<Bytes, Error>>,
+    ctx: Ctx,
+}
+
+impl ConfigArrival {
+    /// Blocks until the config has arrived, verified against the manifest's
+    /// descriptor, or failed.
+    pub fn wait(self) -> Result<Bytes, Error> {
+        self.config
+            .recv()
+            .unwrap_or_else(|_| Err(self.ctx.protocol("the config's download stopped")))
+    }
 }
 
 fn pull_scopes(repo: &RepoRef) -> Vec<Scope> {
@@ -182,6 +217,57 @@ impl Client {
         reference: &ManifestRef,
         platform: &Platform,
     ) -> Result<PulledImage, Error> {
+        let resolved = self.resolve_manifest(repo, reference, platform).await?;
+        let config = self
+            .fetch_blob_bytes(&resolved.source, &resolved.manifest.config, CONFIG_LIMIT)
+            .await?;
+        Ok(PulledImage {
+            source: resolved.source,
+            manifest: resolved.manifest,
+            manifest_bytes: resolved.manifest_bytes,
+            descriptor: resolved.descriptor,
+            index: resolved.index,
+            config,
+        })
+    }
+
+    /// [`Client::pull_manifest`] that returns once the manifest is resolved: the config
+    /// is fetched meanwhile on the client's connection runtime ([`ConfigArrival`]), so
+    /// that the caller's first layer requests go out together with it instead of one
+    /// round trip later.
+    pub async fn resolve_image(
+        &self,
+        repo: &RepoRef,
+        reference: &ManifestRef,
+        platform: &Platform,
+    ) -> Result<(ResolvedImage, ConfigArrival), Error> {
+        let resolved = self.resolve_manifest(repo, reference, platform).await?;
+        let (tx, config) = std::sync::mpsc::sync_channel(1);
+        let (client, source, descriptor) = (
+            self.clone(),
+            resolved.source.clone(),
+            resolved.manifest.config.clone(),
+        );
+        let ctx = Ctx::new(Operation::PullBlob, &source.registry)
+            .repo(&source.repository)
+            .object(&descriptor.digest);
+        crate::io_runtime::handle().spawn(async move {
+            let _ = tx.send(
+                client
+                    .fetch_blob_bytes(&source, &descriptor, CONFIG_LIMIT)
+                    .await,
+            );
+        });
+        Ok((resolved, ConfigArrival { config, ctx }))
+    }
+
+    /// The manifest `reference` resolved for `platform` (through an index if needed).
+    async fn resolve_manifest(
+        &self,
+        repo: &RepoRef,
+        reference: &ManifestRef,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, Error> {
         let (source, doc) = self.get_manifest(repo, reference).await?;
         let ctx = Ctx::new(Operation::PullManifest, &source.registry)
             .repo(&source.repository)
@@ -221,16 +307,12 @@ impl Client {
         }
         let manifest = Manifest::from_slice(&doc.bytes)
             .map_err(|e| ctx.protocol(format!("invalid manifest: {e}")))?;
-        let config = self
-            .fetch_blob_bytes(&source, &manifest.config, CONFIG_LIMIT)
-            .await?;
-        Ok(PulledImage {
+        Ok(ResolvedImage {
             source,
             manifest,
             manifest_bytes: doc.bytes,
             descriptor,
             index,
-            config,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Pushing: blobs first (HEAD to skip what the registry has, cross-repository mount when
-//! a source repository is known, else an upload), several in parallel under a semaphore;
+//! a source repository is known, else an upload; a blob of at most [`UNASKED_MAX`]
+//! bytes is sent without asking), several in parallel under a semaphore;
 //! the manifest is PUT only once every blob is confirmed, for each tag, and the digest the
 //! registry answers with is checked.
 
@@ -86,7 +87,13 @@ pub struct PushOutcome {
     pub mounted: usize,
 }
 
-fn push_scopes(repo: &RepoRef) -> Vec<Scope> {
+/// A blob at most this big (a config, a layer from a `RUN` that wrote a file) is
+/// uploaded without first asking whether the registry has it: the `HEAD` costs a round
+/// trip, about what sending 64 KiB costs on a link of a few MB/s, and a registry that
+/// already has the blob takes it again without harm (blobs are content-addressed).
+pub const UNASKED_MAX: u64 = 64 << 10;
+
+pub(crate) fn push_scopes(repo: &RepoRef) -> Vec<Scope> {
     vec![Scope::repository(&repo.repository, &["pull", "push"])]
 }
 
@@ -186,7 +193,9 @@ impl Client {
             tracing::debug!(repo = %repo, %digest, "blob already pushed by this client");
             return Ok(BlobOutcome::Existing);
         }
-        if self.blob_exists(repo, digest).await? {
+        let mountable = blob.mount_from.is_some() || !more_mounts.is_empty();
+        let ask = mountable || blob.descriptor.size > UNASKED_MAX;
+        if ask && self.blob_exists(repo, digest).await? {
             tracing::debug!(repo = %repo, %digest, "blob already present");
             self.note_present(repo, digest);
             return Ok(BlobOutcome::Existing);
@@ -231,7 +240,7 @@ impl Client {
                 async move {
                     let url = match pre {
                         Some(u) => u,
-                        None => upload::start(ep, ctx, &repo.repository, scopes).await?,
+                        None => self.upload_session(ep, ctx, repo, scopes).await?,
                     };
                     upload::send(ep, ctx, url, blob, chunk, scopes, meter).await
                 }

@@ -90,6 +90,29 @@ pub(crate) async fn start(
     Ok(url)
 }
 
+/// Cancels the session at `url` (`DELETE`); one the registry no longer knows is gone
+/// already.
+pub(crate) async fn cancel(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    url: Url,
+    scopes: &[Scope],
+) -> Result<(), Error> {
+    let req = Req::new(
+        Method::DELETE,
+        Target::Url(url),
+        scopes.to_vec(),
+        &[
+            StatusCode::NO_CONTENT,
+            StatusCode::OK,
+            StatusCode::NOT_FOUND,
+        ],
+    );
+    let resp = ep.call(ctx, &req).await?;
+    drain(resp).await;
+    Ok(())
+}
+
 /// Uploads `source` into the session at `url`; `chunk` splits it into PATCHes.
 pub(crate) async fn send(
     ep: &Endpoint,

@@ -2,7 +2,7 @@
 //! docker-registry behind the testkit's proxy, whose request log shows what was sent
 //! when: chunks leave before the writer ends, a registry refusing `PATCH` still gets
 //! the blob whole, an abandoned blob fails the upload, a blob the registry holds is
-//! not sent again.
+//! not sent again unless it is small enough that asking costs as much as sending.
 
 mod common;
 
@@ -133,9 +133,9 @@ async fn chunks_leave_while_the_blob_is_written() {
     );
     stored(&reg, "grow/app", &data, dir.path()).await;
 
-    // The same bytes again, ending before one full chunk: the registry has them, so
-    // they are only checked, not sent.
-    let small = kiln_testkit::noise::bytes(1000, 8);
+    // A blob over `UNASKED_MAX` that ended before one full chunk, pushed again by
+    // another client: the registry has it, so it is only checked, not sent.
+    let small = kiln_testkit::noise::bytes(kiln_registry::UNASKED_MAX as usize + 1000, 8);
     let (mut w, blob) = writer(dir.path());
     w.write_all(&small).unwrap();
     w.finish(Digest::sha256_of(&small));
@@ -146,9 +146,15 @@ async fn chunks_leave_while_the_blob_is_written() {
     let (mut w, blob) = writer(dir.path());
     w.write_all(&small).unwrap();
     w.finish(Digest::sha256_of(&small));
+    let other = chunked_client(&host);
+    // its ping comes first
+    other
+        .blob_exists(&repo, &Digest::sha256_of(b""))
+        .await
+        .unwrap();
     let before = proxy.request_count();
     assert_eq!(
-        client.push_growing_blob(&repo, &blob).await.unwrap(),
+        other.push_growing_blob(&repo, &blob).await.unwrap(),
         BlobOutcome::Existing
     );
     let again = &proxy.requests()[before..];
@@ -156,6 +162,62 @@ async fn chunks_leave_while_the_blob_is_written() {
         again.iter().all(|r| r.method == "HEAD"),
         "an existing blob is only checked: {again:#?}"
     );
+}
+
+/// A blob of at most `UNASKED_MAX` bytes (a small `RUN`'s layer, a config) goes up
+/// without a `HEAD` first, whether it grew or was whole: `POST`, `PUT`. Sent again by
+/// the same client, it costs no request; by another, it is simply sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_blob_is_sent_without_asking_first() {
+    let (_reg, proxy, host, dir) = behind_proxy(Faults::none());
+    let client = chunked_client(&host);
+    let repo = RepoRef::new(&host, "grow/small");
+    let methods = |from: usize| -> Vec<String> {
+        proxy.requests()[from..]
+            .iter()
+            .map(|r| r.method.clone())
+            .collect()
+    };
+    let data = kiln_testkit::noise::bytes(kiln_registry::UNASKED_MAX as usize, 12);
+    let (mut w, blob) = writer(dir.path());
+    w.write_all(&data).unwrap();
+    w.finish(Digest::sha256_of(&data));
+    // the client's ping comes first
+    client
+        .blob_exists(&repo, &Digest::sha256_of(b""))
+        .await
+        .unwrap();
+    let before = proxy.request_count();
+    assert_eq!(
+        client.push_growing_blob(&repo, &blob).await.unwrap(),
+        BlobOutcome::Uploaded
+    );
+    assert_eq!(methods(before), ["POST", "PUT"]);
+    fetched(&client, &repo, &data, dir.path()).await;
+
+    let whole = kiln_registry::BlobToPush {
+        descriptor: octets(&data),
+        source: kiln_registry::BlobSource::Bytes(data.clone().into()),
+        mount_from: None,
+    };
+    let before = proxy.request_count();
+    assert_eq!(
+        client.push_blob(&repo, &whole).await.unwrap(),
+        BlobOutcome::Existing
+    );
+    assert_eq!(methods(before), Vec::<String>::new());
+
+    let other = chunked_client(&host);
+    other
+        .blob_exists(&repo, &Digest::sha256_of(b""))
+        .await
+        .unwrap();
+    let before = proxy.request_count();
+    assert_eq!(
+        other.push_blob(&repo, &whole).await.unwrap(),
+        BlobOutcome::Uploaded
+    );
+    assert_eq!(methods(before), ["POST", "PUT"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

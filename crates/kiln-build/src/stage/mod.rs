@@ -98,7 +98,26 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 vars.inherit(&out.vars);
                 (out.image.clone(), out.rootfs.clone(), out.cache_key.clone())
             }
-            Base::Image { image, digest } => (*image, None, digest),
+            Base::Image {
+                mut image,
+                digest,
+                config,
+            } => {
+                if let Some(config) = config {
+                    // fetched beside the layers, which are downloading by now
+                    let platform = crate::platforms::stage_platform(&env.platform, stage);
+                    image.config = config.wait().map_err(|reason| BuildError::Step {
+                        step: format!(
+                            "{} STEP 1",
+                            crate::stage_loop::stage_label(env, position - 1, &platform)
+                        ),
+                        location: format!("{}:{}", env.file, stage.span.start.line),
+                        text: format!("FROM {}", describe_base(&stage.base)),
+                        reason,
+                    })?;
+                }
+                (*image, None, digest)
+            }
         };
         let base_env = image
             .config

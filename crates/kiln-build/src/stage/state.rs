@@ -141,6 +141,9 @@ pub enum Base {
         image: Box<ImageState>,
         /// Manifest digest (starts the cache key chain).
         digest: Digest,
+        /// The config, when it is still arriving (`image` then holds a default one):
+        /// the stage waits for it before it starts, while its layers download.
+        config: Option<crate::pull::PendingConfig>,
     },
 }
 
