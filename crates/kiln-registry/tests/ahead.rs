@@ -7,26 +7,13 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use kiln_oci::{Descriptor, Digest, MediaType};
 use kiln_registry::{BlobOutcome, BlobSource, BlobToPush, RepoRef, growing_blob};
 use kiln_testkit::proxy::ProxiedRequest;
 use kiln_testkit::{FaultProxy, Faults, Registry, Shaping};
-
-/// Polls the proxy log until `wanted` holds (at most 60 s, then the test fails).
-fn wait_for_log(proxy: &FaultProxy, what: &str, wanted: impl Fn(&[ProxiedRequest]) -> bool) {
-    let start = Instant::now();
-    while !wanted(&proxy.requests()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never saw {what}; log: {:#?}",
-            proxy.requests()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn posts_answered(log: &[ProxiedRequest]) -> usize {
     log.iter()

@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 use common::*;
 use kiln_oci::{Descriptor, Digest, MediaType};
@@ -36,19 +35,6 @@ fn writer(dir: &std::path::Path) -> (GrowingBlobWriter, kiln_registry::GrowingBl
     let path = dir.join("blob");
     let file = std::fs::File::create(&path).unwrap();
     growing_blob(file, &path).unwrap()
-}
-
-/// Polls the proxy log until `wanted` holds (at most 60 s, then the test fails).
-fn wait_for_log(proxy: &FaultProxy, what: &str, wanted: impl Fn(&[ProxiedRequest]) -> bool) {
-    let start = Instant::now();
-    while !wanted(&proxy.requests()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never saw {what}; log: {:#?}",
-            proxy.requests()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn patches_accepted(log: &[ProxiedRequest]) -> usize {

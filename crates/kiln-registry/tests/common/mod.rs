@@ -175,3 +175,20 @@ pub fn skopeo_inspect(reference: &str, config: bool, extra: &[&str]) -> Vec<u8> 
     );
     out.stdout
 }
+
+/// Polls the proxy log until `wanted` holds (at most 60 s, then the test fails).
+pub fn wait_for_log(
+    proxy: &kiln_testkit::FaultProxy,
+    what: &str,
+    wanted: impl Fn(&[kiln_testkit::proxy::ProxiedRequest]) -> bool,
+) {
+    let start = std::time::Instant::now();
+    while !wanted(&proxy.requests()) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "never saw {what}; log: {:#?}",
+            proxy.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
