@@ -99,11 +99,41 @@ fn layer_entries(layout: &std::path::Path, digest: &str) -> Vec<(String, u32, u6
         .collect()
 }
 
-#[test]
-fn copy_layer_uploads_while_the_base_downloads_and_is_the_usual_layer() {
-    let registry = Registry::start_plain();
-    // busybox (for the RUN) and a 6 MB layer that takes at least 3 s through the
-    // slowed proxy.
+/// A build of `FROM base` then `rest` whose files are laid out before any of
+/// `rest` runs (an ADD first needs them, and no COPY can go ahead of them), to
+/// an OCI layout: its layers after the base and the ADD's are the usual ones.
+fn usual_build(base: &str, rest: &str, big: bool) -> BuildOutcome {
+    let fx = context(&format!(
+        "FROM {base}\nADD files/a.txt /usual/a.txt\n{rest}"
+    ));
+    if big {
+        with_big_file(&fx);
+    }
+    build(&options(&fx, None))
+}
+
+/// Adds a 24 MB file to the context's `files/`.
+fn with_big_file(fx: &Fixture) {
+    fs_err::write(
+        fx.path().join("files/big.bin"),
+        kiln_testkit::noise::bytes(24 << 20, 3),
+    )
+    .unwrap();
+}
+
+/// A base image pushed to a registry: busybox (for RUN) and a 6 MB layer that
+/// takes at least 3 s through a proxy slowed to `RATE_MB`.
+struct SlowBase {
+    /// Pulled through this proxy.
+    proxy: FaultProxy,
+    /// Its reference through the proxy.
+    reference: String,
+    layers: usize,
+    slow_digest: String,
+    slow_size: u64,
+}
+
+fn slow_base(registry: &Registry) -> SlowBase {
     let mut layers = FixtureImage::busybox().layers;
     let mut slow = tar::Builder::new(Vec::new());
     let big = kiln_testkit::noise::bytes(6 << 20, 7);
@@ -115,46 +145,120 @@ fn copy_layer_uploads_while_the_base_downloads_and_is_the_usual_layer() {
     layers.push(slow);
     let base_layers = layers.len();
     FixtureImage::from_layers(layers, &["sh"])
-        .push(&registry, "base/slow:1", None)
+        .push(registry, "base/slow:1", None)
         .unwrap();
-    let proxy = FaultProxy::in_front_of(&registry, Faults::none().shape(Shaping::new(RATE_MB, 0)));
-    let base = format!("{}/base/slow:1", proxy.host_port());
+    let proxy = FaultProxy::in_front_of(registry, Faults::none().shape(Shaping::new(RATE_MB, 0)));
+    let reference = format!("{}/base/slow:1", proxy.host_port());
+    SlowBase {
+        proxy,
+        reference,
+        layers: base_layers,
+        slow_digest,
+        slow_size,
+    }
+}
 
-    let fx = context(&format!(
-        "FROM {base}\nCOPY files /app\nRUN cat /app/a.txt /app/sub/c.txt > /seen\n"
-    ));
-    let destination = format!("{}/copy/ahead:1", proxy.host_port());
-    let outcome = build(&options(&fx, Some(&destination)));
-    let copy_layer = step_layer(&outcome, base_layers, 0);
+impl SlowBase {
+    /// Builds `FROM` this base then `rest`, pushed through the proxy as `name`.
+    fn build_pushed(&self, rest: &str, name: &str) -> (BuildOutcome, String) {
+        let fx = context(&format!("FROM {}\n{rest}", self.reference));
+        let destination = format!("{}/copy/{name}:1", self.proxy.host_port());
+        (build(&options(&fx, Some(&destination))), destination)
+    }
 
-    // The slow layer cannot have arrived before `RATE_MB` allows; the COPY's layer
-    // was in the registry before that.
-    let log = proxy.requests();
-    let base_get = log
-        .iter()
-        .find(|r| r.method == "GET" && r.path.ends_with(slow_digest.trim_start_matches("sha256:")))
-        .unwrap_or_else(|| panic!("the slow base layer was never fetched: {log:#?}"));
-    let earliest_arrival =
-        base_get.arrived + Duration::from_secs_f64(slow_size as f64 / (RATE_MB << 20) as f64);
-    let put = closing_put(&log, &copy_layer);
-    assert!(
-        put.answered < earliest_arrival,
-        "the COPY's layer was uploaded {:?} after the base layer's GET, which takes at least {:?}",
-        put.answered - base_get.arrived,
-        earliest_arrival - base_get.arrived
-    );
+    /// Asserts that the blob `layer` was in the registry before the slow base layer
+    /// could have arrived (the proxy allows no more than `RATE_MB`).
+    fn assert_uploaded_before_the_base(&self, layer: &str) {
+        let log = self.proxy.requests();
+        let hex = self.slow_digest.trim_start_matches("sha256:");
+        let base_get = log
+            .iter()
+            .find(|r| r.method == "GET" && r.path.ends_with(hex))
+            .unwrap_or_else(|| panic!("the slow base layer was never fetched: {log:#?}"));
+        let earliest_arrival = base_get.arrived
+            + Duration::from_secs_f64(self.slow_size as f64 / (RATE_MB << 20) as f64);
+        let put = closing_put(&log, layer);
+        assert!(
+            put.answered < earliest_arrival,
+            "the COPY's layer was uploaded {:?} after the base layer's GET, which takes at least {:?}",
+            put.answered - base_get.arrived,
+            earliest_arrival - base_get.arrived
+        );
+    }
+}
+
+#[test]
+fn copy_layer_uploads_while_the_base_downloads_and_is_the_usual_layer() {
+    let registry = Registry::start_plain();
+    let base = slow_base(&registry);
+    let rest = "COPY files /app\nRUN cat /app/a.txt /app/sub/c.txt > /seen\n";
+    let (outcome, destination) = base.build_pushed(rest, "ahead");
+    let copy_layer = step_layer(&outcome, base.layers, 0);
+    base.assert_uploaded_before_the_base(&copy_layer);
 
     // The next RUN read the COPY's files from the root.
-    let seen = pushed_layer_entries(&destination, &step_layer(&outcome, base_layers, 1));
+    let seen = pushed_layer_entries(&destination, &step_layer(&outcome, base.layers, 1));
     assert!(seen.iter().any(|(p, ..)| p == "seen"), "{seen:?}");
 
-    // The same layer as a build whose root is laid out before the COPY (WORKDIR
-    // needs it, and adds no layer).
-    let usual = context(&format!(
-        "FROM {base}\nWORKDIR /\nCOPY files /app\nRUN cat /app/a.txt /app/sub/c.txt > /seen\n"
-    ));
-    let usual = build(&options(&usual, None));
-    assert_eq!(copy_layer, step_layer(&usual, base_layers, 0));
+    // The same layer as a build whose root is laid out before the COPY.
+    let usual = usual_build(&base.reference, rest, false);
+    assert_eq!(copy_layer, step_layer(&usual, base.layers + 1, 0));
+}
+
+#[test]
+fn a_workdir_before_the_copy_waits_for_the_base_and_the_copy_does_not() {
+    let registry = Registry::start_plain();
+    let base = slow_base(&registry);
+    let rest = "WORKDIR /app\nENV A=1\nCOPY files .\nRUN cat a.txt sub/c.txt > /seen\n";
+    let (outcome, destination) = base.build_pushed(rest, "workdir");
+    // WORKDIR's layer (it created /app), the COPY's, the RUN's.
+    assert_eq!(
+        outcome.layers.len(),
+        base.layers + 3,
+        "{:#?}",
+        outcome.layers
+    );
+    base.assert_uploaded_before_the_base(&step_layer(&outcome, base.layers, 1));
+
+    // The same layers as a build whose root is laid out before the WORKDIR.
+    let usual = usual_build(&base.reference, rest, false);
+    let ours: Vec<_> = outcome.layers[base.layers..]
+        .iter()
+        .map(|l| &l.digest)
+        .collect();
+    let theirs: Vec<_> = usual.layers[base.layers + 1..]
+        .iter()
+        .map(|l| &l.digest)
+        .collect();
+    assert_eq!(ours, theirs);
+    // The WORKDIR's history entry, recorded before its layer existed, has it.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    skopeo(|c| {
+        c.args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{destination}"))
+            .arg(format!("oci:{}:pulled", layout.display()));
+    });
+    let (_, config) = layout_documents(&layout);
+    let history = config["history"].as_array().unwrap();
+    let with_layers: Vec<&str> = history
+        .iter()
+        .filter(|h| h["empty_layer"] != true)
+        .map(|h| h["created_by"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        with_layers.len(),
+        config["rootfs"]["diff_ids"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        &with_layers[base.layers..],
+        [
+            "WORKDIR /app",
+            "COPY files . # buildkit",
+            "RUN /bin/sh -c cat a.txt sub/c.txt > /seen # buildkit"
+        ],
+        "{history:#?}"
+    );
 }
 
 /// A tar header owned by root, empty until a size is set.
@@ -196,23 +300,14 @@ fn a_base_that_changes_the_copy_gets_the_usual_layer_and_a_complete_push() {
     for (n, (dest, landed, absent)) in cases.into_iter().enumerate() {
         let fx = context(&format!("FROM {base}\nCOPY files {dest}\n"));
         // Big enough that the early encoding is still going when it is stopped.
-        fs_err::write(
-            fx.path().join("files/big.bin"),
-            kiln_testkit::noise::bytes(24 << 20, 3),
-        )
-        .unwrap();
+        with_big_file(&fx);
         let destination = format!("{}/copy/usual:{n}", proxy.host_port());
         let outcome = build(&options(&fx, Some(&destination)));
         let layer = step_layer(&outcome, 1, 0);
-        let usual = context(&format!("FROM {base}\nWORKDIR /\nCOPY files {dest}\n"));
-        fs_err::write(
-            usual.path().join("files/big.bin"),
-            kiln_testkit::noise::bytes(24 << 20, 3),
-        )
-        .unwrap();
+        let usual = usual_build(&base, &format!("COPY files {dest}\n"), true);
         assert_eq!(
             layer,
-            step_layer(&build(&options(&usual, None)), 1, 0),
+            step_layer(&usual, 2, 0),
             "COPY to {dest}: not the layer of a build with its root laid out first"
         );
         // The pushed image is complete (every blob readable) and the layer holds

@@ -279,6 +279,22 @@ impl ImageConfig {
         history.empty_layer = Some(true);
         self.history.get_or_insert_with(Vec::new).push(history);
     }
+
+    /// Gives the step recorded (empty) at history index `step` a layer after all:
+    /// its entry is no longer empty and `diff_id` is appended. Only right when no
+    /// later step has a layer (the diff IDs follow the history's non-empty
+    /// entries); `false`, changing nothing, when one has or there is no such step.
+    pub fn add_layer_to_step(&mut self, step: usize, diff_id: Digest) -> bool {
+        let Some(history) = self.history.as_mut() else {
+            return false;
+        };
+        if step >= history.len() || history[step..].iter().any(|h| h.empty_layer != Some(true)) {
+            return false;
+        }
+        history[step].empty_layer = None;
+        self.rootfs.diff_ids.push(diff_id);
+        true
+    }
 }
 
 impl ContainerConfig {
@@ -418,5 +434,28 @@ mod tests {
                 Digest::sha256_of(b"layer")
             )
         );
+    }
+
+    #[test]
+    fn a_step_gains_its_layer_only_while_no_later_step_has_one() {
+        let step = |n: &str| History {
+            created_by: Some(n.into()),
+            ..History::default()
+        };
+        let mut config = ImageConfig::default();
+        config.push_layer(Digest::sha256_of(b"base"), step("base"));
+        config.push_empty_step(step("WORKDIR"));
+        config.push_empty_step(step("ENV"));
+        assert!(!config.add_layer_to_step(3, Digest::sha256_of(b"none")));
+        assert!(config.add_layer_to_step(1, Digest::sha256_of(b"workdir")));
+        let history = config.history.as_ref().unwrap();
+        assert_eq!(history[1].empty_layer, None);
+        assert_eq!(history[2].empty_layer, Some(true));
+        assert_eq!(config.rootfs.diff_ids.len(), 2);
+        // A layer after it: the diff IDs would be out of order.
+        config.push_layer(Digest::sha256_of(b"copy"), step("COPY"));
+        config.push_empty_step(step("LABEL"));
+        assert!(!config.add_layer_to_step(2, Digest::sha256_of(b"late")));
+        assert_eq!(config.rootfs.diff_ids.len(), 3);
     }
 }

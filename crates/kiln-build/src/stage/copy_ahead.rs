@@ -1,8 +1,9 @@
 //! A COPY's layer encoded while its stage's base is still being laid out.
 //!
-//! The first step of a stage that needs its files (a COPY right after `FROM`)
-//! would wait for the whole base to download and unpack before reading a
-//! single source, and only then encode and upload its layer. Yet a COPY's
+//! The first step of a stage that needs its files (a COPY right after `FROM`,
+//! or after WORKDIRs, which then wait for the files themselves: see
+//! `workdir`) would wait for the whole base to download and unpack before
+//! reading a single source, and only then encode and upload its layer. Yet a COPY's
 //! layer depends on the base only through a `--chown` name (looked up in the
 //! base's `/etc/passwd`), the destination's existing directories (whose
 //! metadata the layer repeats, and which make a destination a directory) and

@@ -165,10 +165,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
                 },
                 from: rootfs_from,
                 volumes: Vec::new(),
+                workdirs: Vec::new(),
             });
             // Without the cache every step needs the files: lay them out now,
             // unless a COPY comes first, which encodes its layer meanwhile.
-            let copy_first = !env.in_place && uses::files_first_needed_by_copy(stage);
+            let copy_first = !env.in_place && uses::copy_next_needs_files(stage, 0);
             if (env.cache.is_none() && !copy_first) || env.options.single_snapshot {
                 run.root().map_err(|reason| from_error(&run, reason))?;
             }
@@ -234,6 +235,21 @@ impl<'a, 'b> StageRun<'a, 'b> {
                     text: "(single snapshot of the stage)".into(),
                     reason,
                 })?;
+        }
+        // WORKDIRs waiting for the files (for a COPY that in the end did not lay
+        // them out) get their directories and layers now.
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| !p.workdirs.is_empty())
+        {
+            let last = self.step_id(stage.instructions.len() + 1);
+            self.root().map_err(|reason| BuildError::Step {
+                step: last.to_string(),
+                location: self.location_of(stage.span.start.line),
+                text: "(WORKDIR directories)".into(),
+                reason,
+            })?;
         }
         // Files never laid out (every step hit the cache) are laid out now,
         // privately, only if a later stage reads them.

@@ -21,10 +21,11 @@ impl<'a, 'b> StageRun<'a, 'b> {
         if let Some(root) = &self.rootfs {
             return Ok(root.clone());
         }
-        let pending = self
+        let mut pending = self
             .pending
             .take()
             .ok_or("internal: a stage without a filesystem")?;
+        let workdirs = std::mem::take(&mut pending.workdirs);
         let layers = pending.layers.clone();
         let root = self.while_fetching(&layers, || {
             if self.env.in_place {
@@ -38,6 +39,7 @@ impl<'a, 'b> StageRun<'a, 'b> {
             }
         })?;
         self.rootfs = Some(root.clone());
+        super::workdir::create_deferred(self, &root, workdirs)?;
         Ok(root)
     }
 

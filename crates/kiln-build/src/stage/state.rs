@@ -113,6 +113,23 @@ pub(super) struct PendingRoot {
     pub(super) layers: Vec<kiln_oci::Descriptor>,
     /// VOLUME directories to create when missing.
     pub(super) volumes: Vec<String>,
+    /// WORKDIR steps whose directories are created once the files are laid out
+    /// (before a COPY that runs ahead of them), in step order.
+    pub(super) workdirs: Vec<DeferredWorkdir>,
+}
+
+/// A WORKDIR step run before the stage's files were laid out: its history
+/// entry is recorded (empty), its directories and layer come with the files.
+#[derive(Debug)]
+pub(super) struct DeferredWorkdir {
+    /// The directory, absolute, unresolved.
+    pub(super) dir: String,
+    /// Its step's index in the config's history.
+    pub(super) history: usize,
+    /// USER at the step (owns the directories it creates).
+    pub(super) user: String,
+    /// The step's file time.
+    pub(super) mtime: Timestamp,
 }
 
 /// What RUN needs from the stage.

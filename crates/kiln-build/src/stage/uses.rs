@@ -30,16 +30,19 @@ pub fn images_used_by(plan: &Plan, stage: &PlannedStage) -> Vec<String> {
     out
 }
 
-/// Whether the first step of a stage that needs its files is a COPY, which
-/// can encode its layer while they are laid out (see `copy_ahead`).
-pub(super) fn files_first_needed_by_copy(stage: &PlannedStage) -> bool {
+/// Whether, from instruction `from` on, the first step that needs the
+/// stage's files (WORKDIR aside) is a COPY: it can encode its layer while they
+/// are laid out (see `copy_ahead`), and WORKDIRs before it wait for them.
+pub(super) fn copy_next_needs_files(stage: &PlannedStage, from: usize) -> bool {
     stage
         .instructions
+        .get(from..)
+        .unwrap_or_default()
         .iter()
         .find(|i| {
             matches!(
                 i.command,
-                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_)
+                Command::Run(_) | Command::Copy(_) | Command::Add(_)
             )
         })
         .is_some_and(|i| matches!(i.command, Command::Copy(_)))
