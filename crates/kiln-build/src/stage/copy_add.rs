@@ -17,6 +17,7 @@ use crate::owner::{Chmod, Owner, resolve_chown};
 use crate::rootfs_path::{host_of, join_workdir};
 
 use super::cached::Cacheable;
+use super::copy_ahead::{self, Ahead};
 use super::state::{StageRun, StepResult};
 
 /// What a COPY/ADD reads, gathered once for its key and its layer.
@@ -158,24 +159,33 @@ fn write_layer(
     created_by: &str,
     unresolved: &[Entry],
 ) -> StepResult<Option<Digest>> {
-    let ahead = super::copy_ahead::ahead_of_root(run, sources, staging, created_by, unresolved)?;
-    if let Some(layer) = ahead {
-        return Ok(layer);
-    }
-    let root = run.root()?;
-    let owner = match &sources.cmd.chown {
-        Some(spec) => Some(resolve_chown(spec, Some(&root))?),
-        None => None,
+    let entries = match copy_ahead::ahead_of_root(run, sources, staging, created_by, unresolved)? {
+        Ahead::Done(layer) => return Ok(layer),
+        Ahead::Differs(entries) => entries,
+        Ahead::NotTried => {
+            let root = run.root()?;
+            entries_on_root(run, sources, &root, staging)?
+        }
     };
-    let entries = entries(run, sources, planned_on(sources, &root), owner, staging)?;
     run.commit_entries(entries, created_by.to_string())
 }
 
-/// The root a COPY's entries are planned against: the stage's, or none for
-/// `--link` (BuildKit: the layer is made on an empty directory, so the base's
+/// The entries of a COPY/ADD landing in the stage's laid-out `root`: `--chown`
+/// resolved there, planned against it, or against an empty root for `--link`
+/// (BuildKit: the layer is made on an empty directory, so the base's
 /// directories and symlinks on the destination's path play no part).
-pub(super) fn planned_on<'r>(sources: &CopySources<'_>, root: &'r Path) -> Option<&'r Path> {
-    (!sources.cmd.link).then_some(root)
+pub(super) fn entries_on_root(
+    run: &StageRun<'_, '_>,
+    sources: &CopySources<'_>,
+    root: &Path,
+    staging: &Path,
+) -> StepResult<Vec<Entry>> {
+    let owner = match &sources.cmd.chown {
+        Some(spec) => Some(resolve_chown(spec, Some(root))?),
+        None => None,
+    };
+    let planned_on = (!sources.cmd.link).then_some(root);
+    entries(run, sources, planned_on, owner, staging)
 }
 
 /// The entries of a COPY/ADD landing in `root` (`None`: an empty root).

@@ -35,22 +35,32 @@ use kiln_oci::Digest;
 
 use crate::owner::resolve_chown;
 
-use super::copy_add::{CopySources, entries, planned_on};
+use super::copy_add::{CopySources, entries, entries_on_root};
 use super::layer::{encode_step_layer, step_apply_options};
 use super::state::{StageRun, StepResult};
 
+/// How a COPY tried ahead of its stage's root ended.
+pub(super) enum Ahead {
+    /// Not tried: the caller does the step the usual way.
+    NotTried,
+    /// Done: the step's layer (`None`: it has no entries).
+    Done(Option<Digest>),
+    /// The base changes the layer: the entries planned against the laid-out root,
+    /// for the caller to commit the usual way.
+    Differs(Vec<Entry>),
+}
+
 /// Runs the COPY ahead of its stage's root when that root is still to be laid
-/// out and the COPY may be planned without it: `Some(layer)` when the step is
-/// done, `None` when the caller must do it the usual way. `unresolved`: the
-/// entries as they would land in an empty root without `--chown` (the plan
-/// itself when there is none).
+/// out and the COPY may be planned without it. `unresolved`: the entries as
+/// they would land in an empty root without `--chown` (the plan itself when
+/// there is none).
 pub(super) fn ahead_of_root(
     run: &mut StageRun<'_, '_>,
     sources: &CopySources<'_>,
     staging: &Path,
     created_by: &str,
     unresolved: &[Entry],
-) -> StepResult<Option<Option<Digest>>> {
+) -> StepResult<Ahead> {
     let base_to_lay_out = run.rootfs.is_none()
         && run
             .pending
@@ -58,7 +68,7 @@ pub(super) fn ahead_of_root(
             .is_some_and(|p| p.from.is_some() || !p.layers.is_empty());
     let env = run.env;
     if !base_to_lay_out || env.in_place || env.options.single_snapshot || sources.extract {
-        return Ok(None);
+        return Ok(Ahead::NotTried);
     }
     let owned;
     let planned = match &sources.cmd.chown {
@@ -66,19 +76,19 @@ pub(super) fn ahead_of_root(
         Some(spec) => {
             let Ok(owner) = resolve_chown(spec, None) else {
                 // A name: only the base's /etc/passwd knows it.
-                return Ok(None);
+                return Ok(Ahead::NotTried);
             };
             // A plan that fails here (a missing source) fails the same way on the
             // usual path, which reports it.
             let Ok(planned) = entries(run, sources, None, Some(owner), staging) else {
-                return Ok(None);
+                return Ok(Ahead::NotTried);
             };
             owned = planned;
             &owned
         }
     };
     if planned.is_empty() {
-        return Ok(None);
+        return Ok(Ahead::NotTried);
     }
     let stage = run.stage_index();
     let stop = AtomicBool::new(false);
@@ -86,46 +96,41 @@ pub(super) fn ahead_of_root(
         let early = planned.to_vec();
         let encoding = s.spawn(|| encode_step_layer(env, stage, early, None, Some(&stop)));
         let laid_out = lay_out_and_compare(run, sources, staging, planned);
-        if !matches!(laid_out, Ok(true)) {
+        if !matches!(laid_out, Ok(None)) {
             stop.store(true, Ordering::Relaxed);
         }
         let encoded = encoding
             .join()
             .unwrap_or_else(|_| Err("internal: encoding the COPY's layer panicked".into()));
-        match laid_out? {
-            false => {
-                tracing::debug!("the base changes the COPY's layer: encoding it again");
-                Ok(None)
-            }
-            true => {
-                let layer = encoded?;
-                tracing::debug!(layer = %layer.digest, "COPY layer encoded ahead of the base");
-                // The next RUN takes a fresh baseline.
-                run.snapshotter = None;
-                Ok(Some(Some(run.add_layer(layer, created_by.to_string()))))
-            }
+        if let Some(real) = laid_out? {
+            tracing::debug!("the base changes the COPY's layer: encoding it again");
+            return Ok(Ahead::Differs(real));
         }
+        let layer = encoded?;
+        tracing::debug!(layer = %layer.digest, "COPY layer encoded ahead of the base");
+        // The next RUN takes a fresh baseline.
+        run.snapshotter = None;
+        Ok(Ahead::Done(Some(
+            run.add_layer(layer, created_by.to_string()),
+        )))
     })
 }
 
-/// Lays the stage's root out and plans the COPY against it: `true`, with the
-/// entries written into the root, when they are `planned`.
+/// Lays the stage's root out and plans the COPY against it: when that gives
+/// `planned`, writes the entries into the root (`None`); else the entries it
+/// gives, for the usual path.
 fn lay_out_and_compare(
     run: &mut StageRun<'_, '_>,
     sources: &CopySources<'_>,
     staging: &Path,
     planned: &[Entry],
-) -> StepResult<bool> {
+) -> StepResult<Option<Vec<Entry>>> {
     let root = run.root()?;
-    let owner = match &sources.cmd.chown {
-        Some(spec) => Some(resolve_chown(spec, Some(&root))?),
-        None => None,
-    };
-    let real = entries(run, sources, planned_on(sources, &root), owner, staging)?;
+    let real = entries_on_root(run, sources, &root, staging)?;
     if real != planned {
-        return Ok(false);
+        return Ok(Some(real));
     }
     kiln_layer::apply_entries(real, &root, &step_apply_options())
         .map_err(|e| format!("writing the step's files into the stage root: {e}"))?;
-    Ok(true)
+    Ok(None)
 }
