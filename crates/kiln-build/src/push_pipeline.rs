@@ -72,7 +72,8 @@ struct Upload {
     /// shared by the layer's destinations; calls may run on several threads).
     encoding: u64,
     repo: RepoRef,
-    /// The layer's digest once encoded (`None`: its encoding failed).
+    /// The layer's digest once encoded (`None` while it is encoded; an encoding that
+    /// fails or is stopped removes its uploads).
     layer: Option<Digest>,
     task: JoinHandle<Result<BlobOutcome, kiln_registry::Error>>,
 }
@@ -178,19 +179,9 @@ impl PushPipeline {
             return;
         }
         let client = self.client.clone();
-        let bound = client.options().max_parallel_uploads.max(1);
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
         let task = runtime.spawn(async move {
-            let client = &client;
-            futures_util::stream::iter(wanted)
-                .map(|(repo, blob)| async move {
-                    if let Err(e) = client.push_blob(&repo, &blob).await {
-                        tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "mounting a base layer ahead failed; the final push tries again");
-                    }
-                })
-                .buffer_unordered(bound)
-                .collect::<Vec<()>>()
-                .await;
+            push_best_effort(&client, wanted, "mounting a base layer ahead").await
         });
         self.mounts
             .lock()
@@ -355,6 +346,27 @@ impl Drop for PushPipeline {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Puts each blob in its repository, at most the client's `max_parallel_uploads`
+/// at once, ahead of the final push. Best effort: a failure is only logged (as
+/// `what` failing); the final push tries again and reports it (or fetches a base
+/// layer that could not be mounted).
+pub(crate) async fn push_best_effort(
+    client: &Client,
+    wanted: Vec<(RepoRef, BlobToPush)>,
+    what: &str,
+) {
+    let bound = client.options().max_parallel_uploads.max(1);
+    futures_util::stream::iter(wanted)
+        .map(|(repo, blob)| async move {
+            if let Err(e) = client.push_blob(&repo, &blob).await {
+                tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "{what} failed; the final push tries again");
+            }
+        })
+        .buffer_unordered(bound)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// The target stage and every stage it is built `FROM`, directly or not.

@@ -15,6 +15,7 @@ use crate::image::{Format, ImageState};
 use crate::options::BuildOptions;
 use crate::outcome::{BuildOutcome, LayerSummary, PhaseTimings};
 use crate::output;
+use crate::push_pipeline::push_best_effort;
 
 /// The one platform's image and what comes with it.
 pub(crate) struct SingleImage<'a> {
@@ -103,14 +104,19 @@ pub(crate) async fn single_output(
             let request = output::image_to_push(blobs, image, &written);
             let others: Vec<_> = {
                 let pipelined = pipeline.layers();
-                request
+                let blobs: Vec<_> = request
                     .blobs
                     .into_iter()
                     .filter(|b| !pipelined.contains(&b.descriptor.digest))
+                    .collect();
+                pipeline
+                    .repos()
+                    .iter()
+                    .flat_map(|repo| blobs.iter().map(|b| (repo.clone(), b.clone())))
                     .collect()
             };
             let ahead = crate::pull::progress::reporting(client, observer, |client| async move {
-                push_ahead(&client, pipeline.repos(), &others).await
+                push_best_effort(&client, others, "pushing ahead").await
             });
             let (finished, ()) = tokio::join!(pipeline.finish(observer), ahead);
             finished?;
@@ -156,30 +162,6 @@ pub(crate) async fn single_output(
         platforms: Vec::new(),
         timings: *timings,
     })
-}
-
-/// Puts `blobs` in every repository of `repos`, a few at a time, while the push
-/// pipeline finishes. A failure is only logged: the final push tries again and
-/// reports it (or fetches a base layer that could not be mounted).
-async fn push_ahead(
-    client: &kiln_registry::Client,
-    repos: &[kiln_registry::RepoRef],
-    blobs: &[kiln_registry::BlobToPush],
-) {
-    use futures_util::StreamExt as _;
-    let bound = client.options().max_parallel_uploads.max(1);
-    let pushes = repos
-        .iter()
-        .flat_map(|repo| blobs.iter().map(move |blob| (repo, blob)))
-        .map(|(repo, blob)| async move {
-            if let Err(e) = client.push_blob(repo, blob).await {
-                tracing::debug!(error = %e, %repo, digest = %blob.descriptor.digest, "pushing ahead failed; the final push tries again");
-            }
-        });
-    futures_util::stream::iter(pushes)
-        .buffer_unordered(bound)
-        .collect::<Vec<()>>()
-        .await;
 }
 
 pub(crate) fn layer_summaries(written: &output::Written, image: &ImageState) -> Vec<LayerSummary> {
