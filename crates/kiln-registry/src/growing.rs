@@ -36,7 +36,7 @@ use crate::client::{Client, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
 use crate::options::Direction;
 use crate::progress::BlobMeter;
-use crate::push::{BlobOutcome, UNASKED_MAX};
+use crate::push::{BlobOutcome, push_scopes};
 use crate::session::Endpoint;
 use crate::upload;
 
@@ -209,7 +209,7 @@ impl Client {
             .repo(&repo.repository)
             .object(format!("{} (while it is written)", blob.path.display()));
         let ep = self.endpoint(&repo.registry, Direction::Push, &ctx)?;
-        let scopes = vec![Scope::repository(&repo.repository, &["pull", "push"])];
+        let scopes = push_scopes(repo);
         let chunks = match self.options().chunk_size.filter(|c| *c > 0) {
             Some(chunk) => Chunks {
                 min: chunk,
@@ -265,10 +265,7 @@ impl Client {
             let growth = blob.wait(offset, chunks.min).await;
             if growth.end.is_some() {
                 let (digest, size) = finished(ctx, &growth)?;
-                if session.is_none()
-                    && (self.known_present(repo, &digest)
-                        || (size > UNASKED_MAX && self.blob_exists(repo, &digest).await?))
-                {
+                if session.is_none() && self.already_in(repo, &digest, size, false).await? {
                     return Ok(Streamed::Done(BlobOutcome::Existing));
                 }
                 let url = match session {

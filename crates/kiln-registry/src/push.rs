@@ -182,6 +182,29 @@ impl Client {
         self.push_blob_with_mounts(repo, blob, &[]).await
     }
 
+    /// Whether `digest` (`size` bytes) is in `repo` already: known from what this
+    /// client saw the repository accept, else asked (`HEAD`, the answer remembered),
+    /// except for a blob of at most [`UNASKED_MAX`] that cannot be mounted, which
+    /// costs no more to send than to ask about.
+    pub(crate) async fn already_in(
+        &self,
+        repo: &RepoRef,
+        digest: &Digest,
+        size: u64,
+        mountable: bool,
+    ) -> Result<bool, Error> {
+        if self.known_present(repo, digest) {
+            tracing::debug!(repo = %repo, %digest, "blob already pushed by this client");
+            return Ok(true);
+        }
+        if (mountable || size > UNASKED_MAX) && self.blob_exists(repo, digest).await? {
+            tracing::debug!(repo = %repo, %digest, "blob already present");
+            self.note_present(repo, digest);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn push_blob_with_mounts(
         &self,
         repo: &RepoRef,
@@ -189,15 +212,11 @@ impl Client {
         more_mounts: &[RepoRef],
     ) -> Result<BlobOutcome, Error> {
         let digest = &blob.descriptor.digest;
-        if self.known_present(repo, digest) {
-            tracing::debug!(repo = %repo, %digest, "blob already pushed by this client");
-            return Ok(BlobOutcome::Existing);
-        }
         let mountable = blob.mount_from.is_some() || !more_mounts.is_empty();
-        let ask = mountable || blob.descriptor.size > UNASKED_MAX;
-        if ask && self.blob_exists(repo, digest).await? {
-            tracing::debug!(repo = %repo, %digest, "blob already present");
-            self.note_present(repo, digest);
+        if self
+            .already_in(repo, digest, blob.descriptor.size, mountable)
+            .await?
+        {
             return Ok(BlobOutcome::Existing);
         }
         let mut session = None;
