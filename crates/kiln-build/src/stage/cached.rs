@@ -19,12 +19,12 @@ pub(super) enum Cacheable {
 }
 
 impl<'a, 'b> StageRun<'a, 'b> {
-    /// Whether the cache serves steps of `kind` in this build.
     /// Whether steps of `kind` are looked up in (and stored into) a cache.
     pub(super) fn caches_steps(&self, kind: Cacheable) -> bool {
         self.caches(kind).is_some()
     }
 
+    /// The cache that serves steps of `kind` in this build, if any.
     fn caches(&self, kind: Cacheable) -> Option<&'b crate::step_cache::StepCache> {
         let cache = self.env.cache?;
         let on = match kind {
