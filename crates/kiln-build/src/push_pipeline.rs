@@ -4,9 +4,9 @@
 //! A layer of a stage whose layers end up in the pushed image (the target and
 //! the stages it is built `FROM`) is encoded into the blob store through a
 //! [`kiln_registry::GrowingBlobWriter`]; for each destination repository an
-//! upload task reads the file as it grows (a `PATCH` per chunk on disk, the
-//! closing `PUT` once the digest is known; the finished blob in one `PUT`
-//! where the registry refuses chunks). So the upload of the last layer ends
+//! upload task reads the file as it grows (one `PATCH` streaming every byte
+//! as it reaches the disk, the closing `PUT` once the digest is known; the
+//! finished blob in one `PUT` where the registry refuses chunks). So the upload of the last layer ends
 //! shortly after its encoding, and earlier layers upload while later steps
 //! run. At most `max_parallel_uploads` uploads of layers over 1 MiB run at
 //! once (each holds a few 1 MiB buffers, whatever the layer's size); smaller

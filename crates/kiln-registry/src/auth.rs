@@ -212,13 +212,15 @@ impl Endpoint {
             }
             form.finish()
         };
-        let body = RequestBody::Bytes(form.into_bytes().into());
+        let form = form.into_bytes();
+        let length = form.len();
+        let body = RequestBody::Bytes(form.into());
         let req = Request::builder()
             .method(Method::POST)
             .uri(realm.as_str())
             .header(USER_AGENT, self.cfg.user_agent.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(http::header::CONTENT_LENGTH, body.len())
+            .header(http::header::CONTENT_LENGTH, length)
             .body(body.open().await.map_err(|e| ctx.protocol(e.to_string()))?)
             .map_err(|e| ctx.protocol(e.to_string()))?;
         let client = self.client_for(realm, ctx).await?;

@@ -1,7 +1,8 @@
 //! Request bodies that can be sent again (for retries): nothing, bytes in memory (manifests,
-//! configs, token forms), or a byte range of a file (named by its path, or an open handle
+//! configs, token forms), a byte range of a file (named by its path, or an open handle
 //! for a blob still being written, see `growing.rs`) streamed from disk in 1 MiB chunks by
-//! a blocking reader thread, so a blob is never whole in memory.
+//! a blocking reader thread, so a blob is never whole in memory, or a blob still being
+//! written, sent as it grows (its length unknown until it ends).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -13,12 +14,13 @@ use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 
+use crate::growing::GrowingBlob;
 use crate::progress::BlobMeter;
 
 /// The body type of every request kiln sends.
 pub(crate) type HyperBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Chunks read ahead of the network (bounded memory: QUEUE × CHUNK per upload).
 const QUEUE: usize = 4;
 
@@ -42,14 +44,18 @@ pub(crate) enum RequestBody {
         offset: u64,
         len: u64,
     },
+    /// A blob still being written, whole, sent as it is written and ending with it.
+    Growing(GrowingBlob),
 }
 
 impl RequestBody {
-    pub fn len(&self) -> u64 {
+    /// The body's length; `None` while it is not known (a blob still being written).
+    pub fn len(&self) -> Option<u64> {
         match self {
-            RequestBody::Empty => 0,
-            RequestBody::Bytes(b) => b.len() as u64,
-            RequestBody::File { len, .. } | RequestBody::Handle { len, .. } => *len,
+            RequestBody::Empty => Some(0),
+            RequestBody::Bytes(b) => Some(b.len() as u64),
+            RequestBody::File { len, .. } | RequestBody::Handle { len, .. } => Some(*len),
+            RequestBody::Growing(_) => None,
         }
     }
 
@@ -81,6 +87,7 @@ impl RequestBody {
                 };
                 Ok(stream_body(reader, name.clone(), *offset, *len, None))
             }
+            RequestBody::Growing(blob) => Ok(blob.streamed_body()),
         }
     }
 }

@@ -7,30 +7,37 @@
 //! `pread`, so the file may be renamed (into a blob store) while an upload runs, and any
 //! number of uploads (one per destination repository) read it independently.
 //!
-//! [`Client::push_growing_blob`] follows the distribution protocol's chunked upload: a
-//! `PATCH` with `Content-Range` for every `chunk` bytes as soon as they are written
-//! (without a chunk size in the options, all that is written when the previous `PATCH`
-//! ends, between [`STREAM_CHUNK`] and [`STREAM_CHUNK_MAX`]), and
-//! once the digest is known the rest in the closing `PUT ?digest=`; so the upload ends
-//! shortly after the last write. A blob that ended before a full chunk was written is
-//! sent in one `PUT`: checked first (`HEAD`) when it is over [`crate::UNASKED_MAX`],
-//! and not at all when this client already saw the repository accept it. A registry
-//! that refuses `PATCH` (405, 501, or a 4xx about length or range) gets the finished blob
-//! monolithically from a fresh session. Every attempt restarts from a fresh `POST` under
-//! the client's retry policy, reading the file from its start again. Memory per upload is
-//! the body reader's few 1 MiB buffers, whatever the blob's size. A client with a
-//! progress hook hears of the blob once its digest is known (the bytes the registry has
-//! accepted by then) and when it is complete.
+//! [`Client::push_growing_blob`] waits until [`STREAM_CHUNK`] bytes are written. A blob
+//! that ended within them is sent in one `PUT`: checked first (`HEAD`) when it is over
+//! [`crate::UNASKED_MAX`], and not at all when this client already saw the repository
+//! accept it. A longer one goes up in one `PATCH` of unknown length (HTTP/1.1 chunked
+//! encoding, as `docker push` sends a blob) whose body follows the writer: every byte
+//! leaves as soon as it is on disk, and the body ends when the writer ends, so the
+//! upload closes (`PUT ?digest=`, empty) one round trip after the last write, whatever
+//! the speeds of encoder and network. With a chunk size in the client's options, the
+//! blob goes in `PATCH`es of exactly that size with `Content-Range`, and what is left at
+//! the end with the closing `PUT`. A registry that refuses `PATCH` (405, 501, or a 4xx
+//! about length or range) gets the finished blob monolithically from a fresh session.
+//! An attempt that fails (a broken connection under the stream) restarts from a fresh
+//! `POST` under the client's retry policy, reading the file from its start again; a
+//! blob the writer abandons fails its upload with the writer's reason. Memory per
+//! upload is a few 1 MiB buffers, whatever the blob's size. A client with a progress
+//! hook hears of the blob once its digest is known (the bytes the registry has accepted
+//! by then) and when it is complete.
 
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+
 use kiln_oci::Digest;
 use tokio::sync::watch;
-use url::Url;
 
-use crate::body::RequestBody;
+use crate::body::{CHUNK, HyperBody, RequestBody};
 use crate::challenge::Scope;
 use crate::client::{Client, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
@@ -40,14 +47,10 @@ use crate::push::{BlobOutcome, push_scopes};
 use crate::session::Endpoint;
 use crate::upload;
 
-/// Bytes sent per `PATCH` when the client's options set no chunk size...
+/// A blob that ends within this many bytes goes up in one `PUT` (after a `HEAD` when it
+/// is over [`crate::UNASKED_MAX`]); a longer one is streamed while it is written. The
+/// upload waits for this much before deciding.
 pub const STREAM_CHUNK: u64 = 8 << 20;
-
-/// ...or, when the upload is behind the writer, everything written since the last
-/// `PATCH` up to this much in one: each request costs a round trip, and a 500 MB layer
-/// in 8 MiB chunks paid 60 of them (0.6-1.2 s at 10-20 ms) where the network, not
-/// the encoder, was the bottleneck.
-pub const STREAM_CHUNK_MAX: u64 = 64 << 20;
 
 /// What the writer has published so far.
 #[derive(Debug, Clone, Default)]
@@ -174,18 +177,69 @@ impl GrowingBlob {
             len,
         }
     }
-}
 
-/// How many bytes one `PATCH` carries: at least `min` (the upload waits for them),
-/// at most `max` (what is written beyond `min` goes along).
-#[derive(Debug, Clone, Copy)]
-struct Chunks {
-    min: u64,
-    max: u64,
+    /// What the writer has published by now.
+    fn now(&self) -> Growth {
+        self.rx.borrow().clone()
+    }
+
+    /// The whole blob as a request body that follows the writer: each piece (up to
+    /// 1 MiB) is read as soon as it is written, the body ends when the writer finishes,
+    /// and fails when it abandons the blob (the request is then aborted).
+    pub(crate) fn streamed_body(&self) -> HyperBody {
+        let stream = futures_util::stream::unfold(Some((self.clone(), 0u64)), |state| async {
+            let (blob, sent) = state?;
+            let growth = blob.wait(sent, 1).await;
+            if growth.written > sent {
+                let len = (growth.written - sent).min(CHUNK as u64);
+                return Some(match blob.read_piece(sent, len).await {
+                    Ok(bytes) => (Ok(Frame::data(bytes)), Some((blob, sent + len))),
+                    Err(e) => (Err(e), None),
+                });
+            }
+            match growth.end {
+                Some(Ok(_)) => None,
+                Some(Err(reason)) => Some((
+                    Err(io::Error::other(format!(
+                        "the blob was not completed: {reason}"
+                    ))),
+                    None,
+                )),
+                None => Some((
+                    Err(io::Error::other(
+                        "internal: the blob neither grew nor ended",
+                    )),
+                    None,
+                )),
+            }
+        });
+        StreamBody::new(stream).boxed_unsync()
+    }
+
+    /// `len` bytes at `offset`, read on a blocking thread; errors name the file.
+    async fn read_piece(&self, offset: u64, len: u64) -> io::Result<Bytes> {
+        let file = self.file.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, offset)
+                .map(|()| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|join| Err(io::Error::other(join)));
+        read.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "reading {} ({len} bytes from offset {offset}): {e}",
+                    self.path.display()
+                ),
+            )
+        })
+    }
 }
 
 /// How one streaming attempt ended.
-enum Streamed {
+enum Attempt {
     Done(BlobOutcome),
     /// The registry refused a `PATCH`: upload the finished blob in one `PUT`.
     Refused(Error),
@@ -194,6 +248,19 @@ enum Streamed {
 /// A `PATCH` answer meaning "no chunked uploads here" rather than a transient fault.
 fn refuses_chunks(e: &Error) -> bool {
     matches!(e.status(), Some(400 | 405 | 411 | 413 | 416 | 501)) && !e.is_auth_failure()
+}
+
+/// A `PATCH` that failed: if the writer abandoned the blob (which aborts a streamed
+/// body), that is the reason; a refusal of chunks means the monolithic fallback.
+fn after_failed_patch(ctx: &Ctx, blob: &GrowingBlob, e: Error) -> Result<Attempt, Error> {
+    if let Some(Err(reason)) = &blob.now().end {
+        return Err(abandoned(ctx, reason));
+    }
+    if refuses_chunks(&e) {
+        Ok(Attempt::Refused(e))
+    } else {
+        Err(e)
+    }
 }
 
 impl Client {
@@ -210,28 +277,19 @@ impl Client {
             .object(format!("{} (while it is written)", blob.path.display()));
         let ep = self.endpoint(&repo.registry, Direction::Push, &ctx)?;
         let scopes = push_scopes(repo);
-        let chunks = match self.options().chunk_size.filter(|c| *c > 0) {
-            Some(chunk) => Chunks {
-                min: chunk,
-                max: chunk,
-            },
-            None => Chunks {
-                min: STREAM_CHUNK,
-                max: STREAM_CHUNK_MAX,
-            },
-        };
-        let streamed = ep
+        let chunk = self.options().chunk_size.filter(|c| *c > 0);
+        let attempt = ep
             .cfg
             .retry
-            .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunks, &scopes))
+            .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunk, &scopes))
             .await?;
-        let refusal = match streamed {
-            Streamed::Done(outcome) => {
+        let refusal = match attempt {
+            Attempt::Done(outcome) => {
                 let (digest, _) = finished(&ctx, &blob.wait_end().await)?;
                 self.note_present(repo, &digest);
                 return Ok(outcome);
             }
-            Streamed::Refused(e) => e,
+            Attempt::Refused(e) => e,
         };
         tracing::debug!(repo = %repo, error = %refusal, "chunked upload refused; uploading the finished blob in one request");
         let (digest, size) = finished(&ctx, &blob.wait_end().await)?;
@@ -249,49 +307,55 @@ impl Client {
         Ok(BlobOutcome::Uploaded)
     }
 
-    /// One attempt: a fresh session, `PATCH`es as the blob grows, the closing `PUT`.
+    /// One attempt: a blob that ends within the first chunk in one `PUT`, else a fresh
+    /// session, the streamed `PATCH` (or one per `chunk`), the closing `PUT`.
     async fn stream_attempt(
         &self,
         ep: &Endpoint,
         ctx: &Ctx,
         repo: &RepoRef,
         blob: &GrowingBlob,
-        chunks: Chunks,
+        chunk: Option<u64>,
         scopes: &[Scope],
-    ) -> Result<Streamed, Error> {
-        let mut session: Option<Url> = None;
-        let mut offset = 0;
-        loop {
-            let growth = blob.wait(offset, chunks.min).await;
-            if growth.end.is_some() {
-                let (digest, size) = finished(ctx, &growth)?;
-                if session.is_none() && self.already_in(repo, &digest, size, false).await? {
-                    return Ok(Streamed::Done(BlobOutcome::Existing));
-                }
-                let url = match session {
-                    Some(url) => url,
-                    None => self.upload_session(ep, ctx, repo, scopes).await?,
-                };
-                let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
-                report(meter.as_ref(), offset);
-                let body = blob.range(offset, size - offset);
-                upload::close(ep, ctx, url, &digest, body, scopes).await?;
-                report(meter.as_ref(), size);
-                return Ok(Streamed::Done(BlobOutcome::Uploaded));
+    ) -> Result<Attempt, Error> {
+        let first = blob.wait(0, chunk.unwrap_or(STREAM_CHUNK)).await;
+        if first.end.is_some() {
+            let (digest, size) = finished(ctx, &first)?;
+            if self.already_in(repo, &digest, size, false).await? {
+                return Ok(Attempt::Done(BlobOutcome::Existing));
             }
-            let url = match session.take() {
-                Some(url) => url,
-                None => self.upload_session(ep, ctx, repo, scopes).await?,
-            };
-            let len = (growth.written - offset).clamp(chunks.min, chunks.max);
-            let body = blob.range(offset, len);
-            session = match upload::patch(ep, ctx, &url, offset, len, body, scopes).await {
-                Ok(next) => Some(next),
-                Err(e) if refuses_chunks(&e) => return Ok(Streamed::Refused(e)),
-                Err(e) => return Err(e),
-            };
-            offset += len;
         }
+        let mut url = self.upload_session(ep, ctx, repo, scopes).await?;
+        let mut sent = 0;
+        if first.end.is_none() {
+            match chunk {
+                None => {
+                    let body = RequestBody::Growing(blob.clone());
+                    url = match upload::patch(ep, ctx, &url, 0, body, scopes).await {
+                        Ok(next) => next,
+                        Err(e) => return after_failed_patch(ctx, blob, e),
+                    };
+                    sent = blob.wait_end().await.written;
+                }
+                Some(chunk) => loop {
+                    if blob.wait(sent, chunk).await.end.is_some() {
+                        break;
+                    }
+                    let body = blob.range(sent, chunk);
+                    url = match upload::patch(ep, ctx, &url, sent, body, scopes).await {
+                        Ok(next) => next,
+                        Err(e) => return after_failed_patch(ctx, blob, e),
+                    };
+                    sent += chunk;
+                },
+            }
+        }
+        let (digest, size) = finished(ctx, &blob.wait_end().await)?;
+        let meter = BlobMeter::new(self.progress_hook(), Direction::Push, &digest, size);
+        report(meter.as_ref(), sent);
+        upload::close(ep, ctx, url, &digest, blob.range(sent, size - sent), scopes).await?;
+        report(meter.as_ref(), size);
+        Ok(Attempt::Done(BlobOutcome::Uploaded))
     }
 }
 
@@ -305,9 +369,14 @@ fn report(meter: Option<&BlobMeter>, done: u64) {
 fn finished(ctx: &Ctx, growth: &Growth) -> Result<(Digest, u64), Error> {
     match &growth.end {
         Some(Ok(digest)) => Ok((digest.clone(), growth.written)),
-        Some(Err(reason)) => Err(ctx.err(ErrorKind::Invalid(format!(
-            "the blob was not completed: {reason}"
-        )))),
+        Some(Err(reason)) => Err(abandoned(ctx, reason)),
         None => Err(ctx.protocol("internal: the blob has not ended")),
     }
+}
+
+/// The upload's error for a blob its writer abandoned with `reason`.
+fn abandoned(ctx: &Ctx, reason: &str) -> Error {
+    ctx.err(ErrorKind::Invalid(format!(
+        "the blob was not completed: {reason}"
+    )))
 }

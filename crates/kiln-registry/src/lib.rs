@@ -19,10 +19,10 @@
 //!   hash and write on a blocking thread into `DEST.<pid>-<n>.partial`, renamed once size and digest
 //!   match. A blob is never whole in memory.
 //! - A blob still being written (a layer while it is encoded) uploads as it grows:
-//!   [`growing_blob`] pairs a `Write` over its file with a reader that `PATCH`es each
-//!   chunk as soon as it is on disk and closes with `PUT ?digest=` once the writer
-//!   gives the digest; a registry refusing `PATCH` gets the finished blob in one `PUT`
-//!   ([`Client::push_growing_blob`]).
+//!   [`growing_blob`] pairs a `Write` over its file with a reader that streams it in
+//!   one `PATCH` as it is written (or `PATCH`es each chunk of the options' chunk size)
+//!   and closes with `PUT ?digest=` once the writer gives the digest; a registry
+//!   refusing `PATCH` gets the finished blob in one `PUT` ([`Client::push_growing_blob`]).
 //! - [`Client::resolve_image`] returns once the manifest is resolved and fetches the
 //!   config meanwhile on the connection runtime ([`ConfigArrival`]), so a caller's
 //!   first layer requests need not wait a round trip for it.
@@ -127,7 +127,7 @@ mod upload;
 pub use client::{Client, ManifestRef, RepoRef};
 pub use download::WriteWatch;
 pub use error::{Error, ErrorKind, Operation, RegistryErrorEntry};
-pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, STREAM_CHUNK_MAX, growing_blob};
+pub use growing::{GrowingBlob, GrowingBlobWriter, STREAM_CHUNK, growing_blob};
 pub use kiln_auth::{Credential, Secret};
 pub use options::{DEFAULT_IO_TIMEOUT, Direction, RegistryOptions};
 pub use progress::{BlobProgress, ProgressHook};

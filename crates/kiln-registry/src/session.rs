@@ -241,8 +241,10 @@ impl Endpoint {
                 a.set_sensitive(true);
                 builder = builder.header(AUTHORIZATION, a);
             }
-            let len = req.body.len();
-            if len > 0 || matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {
+            // A body of unknown length goes without one (HTTP/1.1 chunked encoding).
+            if let Some(len) = req.body.len()
+                && (len > 0 || matches!(req.method, Method::PUT | Method::POST | Method::PATCH))
+            {
                 builder = builder.header(CONTENT_LENGTH, len);
             }
             let body = req

@@ -1,6 +1,7 @@
 //! The blob upload state machine: `POST` starts a session (or a mount answers 202 with
-//! one), then either one `PUT ?digest=` with the whole blob (monolithic) or `PATCH`es with
-//! `Content-Range` followed by an empty `PUT ?digest=` (chunked). Every answer's
+//! one), then either one `PUT ?digest=` with the whole blob (monolithic), or `PATCH`es with
+//! `Content-Range` followed by an empty `PUT ?digest=` (chunked), or one `PATCH` of
+//! unknown length, streaming a blob while it is written, and the empty `PUT`. Every answer's
 //! `Location` (relative or absolute) is where the next request goes. A failed attempt is
 //! restarted from a fresh `POST`, since a half-received request leaves the session in an
 //! unknown state.
@@ -131,7 +132,7 @@ pub(crate) async fn send(
             while offset < size {
                 let len = chunk.min(size - offset);
                 let body = source.range(offset, len, meter);
-                url = patch(ep, ctx, &url, offset, len, body, scopes).await?;
+                url = patch(ep, ctx, &url, offset, body, scopes).await?;
                 offset += len;
             }
             RequestBody::Empty
@@ -145,29 +146,31 @@ pub(crate) async fn send(
     Ok(())
 }
 
-/// One `PATCH` of a session: `body` is the `len` bytes at `offset`. Returns where the
-/// session's next request goes.
+/// One `PATCH` of a session: `body` is the bytes at `offset`, with a `Content-Range`
+/// when its length is known; a body of unknown length (a blob streamed as it is
+/// written, from offset 0) goes without one, as `docker push` sends a blob. Returns
+/// where the session's next request goes.
 pub(crate) async fn patch(
     ep: &Endpoint,
     ctx: &Ctx,
     url: &Url,
     offset: u64,
-    len: u64,
     body: RequestBody,
     scopes: &[Scope],
 ) -> Result<Url, Error> {
-    let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1))
-        .map_err(|e| ctx.protocol(e.to_string()))?;
-    let req = Req::new(
+    let mut req = Req::new(
         Method::PATCH,
         Target::Url(url.clone()),
         scopes.to_vec(),
         &[StatusCode::ACCEPTED],
     )
-    .header(CONTENT_TYPE, HeaderValue::from_static(OCTETS))
-    .header(CONTENT_RANGE, range)
-    .body(body);
-    let resp = ep.call(ctx, &req).await?;
+    .header(CONTENT_TYPE, HeaderValue::from_static(OCTETS));
+    if let Some(len) = body.len() {
+        let range = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1))
+            .map_err(|e| ctx.protocol(e.to_string()))?;
+        req = req.header(CONTENT_RANGE, range);
+    }
+    let resp = ep.call(ctx, &req.body(body)).await?;
     let next = location(ctx, &resp, url)?;
     drain(resp).await;
     Ok(next)
@@ -184,7 +187,7 @@ pub(crate) async fn close(
 ) -> Result<(), Error> {
     url.query_pairs_mut()
         .append_pair("digest", &digest.to_string());
-    let body = if body.len() == 0 {
+    let body = if body.len() == Some(0) {
         RequestBody::Empty
     } else {
         body

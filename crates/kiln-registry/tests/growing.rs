@@ -1,8 +1,10 @@
 //! Uploading a blob while it is written (`Client::push_growing_blob`) against a real
 //! docker-registry behind the testkit's proxy, whose request log shows what was sent
-//! when: chunks leave before the writer ends, a registry refusing `PATCH` still gets
-//! the blob whole, an abandoned blob fails the upload, a blob the registry holds is
-//! not sent again unless it is small enough that asking costs as much as sending.
+//! when, and whose storage shows what arrived: bytes leave before the writer ends (in
+//! one streamed `PATCH`, or in chunks of a set size), a cut stream is sent again, a
+//! registry refusing `PATCH` still gets the blob whole, an abandoned blob fails the
+//! upload, a blob the registry holds is not sent again unless it is small enough that
+//! asking costs as much as sending.
 
 mod common;
 
@@ -12,7 +14,7 @@ use common::*;
 use kiln_oci::{Descriptor, Digest, MediaType};
 use kiln_registry::{BlobOutcome, Client, GrowingBlobWriter, RepoRef, growing_blob};
 use kiln_testkit::proxy::ProxiedRequest;
-use kiln_testkit::{FailRule, FaultProxy, Faults, Registry};
+use kiln_testkit::{CutRule, FailRule, FaultProxy, Faults, Registry};
 
 const CHUNK: u64 = 256 * 1024;
 
@@ -334,38 +336,165 @@ async fn a_blob_this_client_uploaded_is_not_checked_again() {
     );
 }
 
-/// Without a chunk size in the options, an upload behind its writer sends everything
-/// written so far in one `PATCH` (up to `STREAM_CHUNK_MAX`), not one per
-/// `STREAM_CHUNK`: fewer round trips when the network is the bottleneck.
+/// Bytes the registry itself holds of the uploads in progress to `repository` (the
+/// `data` files under its storage's `_uploads`).
+fn bytes_received(reg: &Registry, repository: &str) -> u64 {
+    let uploads = reg
+        .storage_dir()
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_uploads");
+    std::fs::read_dir(uploads)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|upload| std::fs::metadata(upload.path().join("data")).ok())
+        .map(|data| data.len())
+        .sum()
+}
+
+/// Waits until the registry holds at least `bytes` of uploads to `repository`.
+fn wait_for_bytes(reg: &Registry, repository: &str, bytes: u64) {
+    let start = std::time::Instant::now();
+    while bytes_received(reg, repository) < bytes {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the registry never held {bytes} bytes of {repository} (holds {})",
+            bytes_received(reg, repository)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Without a chunk size in the options, a blob longer than `STREAM_CHUNK` goes up in
+/// one `PATCH` whose body follows the writer: the registry holds what was written while
+/// the writer is still going, however it writes, and the upload closes with an empty
+/// `PUT` once it ends. (One `PATCH` per stretch of writing, before: two here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_behind_its_writer_sends_what_is_written_in_one_patch() {
+async fn a_long_blob_streams_in_one_patch_that_follows_its_writer() {
     let (reg, proxy, host, dir) = behind_proxy(Faults::none());
     let client = Client::new(options(&host, true, None, None));
-    let repo = RepoRef::new(&host, "grow/behind");
+    let repo = RepoRef::new(&host, "grow/stream");
     let chunk = kiln_registry::STREAM_CHUNK as usize;
-    let data = kiln_testkit::noise::bytes(3 * chunk + chunk / 2 + 17, 12);
+    let (first, second) = (3 * chunk + chunk / 2, 6 * chunk);
+    let data = kiln_testkit::noise::bytes(second + 17, 12);
     let (mut w, blob) = writer(dir.path());
-    // three and a half chunks written before the upload starts
-    w.write_all(&data[..3 * chunk + chunk / 2]).unwrap();
+    w.write_all(&data[..first]).unwrap();
     let upload = tokio::spawn({
         let (client, repo) = (client.clone(), repo.clone());
         async move { client.push_growing_blob(&repo, &blob).await }
     });
     let written = data.clone();
     let proxy = tokio::task::spawn_blocking(move || {
-        wait_for_log(&proxy, "the first PATCH", |log| patches_accepted(log) == 1);
-        w.write_all(&written[3 * chunk + chunk / 2..]).unwrap();
+        // The registry's buffered writer may hold back its last few KiB.
+        let held_back = 64 * 1024;
+        wait_for_bytes(&reg, "grow/stream", (first - held_back) as u64);
+        w.write_all(&written[first..second]).unwrap();
+        wait_for_bytes(&reg, "grow/stream", (second - held_back) as u64);
+        assert!(
+            !proxy.requests().iter().any(|r| r.method == "PUT"),
+            "nothing may be closed before the blob ends"
+        );
+        w.write_all(&written[second..]).unwrap();
         w.finish(Digest::sha256_of(&written));
-        proxy
+        (proxy, reg)
+    })
+    .await
+    .unwrap();
+    let (proxy, reg) = proxy;
+    assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
+    let log = proxy.requests();
+    let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods.iter().filter(|m| **m == "PATCH").count(),
+        1,
+        "one streamed PATCH: {log:#?}"
+    );
+    assert_eq!(patches_accepted(&log), 1, "{log:#?}");
+    assert_eq!(methods.last(), Some(&"PUT"), "{log:#?}");
+    stored(&reg, "grow/stream", &data, dir.path()).await;
+}
+
+/// A streamed upload whose writer abandons the blob halfway fails with the writer's
+/// reason (its `PATCH` is aborted), and the registry is left without the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_blob_fails_its_streamed_upload() {
+    let reg = Registry::start_plain();
+    let host = reg.host_port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(options(&host, true, None, None));
+    let repo = RepoRef::new(&host, "abandon/stream");
+    let (mut w, blob) = writer(dir.path());
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+    let chunk = kiln_registry::STREAM_CHUNK as usize;
+    let data = kiln_testkit::noise::bytes(2 * chunk, 13);
+    let reg = tokio::task::spawn_blocking(move || {
+        w.write_all(&data).unwrap();
+        // the stream is under way when the writer gives up
+        wait_for_bytes(&reg, "abandon/stream", chunk as u64);
+        w.abandon("the step failed");
+        reg
+    })
+    .await
+    .unwrap();
+    let err = upload.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("the step failed") && err.contains("abandon/stream"),
+        "{err}"
+    );
+    let err = plain_client(&host)
+        .fetch_blob(
+            &repo,
+            &octets(&kiln_testkit::noise::bytes(2 * chunk, 13)),
+            &dir.path().join("fetched"),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    drop(reg);
+}
+
+/// A streamed `PATCH` cut halfway (the registry gets part of the body and a broken
+/// connection, kiln no answer) is retried from a fresh session (here the blob is
+/// finished by then, so it goes in one `PUT`), and the registry ends up with the whole
+/// blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_patch_cut_halfway_is_sent_again_whole() {
+    let cut = CutRule::first(1, 3 << 20).matching(Some("PATCH"), Some("/blobs/uploads/"));
+    let (reg, proxy, host, dir) = behind_proxy(Faults::none().cut(cut));
+    let client = Client::new(options(&host, true, None, None));
+    let repo = RepoRef::new(&host, "grow/cut");
+    let chunk = kiln_registry::STREAM_CHUNK as usize;
+    let data = kiln_testkit::noise::bytes(2 * chunk + 5, 14);
+    let (mut w, blob) = writer(dir.path());
+    let upload = tokio::spawn({
+        let (client, repo) = (client.clone(), repo.clone());
+        async move { client.push_growing_blob(&repo, &blob).await }
+    });
+    let written = data.clone();
+    tokio::task::spawn_blocking(move || {
+        w.write_all(&written).unwrap();
+        w.finish(Digest::sha256_of(&written));
     })
     .await
     .unwrap();
     assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
     let log = proxy.requests();
-    assert_eq!(
-        patches_accepted(&log),
-        1,
-        "what was written went in one PATCH: {log:#?}"
+    assert!(
+        log.iter()
+            .any(|r| r.method == "PATCH" && r.fault == Some("cut")),
+        "the first PATCH was cut: {log:#?}"
     );
-    stored(&reg, "grow/behind", &data, dir.path()).await;
+    let cut_at = log.iter().position(|r| r.fault == Some("cut")).unwrap();
+    assert!(
+        log[cut_at..].iter().any(|r| r.method == "POST")
+            && log
+                .last()
+                .is_some_and(|r| r.method == "PUT" && r.status == 201),
+        "sent again from a fresh session: {log:#?}"
+    );
+    stored(&reg, "grow/cut", &data, dir.path()).await;
 }

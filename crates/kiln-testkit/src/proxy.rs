@@ -174,7 +174,8 @@ impl StallRule {
 
 /// Cut the body of the first `count` matching requests (an upload's `PATCH` or `PUT`)
 /// after `keep_bytes` bytes: the registry receives those bytes and then a broken
-/// connection; the client's connection is closed without an answer.
+/// connection; the client's connection is closed without an answer. A body of unknown
+/// length (chunked) counts as longer than `keep_bytes`.
 #[derive(Debug, Clone)]
 pub struct CutRule {
     /// How many matching requests to cut (only those whose body is longer count).
@@ -464,6 +465,17 @@ fn fire<'r, R>(
         .map(|(rule, _)| rule)
 }
 
+/// The request's body is sent with chunked transfer encoding (its length unknown).
+fn is_chunked(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        })
+}
+
 /// Decrements a counter if positive; true when a fault should be injected.
 fn take_one(counter: &AtomicUsize) -> bool {
     counter
@@ -531,12 +543,13 @@ async fn proxy_one(
     })
     .map(|rule| ("stall", rule.keep_bytes, rule.stall));
     let cut = truncate.or(stall);
-    let length = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+    // A body without a Content-Length (chunked: a blob streamed while it is written)
+    // may be of any length, so a cut rule applies to it.
+    let length = match req.headers().get(hyper::header::CONTENT_LENGTH) {
+        Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+        None if is_chunked(req.headers()) => usize::MAX,
+        None => 0,
+    };
     let cut_request = fire(&state.faults.cut, &state.cut_remaining, |r| {
         length > r.keep_bytes && matches(&r.matching)
     })
