@@ -39,6 +39,22 @@ fn writer(dir: &std::path::Path) -> (GrowingBlobWriter, kiln_registry::GrowingBl
     growing_blob(file, &path).unwrap()
 }
 
+/// `client` uploads `blob` into `repo` in the background, while the test writes it.
+fn spawn_upload(
+    client: &Client,
+    repo: &RepoRef,
+    blob: kiln_registry::GrowingBlob,
+) -> tokio::task::JoinHandle<Result<BlobOutcome, kiln_registry::Error>> {
+    let (client, repo) = (client.clone(), repo.clone());
+    tokio::spawn(async move { client.push_growing_blob(&repo, &blob).await })
+}
+
+/// Whether a `PATCH` in `log` met the proxy's `fault` (`"fail"`, `"cut"`).
+fn patch_met(log: &[ProxiedRequest], fault: &str) -> bool {
+    log.iter()
+        .any(|r| r.method == "PATCH" && r.fault == Some(fault))
+}
+
 fn patches_accepted(log: &[ProxiedRequest]) -> usize {
     log.iter()
         .filter(|r| r.method == "PATCH" && r.status == 202)
@@ -80,10 +96,7 @@ async fn chunks_leave_while_the_blob_is_written() {
     let repo = RepoRef::new(&host, "grow/app");
     let data = kiln_testkit::noise::bytes(5 * CHUNK as usize + 1234, 7);
     let (mut w, blob) = writer(dir.path());
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
 
     let written = data.clone();
     let proxy = tokio::task::spawn_blocking(move || {
@@ -216,18 +229,12 @@ async fn a_registry_refusing_chunks_gets_the_finished_blob_in_one_put() {
     let repo = RepoRef::new(&host, "refuse/app");
     let data = kiln_testkit::noise::bytes(3 * CHUNK as usize + 99, 9);
     let (mut w, blob) = writer(dir.path());
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
     let written = data.clone();
     let proxy = tokio::task::spawn_blocking(move || {
         // A chunk is offered (and refused) while the blob is still growing.
         w.write_all(&written[..2 * CHUNK as usize]).unwrap();
-        wait_for_log(&proxy, "a refused PATCH", |log| {
-            log.iter()
-                .any(|r| r.method == "PATCH" && r.fault == Some("fail"))
-        });
+        wait_for_log(&proxy, "a refused PATCH", |log| patch_met(log, "fail"));
         w.write_all(&written[2 * CHUNK as usize..]).unwrap();
         w.finish(Digest::sha256_of(&written));
         proxy
@@ -237,11 +244,7 @@ async fn a_registry_refusing_chunks_gets_the_finished_blob_in_one_put() {
 
     assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
     let log = proxy.requests();
-    assert!(
-        log.iter()
-            .any(|r| r.method == "PATCH" && r.fault == Some("fail")),
-        "the PATCH was refused: {log:#?}"
-    );
+    assert!(patch_met(&log, "fail"), "the PATCH was refused: {log:#?}");
     assert!(
         log.iter().any(|r| r.method == "PUT" && r.status == 201),
         "{log:#?}"
@@ -257,10 +260,7 @@ async fn an_abandoned_blob_fails_its_upload() {
     let client = chunked_client(&host);
     let repo = RepoRef::new(&host, "abandon/app");
     let (mut w, blob) = writer(dir.path());
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
     let data = kiln_testkit::noise::bytes(2 * CHUNK as usize, 10);
     tokio::task::spawn_blocking(move || {
         w.write_all(&data).unwrap();
@@ -380,10 +380,7 @@ async fn a_long_blob_streams_in_one_patch_that_follows_its_writer() {
     let data = kiln_testkit::noise::bytes(second + 17, 12);
     let (mut w, blob) = writer(dir.path());
     w.write_all(&data[..first]).unwrap();
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
     let written = data.clone();
     let proxy = tokio::task::spawn_blocking(move || {
         // The registry's buffered writer may hold back its last few KiB.
@@ -425,10 +422,7 @@ async fn an_abandoned_blob_fails_its_streamed_upload() {
     let client = Client::new(options(&host, true, None, None));
     let repo = RepoRef::new(&host, "abandon/stream");
     let (mut w, blob) = writer(dir.path());
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
     let chunk = kiln_registry::STREAM_CHUNK as usize;
     let data = kiln_testkit::noise::bytes(2 * chunk, 13);
     let reg = tokio::task::spawn_blocking(move || {
@@ -470,10 +464,7 @@ async fn a_streamed_patch_cut_halfway_is_sent_again_whole() {
     let chunk = kiln_registry::STREAM_CHUNK as usize;
     let data = kiln_testkit::noise::bytes(2 * chunk + 5, 14);
     let (mut w, blob) = writer(dir.path());
-    let upload = tokio::spawn({
-        let (client, repo) = (client.clone(), repo.clone());
-        async move { client.push_growing_blob(&repo, &blob).await }
-    });
+    let upload = spawn_upload(&client, &repo, blob);
     let written = data.clone();
     tokio::task::spawn_blocking(move || {
         w.write_all(&written).unwrap();
@@ -483,11 +474,7 @@ async fn a_streamed_patch_cut_halfway_is_sent_again_whole() {
     .unwrap();
     assert_eq!(upload.await.unwrap().unwrap(), BlobOutcome::Uploaded);
     let log = proxy.requests();
-    assert!(
-        log.iter()
-            .any(|r| r.method == "PATCH" && r.fault == Some("cut")),
-        "the first PATCH was cut: {log:#?}"
-    );
+    assert!(patch_met(&log, "cut"), "the first PATCH was cut: {log:#?}");
     let cut_at = log.iter().position(|r| r.fault == Some("cut")).unwrap();
     assert!(
         log[cut_at..].iter().any(|r| r.method == "POST")
