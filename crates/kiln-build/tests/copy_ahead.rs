@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::time::Duration;
 
 use kiln_build::{BuildOptions, BuildOutcome};
@@ -79,24 +78,9 @@ fn pushed_layer_entries(reference: &str, digest: &str) -> Vec<(String, u32, u64)
 
 /// The entries of a gzip layer in an OCI layout: path, mode, mtime.
 fn layer_entries(layout: &std::path::Path, digest: &str) -> Vec<(String, u32, u64)> {
-    let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&layout_blob(layout, digest)[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    let mut archive = tar::Archive::new(&tar[..]);
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            (
-                e.path().unwrap().to_string_lossy().into_owned(),
-                h.mode().unwrap(),
-                h.mtime().unwrap(),
-            )
-        })
-        .collect()
+    gzip_layer_entries(&layout_blob(layout, digest), |path, h| {
+        (path, h.mode().unwrap(), h.mtime().unwrap())
+    })
 }
 
 /// A build of `FROM base` then `rest` whose files are laid out before any of

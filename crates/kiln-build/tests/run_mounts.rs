@@ -12,7 +12,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use support::{Fixture, run_tokio};
 
@@ -40,34 +39,25 @@ fn layers(layout: &std::path::Path) -> Vec<BTreeMap<String, LayerEntry>> {
         .iter()
         .map(|layer| {
             let compressed = blob(layer["digest"].as_str().unwrap());
-            let mut tar_bytes = Vec::new();
-            flate2::read::GzDecoder::new(&compressed[..])
-                .read_to_end(&mut tar_bytes)
-                .unwrap();
-            let mut archive = tar::Archive::new(&tar_bytes[..]);
-            archive
-                .entries()
-                .unwrap()
-                .map(|e| {
-                    let e = e.unwrap();
-                    let h = e.header();
-                    let kind = match h.entry_type() {
-                        tar::EntryType::Directory => 'd',
-                        tar::EntryType::Regular => 'f',
-                        tar::EntryType::Symlink => 'l',
-                        _ => '?',
-                    };
+            support::gzip_layer_entries(&compressed, |path, h| {
+                let kind = match h.entry_type() {
+                    tar::EntryType::Directory => 'd',
+                    tar::EntryType::Regular => 'f',
+                    tar::EntryType::Symlink => 'l',
+                    _ => '?',
+                };
+                (
+                    path,
                     (
-                        e.path().unwrap().display().to_string(),
-                        (
-                            h.mode().unwrap() & 0o7777,
-                            h.uid().unwrap(),
-                            h.gid().unwrap(),
-                            kind,
-                        ),
-                    )
-                })
-                .collect()
+                        h.mode().unwrap() & 0o7777,
+                        h.uid().unwrap(),
+                        h.gid().unwrap(),
+                        kind,
+                    ),
+                )
+            })
+            .into_iter()
+            .collect()
         })
         .collect()
 }

@@ -235,6 +235,23 @@ pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Each entry of a gzip-compressed layer tar, as `f` makes it from the
+/// entry's path and header, in tar order.
+pub fn gzip_layer_entries<T>(
+    compressed: &[u8],
+    mut f: impl FnMut(String, &tar::Header) -> T,
+) -> Vec<T> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(compressed));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            f(e.path().unwrap().display().to_string(), e.header())
+        })
+        .collect()
+}
+
 /// The manifest and config of the first image of an OCI layout.
 pub fn layout_documents(layout: &Path) -> (serde_json::Value, serde_json::Value) {
     let index: serde_json::Value =
