@@ -131,17 +131,9 @@ fn stream_body(
         while remaining > 0 {
             let want = remaining.min(CHUNK as u64) as usize;
             let mut buf = vec![0u8; want];
-            let item = match read(&mut buf) {
-                Ok(()) => Ok(Bytes::from(buf)),
-                Err(e) => Err(std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "reading {} ({} bytes from offset {offset}): {e}",
-                        p.display(),
-                        len
-                    ),
-                )),
-            };
+            let item = read(&mut buf)
+                .map(|()| Bytes::from(buf))
+                .map_err(|e| read_error(e, &p, offset, len));
             let failed = item.is_err();
             if tx.blocking_send(item).is_err() || failed {
                 return; // request dropped, or error delivered
@@ -162,4 +154,15 @@ fn stream_body(
         }
     });
     StreamBody::new(stream).boxed_unsync()
+}
+
+/// A read of `len` bytes at `offset` of `path` failed: the error, naming them.
+pub(crate) fn read_error(e: std::io::Error, path: &Path, offset: u64, len: u64) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "reading {} ({len} bytes from offset {offset}): {e}",
+            path.display()
+        ),
+    )
 }

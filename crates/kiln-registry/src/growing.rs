@@ -37,7 +37,7 @@ use http_body_util::{BodyExt, StreamBody};
 use kiln_oci::Digest;
 use tokio::sync::watch;
 
-use crate::body::{CHUNK, HyperBody, RequestBody};
+use crate::body::{CHUNK, HyperBody, RequestBody, read_error};
 use crate::challenge::Scope;
 use crate::client::{Client, RepoRef};
 use crate::error::{Ctx, Error, ErrorKind, Operation};
@@ -199,12 +199,7 @@ impl GrowingBlob {
             }
             match growth.end {
                 Some(Ok(_)) => None,
-                Some(Err(reason)) => Some((
-                    Err(io::Error::other(format!(
-                        "the blob was not completed: {reason}"
-                    ))),
-                    None,
-                )),
+                Some(Err(reason)) => Some((Err(io::Error::other(not_completed(&reason))), None)),
                 None => Some((
                     Err(io::Error::other(
                         "internal: the blob neither grew nor ended",
@@ -226,15 +221,7 @@ impl GrowingBlob {
         })
         .await
         .unwrap_or_else(|join| Err(io::Error::other(join)));
-        read.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "reading {} ({len} bytes from offset {offset}): {e}",
-                    self.path.display()
-                ),
-            )
-        })
+        read.map_err(|e| read_error(e, &self.path, offset, len))
     }
 }
 
@@ -376,7 +363,10 @@ fn finished(ctx: &Ctx, growth: &Growth) -> Result<(Digest, u64), Error> {
 
 /// The upload's error for a blob its writer abandoned with `reason`.
 fn abandoned(ctx: &Ctx, reason: &str) -> Error {
-    ctx.err(ErrorKind::Invalid(format!(
-        "the blob was not completed: {reason}"
-    )))
+    ctx.err(ErrorKind::Invalid(not_completed(reason)))
+}
+
+/// Why a blob its writer abandoned with `reason` cannot be uploaded.
+fn not_completed(reason: &str) -> String {
+    format!("the blob was not completed: {reason}")
 }
