@@ -227,7 +227,8 @@ impl GrowingBlob {
 
 /// How one streaming attempt ended.
 enum Attempt {
-    Done(BlobOutcome),
+    /// The registry holds the blob, whose digest this is.
+    Done(BlobOutcome, Digest),
     /// The registry refused a `PATCH`: upload the finished blob in one `PUT`.
     Refused(Error),
 }
@@ -271,8 +272,7 @@ impl Client {
             .run(|_| self.stream_attempt(&ep, &ctx, repo, blob, chunk, &scopes))
             .await?;
         let refusal = match attempt {
-            Attempt::Done(outcome) => {
-                let (digest, _) = finished(&ctx, &blob.wait_end().await)?;
+            Attempt::Done(outcome, digest) => {
                 self.note_present(repo, &digest);
                 return Ok(outcome);
             }
@@ -309,7 +309,7 @@ impl Client {
         if first.end.is_some() {
             let (digest, size) = finished(ctx, &first)?;
             if self.already_in(repo, &digest, size, false).await? {
-                return Ok(Attempt::Done(BlobOutcome::Existing));
+                return Ok(Attempt::Done(BlobOutcome::Existing, digest));
             }
         }
         let mut url = self.upload_session(ep, ctx, repo, scopes).await?;
@@ -342,7 +342,7 @@ impl Client {
         report(meter.as_ref(), sent);
         upload::close(ep, ctx, url, &digest, blob.range(sent, size - sent), scopes).await?;
         report(meter.as_ref(), size);
-        Ok(Attempt::Done(BlobOutcome::Uploaded))
+        Ok(Attempt::Done(BlobOutcome::Uploaded, digest))
     }
 }
 
